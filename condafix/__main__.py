@@ -1,0 +1,5 @@
+"""Allow ``python -m condafix``."""
+
+from condafix.cli import main
+
+main()

@@ -1,0 +1,168 @@
+"""The typer app: parse arguments, call the core, hand the result to ``render``.
+
+Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspect the env;
+``explain`` 0 recognised / 1 unknown text / 2 bad input. 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from condafix import __version__
+from condafix.errors import CondafixError, UsageError
+
+app = typer.Typer(
+    name="condafix",
+    help="Make CUDA work in conda environments: diagnose, explain, and fix driver/toolkit mismatches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+NameOpt = Annotated[Optional[str], typer.Option("-n", "--name", help="Environment name.")]  # noqa: UP045
+PrefixOpt = Annotated[Optional[str], typer.Option("-p", "--prefix", help="Environment path.")]  # noqa: UP045
+CudaOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--cuda", help="Assume the driver supports this CUDA version (M.m); for GPU-less hosts."),
+]
+DriverOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--driver", help="Assume this NVIDIA driver version (e.g. 535.104.05); mapped to its max CUDA."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+
+def _guard(kind: str, as_json: Callable[[dict[str, object]], bool]) -> Callable[[Callable[..., int]], Callable[..., None]]:
+    """Turn CondafixError into one line + exit code; Ctrl-C into 130; never a traceback for bad input."""
+
+    def wrap(func: Callable[..., int]) -> Callable[..., None]:
+        @functools.wraps(func)
+        def inner(**kwargs: object) -> None:
+            from condafix import render
+
+            try:
+                code = func(**kwargs)
+            except CondafixError as exc:
+                render.print_error(kind, exc, as_json(kwargs))
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                sys.stderr.write("interrupted\n")
+                raise typer.Exit(130) from None
+            raise typer.Exit(code)
+
+        return inner
+
+    return wrap
+
+
+def _json_flag(kwargs: dict[str, object]) -> bool:
+    return bool(kwargs.get("as_json"))
+
+
+@app.command()
+@_guard("doctor", _json_flag)
+def doctor(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    cuda: CudaOpt = None,
+    driver: DriverOpt = None,
+    as_json: JsonOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 ok, 1 warnings, 2 mismatch (for CI).")] = False,
+    all_sources: Annotated[
+        bool, typer.Option("--all-sources", help="Ask NVML, libcuda and nvidia-smi, not just the first that answers.")
+    ] = False,
+) -> int:
+    """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
+    from condafix import driver as driver_mod
+    from condafix import envinfo, render, verdict
+
+    env = envinfo.inspect_env(name=name, path=prefix)
+    info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
+    report = verdict.diagnose(info, env, envinfo.system_toolkit())
+    code = report.check_exit_code if check else 0
+    if as_json:
+        render.print_json("doctor", report, code)
+    else:
+        render.doctor_text(report)
+    return code
+
+
+def _read_text(text: str | None, file: Path | None) -> str:
+    if text is not None and file is not None:
+        raise UsageError("pass the error as TEXT or with -f FILE, not both")
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        try:
+            return file.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if text is not None:
+        return text
+    if sys.stdin.isatty():
+        raise UsageError("no error text given (pass TEXT, -f FILE, or pipe it on stdin)")
+    return sys.stdin.read()
+
+
+@app.command()
+@_guard("explain", _json_flag)
+def explain(
+    text: Annotated[Optional[str], typer.Argument(help="The error message (else -f FILE or stdin).")] = None,  # noqa: UP045
+    file: Annotated[Optional[Path], typer.Option("-f", "--file", help="Read the error from FILE (- for stdin).")] = None,  # noqa: UP045
+    cuda: CudaOpt = None,
+    driver: DriverOpt = None,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not look at this machine's driver.")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
+    from condafix import explain as explain_mod
+    from condafix import render
+
+    result = explain_mod.explain(_read_text(text, file))
+    if result.recognised and result.family in explain_mod.LIVE_FAMILIES and not no_detect:
+        from condafix import driver as driver_mod
+
+        result = explain_mod.with_live(result, driver_mod.detect(cuda=cuda, driver=driver))
+    code = 0 if result.recognised else 1
+    if as_json:
+        render.print_json("explain", result, code)
+    else:
+        render.explain_text(result)
+    return code
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"condafix {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """condafix: make CUDA work in conda environments."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if os.environ.get("CONDAFIX_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except Exception as exc:  # a bug, not bad input: say so in one line
+        sys.stderr.write(f"condafix: internal error: {type(exc).__name__}: {exc} (set CONDAFIX_DEBUG=1 for details)\n")
+        raise SystemExit(70) from None

@@ -1,0 +1,152 @@
+"""CUDA knowledge tables, loaded from ``data/cuda.json`` (package data with its sources).
+
+Everything version-shaped is a ``CudaVersion`` (major, minor) so comparisons are numeric,
+never string-based ("12.10" > "12.9").
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, NamedTuple
+
+from condafix.errors import UsageError
+
+_MAJOR_MINOR = re.compile(r"^\s*(\d{1,2})\.(\d{1,2})(?:[.\d]*)?\s*$")
+
+
+class CudaVersion(NamedTuple):
+    """A CUDA (or PTX ISA) major.minor pair; orders numerically."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @classmethod
+    def parse(cls, text: str) -> CudaVersion:
+        """Parse "12.4", "12.4.131" or "12.4.1" into (12, 4); raise UsageError otherwise."""
+        match = _MAJOR_MINOR.match(text)
+        if not match:
+            raise UsageError(f"not a CUDA version: {text!r} (expected MAJOR.MINOR, e.g. 12.4)")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def from_encoded(cls, value: int) -> CudaVersion:
+        """Decode the driver APIs' 1000*major + 10*minor form (12040 -> 12.4)."""
+        if not 1000 <= value <= 99990:
+            raise ValueError(f"implausible encoded CUDA version {value}")
+        return cls(value // 1000, (value % 1000) // 10)
+
+
+def driver_version_key(text: str) -> tuple[int, ...]:
+    """Order driver versions like 535.104.05 numerically; raise UsageError if malformed."""
+    if not re.fullmatch(r"\d{2,4}(\.\d{1,3}){0,2}", text.strip()):
+        raise UsageError(f"not an NVIDIA driver version: {text!r} (expected e.g. 535.104.05)")
+    return tuple(int(part) for part in text.strip().split("."))
+
+
+@dataclass(frozen=True)
+class DriverRow:
+    """Minimum driver of a CUDA minor's GA release."""
+
+    cuda: CudaVersion
+    linux: str
+    windows: str | None
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """All tables, validated at load time; one instance per process."""
+
+    ptx_to_cuda: dict[CudaVersion, tuple[CudaVersion, ...]]
+    toolkit_releases: tuple[CudaVersion, ...]
+    min_driver: tuple[DriverRow, ...]
+    mvc_floor: dict[int, tuple[str, str | None]]
+    cudatoolkit_versions: tuple[str, ...]
+    cuda_version_versions: tuple[CudaVersion, ...]
+    pytorch_cuda_versions: tuple[CudaVersion, ...]
+    sources: dict[str, str]
+
+    def cuda_for_ptx(self, ptx: CudaVersion) -> tuple[CudaVersion, ...]:
+        """CUDA toolkits whose NVVM writes this PTX ISA (8.5 -> 12.5 and 12.6); () if unknown."""
+        return self.ptx_to_cuda.get(ptx, ())
+
+    def ptx_for_cuda(self, cuda: CudaVersion) -> CudaVersion | None:
+        """Newest PTX ISA a driver of this CUDA version accepts (and its toolkit writes)."""
+        for ptx, cudas in self.ptx_to_cuda.items():
+            if cuda in cudas:
+                return ptx
+        return None
+
+    def is_released(self, cuda: CudaVersion) -> bool:
+        """False for versions that never shipped, like 12.7."""
+        return cuda in self.toolkit_releases
+
+    def max_cuda_for_driver(self, driver: str, *, windows: bool = False) -> CudaVersion | None:
+        """Newest CUDA whose GA minimum driver is <= this driver (535.104.05 -> 12.2)."""
+        key = driver_version_key(driver)
+        best: CudaVersion | None = None
+        for row in self.min_driver:
+            needed = row.windows if windows else row.linux
+            if needed is not None and driver_version_key(needed) <= key:
+                best = row.cuda if best is None else max(best, row.cuda)
+        return best
+
+    def min_driver_for(self, cuda: CudaVersion, *, windows: bool = False) -> str | None:
+        """Driver needed for a driver max CUDA of at least ``cuda`` (skipping unreleased minors)."""
+        rows = [r for r in self.min_driver if r.cuda >= cuda]
+        if not rows:
+            return None
+        row = min(rows, key=lambda r: r.cuda)
+        return row.windows if windows else row.linux
+
+    def newest_cuda_version_pin(self, limit: CudaVersion) -> CudaVersion | None:
+        """Newest conda-forge ``cuda-version`` of the same major that is <= limit."""
+        fits = [v for v in self.cuda_version_versions if v.major == limit.major and v <= limit]
+        return max(fits) if fits else None
+
+    def newest_cudatoolkit(self, limit: CudaVersion) -> str | None:
+        """Newest conda-forge ``cudatoolkit`` (full version) with major == limit.major, minor <= limit."""
+        fits = [
+            v for v in self.cudatoolkit_versions
+            if CudaVersion.parse(v).major == limit.major and CudaVersion.parse(v) <= limit
+        ]
+        return max(fits, key=lambda v: tuple(int(p) for p in v.split("."))) if fits else None
+
+
+def _versions(raw: list[str]) -> tuple[CudaVersion, ...]:
+    return tuple(sorted(CudaVersion.parse(v) for v in raw))
+
+
+def _build(raw: dict[str, Any]) -> Knowledge:
+    ptx = {
+        CudaVersion.parse(row["ptx"]): tuple(CudaVersion.parse(c) for c in row["cuda"])
+        for row in raw["ptx_isa"]["rows"]
+    }
+    rows = tuple(
+        DriverRow(CudaVersion.parse(r["cuda"]), r["linux"], r["windows"]) for r in raw["min_driver"]["rows"]
+    )
+    floors = {int(r["major"]): (r["linux"], r["windows"]) for r in raw["mvc_floor"]["rows"]}
+    sources = {key: value["source"] for key, value in raw.items() if isinstance(value, dict)}
+    return Knowledge(
+        ptx_to_cuda=ptx,
+        toolkit_releases=_versions(raw["toolkit_releases"]["versions"]),
+        min_driver=rows,
+        mvc_floor=floors,
+        cudatoolkit_versions=tuple(raw["conda_forge_cudatoolkit"]["versions"]),
+        cuda_version_versions=_versions(raw["conda_forge_cuda_version"]["versions"]),
+        pytorch_cuda_versions=_versions(raw["pytorch_cuda"]["versions"]),
+        sources=sources,
+    )
+
+
+@functools.cache
+def knowledge() -> Knowledge:
+    """Load the tables once per process."""
+    text = resources.files("condafix.data").joinpath("cuda.json").read_text(encoding="utf-8")
+    return _build(json.loads(text))

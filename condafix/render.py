@@ -1,0 +1,140 @@
+"""The only module that prints: human text (rich, honouring NO_COLOR) or a versioned JSON envelope.
+
+rich is imported inside the functions so that importing the CLI stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from condafix import __version__
+from condafix.errors import CondafixError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from condafix.explain import Explanation
+    from condafix.verdict import DoctorReport
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def to_jsonable(obj: object) -> Any:
+    """Dataclasses -> dicts (tuples -> lists); the dataclasses are the JSON schema."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def print_json(kind: str, payload: object, exit_code: int) -> None:
+    """One JSON document on stdout: ``{"schema": "condafix/<kind>/v1", ...}``."""
+    doc = {"schema": f"condafix/{kind}/v1", "condafix_version": __version__, "exit_code": exit_code,
+           "result": to_jsonable(payload)}
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def print_error(kind: str, error: CondafixError, as_json: bool) -> None:
+    """One line on stderr (plus hints); in --json mode also an error document on stdout."""
+    if as_json:
+        doc = {"schema": f"condafix/{kind}/v1", "condafix_version": __version__, "exit_code": error.exit_code,
+               "error": {"summary": error.summary, "hints": to_jsonable(error.hints)}}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {_escape(error.summary)}")
+    for hint in error.hints:
+        err.print(f"\n[cyan]hint:[/] {_escape(hint.text)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def doctor_text(report: DoctorReport) -> None:
+    """The doctor report for a human: driver, env, components, findings, fix."""
+    out = console()
+    e = _escape
+    drv = report.driver
+    if drv.cuda is not None:
+        extra = f", driver {drv.driver_version}" if drv.driver_version else ""
+        how = next((a.detail for a in drv.attempts if a.source == drv.source and a.ok), None)
+        out.print(f"[bold]Driver[/]   CUDA {drv.cuda} (from {e(drv.source or '?')}"
+                  f"{': ' + e(how) if how else ''}){e(extra)}")
+        for gpu in drv.gpus:
+            cap = f" (compute capability {gpu.compute_capability})" if gpu.compute_capability else ""
+            out.print(f"         GPU {gpu.index}: {e(gpu.name)}{cap}")
+        if drv.cuda_arch:
+            out.print(f"         __cuda_arch={drv.cuda_arch}")
+    elif drv.override:
+        out.print(f"[bold]Driver[/]   none: {e(drv.source or '')} is empty, so this host is treated as having no GPU")
+    else:
+        out.print("[bold red]Driver   NO NVIDIA DRIVER FOUND[/]")
+    if drv.attempts:
+        for attempt in drv.attempts:
+            mark = "[green]ok[/]  " if attempt.ok else "[red]fail[/]"
+            said = f" -> CUDA {attempt.cuda}" if attempt.cuda else ""
+            out.print(f"         {mark} {attempt.source:<10} {e(attempt.detail)}{said}")
+    env = report.env
+    if env.prefix is None:
+        out.print("[bold]Env[/]      none selected (no $CONDA_PREFIX); pass -n NAME or -p PATH")
+    else:
+        cuda = f", CUDA {report.env_cuda}" if report.env_cuda else ", no CUDA toolkit"
+        jit = f", PTX-JIT users: {', '.join(report.jit_consumers)}" if report.jit_consumers else ""
+        out.print(f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
+                  f"{env.package_count} packages{cuda}{jit})")
+    if report.verdicts:
+        from rich.table import Table
+
+        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2))
+        for column in ("component", "version", "from", "CUDA", "verdict", "why"):
+            table.add_column(column)
+        for v in report.verdicts:
+            style = _STYLE[v.severity]
+            table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", e(v.reason))
+        out.print(table)
+    for finding in report.findings:
+        out.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+    if report.fix is not None:
+        out.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
+        for command in report.fix.commands:
+            out.print(f"  [bold cyan]{e(command)}[/]")
+        for alt in report.fix.alternatives:
+            out.print(f"  or: {e(alt)}")
+    style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
+    out.print(f"\nstatus: [{style}]{report.status}[/]")
+
+
+def explain_text(expl: Explanation) -> None:
+    """An explanation in two or three lines, then the fix."""
+    out = console()
+    e = _escape
+    if not expl.recognised:
+        out.print(f"[yellow]unknown:[/] {e(expl.lines[0])}")
+        return
+    out.print(f"[bold]{e(expl.title or '')}[/] [dim]({expl.family})[/]")
+    for line in expl.lines:
+        out.print(f"  {e(line)}")
+    if expl.newer in ("toolkit", "driver"):
+        tk = " or ".join(expl.toolkit_cuda) or "?"
+        dr = " or ".join(expl.driver_cuda) or "?"
+        out.print(f"  newer side: [bold]{expl.newer}[/] (toolkit CUDA {tk}, driver CUDA {dr})")
+    for note in expl.notes:
+        out.print(f"  [cyan]note:[/] {e(note)}")
+    if expl.fixes:
+        out.print("[bold]Fix[/]:")
+        for fix in expl.fixes:
+            out.print(f"  {e(fix)}")

@@ -1,0 +1,70 @@
+"""The one place condafix starts child processes.
+
+Every child gets a bounded run time (a hung driver or a stalled proxy must not hang condafix)
+and an environment built from ``os.environ`` plus explicit overrides, where ``None`` deletes a
+variable (pipx's ``run_subprocess`` convention).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a child did; ``error`` is set when it could not start or timed out."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.returncode == 0
+
+
+def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Copy of the current environment with overrides applied (None removes a key)."""
+    env = dict(os.environ)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env_overrides: Mapping[str, str | None] | None = None,
+) -> RunResult:
+    """Run argv to completion with a timeout; never raises for a missing or hung program."""
+    args = tuple(argv)
+    try:
+        done = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=child_env(env_overrides),
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        return RunResult(args, None, "", "", error=f"{args[0]} not found")
+    except PermissionError as exc:
+        return RunResult(args, None, "", "", error=f"{args[0]} not runnable: {exc.strerror}")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        return RunResult(args, None, out, "", error=f"timed out after {timeout:g} s")
+    except OSError as exc:
+        return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
+    return RunResult(args, done.returncode, done.stdout, done.stderr)

@@ -1,0 +1,174 @@
+"""Driver detection: parsing captured outputs, the probe chain, overrides, and loud failure."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from condafix import driver
+from condafix.errors import UsageError
+
+from .conftest import FIXTURES
+
+SMI = FIXTURES / "smi"
+
+
+def read(name: str) -> str:
+    return (SMI / name).read_text()
+
+
+def test_parse_real_h100_banner() -> None:
+    report = driver.parse_smi_banner(read("h100-580.159.04-banner.txt"))
+    assert (report.cuda, report.driver_version) == ("13.0", "580.159.04")
+    assert [g.name for g in report.gpus] == ["NVIDIA H100 80GB HBM3"]
+
+
+def test_parse_old_banner_with_four_gpus() -> None:
+    report = driver.parse_smi_banner(read("v100x4-470.82.01-banner.txt"))
+    assert (report.cuda, report.driver_version) == ("11.4", "470.82.01")
+    assert [g.index for g in report.gpus] == [0, 1, 2, 3]
+    assert report.gpus[0].name == "Tesla V100-SXM2..."
+
+
+def test_parse_kmd_umd_banner() -> None:
+    report = driver.parse_smi_banner(read("rtx-610.57.04-kmd-banner.txt"))
+    assert (report.cuda, report.driver_version) == ("13.3", "610.57.04")
+    assert report.gpus[0].name == "NVIDIA GeForce RTX 5060"
+
+
+def test_parse_xml_unit_and_full() -> None:
+    unit = driver.parse_smi_xml(read("h100-580.159.04-query.xml"))
+    assert (unit.cuda, unit.driver_version, unit.gpus) == ("13.0", "580.159.04", ())
+    full = driver.parse_smi_xml(read("t4x2-535.104.05-query-full.xml"))
+    assert full.cuda == "12.2"
+    assert [g.name for g in full.gpus] == ["Tesla T4", "Tesla T4"]
+
+
+def test_failure_text_is_recognised_and_yields_nothing() -> None:
+    text = read("no-driver-failure.txt")
+    assert driver.parse_smi_banner(text).cuda is None
+    assert "couldn't communicate with the NVIDIA driver" in (driver.smi_failure(text) or "")
+
+
+def test_query_gpu_and_min_compute_capability() -> None:
+    gpus = driver.parse_smi_query_gpu(read("mixed-query-gpu.csv"))
+    assert [g.compute_capability for g in gpus] == ["7.0", "7.0", "8.0"]
+    assert driver.min_compute_capability(gpus) == "7.0"
+    assert driver.parse_smi_query_gpu(read("h100-580.159.04-query-gpu.csv")) == ()  # no index column
+
+
+@pytest.mark.parametrize(("value", "expected"), [(12040, "12.4"), (13000, "13.0"), (0, None), (999999, None),
+                                                 ("junk", None), (None, None)])
+def test_decode_rejects_implausible(value: object, expected: str | None) -> None:
+    assert driver.decode_cuda(value) == expected
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_override_precedence() -> None:
+    env = {"CONDA_OVERRIDE_CUDA": "11.8"}
+    assert driver.detect(cuda="12.4", driver="535.104.05", env=env).source == "--cuda"
+    by_driver = driver.detect(driver="535.104.05", env=env)
+    assert (by_driver.source, by_driver.cuda) == ("--driver", "12.2")
+    assert driver.detect(env=env).source == "CONDA_OVERRIDE_CUDA"
+
+
+def test_empty_conda_override_means_no_gpu() -> None:
+    info = driver.detect(env={"CONDA_OVERRIDE_CUDA": "  "})
+    assert info.cuda is None and info.override and info.attempts == ()
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"cuda": "12"}, "not a CUDA version"),
+    ({"driver": "banana"}, "not an NVIDIA driver version"),
+    ({"driver": "100.1"}, "older than every CUDA release"),
+    ({"env": {"CONDA_OVERRIDE_CUDA": "twelve"}}, "CONDA_OVERRIDE_CUDA"),
+])
+def test_bad_overrides(kwargs: dict[str, object], needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        driver.detect(**kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- the probe chain on this (GPU-less) machine
+
+
+def test_no_driver_reports_every_attempt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    if Path("/usr/lib/x86_64-linux-gnu/libcuda.so.1").exists():
+        pytest.skip("this machine has a driver")
+    info = driver.detect(env={})
+    assert info.cuda is None and info.source is None
+    assert [a.source for a in info.attempts] == ["nvml", "libcuda", "nvidia-smi"]
+    assert not any(a.ok for a in info.attempts)
+    assert "libcuda" in info.attempts[1].detail and "nvidia-smi not found" in info.attempts[2].detail
+
+
+def test_nvidia_smi_fallback_with_replayed_outputs(fake_smi: Callable[..., Path]) -> None:
+    fake_smi(xml=read("h100-580.159.04-query.xml"), banner=read("h100-580.159.04-banner.txt"),
+             query="0, NVIDIA H100 80GB HBM3, 9.0\n")
+    info = driver.detect(env=dict(os.environ))
+    assert (info.source, info.cuda, info.driver_version) == ("nvidia-smi", "13.0", "580.159.04")
+    assert info.cuda_arch == "9.0"
+
+
+def test_nvidia_smi_banner_fallback_when_xml_is_empty(fake_smi: Callable[..., Path]) -> None:
+    fake_smi(banner=read("rtx-610.57.04-kmd-banner.txt"))
+    info = driver.detect(env=dict(os.environ))
+    assert (info.cuda, info.attempts[-1].detail) == ("13.3", "banner")
+    assert info.gpus[0].name == "NVIDIA GeForce RTX 5060"
+
+
+def test_nvidia_smi_driver_failure_is_named(fake_smi: Callable[..., Path]) -> None:
+    failure = read("no-driver-failure.txt")
+    fake_smi(xml=failure, banner=failure, exit_code=9)
+    info = driver.detect(env=dict(os.environ))
+    assert info.cuda is None
+    assert "couldn't communicate with the NVIDIA driver" in info.attempts[-1].detail
+
+
+def test_hung_nvidia_smi_times_out(fake_smi: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_smi(sleep=30)
+    monkeypatch.setattr(driver, "SMI_TIMEOUT", 0.5)
+    info = driver.detect(env=dict(os.environ))
+    assert info.cuda is None and "timed out" in info.attempts[-1].detail
+
+
+def test_hung_native_probe_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    info = driver.detect(env={driver.PROBE_TIMEOUT_ENV: "0.001"})
+    assert "timed out" in info.attempts[0].detail
+
+
+FAKE_PYNVML = '''
+"""Replays the values NVML returned on the H100 test machine (tests/fixtures/smi/*-nvml.json)."""
+import json, os
+_D = json.load(open(os.environ["FAKE_NVML_JSON"]))
+class NVMLError(Exception):
+    pass
+nvmlLib = None
+def nvmlInit(): pass
+def nvmlShutdown(): pass
+def nvmlSystemGetCudaDriverVersion_v2(): return _D["v2"]
+def nvmlSystemGetCudaDriverVersion(): return _D["v1"]
+def nvmlSystemGetDriverVersion(): return _D["drv"]
+def nvmlDeviceGetCount(): return _D["count"]
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetName(h): return _D["name"]
+def nvmlDeviceGetCudaComputeCapability(h): return tuple(_D["cc"])
+'''
+
+
+def test_nvml_path_with_recorded_h100_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "pynvml.py").write_text(FAKE_PYNVML)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("FAKE_NVML_JSON", str(SMI / "h100-580.159.04-nvml.json"))
+    info = driver.detect(env=dict(os.environ))
+    recorded = json.loads(read("h100-580.159.04-nvml.json"))
+    assert (info.source, info.cuda, info.driver_version) == ("nvml", "13.0", recorded["drv"])
+    assert info.attempts[0].detail == "nvmlSystemGetCudaDriverVersion_v2 -> 13000"
+    assert info.gpus[0].compute_capability == "9.0" and info.cuda_arch == "9.0"
