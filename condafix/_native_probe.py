@@ -7,6 +7,7 @@ The child reports raw values; all interpretation happens in ``condafix.driver``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import sys
@@ -75,10 +76,8 @@ def probe_nvml() -> dict[str, Any]:
     except pynvml.NVMLError as exc:
         return {"error": _text(exc)}
     finally:
-        try:
+        with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
 
 
 def probe_libcuda() -> dict[str, Any]:
@@ -117,11 +116,13 @@ def _libcuda_devices(lib: ctypes.CDLL) -> list[dict[str, Any]]:
         # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76 (cuda.h)
         ok = lib.cuDeviceGetAttribute(ctypes.byref(major), 75, device) == 0
         ok = ok and lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) == 0
-        gpus.append({
-            "index": index,
-            "name": name.value.decode(errors="replace"),
-            "compute_capability": f"{major.value}.{minor.value}" if ok else None,
-        })
+        gpus.append(
+            {
+                "index": index,
+                "name": name.value.decode(errors="replace"),
+                "compute_capability": f"{major.value}.{minor.value}" if ok else None,
+            }
+        )
     return gpus
 
 

@@ -42,7 +42,9 @@ DriverOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
 
-def _guard(kind: str, as_json: Callable[[dict[str, object]], bool]) -> Callable[[Callable[..., int]], Callable[..., None]]:
+def _guard(
+    kind: str, as_json: Callable[[dict[str, object]], bool]
+) -> Callable[[Callable[..., int]], Callable[..., None]]:
     """Turn CondafixError into one line + exit code; Ctrl-C into 130; never a traceback for bad input."""
 
     def wrap(func: Callable[..., int]) -> Callable[..., None]:
@@ -118,7 +120,7 @@ def _read_text(text: str | None, file: Path | None) -> str:
 @_guard("explain", _json_flag)
 def explain(
     text: Annotated[Optional[str], typer.Argument(help="The error message (else -f FILE or stdin).")] = None,  # noqa: UP045
-    file: Annotated[Optional[Path], typer.Option("-f", "--file", help="Read the error from FILE (- for stdin).")] = None,  # noqa: UP045
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the error from FILE (- for stdin).")] = None,
     cuda: CudaOpt = None,
     driver: DriverOpt = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not look at this machine's driver.")] = False,

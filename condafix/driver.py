@@ -175,9 +175,7 @@ def _native_attempt(source: str, raw: dict[str, Any] | None) -> tuple[Attempt, t
     cuda = decode_cuda(raw.get("cuda_encoded"))
     if cuda is None:
         return Attempt(source, False, f"implausible CUDA version {raw.get('cuda_encoded')!r}"), ()
-    gpus = tuple(
-        Gpu(int(g["index"]), str(g["name"]), g.get("compute_capability")) for g in raw.get("gpus", [])
-    )
+    gpus = tuple(Gpu(int(g["index"]), str(g["name"]), g.get("compute_capability")) for g in raw.get("gpus", []))
     where = raw.get("api") or raw.get("library") or source
     return Attempt(source, True, f"{where} -> {raw['cuda_encoded']}", cuda, raw.get("driver_version")), gpus
 
@@ -219,9 +217,7 @@ def probe_smi() -> tuple[Attempt, tuple[Gpu, ...]]:
 # ---------------------------------------------------------------- resolution
 
 
-def from_overrides(
-    *, cuda: str | None, driver: str | None, env: Mapping[str, str]
-) -> DriverInfo | None:
+def from_overrides(*, cuda: str | None, driver: str | None, env: Mapping[str, str]) -> DriverInfo | None:
     """Apply ``--cuda`` > ``--driver`` > ``CONDA_OVERRIDE_CUDA``; None when none is given."""
     if cuda is not None:
         version = CudaVersion.parse(cuda)

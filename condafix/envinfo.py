@@ -76,8 +76,18 @@ PIP_ROLES: Final[Mapping[str, Role]] = {
 
 # Consumers that compile PTX at run time through the driver (or NVRTC): the JIT rule applies.
 JIT_CONSUMERS: Final = frozenset(
-    {"numba", "numba-cuda", "cupy", "cupy-core", "jaxlib", "cupy-cuda11x", "cupy-cuda12x", "cupy-cuda13x",
-     "jax-cuda12-plugin", "jax-cuda13-plugin"}
+    {
+        "numba",
+        "numba-cuda",
+        "cupy",
+        "cupy-core",
+        "jaxlib",
+        "cupy-cuda11x",
+        "cupy-cuda12x",
+        "cupy-cuda13x",
+        "jax-cuda12-plugin",
+        "jax-cuda13-plugin",
+    }
 )
 
 _CUDA_BUILD = re.compile(r"cuda_?(\d+)(?:\.(\d+))?")
@@ -264,9 +274,7 @@ def find_named_env(name: str, env: Mapping[str, str]) -> Path:
     )
 
 
-def resolve_prefix(
-    *, name: str | None, path: str | None, env: Mapping[str, str]
-) -> tuple[Path | None, str | None]:
+def resolve_prefix(*, name: str | None, path: str | None, env: Mapping[str, str]) -> tuple[Path | None, str | None]:
     """Which env to inspect and how it was chosen: ``-p``, ``-n``, ``$CONDA_PREFIX``, ``$VIRTUAL_ENV``."""
     if name and path:
         raise InspectError("pass either -n NAME or -p PATH, not both")

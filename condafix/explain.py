@@ -26,34 +26,64 @@ class Family:
 
 # Most specific first: the ptxas line carries both versions, so it wins over bare error codes.
 FAMILIES: Final[tuple[Family, ...]] = (
-    Family("ptx_version", re.compile(
-        r"Unsupported \.version (?P<ptx>\d+\.\d+); current version is '(?P<driver_ptx>\d+\.\d+)'"),
-        "PTX from a toolkit newer than the driver's JIT"),
-    Family("nvjitlink_outdated", re.compile(r"ERROR_OUTDATED_LIBRARY|NVJITLINK_ERROR_OUTDATED_LIBRARY"),
-           "nvJitLink older than the NVVM that wrote the code"),
-    Family("unsupported_ptx", re.compile(
-        r"CUDA_ERROR_UNSUPPORTED_PTX_VERSION|\[222\]|cuLinkAddData results in UNKNOWN_CUDA_ERROR|"
-        r"the provided PTX was compiled with an unsupported toolchain"),
-        "PTX from a toolkit newer than the driver's JIT"),
-    Family("invalid_ptx", re.compile(r"CUDA_ERROR_INVALID_PTX|\[218\]|a PTX JIT compilation failed"),
-           "the driver's JIT rejected the PTX"),
-    Family("torch_driver_too_old", re.compile(
-        r"NVIDIA driver on your system is too old \(found version (?P<found>\d{4,5})\)"),
-        "PyTorch built for a newer CUDA than the driver"),
-    Family("runtime_insufficient", re.compile(
-        r"CUDA driver version is insufficient for CUDA runtime version|cudaErrorInsufficientDriver|"
-        r"CUDA_ERROR_INSUFFICIENT_DRIVER"),
-        "CUDA runtime newer than the driver"),
-    Family("no_kernel_image", re.compile(r"no kernel image is available for execution on the device"),
-           "no SASS for this GPU's architecture"),
-    Family("solver_cuda", re.compile(
-        r"nothing provides (?:requested )?__cuda|requires __cuda|__cuda\s*(?:>=|==)?\s*(?P<need>\d+(?:\.\d+)?)?[^\n]*"
-        r"(?:conflict|missing|but)|virtual package __cuda|__cuda[^\n]*not available|mismatching virtual package"),
-        "the solver needs the __cuda virtual package"),
-    Family("proxy", re.compile(
-        r"ProxyError|Conda cannot proceed due to an error in your proxy configuration|"
-        r"Cannot connect to proxy|tunnel error|407 Proxy Authentication Required"),
-        "a proxy setting is broken"),
+    Family(
+        "ptx_version",
+        re.compile(r"Unsupported \.version (?P<ptx>\d+\.\d+); current version is '(?P<driver_ptx>\d+\.\d+)'"),
+        "PTX from a toolkit newer than the driver's JIT",
+    ),
+    Family(
+        "nvjitlink_outdated",
+        re.compile(r"ERROR_OUTDATED_LIBRARY|NVJITLINK_ERROR_OUTDATED_LIBRARY"),
+        "nvJitLink older than the NVVM that wrote the code",
+    ),
+    Family(
+        "unsupported_ptx",
+        re.compile(
+            r"CUDA_ERROR_UNSUPPORTED_PTX_VERSION|\[222\]|cuLinkAddData results in UNKNOWN_CUDA_ERROR|"
+            r"the provided PTX was compiled with an unsupported toolchain"
+        ),
+        "PTX from a toolkit newer than the driver's JIT",
+    ),
+    Family(
+        "invalid_ptx",
+        re.compile(r"CUDA_ERROR_INVALID_PTX|\[218\]|a PTX JIT compilation failed"),
+        "the driver's JIT rejected the PTX",
+    ),
+    Family(
+        "torch_driver_too_old",
+        re.compile(r"NVIDIA driver on your system is too old \(found version (?P<found>\d{4,5})\)"),
+        "PyTorch built for a newer CUDA than the driver",
+    ),
+    Family(
+        "runtime_insufficient",
+        re.compile(
+            r"CUDA driver version is insufficient for CUDA runtime version|cudaErrorInsufficientDriver|"
+            r"CUDA_ERROR_INSUFFICIENT_DRIVER"
+        ),
+        "CUDA runtime newer than the driver",
+    ),
+    Family(
+        "no_kernel_image",
+        re.compile(r"no kernel image is available for execution on the device"),
+        "no SASS for this GPU's architecture",
+    ),
+    Family(
+        "solver_cuda",
+        re.compile(
+            r"nothing provides (?:requested )?__cuda|requires __cuda|"
+            r"__cuda\s*(?:>=|==)?\s*(?P<need>\d+(?:\.\d+)?)?[^\n]*"
+            r"(?:conflict|missing|but)|virtual package __cuda|__cuda[^\n]*not available|mismatching virtual package"
+        ),
+        "the solver needs the __cuda virtual package",
+    ),
+    Family(
+        "proxy",
+        re.compile(
+            r"ProxyError|Conda cannot proceed due to an error in your proxy configuration|"
+            r"Cannot connect to proxy|tunnel error|407 Proxy Authentication Required"
+        ),
+        "a proxy setting is broken",
+    ),
 )
 
 
@@ -108,8 +138,7 @@ def _pin_lines(driver: CudaVersion) -> tuple[str, ...]:
     if not pins:
         return (f"no conda-forge CUDA package exists for CUDA {driver}: upgrade the driver",)
     quoted = " ".join(f'"{p}"' for p in pins)
-    return (f"conda install -c conda-forge {quoted}",
-            f"or in environment.yml: {' / '.join(pins)}")
+    return (f"conda install -c conda-forge {quoted}", f"or in environment.yml: {' / '.join(pins)}")
 
 
 def _ptx_explanation(ptx_text: str, driver_ptx_text: str) -> Explanation:
@@ -117,23 +146,43 @@ def _ptx_explanation(ptx_text: str, driver_ptx_text: str) -> Explanation:
     tk, drv = _cudas_for_ptx(ptx), _cudas_for_ptx(driver_ptx)
     if ptx <= driver_ptx:
         newer: Newer = "neither"
-        lines = (f"the PTX ISA {ptx} is not newer than the driver's {driver_ptx}; this is not a version mismatch",)
-        return Explanation(True, "ptx_version", FAMILIES[0].title, newer, tuple(map(str, tk)), tuple(map(str, drv)),
-                           str(ptx), str(driver_ptx), lines, ())
-    lines = (
+        same = (f"the PTX ISA {ptx} is not newer than the driver's {driver_ptx}; this is not a version mismatch",)
+        return Explanation(
+            True,
+            "ptx_version",
+            FAMILIES[0].title,
+            newer,
+            tuple(map(str, tk)),
+            tuple(map(str, drv)),
+            str(ptx),
+            str(driver_ptx),
+            same,
+            (),
+        )
+    lines: tuple[str, ...] = (
         f"the env's toolkit (its NVVM) wrote PTX ISA {ptx} = CUDA {_fmt(tk)}",
         f"the driver's JIT accepts up to PTX ISA {driver_ptx} = CUDA {_fmt(drv)}: the toolkit is newer than the driver",
         "minor version compatibility covers SASS, not PTX JIT (Numba, CuPy RawKernel, JAX ptxas)",
     )
     fixes: tuple[str, ...] = ()
     if drv:
-        fixes = (f"pin the env to CUDA {max(drv)} or older:",) + _pin_lines(max(drv))
+        fixes = (f"pin the env to CUDA {max(drv)} or older:", *_pin_lines(max(drv)))
         if tk:
             need = knowledge().min_driver_for(min(tk))
             if need:
                 fixes += (f"or upgrade the NVIDIA driver to >= {need} (CUDA {min(tk)})",)
-    return Explanation(True, "ptx_version", FAMILIES[0].title, "toolkit", tuple(map(str, tk)),
-                       tuple(map(str, drv)), str(ptx), str(driver_ptx), lines, fixes)
+    return Explanation(
+        True,
+        "ptx_version",
+        FAMILIES[0].title,
+        "toolkit",
+        tuple(map(str, tk)),
+        tuple(map(str, drv)),
+        str(ptx),
+        str(driver_ptx),
+        lines,
+        fixes,
+    )
 
 
 def with_live(expl: Explanation, live: DriverInfo | None) -> Explanation:
@@ -146,15 +195,29 @@ def with_live(expl: Explanation, live: DriverInfo | None) -> Explanation:
     if drv is None:
         notes.append("no driver detected on this machine: the error came from another machine, or pass --cuda")
     elif driver_cuda and str(drv) not in driver_cuda and expl.family in ("ptx_version", "torch_driver_too_old"):
-        notes.append(f"this machine's driver supports CUDA {drv} ({live.source}), not {' or '.join(driver_cuda)}: "
-                     "the error came from another driver")
+        notes.append(
+            f"this machine's driver supports CUDA {drv} ({live.source}), not {' or '.join(driver_cuda)}: "
+            "the error came from another driver"
+        )
     elif not driver_cuda and expl.family in ("unsupported_ptx", "invalid_ptx", "runtime_insufficient"):
         driver_cuda = (str(drv),)
-        lines = lines + (f"this machine's driver supports CUDA {drv} (from {live.source})",)
-        fixes = (f"pin the env to CUDA {drv} or older:",) + _pin_lines(drv) + fixes
-    return Explanation(expl.recognised, expl.family, expl.title, expl.newer, expl.toolkit_cuda, driver_cuda,
-                       expl.ptx, expl.driver_ptx, lines, fixes,
-                       str(drv) if drv else None, live.source, tuple(notes))
+        lines = (*lines, f"this machine's driver supports CUDA {drv} (from {live.source})")
+        fixes = (f"pin the env to CUDA {drv} or older:", *_pin_lines(drv), *fixes)
+    return Explanation(
+        expl.recognised,
+        expl.family,
+        expl.title,
+        expl.newer,
+        expl.toolkit_cuda,
+        driver_cuda,
+        expl.ptx,
+        expl.driver_ptx,
+        lines,
+        fixes,
+        str(drv) if drv else None,
+        live.source,
+        tuple(notes),
+    )
 
 
 def explain(text: str, live: DriverInfo | None = None) -> Explanation:
@@ -165,8 +228,9 @@ def explain(text: str, live: DriverInfo | None = None) -> Explanation:
         match = family.pattern.search(text)
         if match:
             return with_live(_explain_family(family, match), live)
-    return Explanation(False, None, None, "unknown",
-                       lines=("condafix does not recognise this error; it does not guess",))
+    return Explanation(
+        False, None, None, "unknown", lines=("condafix does not recognise this error; it does not guess",)
+    )
 
 
 def _explain_family(family: Family, match: re.Match[str]) -> Explanation:
@@ -176,48 +240,96 @@ def _explain_family(family: Family, match: re.Match[str]) -> Explanation:
     if code == "torch_driver_too_old":
         found = CudaVersion.from_encoded(int(match["found"]))
         need = knowledge().min_driver_for(CudaVersion(found.major, found.minor + 1))
-        return Explanation(True, code, title, "toolkit", (), (str(found),), lines=(
-            f"{match['found']} is the driver's maximum CUDA version ({found}), not a driver version",
-            f"this PyTorch build needs a newer CUDA than {found}",
-        ), fixes=(
-            f"install a PyTorch build for CUDA <= {found} (conda: a `cuda{found.major}{found.minor}` build or older; "
-            f"pip: a +cu{found.major}{found.minor} wheel or older)",
-            f"or upgrade the NVIDIA driver (>= {need} gives a newer CUDA)" if need else "or upgrade the NVIDIA driver",
-        ))
+        return Explanation(
+            True,
+            code,
+            title,
+            "toolkit",
+            (),
+            (str(found),),
+            lines=(
+                f"{match['found']} is the driver's maximum CUDA version ({found}), not a driver version",
+                f"this PyTorch build needs a newer CUDA than {found}",
+            ),
+            fixes=(
+                f"install a PyTorch build for CUDA <= {found} "
+                f"(conda: a `cuda{found.major}{found.minor}` build or older; "
+                f"pip: a +cu{found.major}{found.minor} wheel or older)",
+                f"or upgrade the NVIDIA driver (>= {need} gives a newer CUDA)"
+                if need
+                else "or upgrade the NVIDIA driver",
+            ),
+        )
     texts: dict[str, tuple[Newer, tuple[str, ...], tuple[str, ...]]] = {
-        "unsupported_ptx": ("toolkit", (
-            "CUDA_ERROR_UNSUPPORTED_PTX_VERSION (222): the PTX was written by a toolkit newer than the driver's JIT",
-            "older Numba prints this as UNKNOWN_CUDA_ERROR; the ptxas log line (if any) names both PTX versions",
-        ), ("run `condafix doctor` on the failing machine to see both CUDA versions and the pin",)),
-        "invalid_ptx": ("unknown", (
-            "CUDA_ERROR_INVALID_PTX (218): the driver's JIT rejected the PTX",
-            "older drivers report a too-new PTX version this way; without the ptxas line the cause is not certain",
-        ), ("look for `Unsupported .version X; current version is 'Y'` in the full log and pass it to condafix explain",)),
-        "nvjitlink_outdated": ("toolkit", (
-            "nvJitLink is older than the NVVM that compiled the code (LTO-IR/PTX from a newer toolkit)",
-            "NVVM and nvJitLink must come from the same CUDA release, or nvJitLink newer",
-        ), ('conda: install libnvjitlink of the same CUDA as cuda-nvvm, e.g. `conda install "cuda-version=X.Y"` '
-            "so both follow the pin",
-            "pip: install nvidia-nvjitlink(-cu12) of the same X.Y as nvidia-nvvm / nvidia-cuda-nvcc")),
-        "runtime_insufficient": ("toolkit", (
-            "the CUDA runtime (cudart) in the env is newer than the driver supports",
-            "across a major this never works; within a major it needs the minor-version-compatibility floor",
-        ), ("pin the env's CUDA to the driver's version (`condafix doctor` prints the pin), or upgrade the driver",)),
-        "no_kernel_image": ("neither", (
-            "not a version mismatch: the binary has no SASS (and no usable PTX) for this GPU's compute capability",
-            "typical with a new GPU (e.g. Blackwell sm_120) and an old build, or an old GPU dropped by a new build",
-        ), ("install a build that includes your GPU's architecture (`condafix doctor` shows its compute capability)",)),
-        "solver_cuda": ("driver", (
-            "the solver needs the __cuda virtual package (the driver's CUDA) and did not get it, or it is too old",
-            "on a host without a GPU (login node, CI, Docker build) no __cuda exists",
-        ), ("on a GPU-less host: CONDA_OVERRIDE_CUDA=M.m conda install … (M.m = the target machine's driver CUDA)",
-            "on a GPU host: upgrade the driver, or pin cuda-version to what the driver supports")),
-        "proxy": ("neither", (
-            "a proxy setting (http_proxy/https_proxy/all_proxy or .condarc proxy_servers) is broken",
-            "common causes: an https:// scheme for the proxy itself, a dead host/port, stale credentials",
-        ), ("run `condafix proxy` to find which setting is wrong; `env | grep -i _proxy` lists them",)),
+        "unsupported_ptx": (
+            "toolkit",
+            (
+                "CUDA_ERROR_UNSUPPORTED_PTX_VERSION (222): the PTX was written by a toolkit newer than "
+                "the driver's JIT",
+                "older Numba prints this as UNKNOWN_CUDA_ERROR; the ptxas log line (if any) names both PTX versions",
+            ),
+            ("run `condafix doctor` on the failing machine to see both CUDA versions and the pin",),
+        ),
+        "invalid_ptx": (
+            "unknown",
+            (
+                "CUDA_ERROR_INVALID_PTX (218): the driver's JIT rejected the PTX",
+                "older drivers report a too-new PTX version this way; without the ptxas line the cause is not certain",
+            ),
+            (
+                "look for `Unsupported .version X; current version is 'Y'` in the full log "
+                "and pass it to condafix explain",
+            ),
+        ),
+        "nvjitlink_outdated": (
+            "toolkit",
+            (
+                "nvJitLink is older than the NVVM that compiled the code (LTO-IR/PTX from a newer toolkit)",
+                "NVVM and nvJitLink must come from the same CUDA release, or nvJitLink newer",
+            ),
+            (
+                'conda: install libnvjitlink of the same CUDA as cuda-nvvm, e.g. `conda install "cuda-version=X.Y"` '
+                "so both follow the pin",
+                "pip: install nvidia-nvjitlink(-cu12) of the same X.Y as nvidia-nvvm / nvidia-cuda-nvcc",
+            ),
+        ),
+        "runtime_insufficient": (
+            "toolkit",
+            (
+                "the CUDA runtime (cudart) in the env is newer than the driver supports",
+                "across a major this never works; within a major it needs the minor-version-compatibility floor",
+            ),
+            ("pin the env's CUDA to the driver's version (`condafix doctor` prints the pin), or upgrade the driver",),
+        ),
+        "no_kernel_image": (
+            "neither",
+            (
+                "not a version mismatch: the binary has no SASS (and no usable PTX) for this GPU's compute capability",
+                "typical with a new GPU (e.g. Blackwell sm_120) and an old build, or an old GPU dropped by a new build",
+            ),
+            ("install a build that includes your GPU's architecture (`condafix doctor` shows its compute capability)",),
+        ),
+        "solver_cuda": (
+            "driver",
+            (
+                "the solver needs the __cuda virtual package (the driver's CUDA) and did not get it, or it is too old",
+                "on a host without a GPU (login node, CI, Docker build) no __cuda exists",
+            ),
+            (
+                "on a GPU-less host: CONDA_OVERRIDE_CUDA=M.m conda install … (M.m = the target machine's driver CUDA)",
+                "on a GPU host: upgrade the driver, or pin cuda-version to what the driver supports",
+            ),
+        ),
+        "proxy": (
+            "neither",
+            (
+                "a proxy setting (http_proxy/https_proxy/all_proxy or .condarc proxy_servers) is broken",
+                "common causes: an https:// scheme for the proxy itself, a dead host/port, stale credentials",
+            ),
+            ("run `condafix proxy` to find which setting is wrong; `env | grep -i _proxy` lists them",),
+        ),
     }
     newer, lines, fixes = texts[code]
     if code == "solver_cuda" and match.groupdict().get("need"):
-        lines = lines + (f"the package asks for __cuda >= {match['need']}",)
+        lines = (*lines, f"the package asks for __cuda >= {match['need']}")
     return Explanation(True, code, title, newer, lines=lines, fixes=fixes)

@@ -113,7 +113,8 @@ class Knowledge:
     def newest_cudatoolkit(self, limit: CudaVersion) -> str | None:
         """Newest conda-forge ``cudatoolkit`` (full version) with major == limit.major, minor <= limit."""
         fits = [
-            v for v in self.cudatoolkit_versions
+            v
+            for v in self.cudatoolkit_versions
             if CudaVersion.parse(v).major == limit.major and CudaVersion.parse(v) <= limit
         ]
         return max(fits, key=lambda v: tuple(int(p) for p in v.split("."))) if fits else None
@@ -128,9 +129,7 @@ def _build(raw: dict[str, Any]) -> Knowledge:
         CudaVersion.parse(row["ptx"]): tuple(CudaVersion.parse(c) for c in row["cuda"])
         for row in raw["ptx_isa"]["rows"]
     }
-    rows = tuple(
-        DriverRow(CudaVersion.parse(r["cuda"]), r["linux"], r["windows"]) for r in raw["min_driver"]["rows"]
-    )
+    rows = tuple(DriverRow(CudaVersion.parse(r["cuda"]), r["linux"], r["windows"]) for r in raw["min_driver"]["rows"])
     floors = {int(r["major"]): (r["linux"], r["windows"]) for r in raw["mvc_floor"]["rows"]}
     sources = {key: value["source"] for key, value in raw.items() if isinstance(value, dict)}
     return Knowledge(

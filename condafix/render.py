@@ -25,7 +25,9 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160  # pipes and CI logs: do not wrap at 80 columns
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def to_jsonable(obj: object) -> Any:
@@ -41,16 +43,24 @@ def to_jsonable(obj: object) -> Any:
 
 def print_json(kind: str, payload: object, exit_code: int) -> None:
     """One JSON document on stdout: ``{"schema": "condafix/<kind>/v1", ...}``."""
-    doc = {"schema": f"condafix/{kind}/v1", "condafix_version": __version__, "exit_code": exit_code,
-           "result": to_jsonable(payload)}
+    doc = {
+        "schema": f"condafix/{kind}/v1",
+        "condafix_version": __version__,
+        "exit_code": exit_code,
+        "result": to_jsonable(payload),
+    }
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
 def print_error(kind: str, error: CondafixError, as_json: bool) -> None:
     """One line on stderr (plus hints); in --json mode also an error document on stdout."""
     if as_json:
-        doc = {"schema": f"condafix/{kind}/v1", "condafix_version": __version__, "exit_code": error.exit_code,
-               "error": {"summary": error.summary, "hints": to_jsonable(error.hints)}}
+        doc = {
+            "schema": f"condafix/{kind}/v1",
+            "condafix_version": __version__,
+            "exit_code": error.exit_code,
+            "error": {"summary": error.summary, "hints": to_jsonable(error.hints)},
+        }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     err = console(stderr=True)
     err.print(f"[bold red]error:[/] {_escape(error.summary)}")
@@ -72,8 +82,9 @@ def doctor_text(report: DoctorReport) -> None:
     if drv.cuda is not None:
         extra = f", driver {drv.driver_version}" if drv.driver_version else ""
         how = next((a.detail for a in drv.attempts if a.source == drv.source and a.ok), None)
-        out.print(f"[bold]Driver[/]   CUDA {drv.cuda} (from {e(drv.source or '?')}"
-                  f"{': ' + e(how) if how else ''}){e(extra)}")
+        out.print(
+            f"[bold]Driver[/]   CUDA {drv.cuda} (from {e(drv.source or '?')}{': ' + e(how) if how else ''}){e(extra)}"
+        )
         for gpu in drv.gpus:
             cap = f" (compute capability {gpu.compute_capability})" if gpu.compute_capability else ""
             out.print(f"         GPU {gpu.index}: {e(gpu.name)}{cap}")
@@ -94,8 +105,10 @@ def doctor_text(report: DoctorReport) -> None:
     else:
         cuda = f", CUDA {report.env_cuda}" if report.env_cuda else ", no CUDA toolkit"
         jit = f", PTX-JIT users: {', '.join(report.jit_consumers)}" if report.jit_consumers else ""
-        out.print(f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
-                  f"{env.package_count} packages{cuda}{jit})")
+        out.print(
+            f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
+            f"{env.package_count} packages{cuda}{jit})"
+        )
     if report.verdicts:
         from rich.table import Table
 

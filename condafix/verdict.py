@@ -104,8 +104,10 @@ def _judge(comp: Component, driver: CudaVersion | None, jit: bool) -> ComponentV
         why = f"CUDA {cuda} writes the same PTX ISA {ptx_env} as the driver's CUDA {driver}"
         return ComponentVerdict(*base, "ok", "ok", why)
     if comp.role in PTX_WRITERS and jit:
-        why = (f"writes PTX ISA {ptx_env or '?'}; the driver's JIT accepts up to {ptx_drv or '?'} "
-               f"(CUDA {driver}): JIT compilation fails")
+        why = (
+            f"writes PTX ISA {ptx_env or '?'}; the driver's JIT accepts up to {ptx_drv or '?'} "
+            f"(CUDA {driver}): JIT compilation fails"
+        )
         return ComponentVerdict(*base, "newer-than-driver", "error", why)
     why = f"CUDA {cuda} > driver CUDA {driver}: SASS runs (minor version compatibility); PTX JIT would fail"
     return ComponentVerdict(*base, "newer-than-driver", "warning", why)
@@ -120,17 +122,23 @@ def _mixed_findings(env: EnvInfo, jit_names: tuple[str, ...]) -> list[Finding]:
         if pin_cuda is None or cuda is None or comp.role not in _CTK_ROLES:
             continue
         if cuda != pin_cuda and comp.source == "conda":
-            findings.append(Finding(
-                "mixed", "warning",
-                f"{comp.name} {comp.version} is CUDA {cuda} but cuda-version is {pin_cuda}: mixed toolkit parts",
-                comp.name,
-            ))
+            findings.append(
+                Finding(
+                    "mixed",
+                    "warning",
+                    f"{comp.name} {comp.version} is CUDA {cuda} but cuda-version is {pin_cuda}: mixed toolkit parts",
+                    comp.name,
+                )
+            )
     sources = {c.source for c in env.components if c.role == "nvvm" and c.cuda}
     if len(sources) > 1:
-        findings.append(Finding(
-            "two_nvvm", "warning",
-            "NVVM comes from both conda packages and pip wheels; which one loads depends on the search order",
-        ))
+        findings.append(
+            Finding(
+                "two_nvvm",
+                "warning",
+                "NVVM comes from both conda packages and pip wheels; which one loads depends on the search order",
+            )
+        )
     nvvm = [CudaVersion.parse(c.cuda) for c in env.components if c.role in ("nvvm", "toolkit") and c.cuda]
     links = [c for c in env.components if c.role == "nvjitlink" and c.cuda]
     if nvvm and links:
@@ -138,12 +146,15 @@ def _mixed_findings(env: EnvInfo, jit_names: tuple[str, ...]) -> list[Finding]:
         for link in links:
             if CudaVersion.parse(link.cuda or "0.0") < newest_nvvm:
                 severity: Severity = "error" if "numba-cuda" in jit_names else "warning"
-                findings.append(Finding(
-                    "nvjitlink_older", severity,
-                    f"{link.name} {link.version} (CUDA {link.cuda}) is older than NVVM {newest_nvvm}: "
-                    "linking fails with ERROR_OUTDATED_LIBRARY",
-                    link.name,
-                ))
+                findings.append(
+                    Finding(
+                        "nvjitlink_older",
+                        severity,
+                        f"{link.name} {link.version} (CUDA {link.cuda}) is older than NVVM {newest_nvvm}: "
+                        "linking fails with ERROR_OUTDATED_LIBRARY",
+                        link.name,
+                    )
+                )
     return findings
 
 
@@ -169,13 +180,15 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
     kb = knowledge()
     cuda = env_cuda(env) or max(CudaVersion.parse(v.cuda or "0.0") for v in bad)
     upgrade = kb.min_driver_for(cuda)
-    upgrade_text = f"upgrade the NVIDIA driver to >= {upgrade} (CUDA {cuda})" if upgrade else "upgrade the NVIDIA driver"
+    upgrade_text = "upgrade the NVIDIA driver" + (f" to >= {upgrade} (CUDA {cuda})" if upgrade else "")
     if cuda.major > target.major:
         alternative = kb.newest_cuda_version_pin(target)
-        alts = ()
+        alts: tuple[str, ...] = ()
         if alternative is not None:
-            alts = (f'move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): '
-                    f'conda install {_manager_target(env)}-c conda-forge "cuda-version={alternative}"',)
+            alts = (
+                f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): "
+                f'conda install {_manager_target(env)}-c conda-forge "cuda-version={alternative}"',
+            )
         return Fix(upgrade_text, (), (), alts)
     pins: list[str] = []
     conda_names = {c.name for c in env.components if c.source == "conda"}
@@ -190,8 +203,10 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
         pins.append(f"cuda-version={pin}")
     commands: list[str] = []
     if pins:
-        channel = next((c.channel for c in env.components if c.name in ("cuda-version", "cudatoolkit") and c.channel),
-                       "conda-forge")
+        channel = next(
+            (c.channel for c in env.components if c.name in ("cuda-version", "cudatoolkit") and c.channel),
+            "conda-forge",
+        )
         quoted = " ".join(f'"{p}"' for p in pins)
         commands.append(f"conda install {_manager_target(env)}-c {channel} {quoted}")
     bad_names = {v.name for v in bad}
@@ -201,35 +216,48 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
         pins += [f"{c.name}=={target}.*" for c in pip_wheels]
     if not commands:
         return Fix(upgrade_text, (), ())
-    summary = f"pin the env's CUDA to {pins[0].split('=', 1)[1].strip('=') if pins else target} (the driver supports CUDA {target})"
-    alts = [upgrade_text + " and keep the env as it is"]
+    chosen = pin if pin is not None and "cudatoolkit" not in conda_names else target
+    summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target}; nothing else changes)"
+    others = [upgrade_text + " and keep the env as it is"]
     if any(c.name == "numba-cuda" for c in env.components):
-        alts.append("numba-cuda can link through nvJitLink instead of the driver's JIT (minor version compatibility): "
-                    "install libnvjitlink of the env's CUDA version")
-    return Fix(summary, tuple(pins), tuple(commands), tuple(alts))
+        others.append(
+            "numba-cuda can compile through nvJitLink instead of the driver's JIT (its minor version "
+            "compatibility mode): libnvjitlink of the same CUDA as NVVM, "
+            "NUMBA_CUDA_ENABLE_MINOR_VERSION_COMPATIBILITY=1"
+        )
+    return Fix(summary, tuple(pins), tuple(commands), tuple(others))
 
 
 def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None) -> list[Finding]:
     findings: list[Finding] = []
     has_cuda = any(c.cuda for c in env.components)
     if driver.cuda is None and driver.source == "CONDA_OVERRIDE_CUDA":
-        findings.append(Finding("override_no_gpu", "warning",
-                                "CONDA_OVERRIDE_CUDA is empty: treated as a host with no GPU"))
+        findings.append(
+            Finding("override_no_gpu", "warning", "CONDA_OVERRIDE_CUDA is empty: treated as a host with no GPU")
+        )
     elif driver.cuda is None:
         tried = "; ".join(f"{a.source}: {a.detail}" for a in driver.attempts)
-        findings.append(Finding(
-            "no_driver", "warning",
-            f"NO NVIDIA DRIVER FOUND. Tried {tried}. Nothing CUDA will run here"
-            + ("; to check this env for another machine pass --cuda M.m or --driver VERSION" if has_cuda else ""),
-        ))
+        findings.append(
+            Finding(
+                "no_driver",
+                "warning",
+                f"NO NVIDIA DRIVER FOUND. Tried {tried}. Nothing CUDA will run here"
+                + ("; to check this env for another machine pass --cuda M.m or --driver VERSION" if has_cuda else ""),
+            )
+        )
     if toolkit is not None and toolkit.cuda:
         note = f"system toolkit CUDA {toolkit.cuda} at {toolkit.path} ({toolkit.source}) is not the driver"
         if toolkit.has_version_json:
             note += f"; micromamba >= 2.0.6 reports __cuda={toolkit.cuda} from its version.json even so"
         tk, drv = CudaVersion.parse(toolkit.cuda), driver.cuda_version
         if drv is not None and tk > drv and tk.major >= drv.major:
-            findings.append(Finding("system_toolkit_newer", "warning",
-                                    note + f"; it is newer than the driver's CUDA {drv}, so its PTX will not JIT"))
+            findings.append(
+                Finding(
+                    "system_toolkit_newer",
+                    "info",
+                    note + f"; it is newer than the driver's CUDA {drv}, so its PTX will not JIT",
+                )
+            )
         else:
             findings.append(Finding("system_toolkit", "info", note))
     if driver.driver_version and driver.cuda_version:
@@ -239,9 +267,14 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
         except ValueError:
             below = False
         if below and floor is not None:
-            findings.append(Finding("below_mvc_floor", "warning",
-                                    f"driver {driver.driver_version} is below the minor-version-compatibility floor "
-                                    f"{floor[0]} of CUDA {driver.cuda_version.major}: only exact-minor builds run"))
+            findings.append(
+                Finding(
+                    "below_mvc_floor",
+                    "warning",
+                    f"driver {driver.driver_version} is below the minor-version-compatibility floor "
+                    f"{floor[0]} of CUDA {driver.cuda_version.major}: only exact-minor builds run",
+                )
+            )
     return findings
 
 
@@ -253,23 +286,35 @@ def diagnose(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None = N
     findings = _driver_findings(driver, env, toolkit)
     for verdict in verdicts:
         if verdict.severity in ("warning", "error") and verdict.verdict != "unknown":
-            findings.append(Finding(f"newer_than_driver_{verdict.severity}", verdict.severity,
-                                    f"{verdict.name} {verdict.version}: {verdict.reason}", verdict.name))
+            findings.append(
+                Finding(
+                    f"newer_than_driver_{verdict.severity}",
+                    verdict.severity,
+                    f"{verdict.name} {verdict.version}: {verdict.reason}",
+                    verdict.name,
+                )
+            )
         elif verdict.severity == "info":
-            findings.append(Finding(verdict.role, "info", f"{verdict.name} {verdict.version}: {verdict.reason}",
-                                    verdict.name))
+            findings.append(
+                Finding(verdict.role, "info", f"{verdict.name} {verdict.version}: {verdict.reason}", verdict.name)
+            )
     mixed = _mixed_findings(env, jit_names)
     findings += mixed
     mixed_names = {f.component for f in mixed if f.code == "mixed"}
     verdicts = tuple(
         ComponentVerdict(v.name, v.version, v.source, v.role, v.cuda, "mixed", "warning", "differs from cuda-version")
-        if v.name in mixed_names and v.verdict == "ok" else v
+        if v.name in mixed_names and v.verdict == "ok"
+        else v
         for v in verdicts
     )
     if env.components and not jit_names and any(v.verdict == "newer-than-driver" for v in verdicts):
-        findings.append(Finding("no_jit_consumer", "info",
-                                "no PTX-JIT user (numba, numba-cuda, cupy, jax) in this env, so newer minors are "
-                                "warnings, not errors"))
+        findings.append(
+            Finding(
+                "no_jit_consumer",
+                "info",
+                "no PTX-JIT user (numba, numba-cuda, cupy, jax) in this env, so newer minors are warnings, not errors",
+            )
+        )
     worst = max((_RANK[f.severity] for f in findings), default=0)
     status: Status = ("ok", "warning", "mismatch")[worst]
     cuda = env_cuda(env)

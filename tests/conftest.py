@@ -16,8 +16,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 Pkg = tuple[str, str, str, str]
 
 
-def write_record(meta: Path, name: str, version: str, build: str, subdir: str = "linux-64",
-                 channel: str = "conda-forge", requested: str | None = None) -> Path:
+def write_record(
+    meta: Path,
+    name: str,
+    version: str,
+    build: str,
+    subdir: str = "linux-64",
+    channel: str = "conda-forge",
+    requested: str | None = None,
+) -> Path:
     """A conda-meta record with the keys conda 24.x writes."""
     fn = f"{name}-{version}-{build}"
     base = f"https://conda.anaconda.org/{channel}/{subdir}"
@@ -53,8 +60,9 @@ def write_record(meta: Path, name: str, version: str, build: str, subdir: str = 
 def make_prefix(tmp_path: Path) -> Callable[..., Path]:
     """Build a conda prefix on disk: records, a history file, and optional pip dist-infos."""
 
-    def build(packages: list[Pkg], *, history: str = "", pip: tuple[tuple[str, str], ...] = (),
-              name: str = "env") -> Path:
+    def build(
+        packages: list[Pkg], *, history: str = "", pip: tuple[tuple[str, str], ...] = (), name: str = "env"
+    ) -> Path:
         prefix = tmp_path / "envs" / name
         meta = prefix / "conda-meta"
         meta.mkdir(parents=True)

@@ -61,8 +61,9 @@ def test_query_gpu_and_min_compute_capability() -> None:
     assert driver.parse_smi_query_gpu(read("h100-580.159.04-query-gpu.csv")) == ()  # no index column
 
 
-@pytest.mark.parametrize(("value", "expected"), [(12040, "12.4"), (13000, "13.0"), (0, None), (999999, None),
-                                                 ("junk", None), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(12040, "12.4"), (13000, "13.0"), (0, None), (999999, None), ("junk", None), (None, None)]
+)
 def test_decode_rejects_implausible(value: object, expected: str | None) -> None:
     assert driver.decode_cuda(value) == expected
 
@@ -83,12 +84,15 @@ def test_empty_conda_override_means_no_gpu() -> None:
     assert info.cuda is None and info.override and info.attempts == ()
 
 
-@pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"cuda": "12"}, "not a CUDA version"),
-    ({"driver": "banana"}, "not an NVIDIA driver version"),
-    ({"driver": "100.1"}, "older than every CUDA release"),
-    ({"env": {"CONDA_OVERRIDE_CUDA": "twelve"}}, "CONDA_OVERRIDE_CUDA"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"cuda": "12"}, "not a CUDA version"),
+        ({"driver": "banana"}, "not an NVIDIA driver version"),
+        ({"driver": "100.1"}, "older than every CUDA release"),
+        ({"env": {"CONDA_OVERRIDE_CUDA": "twelve"}}, "CONDA_OVERRIDE_CUDA"),
+    ],
+)
 def test_bad_overrides(kwargs: dict[str, object], needle: str) -> None:
     with pytest.raises(UsageError, match=needle):
         driver.detect(**kwargs)  # type: ignore[arg-type]
@@ -109,8 +113,11 @@ def test_no_driver_reports_every_attempt(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_nvidia_smi_fallback_with_replayed_outputs(fake_smi: Callable[..., Path]) -> None:
-    fake_smi(xml=read("h100-580.159.04-query.xml"), banner=read("h100-580.159.04-banner.txt"),
-             query="0, NVIDIA H100 80GB HBM3, 9.0\n")
+    fake_smi(
+        xml=read("h100-580.159.04-query.xml"),
+        banner=read("h100-580.159.04-banner.txt"),
+        query="0, NVIDIA H100 80GB HBM3, 9.0\n",
+    )
     info = driver.detect(env=dict(os.environ))
     assert (info.source, info.cuda, info.driver_version) == ("nvidia-smi", "13.0", "580.159.04")
     assert info.cuda_arch == "9.0"

@@ -12,8 +12,14 @@ V = CudaVersion.parse
 
 def test_every_table_names_its_source() -> None:
     kb = knowledge()
-    assert set(kb.sources) >= {"ptx_isa", "min_driver", "mvc_floor", "conda_forge_cudatoolkit",
-                               "conda_forge_cuda_version", "toolkit_releases"}
+    assert set(kb.sources) >= {
+        "ptx_isa",
+        "min_driver",
+        "mvc_floor",
+        "conda_forge_cudatoolkit",
+        "conda_forge_cuda_version",
+        "toolkit_releases",
+    }
     assert all(len(source) > 20 for source in kb.sources.values())
 
 
@@ -53,10 +59,19 @@ def test_min_driver_grows_with_cuda() -> None:
     assert keys == sorted(keys)
 
 
-@pytest.mark.parametrize(("driver", "cuda"), [
-    ("535.104.05", "12.2"), ("580.159.04", "13.0"), ("470.82.01", "11.4"), ("450.80.02", "11.0"),
-    ("525.60.13", "12.0"), ("560.35.03", "12.6"), ("570.26", "12.8"), ("610.57.04", "13.3"),
-])
+@pytest.mark.parametrize(
+    ("driver", "cuda"),
+    [
+        ("535.104.05", "12.2"),
+        ("580.159.04", "13.0"),
+        ("470.82.01", "11.4"),
+        ("450.80.02", "11.0"),
+        ("525.60.13", "12.0"),
+        ("560.35.03", "12.6"),
+        ("570.26", "12.8"),
+        ("610.57.04", "13.3"),
+    ],
+)
 def test_driver_to_max_cuda(driver: str, cuda: str) -> None:
     assert knowledge().max_cuda_for_driver(driver) == V(cuda)
 

@@ -1,0 +1,114 @@
+"""Verdicts and fixes for real-world env shapes (see shared/reference/peers.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from condafix import driver, envinfo, verdict
+
+from .conftest import CUDA12_ENV, SEED_ENV, Pkg
+
+
+def diagnose(
+    make_prefix: Callable[..., Path], packages: list[Pkg], cuda: str | None, **kw: object
+) -> verdict.DoctorReport:
+    env = envinfo.read_env(make_prefix(packages, **kw), "-p")
+    info = driver.detect(cuda=cuda) if cuda else driver.DriverInfo(None, None)
+    return verdict.diagnose(info, env)
+
+
+def test_seed_case_is_an_error_with_cudatoolkit_pin(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(make_prefix, SEED_ENV, "11.4")
+    assert report.status == "mismatch" and report.check_exit_code == 2
+    (toolkit,) = [v for v in report.verdicts if v.name == "cudatoolkit"]
+    assert (toolkit.verdict, toolkit.severity) == ("newer-than-driver", "error")
+    assert "7.7" in toolkit.reason and "7.4" in toolkit.reason
+    assert report.fix is not None and report.fix.pins == ("cudatoolkit=11.4",)
+    assert report.fix.commands[0].endswith('-c conda-forge "cudatoolkit=11.4"')
+    assert "-n env" in report.fix.commands[0]
+
+
+def test_cuda12_env_on_older_minor_driver(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(make_prefix, CUDA12_ENV, "12.4")
+    assert report.status == "mismatch" and report.env_cuda == "12.9"
+    assert report.fix is not None and report.fix.pins == ("cuda-version=12.4",)
+    assert any("nvJitLink" in alt for alt in report.fix.alternatives)
+
+
+def test_without_jit_consumer_newer_minor_is_only_a_warning(make_prefix: Callable[..., Path]) -> None:
+    no_jit = [p for p in CUDA12_ENV if not p[0].startswith("numba")]
+    report = diagnose(make_prefix, no_jit, "12.4")
+    assert report.status == "warning" and report.check_exit_code == 1
+    assert {v.severity for v in report.verdicts if v.verdict == "newer-than-driver"} == {"warning"}
+    assert any(f.code == "no_jit_consumer" for f in report.findings)
+
+
+def test_driver_12_7_override_pins_12_6_not_a_missing_version(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(make_prefix, CUDA12_ENV, "12.7")
+    assert report.fix is not None and report.fix.pins == ("cuda-version=12.6",)
+
+
+def test_same_ptx_isa_is_compatible(make_prefix: Callable[..., Path]) -> None:
+    env = [
+        ("cuda-version", "12.6", "h7480c83_3", "noarch"),
+        ("cuda-nvvm-impl", "12.6.85", "he02047a_0", "linux-64"),
+        ("numba-cuda", "0.15.2", "pyh29b5f1c_0", "noarch"),
+    ]
+    report = diagnose(make_prefix, env, "12.5")
+    assert report.status == "ok" and report.fix is None
+    assert all("8.5" in v.reason for v in report.verdicts if v.cuda)
+
+
+def test_compatible_env_gets_no_fix(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(make_prefix, CUDA12_ENV, "13.0")  # older major on a newer driver: fine
+    assert report.status == "ok" and report.fix is None
+
+
+def test_newer_major_suggests_driver_upgrade_and_labels_major_change(make_prefix: Callable[..., Path]) -> None:
+    env = [("cuda-version", "13.0", "h2ba5b12_3", "noarch"), ("cuda-cudart", "13.0.96", "h5888daf_0", "linux-64")]
+    report = diagnose(make_prefix, env, "12.4")
+    assert report.status == "mismatch"
+    assert report.fix is not None and report.fix.pins == () and "580.65.06" in report.fix.summary
+    assert "crosses a major" in report.fix.alternatives[0] and "cuda-version=12.4" in report.fix.alternatives[0]
+
+
+def test_mixed_components_and_old_nvjitlink(make_prefix: Callable[..., Path]) -> None:
+    env = [
+        ("cuda-version", "12.5", "hd4f0392_3", "noarch"),
+        ("nvcc_linux-64", "11.8", "he0b4e1d_13", "linux-64"),
+        ("cuda-nvvm-impl", "12.5.82", "h5888daf_0", "linux-64"),
+        ("libnvjitlink", "12.4.127", "h5888daf_1", "linux-64"),
+        ("numba-cuda", "0.15.2", "pyh29b5f1c_0", "noarch"),
+    ]
+    report = diagnose(make_prefix, env, "12.5")
+    codes = {(f.code, f.component) for f in report.findings}
+    assert ("mixed", "nvcc_linux-64") in codes
+    assert ("nvjitlink_older", "libnvjitlink") in codes
+    assert report.status == "mismatch"  # nvJitLink older than NVVM with numba-cuda present
+
+
+def test_pip_wheel_env_gets_a_pip_pin(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(
+        make_prefix,
+        [("python", "3.12.3", "hab00c5b_0_cpython", "linux-64")],
+        "13.0",
+        pip=(("nvidia_nvvm", "13.5.37"), ("numba_cuda", "0.30.4")),
+    )
+    assert report.status == "mismatch"
+    assert report.fix is not None and report.fix.commands == ('pip install "nvidia-nvvm==13.0.*"',)
+
+
+def test_no_driver_is_a_loud_warning(make_prefix: Callable[..., Path]) -> None:
+    report = diagnose(make_prefix, CUDA12_ENV, None)
+    assert report.status == "warning" and report.fix is None
+    assert {v.verdict for v in report.verdicts if v.cuda} == {"unknown"}
+    assert any(f.code == "no_driver" and "--cuda" in f.message for f in report.findings)
+
+
+def test_system_toolkit_with_version_json_warns_about_micromamba(make_prefix: Callable[..., Path]) -> None:
+    env = envinfo.read_env(make_prefix(SEED_ENV))
+    toolkit = envinfo.SystemToolkit("/usr/local/cuda", "12.8", "version.json", True)
+    report = verdict.diagnose(driver.detect(cuda="12.2"), env, toolkit)
+    (finding,) = [f for f in report.findings if f.code.startswith("system_toolkit")]
+    assert finding.code == "system_toolkit_newer" and "micromamba" in finding.message
