@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from condafix import runner
+from condafix._native_probe import LIBCUDA_CANDIDATES, LIBNVML_EXTRA
 from condafix.errors import UsageError
 from condafix.knowledge import CudaVersion, knowledge
 
@@ -152,6 +153,31 @@ def _probe_timeout(env: Mapping[str, str]) -> float:
         return DEFAULT_PROBE_TIMEOUT
 
 
+_NATIVE_NAMES = ("libnvidia-ml.so.1", "libnvidia-ml.so", "libcuda.so.1", "libcuda.so")
+
+
+def native_libraries_missing(env: Mapping[str, str]) -> str | None:
+    """Why NVML/libcuda cannot load, or None if they may: saves the probe child on GPU-less Linux hosts.
+
+    Looks where the dynamic loader would: LD_LIBRARY_PATH, the distro/WSL dirs conda tries, and
+    the loader cache. Anything it cannot tell (other OSes, unreadable cache) means "go and probe".
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    dirs = [d for d in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    dirs += [os.path.dirname(p) for p in (*LIBCUDA_CANDIDATES, *LIBNVML_EXTRA) if os.path.isabs(p)]
+    if any(os.path.exists(os.path.join(d, name)) for d in dirs for name in _NATIVE_NAMES):
+        return None
+    try:
+        with open("/etc/ld.so.cache", "rb") as cache:
+            data = cache.read()
+    except OSError:
+        return None
+    if any(name.encode() in data for name in _NATIVE_NAMES):
+        return None
+    return "not found (loader cache, LD_LIBRARY_PATH, distro and WSL dirs)"
+
+
 def probe_native(*, everything: bool, timeout: float) -> dict[str, dict[str, Any]]:
     """Run NVML/libcuda in a child (without CUDA_VISIBLE_DEVICES, as conda does)."""
     argv = [sys.executable, "-m", "condafix._native_probe"] + (["--all"] if everything else [])
@@ -254,7 +280,11 @@ def detect(
     overridden = from_overrides(cuda=cuda, driver=driver, env=env)
     if overridden is not None:
         return overridden
-    native = probe_native(everything=all_sources, timeout=_probe_timeout(env))
+    missing = native_libraries_missing(env)
+    if missing is not None:
+        native = {"nvml": {"error": f"libnvidia-ml.so.1 {missing}"}, "libcuda": {"error": f"libcuda.so.1 {missing}"}}
+    else:
+        native = probe_native(everything=all_sources, timeout=_probe_timeout(env))
     attempts: list[Attempt] = []
     answer: tuple[Attempt, tuple[Gpu, ...]] | None = None
     for source in ("nvml", "libcuda"):

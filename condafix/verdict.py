@@ -236,12 +236,12 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
             Finding("override_no_gpu", "warning", "CONDA_OVERRIDE_CUDA is empty: treated as a host with no GPU")
         )
     elif driver.cuda is None:
-        tried = "; ".join(f"{a.source}: {a.detail}" for a in driver.attempts)
+        tried = ", ".join(a.source for a in driver.attempts)
         findings.append(
             Finding(
                 "no_driver",
                 "warning",
-                f"NO NVIDIA DRIVER FOUND. Tried {tried}. Nothing CUDA will run here"
+                f"no NVIDIA driver found ({tried} all failed): nothing CUDA will run here"
                 + ("; to check this env for another machine pass --cuda M.m or --driver VERSION" if has_cuda else ""),
             )
         )

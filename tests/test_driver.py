@@ -145,9 +145,31 @@ def test_hung_nvidia_smi_times_out(fake_smi: Callable[..., Path], monkeypatch: p
     assert info.cuda is None and "timed out" in info.attempts[-1].detail
 
 
+def fake_library_dir(tmp_path: Path, name: str) -> str:
+    """A directory holding a (non-loadable) file of that name: the loader would look there."""
+    libdir = tmp_path / "fake-lib"
+    libdir.mkdir(exist_ok=True)
+    (libdir / name).write_bytes(b"")
+    return str(libdir)
+
+
+def test_missing_libraries_skip_the_probe_child(tmp_path: Path) -> None:
+    if driver.native_libraries_missing({}) is None:
+        pytest.skip("this machine has NVIDIA libraries")
+    assert "loader cache" in (driver.native_libraries_missing({"LD_LIBRARY_PATH": str(tmp_path)}) or "")
+    assert driver.native_libraries_missing({"LD_LIBRARY_PATH": fake_library_dir(tmp_path, "libcuda.so.1")}) is None
+
+
+def test_unloadable_libcuda_is_reported_by_the_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    info = driver.detect(env={"LD_LIBRARY_PATH": fake_library_dir(tmp_path, "libcuda.so.1")})
+    assert info.cuda is None and "could not load libcuda" in info.attempts[1].detail
+
+
 def test_hung_native_probe_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    info = driver.detect(env={driver.PROBE_TIMEOUT_ENV: "0.001"})
+    libs = fake_library_dir(tmp_path, "libcuda.so.1")
+    info = driver.detect(env={driver.PROBE_TIMEOUT_ENV: "0.001", "LD_LIBRARY_PATH": libs})
     assert "timed out" in info.attempts[0].detail
 
 
@@ -174,6 +196,7 @@ def test_nvml_path_with_recorded_h100_values(monkeypatch: pytest.MonkeyPatch, tm
     (tmp_path / "pynvml.py").write_text(FAKE_PYNVML)
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     monkeypatch.setenv("FAKE_NVML_JSON", str(SMI / "h100-580.159.04-nvml.json"))
+    monkeypatch.setenv("LD_LIBRARY_PATH", fake_library_dir(tmp_path, "libnvidia-ml.so.1"))
     info = driver.detect(env=dict(os.environ))
     recorded = json.loads(read("h100-580.159.04-nvml.json"))
     assert (info.source, info.cuda, info.driver_version) == ("nvml", "13.0", recorded["drv"])
