@@ -143,6 +143,53 @@ def explain(
     return code
 
 
+@app.command()
+@_guard("cuda", _json_flag)
+def cuda(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Channel name, https:// or file:// URL (repeatable)."),
+    ] = None,
+    cuda: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
+    ] = None,
+    driver: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
+    ] = None,
+    drivers_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--drivers-file", help="One driver version per line, e.g. from every node of a cluster."),
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Plan from the repodata cache only.")] = False,
+    allow_major: Annotated[
+        bool, typer.Option("--allow-major", help="Allow moving the env to an older CUDA major.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Plan the fix with a real solver: newest cuda-version/cudatoolkit <= the driver (dry run)."""
+    from condafix import envinfo, planner, render
+
+    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=os.environ)
+    if where is None:
+        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    drivers = list(driver or []) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
+    target = planner.resolve_target(cudas=cuda or [], drivers=drivers)
+    with render.progress(enabled=not as_json) as step:
+        result = planner.plan(
+            prefix=where, target=target, channels=channel or [], offline=offline, allow_major=allow_major, step=step
+        )
+    code = 2 if result.status == "blocked" else 0
+    if as_json:
+        render.print_json("cuda", result, code)
+    else:
+        render.plan_text(result)
+    return code
+
+
 def _version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"condafix {__version__}\n")

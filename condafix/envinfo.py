@@ -223,14 +223,20 @@ def parse_record(text: str, origin: str) -> dict[str, object]:
 
 
 def channel_name(url: object) -> str | None:
-    """Short channel name: ``https://conda.anaconda.org/conda-forge/linux-64`` -> conda-forge."""
+    """Channel of a record: ``https://conda.anaconda.org/conda-forge/linux-64`` -> ``conda-forge``.
+
+    Other hosts (mirrors, file:// channels) keep their base URL, so a plan queries the same place.
+    """
     if not isinstance(url, str) or not url:
         return None
     text = url.rstrip("/")
     text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)
-    if text.startswith("file://"):
-        return text
-    return text.rsplit("/", 1)[-1] if "://" in text else text
+    text = re.sub(r"/[^/]+\.(conda|tar\.bz2)$", "", text)
+    text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)
+    match = re.match(r"https?://conda\.anaconda\.org/(.+)$", text)
+    if match:
+        return match.group(1)
+    return text
 
 
 # ---------------------------------------------------------------- locating the env

@@ -5,9 +5,11 @@ rich is imported inside the functions so that importing the CLI stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from condafix import __version__
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from condafix.explain import Explanation
+    from condafix.planner import Plan
     from condafix.verdict import DoctorReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
@@ -30,10 +33,31 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
+@contextlib.contextmanager
+def progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A transient rich spinner on stderr (TTY only) that core code advances with step(message)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _message: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        yield lambda message: bar.update(task, description=message)
+
+
 def to_jsonable(obj: object) -> Any:
     """Dataclasses -> dicts (tuples -> lists); the dataclasses are the JSON schema."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)
+        }
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(x) for x in obj]
     if isinstance(obj, dict):
@@ -151,3 +175,59 @@ def explain_text(expl: Explanation) -> None:
         out.print("[bold]Fix[/]:")
         for fix in expl.fixes:
             out.print(f"  {e(fix)}")
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024  # type: ignore[assignment]
+    return "-"
+
+
+def plan_text(plan: Plan) -> None:
+    """The reviewable dry-run: target, table of changes, the pin, and the equivalent command."""
+    from rich.table import Table
+
+    out = console()
+    e = _escape
+    inputs = f" ({'; '.join(plan.target.inputs)})" if len(plan.target.inputs) > 1 else ""
+    out.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
+    out.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
+    out.print(f"[bold]Channels[/] {e(', '.join(plan.channels))}")
+    if plan.offline:
+        age = f"{plan.cache_age_s / 3600:.1f} h old" if plan.cache_age_s is not None else "local channels only"
+        out.print(f"[bold]Offline[/]  from the repodata cache ({age})")
+    if plan.candidates:
+        out.print(f"[bold]Candidates[/] {plan.family} {', '.join(plan.candidates)} (from the channel, newest first)")
+    for attempt in plan.attempts:
+        if not attempt.solved:
+            out.print(f"  [yellow]{e(attempt.pin)} does not solve:[/] {e(attempt.detail)}")
+    if plan.changes:
+        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
+        for column in ("", "package", "from", "to", "channel", "download"):
+            table.add_column(column)
+        for c in plan.changes:
+            before = f"{c.from_version} {c.from_build}" if c.from_version else "-"
+            after = f"{c.to_version} {c.to_build}" if c.to_version else "-"
+            style = {"downgrade": "yellow", "upgrade": "cyan", "install": "green", "remove": "red"}.get(c.action, "")
+            table.add_row(
+                f"[{style}]{c.action}[/]" if style else c.action,
+                e(c.name),
+                e(before),
+                e(after),
+                e(c.channel or "-"),
+                _size(c.size),
+            )
+        out.print(table)
+        out.print(f"{plan.unchanged} other packages stay as they are")
+    style = {"change": "bold", "nothing-to-do": "green", "blocked": "bold red"}[plan.status]
+    out.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
+    if plan.pin:
+        out.print(f"spec added: [bold]{e(plan.pin)}[/]")
+    for command in plan.commands:
+        out.print(f"  [bold cyan]{e(command)}[/]")
+    if plan.status == "change":
+        out.print("dry run: nothing was changed")

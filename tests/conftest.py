@@ -132,3 +132,64 @@ def _no_override(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests decide overrides themselves; the developer's shell must not leak in."""
     for var in ("CONDA_OVERRIDE_CUDA", "CONDA_PREFIX", "VIRTUAL_ENV", "CUDA_HOME", "CUDA_PATH"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A conda-forge-shaped channel of real .tar.bz2 packages, indexed by rattler."""
+    from .channel_factory import make_channel
+
+    return make_channel(tmp_path_factory.mktemp("channel"))
+
+
+@pytest.fixture(scope="session")
+def pkgs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pkgs")
+
+
+@pytest.fixture
+def installed_env(channel: Path, pkgs_cache: Path, tmp_path: Path) -> Callable[..., Path]:
+    """Install specs into a fresh prefix as a machine with a CUDA ``cuda`` driver's solver would."""
+    from .envs import install_env
+
+    def make(specs: list[str], *, cuda: str, name: str = "gpu") -> Path:
+        return install_env(channel, tmp_path / "envs" / name, specs, cuda=cuda, cache=pkgs_cache)
+
+    return make
+
+
+@pytest.fixture
+def http_channel(channel: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Serve the fixture channel from a real HTTP server on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    handler = functools.partial(_QuietHandler, directory=str(channel))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+import http.server  # noqa: E402
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root: 'byte for byte' checks."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -137,4 +137,8 @@ def test_channel_names() -> None:
     assert envinfo.channel_name("https://conda.anaconda.org/conda-forge/linux-64") == "conda-forge"
     assert envinfo.channel_name("https://conda.anaconda.org/nvidia") == "nvidia"
     assert envinfo.channel_name("file:///tmp/ch/noarch") == "file:///tmp/ch"
+    assert envinfo.channel_name("file:///tmp/ch/noarch/x-1-0.tar.bz2") == "file:///tmp/ch"
+    assert envinfo.channel_name("https://mirror.example.com/conda-forge/linux-64") == (
+        "https://mirror.example.com/conda-forge"
+    )
     assert envinfo.channel_name(None) is None

@@ -1,0 +1,477 @@
+"""Plan the fix with a real solver: the newest cuda-version/cudatoolkit minor <= the target CUDA.
+
+Candidates come from the channel (never from a table), the whole env is re-solved with its
+installed records locked, and each candidate that does not solve is recorded before the next
+lower one is tried. Nothing on disk changes here except rattler's repodata cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from condafix import driver as driver_mod
+from condafix import envinfo
+from condafix.errors import CondafixError, Hint, UsageError
+from condafix.knowledge import CudaVersion, driver_version_key, knowledge
+from condafix.redact import redact
+from condafix.verdict import env_cuda
+
+Family = Literal["cuda-version", "cudatoolkit"]
+Status = Literal["change", "nothing-to-do", "blocked"]
+Step = Callable[[str], None]
+
+# Names whose version moves with the pin: requested specs on them lose their version part.
+CUDA_MOVERS = frozenset(
+    name
+    for name, role in envinfo.CONDA_ROLES.items()
+    if role in ("pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime")
+) | {
+    "cuda-cudart-dev",
+    "cuda-nvrtc-dev",
+    "libnvjitlink-dev",
+    "cuda-nvcc-dev_linux-64",
+    "cuda-crt-dev_linux-64",
+    "cuda-crt-tools",
+    "cuda-driver-dev",
+    "cuda-cudart-static",
+    "cuda-nvcc_linux-64",
+}
+
+
+@dataclass(frozen=True)
+class TargetCuda:
+    """The CUDA version the env must run on, and where it came from (one driver or a fleet)."""
+
+    cuda: str
+    source: str
+    inputs: tuple[str, ...] = ()
+    cuda_arch: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["downgrade", "upgrade", "install", "remove", "rebuild"]
+    name: str
+    from_version: str | None
+    from_build: str | None
+    to_version: str | None
+    to_build: str | None
+    channel: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class SolveAttempt:
+    pin: str
+    solved: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """An installed package whose own requirement rules out every candidate."""
+
+    name: str
+    version: str
+    build: str
+    requirement: str
+    needs_cuda: str | None
+    needs_driver: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    prefix: str
+    status: Status
+    reason: str
+    target: TargetCuda
+    env_cuda: str | None
+    family: Family | None
+    channels: tuple[str, ...]
+    candidates: tuple[str, ...] = ()
+    pin: str | None = None
+    specs: tuple[str, ...] = ()
+    attempts: tuple[SolveAttempt, ...] = ()
+    changes: tuple[Change, ...] = ()
+    unchanged: int = 0
+    blockers: tuple[Blocker, ...] = ()
+    commands: tuple[str, ...] = ()
+    offline: bool = False
+    cache_age_s: float | None = None
+    solve_seconds: float = 0.0
+    records: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
+
+
+# ---------------------------------------------------------------- the target CUDA
+
+
+def read_drivers_file(path: Path) -> list[str]:
+    """One driver version per line (``#`` comments and blank lines allowed), e.g. from every node."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    drivers = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            driver_version_key(text)
+        except UsageError:
+            raise UsageError(f"{path}:{number}: not an NVIDIA driver version: {text!r}") from None
+        drivers.append(text)
+    if not drivers:
+        raise UsageError(f"{path}: no driver versions in the file")
+    return drivers
+
+
+def resolve_target(*, cudas: Sequence[str], drivers: Sequence[str], env: Mapping[str, str] | None = None) -> TargetCuda:
+    """Overrides, or the lowest of several (fleet mode), or the detected driver; refuse to guess."""
+    values: list[tuple[CudaVersion, str]] = []
+    for text in cudas:
+        values.append((CudaVersion.parse(text), f"--cuda {text}"))
+    for text in drivers:
+        info = driver_mod.from_overrides(cuda=None, driver=text, env={})
+        assert info is not None and info.cuda is not None
+        values.append((CudaVersion.parse(info.cuda), f"driver {text} -> CUDA {info.cuda}"))
+    if values:
+        lowest = min(v for v, _ in values)
+        source = values[0][1].split(" ")[0] if len(values) == 1 else f"fleet of {len(values)}: lowest"
+        return TargetCuda(str(lowest), source, tuple(label for _, label in values))
+    info = driver_mod.detect(env=env)
+    if info.cuda is None:
+        raise UsageError(
+            "no NVIDIA driver found here, and condafix will not guess the CUDA version to plan for",
+            (
+                Hint("pass_cuda", "pass the GPU machine's CUDA version: `--cuda 12.4` (nvidia-smi's 'CUDA Version')"),
+                Hint("pass_driver", "or its driver: `--driver 550.54.14`; for a cluster, `--drivers-file nodes.txt`"),
+            ),
+        )
+    return TargetCuda(info.cuda, info.source or "detected", (), info.cuda_arch)
+
+
+# ---------------------------------------------------------------- channels
+
+
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/label/[A-Za-z0-9_.-]+)?$")
+
+
+def normalize_channel(text: str) -> str:
+    """Accept a name, an http(s) URL, a file:// URL or a local directory; one clear error otherwise."""
+    value = text.strip()
+    if _CHANNEL_NAME.match(value):
+        return value
+    parsed = urlparse(value)
+    if parsed.scheme in ("http", "https"):
+        if not parsed.netloc or " " in value:
+            raise UsageError(f"not a channel URL: {redact(value)!r}")
+        return value.rstrip("/")
+    if parsed.scheme == "file":
+        if not Path(parsed.path).is_absolute() or not Path(parsed.path).is_dir():
+            raise UsageError(f"channel directory does not exist: {value}")
+        return value.rstrip("/")
+    if not parsed.scheme and (value.startswith(("/", "./", "../", "~"))):
+        path = Path(value).expanduser().resolve()
+        if not path.is_dir():
+            raise UsageError(f"channel directory does not exist: {value}")
+        return path.as_uri()
+    raise UsageError(f"not a channel: {redact(value)!r} (use a name, an https:// URL, file:// URL or a directory)")
+
+
+def condarc_channels(env: Mapping[str, str]) -> list[str]:
+    """``channels:`` from the condarc files conda reads (user, env, $CONDARC), first found wins."""
+    import yaml
+
+    paths = [
+        env.get("CONDARC"),
+        os.path.join(env.get("CONDA_PREFIX", ""), ".condarc") if env.get("CONDA_PREFIX") else None,
+        str(Path.home() / ".condarc"),
+        str(Path.home() / ".config" / "conda" / ".condarc"),
+    ]
+    for path in filter(None, paths):
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        channels = data.get("channels") if isinstance(data, dict) else None
+        if isinstance(channels, list) and channels:
+            return [str(c) for c in channels if str(c) != "defaults"]
+    return []
+
+
+def pick_channels(cli: Sequence[str], env_info: envinfo.EnvInfo, env: Mapping[str, str]) -> tuple[str, ...]:
+    if cli:
+        return tuple(dict.fromkeys(normalize_channel(c) for c in cli))
+    found = [c for c in env_info.channels if c and c != "pypi"]
+    return tuple(dict.fromkeys(found or condarc_channels(env) or ["conda-forge"]))
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def env_family(env_info: envinfo.EnvInfo) -> Family | None:
+    names = {c.name for c in env_info.components if c.source == "conda"}
+    if "cudatoolkit" in names:
+        return "cudatoolkit"
+    roles = {c.role for c in env_info.components if c.source == "conda"}
+    if "cuda-version" in names or roles & {"nvvm", "nvrtc", "nvjitlink", "runtime"}:
+        return "cuda-version"
+    return None
+
+
+def candidate_minors(versions: Sequence[str], *, major: int, limit: CudaVersion) -> list[CudaVersion]:
+    """Distinct major.minor of the channel's records, same major, <= limit, newest first."""
+    found = set()
+    for text in versions:
+        try:
+            version = CudaVersion.parse(text)
+        except UsageError:
+            continue
+        if version.major == major and version <= limit:
+            found.add(version)
+    return sorted(found, reverse=True)
+
+
+def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
+    """The user's requested specs (CUDA parts unpinned, so they can move), plus the new pins."""
+    specs = list(env_info.requested_specs) or list(installed_names)
+    pinned = {envinfo.spec_name(p) for p in pins}
+    out: list[str] = []
+    for spec in specs:
+        name = envinfo.spec_name(spec)
+        if name in pinned:
+            continue
+        out.append(name if name in CUDA_MOVERS else spec.split("::")[-1])
+    return list(dict.fromkeys(out)) + list(pins)
+
+
+def diff(installed: Sequence[Any], solved: Sequence[Any]) -> tuple[list[Change], int]:
+    """What install() would do, by name: version/build changes, installs and removals."""
+    from rattler import Version
+
+    before = {r.name.normalized: r for r in installed}
+    after = {r.name.normalized: r for r in solved}
+    changes: list[Change] = []
+    unchanged = 0
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if (
+            old is not None
+            and new is not None
+            and str(old.version) == str(new.version)
+            and str(old.build) == str(new.build)
+        ):
+            unchanged += 1
+            continue
+        if new is None:
+            action: Any = "remove"
+        elif old is None:
+            action = "install"
+        elif Version(str(new.version)) < Version(str(old.version)):
+            action = "downgrade"
+        elif Version(str(new.version)) > Version(str(old.version)):
+            action = "upgrade"
+        else:
+            action = "rebuild"
+        changes.append(
+            Change(
+                action,
+                name,
+                str(old.version) if old else None,
+                str(old.build) if old else None,
+                str(new.version) if new else None,
+                str(new.build) if new else None,
+                envinfo.channel_name(redact(str(new.channel))) if new is not None and new.channel else None,
+                int(new.size) if new is not None and new.size else None,
+            )
+        )
+    return changes, unchanged
+
+
+def find_blockers(
+    installed: Sequence[Any], family: Family, best: CudaVersion, channel_versions: Sequence[str]
+) -> list[Blocker]:
+    """Installed non-CUDA packages whose own requirement on the family package excludes ``best``."""
+    from condafix.rattler_backend import spec_matches
+
+    kb = knowledge()
+    blockers = []
+    for record in installed:
+        if record.name.normalized in CUDA_MOVERS:  # they move with the pin; other builds exist
+            continue
+        for dep in list(record.depends) + list(record.constrains):
+            if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
+                continue
+            fits = sorted(
+                CudaVersion.parse(v)
+                for v in channel_versions
+                if spec_matches(dep, family, v) and re.match(r"^\d+\.\d+", v)
+            )
+            needs = fits[0] if fits else None
+            blockers.append(
+                Blocker(
+                    record.name.normalized,
+                    str(record.version),
+                    str(record.build),
+                    dep,
+                    str(needs) if needs else None,
+                    kb.min_driver_for(needs) if needs else None,
+                )
+            )
+    return blockers
+
+
+def equivalent_commands(
+    env_info: envinfo.EnvInfo, channel: str, pins: Sequence[str], env: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The same change for the user's own manager(s): conda / mamba / micromamba."""
+    import shutil
+
+    managers = [m for m in ("conda", "mamba", "micromamba") if shutil.which(m)]
+    if env.get("MAMBA_EXE") and "micromamba" not in managers:
+        managers.append("micromamba")
+    managers = managers or ["conda"]
+    prefix = Path(env_info.prefix or ".")
+    where = f"-n {env_info.name}" if prefix.parent.name == "envs" and env_info.name else f"-p {prefix}"
+    quoted = " ".join(f'"{p}"' for p in pins)
+    return tuple(f"{m} install {where} -c {redact(channel)} {quoted}" for m in managers)
+
+
+def plan(
+    *,
+    prefix: Path,
+    target: TargetCuda,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    allow_major: bool = False,
+    env: Mapping[str, str] | None = None,
+    step: Step = lambda _msg: None,
+) -> Plan:
+    """Plan the smallest solver-checked change that makes the env's CUDA <= the target."""
+    env = os.environ if env is None else env
+    env_info = envinfo.read_env(prefix, "-p")
+    chosen_channels = pick_channels(channels, env_info, env)
+    target_cuda = CudaVersion.parse(target.cuda)
+    current = env_cuda(env_info)
+    family = env_family(env_info)
+    base = Plan(
+        prefix=str(prefix),
+        status="nothing-to-do",
+        reason="",
+        target=target,
+        env_cuda=str(current) if current else None,
+        family=family,
+        channels=tuple(redact(c) for c in chosen_channels),
+        offline=offline,
+    )
+    if family is None or current is None:
+        return replace(base, reason="no conda CUDA toolkit in this env")
+    if current <= target_cuda or current.major < target_cuda.major:
+        why = f"the env's CUDA {current} already runs on a CUDA {target_cuda} driver; condafix never moves it up"
+        return replace(base, reason=why)
+    if current.major > target_cuda.major and not allow_major:
+        need = knowledge().min_driver_for(current)
+        why = (
+            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major; "
+            f"upgrade the driver to >= {need} or pass --allow-major to plan CUDA {target_cuda.major}"
+        )
+        return replace(base, status="blocked", reason=why)
+
+    from condafix import rattler_backend as rb
+
+    age = rb.repodata_cache_age(time.time()) if offline else None
+    remote = [c for c in chosen_channels if not c.startswith("file://")]
+    if offline and remote and age is None:
+        raise CondafixError(
+            f"--offline: no cached repodata for {', '.join(map(redact, remote))} in {rb.cache_dir()}",
+            (Hint("warm_cache", "run the same command once online to fill the cache"),),
+        )
+    gw = rb.gateway(offline=offline)
+    rb_target = rb.Target(tuple(chosen_channels), _platform(prefix), str(target_cuda), target.cuda_arch)
+    step(f"fetching {family} records from {', '.join(map(redact, chosen_channels))}")
+    versions = [str(r.version) for r in rb.query(gw, rb_target, [family])]
+    major = target_cuda.major if allow_major else current.major
+    candidates = candidate_minors(versions, major=major, limit=target_cuda)
+    base = replace(base, cache_age_s=age, candidates=tuple(str(c) for c in candidates))
+    if not candidates:
+        return replace(
+            base, status="blocked", reason=f"the channel has no {family} for CUDA {major}.x <= {target_cuda}"
+        )
+    installed = rb.read_prefix_records(prefix)
+    names = [r.name.normalized for r in installed]
+    attempts: list[SolveAttempt] = []
+    started = time.perf_counter()
+    for number, candidate in enumerate(candidates, 1):
+        pins = [f"{family}={candidate}"]
+        if family == "cudatoolkit" and "cuda-version" in names:
+            pins.append(f"cuda-version={candidate}")
+        specs = request_specs(env_info, names, pins)
+        step(f"solving with {pins[0]} ({number}/{len(candidates)})")
+        try:
+            solved = rb.solve(gw, rb_target, specs, installed)
+        except rb.SolveFailed as failed:
+            attempts.append(SolveAttempt(pins[0], False, redact(_first_lines(failed.message))))
+            continue
+        attempts.append(SolveAttempt(pins[0], True, "solved"))
+        changes, unchanged = diff(installed, solved)
+        return replace(
+            base,
+            status="change" if changes else "nothing-to-do",
+            reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}",
+            pin=pins[0],
+            specs=tuple(specs),
+            attempts=tuple(attempts),
+            changes=tuple(changes),
+            unchanged=unchanged,
+            commands=equivalent_commands(env_info, chosen_channels[0], pins, env),
+            solve_seconds=time.perf_counter() - started,
+            records=tuple(solved),
+        )
+    blockers = find_blockers(installed, family, candidates[0], versions)
+    why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
+    if blockers:
+        named = "; ".join(_blocker_text(b) for b in blockers)
+        why = f"no {family} <= {target_cuda} solves: {named}. Upgrade the driver, or remove/replace that package"
+    return replace(
+        base,
+        status="blocked",
+        reason=why,
+        attempts=tuple(attempts),
+        blockers=tuple(blockers),
+        solve_seconds=time.perf_counter() - started,
+    )
+
+
+def _blocker_text(blocker: Blocker) -> str:
+    text = f"{blocker.name} {blocker.version} needs {blocker.requirement}"
+    if blocker.needs_driver:
+        text += f" (CUDA {blocker.needs_cuda}: driver >= {blocker.needs_driver})"
+    return text
+
+
+def _first_lines(text: str, count: int = 6) -> str:
+    return " / ".join([line.strip() for line in text.splitlines() if line.strip()][:count])
+
+
+def _platform(prefix: Path) -> str:
+    """The env's subdir from its records (linux-64 etc.), else this machine's."""
+    import json
+
+    for path in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            subdir = json.loads(path.read_text()).get("subdir")
+        except (OSError, ValueError):
+            continue
+        if isinstance(subdir, str) and subdir != "noarch":
+            return subdir
+    from rattler.platform import Platform
+
+    return str(Platform.current())

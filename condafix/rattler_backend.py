@@ -1,0 +1,171 @@
+"""The py-rattler adapter: channels, repodata, virtual packages, solving, prefix records.
+
+Imported only by the commands that plan or apply (``import rattler`` costs ~80 ms). rattler is
+async-only, so every entry point here is synchronous and runs its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rattler
+from rattler import (
+    BuildString,
+    Gateway,
+    GenericVirtualPackage,
+    MatchSpec,
+    PackageName,
+    PrefixRecord,
+    RepoDataRecord,
+    Version,
+    VersionSpec,
+    VirtualPackage,
+)
+from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
+from rattler.repo_data.gateway import SourceConfig
+
+from condafix.errors import CondafixError, Hint, InspectError
+from condafix.redact import redact
+
+QUERY_TIMEOUT_S = 120.0
+
+
+class SolveFailed(Exception):
+    """The solver found no solution; ``message`` is rattler's explanation."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the solve runs against: channels, platform, virtual packages."""
+
+    channels: tuple[str, ...]
+    platform: str
+    cuda: str
+    cuda_arch: str | None = None
+
+
+def cache_dir() -> Path:
+    """Where repodata is cached: ``$CONDAFIX_CACHE_DIR`` or ``$XDG_CACHE_HOME/condafix``."""
+    if os.environ.get("CONDAFIX_CACHE_DIR"):
+        return Path(os.environ["CONDAFIX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "condafix"
+
+
+def repodata_cache_age(now: float) -> float | None:
+    """Seconds since the newest cached repodata was written; None without a cache."""
+    root = cache_dir()
+    stamps = [p.stat().st_mtime for p in root.rglob("*.json")] if root.is_dir() else []
+    return now - max(stamps) if stamps else None
+
+
+def gateway(*, offline: bool) -> Gateway:
+    config = SourceConfig(cache_action="force-cache-only" if offline else "cache-or-fetch")
+    return Gateway(cache_dir=cache_dir(), default_config=config)
+
+
+def read_prefix_records(prefix: Path) -> list[PrefixRecord]:
+    """Installed records for the solver's locked set; a broken one is an InspectError."""
+    records = []
+    for path in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            records.append(PrefixRecord.from_path(path))
+        except Exception as exc:  # rattler raises its own IoError/ParseError types
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InspectError(f"conda-meta/{path.name}: not a valid package record ({first})") from None
+    return records
+
+
+def virtual_packages(target: Target) -> list[GenericVirtualPackage]:
+    """Detected __glibc/__unix/__linux/__archspec with __cuda (and __cuda_arch) set to the target."""
+    found = []
+    for vp in VirtualPackage.detect():
+        generic = vp.into_generic()
+        if generic.name.normalized in ("__cuda", "__cuda_arch"):
+            continue
+        found.append(generic)
+    found.append(GenericVirtualPackage(PackageName("__cuda"), Version(target.cuda), BuildString("0")))
+    if target.cuda_arch:
+        found.append(GenericVirtualPackage(PackageName("__cuda_arch"), Version(target.cuda_arch), BuildString("0")))
+    return found
+
+
+def _subdirs(target: Target) -> list[Any]:
+    """The env's platform plus noarch (rattler types them as a Literal of known subdirs)."""
+    return [target.platform, "noarch"]
+
+
+def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = redact(" / ".join(lines[:3]))
+    hints = (Hint("offline", "plan from the cache with --offline, or check the channel URL and proxy settings"),)
+    return CondafixError(f"could not fetch repodata from {', '.join(map(redact, channels))}: {detail}", hints)
+
+
+def _run(coro: Any, timeout: float) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def query(gw: Gateway, target: Target, names: Sequence[str]) -> list[RepoDataRecord]:
+    """All records of these names (not recursive) from the target's channels."""
+    try:
+        result = _run(gw.query(target.channels, _subdirs(target), list(names), recursive=False), QUERY_TIMEOUT_S)
+    except GatewayError as exc:
+        raise _gateway_error(exc, target.channels) from None
+    except TimeoutError:
+        raise CondafixError(f"fetching repodata timed out after {QUERY_TIMEOUT_S:g} s") from None
+    return [record for subdir in result for record in subdir]
+
+
+def solve(
+    gw: Gateway,
+    target: Target,
+    specs: Sequence[str],
+    locked: Sequence[PrefixRecord],
+) -> list[RepoDataRecord]:
+    """Solve the specs with the installed records locked (preferred), raising SolveFailed."""
+    try:
+        match_specs = [MatchSpec(spec) for spec in specs]
+    except InvalidMatchSpecError as exc:
+        raise CondafixError(f"invalid spec in the env's history: {exc}") from None
+    try:
+        return list(
+            _run(
+                rattler.solve(
+                    list(target.channels),
+                    match_specs,
+                    gateway=gw,
+                    platforms=_subdirs(target),
+                    locked_packages=list(locked),
+                    virtual_packages=virtual_packages(target),
+                ),
+                QUERY_TIMEOUT_S,
+            )
+        )
+    except SolverError as exc:
+        raise SolveFailed(str(exc)) from None
+    except GatewayError as exc:
+        raise _gateway_error(exc, target.channels) from None
+
+
+def spec_matches(spec: str, name: str, version: str) -> bool:
+    """Does a depends/constrains entry like ``cuda-version >=12.8,<13`` accept this version of ``name``?"""
+    try:
+        match = MatchSpec(spec)
+    except InvalidMatchSpecError:
+        return True
+    if match.name is None or match.name.normalized != name or not match.version:
+        return True
+    return bool(VersionSpec(match.version).matches(Version(version)))
