@@ -11,12 +11,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
 from condafix import __version__
 from condafix.errors import CondafixError, UsageError
+
+if TYPE_CHECKING:
+    from condafix import envinfo as envinfo_mod
 
 app = typer.Typer(
     name="condafix",
@@ -83,6 +86,9 @@ def doctor(
     all_sources: Annotated[
         bool, typer.Option("--all-sources", help="Ask NVML, libcuda and nvidia-smi, not just the first that answers.")
     ] = False,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Compile a kernel with the env's NVVM, compare its PTX with the driver.")
+    ] = False,
 ) -> int:
     """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
     from condafix import driver as driver_mod
@@ -90,13 +96,34 @@ def doctor(
 
     env = envinfo.inspect_env(name=name, path=prefix)
     info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
-    report = verdict.diagnose(info, env, envinfo.system_toolkit())
+    probed = None
+    if probe:
+        from pathlib import Path as _Path
+
+        from condafix import ptxprobe
+
+        probed = ptxprobe.probe(_Path(env.prefix) if env.prefix else None, info)
+    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed)
     code = report.check_exit_code if check else 0
     if as_json:
         render.print_json("doctor", report, code)
     else:
         render.doctor_text(report)
     return code
+
+
+def _env_for_explain(name: str | None, prefix: str | None) -> envinfo_mod.EnvInfo | None:
+    """The env named on the command line (errors are errors), else the active one (errors ignored)."""
+    from condafix import envinfo
+    from condafix.errors import InspectError
+
+    if name or prefix:
+        return envinfo.inspect_env(name=name, path=prefix)
+    try:
+        env = envinfo.inspect_env(name=None, path=None)
+    except InspectError:
+        return None
+    return env if env.prefix else None
 
 
 def _read_text(text: str | None, file: Path | None) -> str:
@@ -124,6 +151,8 @@ def explain(
     cuda: CudaOpt = None,
     driver: DriverOpt = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not look at this machine's driver.")] = False,
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
@@ -135,6 +164,10 @@ def explain(
         from condafix import driver as driver_mod
 
         result = explain_mod.with_live(result, driver_mod.detect(cuda=cuda, driver=driver))
+    if result.recognised:
+        env = _env_for_explain(name, prefix)
+        if env is not None:
+            result = explain_mod.with_env(result, env)
     code = 0 if result.recognised else 1
     if as_json:
         render.print_json("explain", result, code)

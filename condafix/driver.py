@@ -44,6 +44,7 @@ class Attempt:
     detail: str
     cuda: str | None = None
     driver_version: str | None = None
+    tried: bool = True
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def probe_native(*, everything: bool, timeout: float) -> dict[str, dict[str, Any
 
 def _native_attempt(source: str, raw: dict[str, Any] | None) -> tuple[Attempt, tuple[Gpu, ...]]:
     if raw is None:
-        return Attempt(source, False, "not tried (an earlier source answered)"), ()
+        return Attempt(source, False, "not tried (an earlier source answered)", tried=False), ()
     if "error" in raw:
         return Attempt(source, False, str(raw["error"])), ()
     cuda = decode_cuda(raw.get("cuda_encoded"))

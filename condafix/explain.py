@@ -7,10 +7,11 @@ matches no family is reported as unknown; condafix never guesses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from condafix.driver import DriverInfo
+from condafix.envinfo import Component, EnvInfo
 from condafix.errors import UsageError
 from condafix.knowledge import CudaVersion, knowledge
 
@@ -89,7 +90,15 @@ FAMILIES: Final[tuple[Family, ...]] = (
 
 # Families whose explanation improves with the live driver's CUDA version.
 LIVE_FAMILIES: Final = frozenset(
-    {"ptx_version", "unsupported_ptx", "invalid_ptx", "runtime_insufficient", "torch_driver_too_old", "no_kernel_image"}
+    {
+        "ptx_version",
+        "unsupported_ptx",
+        "invalid_ptx",
+        "runtime_insufficient",
+        "torch_driver_too_old",
+        "no_kernel_image",
+        "nvjitlink_outdated",
+    }
 )
 
 
@@ -199,7 +208,12 @@ def with_live(expl: Explanation, live: DriverInfo | None) -> Explanation:
             f"this machine's driver supports CUDA {drv} ({live.source}), not {' or '.join(driver_cuda)}: "
             "the error came from another driver"
         )
-    elif not driver_cuda and expl.family in ("unsupported_ptx", "invalid_ptx", "runtime_insufficient"):
+    elif not driver_cuda and expl.family in (
+        "unsupported_ptx",
+        "invalid_ptx",
+        "runtime_insufficient",
+        "nvjitlink_outdated",
+    ):
         driver_cuda = (str(drv),)
         lines = (*lines, f"this machine's driver supports CUDA {drv} (from {live.source})")
         fixes = (f"pin the env to CUDA {drv} or older:", *_pin_lines(drv), *fixes)
@@ -333,3 +347,31 @@ def _explain_family(family: Family, match: re.Match[str]) -> Explanation:
     if code == "solver_cuda" and match.groupdict().get("need"):
         lines = (*lines, f"the package asks for __cuda >= {match['need']}")
     return Explanation(True, code, title, newer, lines=lines, fixes=fixes)
+
+
+def _newest(components: list[Component]) -> Component | None:
+    return max(components, key=lambda c: CudaVersion.parse(c.cuda or "0.0"), default=None)
+
+
+def with_env(expl: Explanation, env: EnvInfo) -> Explanation:
+    """Name the env's own NVVM/nvJitLink versions and turn the fix into the env's exact command."""
+    nvvm = _newest([c for c in env.components if c.role in ("nvvm", "toolkit") and c.cuda])
+    link = _newest([c for c in env.components if c.role == "nvjitlink" and c.cuda])
+    if nvvm is None or expl.family not in ("nvjitlink_outdated", "unsupported_ptx", "invalid_ptx"):
+        return expl
+    lines = (*expl.lines, f"this env's NVVM: {nvvm.name} {nvvm.version} (CUDA {nvvm.cuda}, {nvvm.source})")
+    if link is not None:
+        lines = (*lines, f"this env's nvJitLink: {link.name} {link.version} (CUDA {link.cuda}, {link.source})")
+    fixes = expl.fixes
+    drv = CudaVersion.parse(expl.driver_cuda[0]) if expl.driver_cuda else None
+    target = drv if drv is not None else (CudaVersion.parse(link.cuda) if link and link.cuda else None)
+    if target is not None and nvvm.cuda and CudaVersion.parse(nvvm.cuda) > target:
+        if nvvm.source == "pip":
+            exact = f'pip install "{nvvm.name}=={target}.*"'
+        else:
+            pin = knowledge().newest_cuda_version_pin(target)
+            exact = f'conda install -p {env.prefix} "cuda-version={pin}"' if pin else ""
+        if exact:
+            fixes = (f"bring NVVM down to CUDA {target} (<= the driver and nvJitLink): {exact}", *fixes)
+    newer = "toolkit" if expl.newer == "unknown" else expl.newer
+    return replace(expl, lines=lines, fixes=fixes, toolkit_cuda=expl.toolkit_cuda or (nvvm.cuda or "",), newer=newer)

@@ -120,7 +120,7 @@ def doctor_text(report: DoctorReport) -> None:
         out.print("[bold red]Driver   NO NVIDIA DRIVER FOUND[/]")
     if drv.attempts:
         for attempt in drv.attempts:
-            mark = "[green]ok[/]  " if attempt.ok else "[red]fail[/]"
+            mark = "[green]ok[/]  " if attempt.ok else "[red]fail[/]" if attempt.tried else "skip"
             said = f" -> CUDA {attempt.cuda}" if attempt.cuda else ""
             out.print(f"         {mark} {attempt.source:<10} {e(attempt.detail)}{said}")
     env = report.env

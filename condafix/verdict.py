@@ -16,6 +16,7 @@ from typing import Literal
 from condafix.driver import DriverInfo
 from condafix.envinfo import PTX_WRITERS, Component, EnvInfo, SystemToolkit
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
+from condafix.ptxprobe import ProbeResult
 
 Severity = Literal["ok", "info", "warning", "error"]
 Status = Literal["ok", "warning", "mismatch"]
@@ -64,6 +65,7 @@ class DoctorReport:
     findings: tuple[Finding, ...]
     fix: Fix | None
     status: Status
+    probe: ProbeResult | None = None
 
     @property
     def check_exit_code(self) -> int:
@@ -278,12 +280,22 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
     return findings
 
 
-def diagnose(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None = None) -> DoctorReport:
+def _probe_findings(probe: ProbeResult | None) -> list[Finding]:
+    if probe is None:
+        return []
+    if probe.verdict == "ptx-newer-than-driver":
+        return [Finding("probe_ptx_newer", "error", f"probe: {probe.message}")]
+    return [Finding("probe", "info", f"probe ({probe.halves}): {probe.message}")]
+
+
+def diagnose(
+    driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None = None, probe: ProbeResult | None = None
+) -> DoctorReport:
     """Compare every CUDA part of the env with the driver and decide what to do."""
     jit_names = tuple(c.name for c in env.jit_consumers)
     target = driver.cuda_version
     verdicts = tuple(_judge(c, target, bool(jit_names)) for c in env.components)
-    findings = _driver_findings(driver, env, toolkit)
+    findings = _driver_findings(driver, env, toolkit) + _probe_findings(probe)
     for verdict in verdicts:
         if verdict.severity in ("warning", "error") and verdict.verdict != "unknown":
             findings.append(
@@ -328,4 +340,5 @@ def diagnose(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None = N
         findings=tuple(findings),
         fix=plan_fix(env, driver, verdicts),
         status=status,
+        probe=probe,
     )

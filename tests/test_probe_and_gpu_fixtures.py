@@ -1,0 +1,134 @@
+"""`doctor --probe` (compile half, no GPU) and regression tests from the H100 captures (issue 8).
+
+The captures in tests/fixtures/gpu/ come from tests/gpu/e2e.sh on an H100, driver 580.159.04.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from condafix import driver, envinfo, ptxprobe, verdict
+from condafix.explain import explain, with_env, with_live
+
+from .conftest import FIXTURES
+
+GPU = FIXTURES / "gpu"
+NVVM_SITE_ENV = "CONDAFIX_TEST_NVVM_SITE"  # a `pip install --target` dir holding nvidia-cuda-nvcc-cu12 12.4.131
+
+
+def venv_with(tmp_path: Path, site: Path | None = None, dists: tuple[tuple[str, str], ...] = ()) -> Path:
+    """A venv-shaped prefix; its site-packages is ``site`` (a symlink) or holds empty dist-infos."""
+    prefix = tmp_path / "venv"
+    (prefix / "lib" / "python3.12").mkdir(parents=True)
+    (prefix / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    packages = prefix / "lib" / "python3.12" / "site-packages"
+    if site is not None:
+        packages.symlink_to(site)
+    else:
+        packages.mkdir()
+    for dist, version in dists:
+        (packages / f"{dist}-{version}.dist-info").mkdir()
+    return prefix
+
+
+@pytest.fixture
+def nvvm_site() -> Path:
+    site = os.environ.get(NVVM_SITE_ENV)
+    if not site or not list(Path(site).glob("nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so*")):
+        pytest.skip(f"set {NVVM_SITE_ENV} to a dir with nvidia-cuda-nvcc-cu12 installed (.ci/run does)")
+    return Path(site)
+
+
+def test_probe_compiles_with_a_pypi_nvvm(nvvm_site: Path, tmp_path: Path) -> None:
+    prefix = venv_with(tmp_path, nvvm_site)
+    newer = ptxprobe.probe(prefix, driver.detect(cuda="12.2"))
+    assert (newer.halves, newer.verdict, newer.ptx_version) == ("compile only", "ptx-newer-than-driver", "8.4")
+    assert newer.toolkit_cuda == ("12.4",) and newer.driver_max_ptx == "8.2"
+    assert "JIT half not run" in newer.message and newer.nvvm is not None
+    same = ptxprobe.probe(prefix, driver.detect(cuda="12.4"))
+    assert same.verdict == "ok"
+
+
+def test_doctor_probe_cli(nvvm_site: Path, tmp_path: Path) -> None:
+    prefix = venv_with(tmp_path, nvvm_site)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "condafix",
+            "doctor",
+            "-p",
+            str(prefix),
+            "--probe",
+            "--cuda",
+            "12.2",
+            "--json",
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    doc = json.loads(done.stdout)
+    assert done.returncode == 2 and doc["result"]["probe"]["ptx_version"] == "8.4"
+    assert any(f["code"] == "probe_ptx_newer" for f in doc["result"]["findings"])
+
+
+def test_probe_says_which_half_ran_without_nvvm(tmp_path: Path) -> None:
+    result = ptxprobe.probe(venv_with(tmp_path), driver.detect(cuda="12.4"), env={})
+    assert (result.halves, result.verdict, result.nvvm) == ("none", "unknown", None)
+    assert "no libNVVM" in result.message
+
+
+def test_probe_reports_a_library_that_does_not_load(tmp_path: Path) -> None:
+    prefix = venv_with(tmp_path)
+    broken = prefix / "lib" / "python3.12" / "site-packages" / "nvidia" / "cu13" / "lib" / "libnvvm.so.4"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not an ELF file")
+    result = ptxprobe.probe(prefix, driver.detect(cuda="13.0"), env={})
+    assert result.verdict == "unknown" and "cannot load" in result.message
+    assert result.nvvm is not None and result.nvvm.origin == "pip wheel nvidia-nvvm (cu13)"
+
+
+# ---------------------------------------------------------------- H100 captures
+
+
+def test_recorded_sources_agree_with_our_parsers() -> None:
+    parity = json.loads((GPU / "h100-doctor-parity.json").read_text())["result"]["driver"]
+    answers = {a["source"]: a["cuda"] for a in parity["attempts"] if a["ok"]}
+    assert answers == {"nvml": "13.0", "libcuda": "13.0", "nvidia-smi": "13.0"}
+    banner = driver.parse_smi_banner((FIXTURES / "smi" / "h100-580.159.04-banner.txt").read_text())
+    nvml = json.loads((FIXTURES / "smi" / "h100-580.159.04-nvml.json").read_text())
+    assert banner.cuda == driver.decode_cuda(nvml["v2"]) == parity["cuda"]
+    assert banner.driver_version == nvml["drv"] == parity["driver_version"]
+
+
+def test_real_nvjitlink_failure_names_both_versions(tmp_path: Path) -> None:
+    text = (GPU / "h100-numba-cuda-0.30.4-nvvm-13.5-nvjitlink-13.0.txt").read_text()
+    env = envinfo.read_env(
+        venv_with(
+            tmp_path, dists=(("nvidia_nvvm", "13.5.37"), ("nvidia_nvjitlink", "13.0.88"), ("numba_cuda", "0.30.4"))
+        )
+    )
+    expl = with_env(with_live(explain(text), driver.detect(cuda="13.0")), env)
+    assert expl.family == "nvjitlink_outdated"
+    assert (expl.toolkit_cuda, expl.driver_cuda, expl.newer) == (("13.5",), ("13.0",), "toolkit")
+    assert expl.fixes[0].endswith('pip install "nvidia-nvvm==13.0.*"')
+    recorded = json.loads((GPU / "h100-explain-nvjitlink.json").read_text())["result"]
+    assert recorded["fixes"][0] == expl.fixes[0]
+
+
+def test_gpu_verdict_reproduces_from_the_recorded_env(tmp_path: Path, make_prefix: Callable[..., Path]) -> None:
+    recorded = json.loads((GPU / "h100-doctor-nvvm-13.5.json").read_text())["result"]
+    dists = tuple((c["name"].replace("-", "_"), c["version"]) for c in recorded["env"]["components"])
+    env = envinfo.read_env(venv_with(tmp_path, dists=dists))
+    report = verdict.diagnose(driver.detect(cuda=recorded["driver"]["cuda"]), env)
+    assert report.fix is not None and report.fix.commands == tuple(recorded["fix"]["commands"])
+    assert [(v.name, v.verdict) for v in report.verdicts] == [(v["name"], v["verdict"]) for v in recorded["verdicts"]]
