@@ -6,6 +6,7 @@ Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspe
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -220,6 +221,54 @@ def cuda(
         render.print_json("cuda", result, code)
     else:
         render.plan_text(result)
+    return code
+
+
+@app.command("env")
+@_guard("env", _json_flag)
+def env_file(
+    file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="environment.yml to rewrite (default ./environment.yml or .yaml; - for stdin)."),
+    ] = None,
+    cuda: Annotated[Optional[list[str]], typer.Option("--cuda", help="Target CUDA version M.m.")] = None,  # noqa: UP045
+    driver: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--driver", help="Target driver version (repeatable: lowest CUDA wins)."),
+    ] = None,
+    write: Annotated[bool, typer.Option("--write", help="Replace the file (keeps FILE.bak).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file would change (pre-commit, CI).")] = False,
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Check the pin on this channel (default: the file's channels)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not check the pin against a channel.")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Rewrite the CUDA pins of environment.yml in place (dry run with a diff unless --write)."""
+    from condafix import envfile, planner, render
+    from condafix.knowledge import CudaVersion
+
+    path = file or envfile.default_file()
+    raw, name = envfile.read_source(path)
+    target = planner.resolve_target(cudas=cuda or [], drivers=driver or [])
+    result, new_raw = envfile.plan_file(
+        raw, name, CudaVersion.parse(target.cuda), channels=channel or [], offline=offline
+    )
+    if write and result.changed:
+        if path == "-":
+            sys.stdout.write(new_raw)
+            return 0
+        backup = envfile.write_atomically(Path(path), new_raw)
+        result = dataclasses.replace(result, written=True, backup=str(backup))
+    elif write and path == "-":
+        sys.stdout.write(raw)
+        return 0
+    code = 1 if check and result.changed and not result.written else 0
+    if as_json:
+        render.print_json("env", result, code)
+    else:
+        render.envfile_text(result)
     return code
 
 

@@ -18,6 +18,7 @@ from condafix.errors import CondafixError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from condafix.envfile import EnvFileResult
     from condafix.explain import Explanation
     from condafix.planner import Plan
     from condafix.verdict import DoctorReport
@@ -231,3 +232,27 @@ def plan_text(plan: Plan) -> None:
         out.print(f"  [bold cyan]{e(command)}[/]")
     if plan.status == "change":
         out.print("dry run: nothing was changed")
+
+
+def envfile_text(result: EnvFileResult) -> None:
+    """The unified diff (coloured on a TTY), the pin and how it was checked, and what was only reported."""
+    out = console()
+    e = _escape
+    if result.diff:
+        if out.is_terminal:
+            from rich.syntax import Syntax
+
+            out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
+        else:
+            sys.stdout.write(result.diff if result.diff.endswith("\n") else result.diff + "\n")
+    for note in result.notes:
+        where = f"line {note.line}: " if note.line else ""
+        out.print(f"[yellow]note:[/] {e(where + (note.spec + ': ' if note.spec else '') + note.message)}")
+    if result.pin:
+        out.print(f"target CUDA {result.target_cuda}: {e(result.pin)} ({e(result.checked)})")
+    if result.written:
+        out.print(f"[green]wrote[/] {e(result.path)} (backup: {e(result.backup or '')})")
+    elif result.changed:
+        out.print("dry run: nothing was written (pass --write)")
+    elif result.pin:
+        out.print(f"{e(result.path)} is already right for CUDA {result.target_cuda}")
