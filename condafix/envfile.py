@@ -215,13 +215,17 @@ def choose_family(deps: Sequence[Dep]) -> Family | None:
 
 
 def _file_major(deps: Sequence[Dep], family: Family, target: CudaVersion) -> int:
+    """The CUDA major the file asks for: its explicit pin, else what an unpinned solve would give."""
     for dep in deps:
         parts = split_spec(dep.spec)
         if parts and parts[1] in (family, "cuda-version"):
             found = re.search(r"(\d+)(?:\.\d+)?", parts[3])
             if found:
                 return int(found.group(1))
-    return 11 if family == "cudatoolkit" else target.major
+    if family == "cudatoolkit":
+        return 11
+    split_ctk = any(n.startswith(("cuda-", "libnvjitlink", "libcu")) and n != "cuda-version" for n in spec_names(deps))
+    return max(target.major, 12) if split_ctk else target.major  # conda-forge splits the CTK from 12.0 on
 
 
 # ---------------------------------------------------------------- the rewrite
@@ -353,6 +357,8 @@ def plan_file(
     family = choose_family(parsed.deps)
     if family is None:
         _, _, notes = rewrite(parsed, target, {})  # pytorch-cuda and pip lines are still reported
+        if not notes and "pytorch-cuda" in spec_names(parsed.deps):
+            notes = [Note(None, "pytorch-cuda", f"fits a CUDA {target} driver: nothing to change")]
         notes = notes or [Note(None, "", "no CUDA package in this file: nothing to change")]
         return EnvFileResult(name, str(target), None, None, "not needed", (), tuple(notes), "", False), raw
     major = _file_major(parsed.deps, family, target)
