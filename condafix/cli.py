@@ -58,7 +58,9 @@ def _guard(
 
             try:
                 code = func(**kwargs)
+                _say_dropped_proxies()
             except CondafixError as exc:
+                _say_dropped_proxies()
                 render.print_error(kind, exc, as_json(kwargs))
                 raise typer.Exit(exc.exit_code) from None
             except KeyboardInterrupt:
@@ -69,6 +71,17 @@ def _guard(
         return inner
 
     return wrap
+
+
+def _say_dropped_proxies() -> None:
+    """Sanitizing is never silent: name what was dropped (on stderr, so --json stays clean)."""
+    from condafix import proxy
+
+    if proxy.POLICY.dropped:
+        sys.stderr.write(
+            f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
+            "(see `condafix proxy`; --keep-proxy uses them as set)\n"
+        )
 
 
 def _json_flag(kwargs: dict[str, object]) -> bool:
@@ -283,8 +296,53 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
     ] = False,
+    no_proxy: Annotated[
+        bool, typer.Option("--no-proxy", help="Drop every proxy setting for condafix's requests.")
+    ] = False,
+    proxy: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--proxy", help="Use this proxy (http://host:port) for every request condafix makes."),
+    ] = None,
+    keep_proxy: Annotated[
+        bool, typer.Option("--keep-proxy", help="Use the proxy settings exactly as set, even broken ones.")
+    ] = False,
 ) -> None:
     """condafix: make CUDA work in conda environments."""
+    from condafix import proxy as proxy_mod
+    from condafix.render import print_error
+
+    try:
+        proxy_mod.set_policy(no_proxy=no_proxy, proxy=proxy, keep=keep_proxy)
+    except CondafixError as exc:
+        print_error("condafix", exc, False)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@app.command("proxy")
+@_guard("proxy", _json_flag)
+def proxy_command(
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Check no_proxy against this channel's host (repeatable)."),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 ok, 1 warnings, 2 errors.")] = False,
+    connect: Annotated[
+        bool, typer.Option("--connect/--no-connect", help="Probe each proxy host:port (TCP, <= 2 s, concurrent).")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> int:
+    """Diagnose proxy settings (variables, .condarc, CA bundles): what is wrong and what to do."""
+    from condafix import proxy as proxy_mod
+    from condafix import render
+
+    report = proxy_mod.diagnose(os.environ, channel or [], connect=connect)
+    worst = max(({"error": 2, "warning": 1, "info": 0}[f.severity] for f in report.findings), default=0)
+    code = worst if check else 0
+    if as_json:
+        render.print_json("proxy", report, code)
+    else:
+        render.proxy_text(report)
+    return code
 
 
 def main() -> None:
@@ -295,5 +353,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # a bug, not bad input: say so in one line
-        sys.stderr.write(f"condafix: internal error: {type(exc).__name__}: {exc} (set CONDAFIX_DEBUG=1 for details)\n")
+        from condafix.redact import redact
+
+        sys.stderr.write(
+            f"condafix: internal error: {type(exc).__name__}: {redact(str(exc))} (set CONDAFIX_DEBUG=1 for details)\n"
+        )
         raise SystemExit(70) from None

@@ -29,6 +29,7 @@ from rattler import (
 from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
 from rattler.repo_data.gateway import SourceConfig
 
+from condafix import proxy
 from condafix.errors import CondafixError, Hint, InspectError
 from condafix.redact import redact
 
@@ -68,9 +69,19 @@ def repodata_cache_age(now: float) -> float | None:
     return now - max(stamps) if stamps else None
 
 
+HTTP_TIMEOUT_S = 30
+
+
+def client() -> rattler.Client:
+    """An HTTP client created under the sanitized environment (rattler reads proxies at creation)."""
+    with proxy.applied():
+        return rattler.Client.default_client(timeout=HTTP_TIMEOUT_S)
+
+
 def gateway(*, offline: bool) -> Gateway:
     config = SourceConfig(cache_action="force-cache-only" if offline else "cache-or-fetch")
-    return Gateway(cache_dir=cache_dir(), default_config=config)
+    with proxy.applied():
+        return Gateway(cache_dir=cache_dir(), default_config=config, client=client())
 
 
 def read_prefix_records(prefix: Path) -> list[PrefixRecord]:
@@ -106,9 +117,21 @@ def _subdirs(target: Target) -> list[Any]:
 
 def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = redact(" / ".join(lines[:3]))
-    hints = (Hint("offline", "plan from the cache with --offline, or check the channel URL and proxy settings"),)
-    return CondafixError(f"could not fetch repodata from {', '.join(map(redact, channels))}: {detail}", hints)
+    detail = redact(" / ".join(lines[:4]))
+    used = proxy.POLICY.environ()
+    via = [
+        f"${n}={redact(used[n])}"
+        for n in proxy.PROXY_VARS + tuple(v.upper() for v in proxy.PROXY_VARS)
+        if used.get(n) and n.lower() != "no_proxy"
+    ]
+    hints = [Hint("offline", "plan from the cache with --offline, or check the channel URL")]
+    where = ""
+    if via:
+        where = f" through proxy {', '.join(via)}"
+        hints.insert(0, Hint("proxy", "run `condafix proxy` to check the proxy settings, or retry with --no-proxy"))
+    return CondafixError(
+        f"could not fetch repodata from {', '.join(map(redact, channels))}{where}: {detail}", tuple(hints)
+    )
 
 
 def _run(coro: Any, timeout: float) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from condafix import __version__
 from condafix.errors import CondafixError
+from condafix.redact import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from condafix.envfile import EnvFileResult
     from condafix.explain import Explanation
     from condafix.planner import Plan
+    from condafix.proxy import ProxyReport
     from condafix.verdict import DoctorReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
@@ -84,13 +86,16 @@ def print_error(kind: str, error: CondafixError, as_json: bool) -> None:
             "schema": f"condafix/{kind}/v1",
             "condafix_version": __version__,
             "exit_code": error.exit_code,
-            "error": {"summary": error.summary, "hints": to_jsonable(error.hints)},
+            "error": {
+                "summary": redact(error.summary),
+                "hints": [{"code": h.code, "text": redact(h.text)} for h in error.hints],
+            },
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     err = console(stderr=True)
-    err.print(f"[bold red]error:[/] {_escape(error.summary)}")
+    err.print(f"[bold red]error:[/] {_escape(redact(error.summary))}")
     for hint in error.hints:
-        err.print(f"\n[cyan]hint:[/] {_escape(hint.text)}")
+        err.print(f"\n[cyan]hint:[/] {_escape(redact(hint.text))}")
 
 
 def _escape(text: str) -> str:
@@ -256,3 +261,20 @@ def envfile_text(result: EnvFileResult) -> None:
         out.print("dry run: nothing was written (pass --write)")
     elif result.pin:
         out.print(f"{e(result.path)} is already right for CUDA {result.target_cuda}")
+
+
+def proxy_text(report: ProxyReport) -> None:
+    """Each setting (redacted), then one line per problem with what to do."""
+    out = console()
+    e = _escape
+    if not report.settings:
+        out.print("no proxy or CA-bundle settings found (environment and .condarc files)")
+    for setting in report.settings:
+        out.print(f"  {e(setting.name):<26} {e(setting.value)}  [dim]({e(setting.source)})[/]")
+    for finding in report.findings:
+        out.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+        out.print(f"  [cyan]hint:[/] {e(finding.fix)}")
+    if report.broken:
+        out.print(f"condafix drops {', '.join(report.broken)} for its own requests (--keep-proxy to keep them)")
+    if report.ok and not report.findings and report.settings:
+        out.print("[green]all settings look usable[/]")

@@ -28,9 +28,17 @@ class RunResult:
         return self.error is None and self.returncode == 0
 
 
-def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """Copy of the current environment with overrides applied (None removes a key)."""
-    env = dict(os.environ)
+def child_env(overrides: Mapping[str, str | None] | None = None, *, network: bool = False) -> dict[str, str]:
+    """Copy of the environment with overrides applied (None removes a key).
+
+    Children that use the network (conda, mamba) start from the sanitized proxy environment.
+    """
+    if network:
+        from condafix import proxy
+
+        env = proxy.POLICY.environ()
+    else:
+        env = dict(os.environ)
     for key, value in (overrides or {}).items():
         if value is None:
             env.pop(key, None)
@@ -44,6 +52,7 @@ def run(
     *,
     timeout: float,
     env_overrides: Mapping[str, str | None] | None = None,
+    network: bool = False,
 ) -> RunResult:
     """Run argv to completion with a timeout; never raises for a missing or hung program."""
     args = tuple(argv)
@@ -54,7 +63,7 @@ def run(
             text=True,
             errors="replace",
             timeout=timeout,
-            env=child_env(env_overrides),
+            env=child_env(env_overrides, network=network),
             check=False,
             stdin=subprocess.DEVNULL,
         )
