@@ -345,17 +345,35 @@ def proxy_command(
     return code
 
 
+def _run_app() -> int:
+    """Run typer and return the exit code instead of raising it."""
+    try:
+        app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
 def main() -> None:
     """Console-script entry point."""
     if os.environ.get("CONDAFIX_DEBUG"):
-        app()
-        return
-    try:
-        app()
-    except Exception as exc:  # a bug, not bad input: say so in one line
-        from condafix.redact import redact
+        code = _run_app()
+    else:
+        try:
+            code = _run_app()
+        except Exception as exc:  # a bug, not bad input: say so in one line
+            from condafix.redact import redact
 
-        sys.stderr.write(
-            f"condafix: internal error: {type(exc).__name__}: {redact(str(exc))} (set CONDAFIX_DEBUG=1 for details)\n"
-        )
-        raise SystemExit(70) from None
+            sys.stderr.write(
+                f"condafix: internal error: {type(exc).__name__}: {redact(str(exc))} "
+                "(set CONDAFIX_DEBUG=1 for details)\n"
+            )
+            code = 70
+    if "rattler" in sys.modules:
+        # py-rattler's runtime threads can crash interpreter finalization (seen here: SIGSEGV and
+        # "PyGILState_Release: thread state must be current" after all output was written), so once
+        # it is loaded we flush and leave without finalizing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

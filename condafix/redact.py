@@ -12,10 +12,10 @@ import re
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s'\"<>]+)")
 # scheme-less ``user:pass@host:port`` (a common broken http_proxy value)
 _BARE_USERINFO = re.compile(
-    r"(?<![\w/:@*])[^\s'\"<>=:/@]+:(?!//)[^\s'\"<>]*@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?(?:[/\s'\"]|$))"
+    r"(?<![\w/:@*])[^\s'\"<>=:/@]+:(?!//)[^\s'\"<>]*@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[^/?#@\s'\"]*)?(?:[/\s'\"]|$))"
 )
 # the last '@' that is followed by a host (name, IPv4 or [IPv6]) and an optional port, then the end or / ? #
-_HOST_AFTER_AT = re.compile(r"@(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d*)?(?=[/?#]|$)")
+_HOST_AFTER_AT = re.compile(r"@(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[^/?#@\s]*)?(?=[/?#]|$)")
 _TOKEN_PATH = re.compile(r"/t/[^/\s]+")
 _TOKEN_QUERY = re.compile(r"(?i)([?&](?:token|access_token|api_key|password)=)[^&#\s]+")
 

@@ -127,6 +127,24 @@ def fake_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
     yield install
 
 
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Skip interpreter finalization once py-rattler is loaded: its runtime threads can crash it
+    (SIGSEGV / PyGILState_Release seen here) after every test has passed; see condafix.cli.main."""
+    import sys
+
+    if "rattler" in sys.modules and _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU checks skip cleanly unless NVIDIA driver libraries are present (never on CI)."""
     from condafix.driver import native_libraries_missing
