@@ -110,14 +110,19 @@ def doctor(
 
     env = envinfo.inspect_env(name=name, path=prefix)
     info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
+    from pathlib import Path as _Path
+
     probed = None
     if probe:
-        from pathlib import Path as _Path
-
         from condafix import ptxprobe
 
         probed = ptxprobe.probe(_Path(env.prefix) if env.prefix else None, info)
-    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed)
+    unfinished = None
+    if env.prefix and env.kind == "conda":
+        from condafix import transaction
+
+        unfinished = transaction.pending(_Path(env.prefix))
+    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed, unfinished=unfinished)
     code = report.check_exit_code if check else 0
     if as_json:
         render.print_json("doctor", report, code)
@@ -215,6 +220,12 @@ def cuda(
     allow_major: Annotated[
         bool, typer.Option("--allow-major", help="Allow moving the env to an older CUDA major.")
     ] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Change the env as planned (asks first).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")] = False,
+    via: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Plan the fix with a real solver: newest cuda-version/cudatoolkit <= the driver (dry run)."""
@@ -230,11 +241,76 @@ def cuda(
             prefix=where, target=target, channels=channel or [], offline=offline, allow_major=allow_major, step=step
         )
     code = 2 if result.status == "blocked" else 0
+    if not as_json:
+        render.plan_text(result, applying=apply)
+    if apply and result.status == "change":
+        _confirm(f"Apply these {len(result.changes)} changes to {where}?", yes)
+        from condafix import driver as driver_mod
+        from condafix import transaction, verdict
+
+        with render.progress(enabled=not as_json) as step:
+            applied = transaction.apply_plan(result, via=via, step=step)
+        info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+        after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
+        applied = dataclasses.replace(applied, after=after)
+        if as_json:
+            render.print_json("cuda", {"plan": result, "applied": applied}, code)
+        else:
+            render.applied_text(applied, str(where))
+        return code
     if as_json:
         render.print_json("cuda", result, code)
-    else:
-        render.plan_text(result)
     return code
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; refuse without one unless --yes (nothing changes without consent)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to change the environment without --yes (no terminal to ask)")
+    if not typer.confirm(question, default=False):
+        raise CondafixError("nothing was changed", (), 1)
+
+
+@app.command()
+@_guard("rollback", _json_flag)
+def rollback(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Snapshot id (default: the newest).")] = None,  # noqa: UP045
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be restored; change nothing.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Undo a condafix change: restore the exact package set of a snapshot."""
+    from condafix import envinfo, render, transaction
+
+    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=os.environ)
+    if where is None:
+        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    if list_:
+        snapshots = transaction.list_snapshots(where)
+        if as_json:
+            render.print_json("rollback", snapshots, 0)
+        else:
+            render.snapshots_text(snapshots)
+        return 0
+    preview = transaction.rollback(where, to, dry_run=True)
+    if not dry_run:
+        if not preview.remove and not preview.restore:
+            preview = transaction.rollback(where, to, dry_run=False)
+        else:
+            if not as_json:
+                render.restore_text(preview, dry_run=True)
+            _confirm(f"Restore {where} to snapshot {preview.snapshot}?", yes)
+            preview = transaction.rollback(where, to, dry_run=False)
+    if as_json:
+        render.print_json("rollback", preview, 0)
+    else:
+        render.restore_text(preview, dry_run=dry_run)
+    return 0
 
 
 @app.command("env")

@@ -192,3 +192,62 @@ def spec_matches(spec: str, name: str, version: str) -> bool:
     if match.name is None or match.name.normalized != name or not match.version:
         return True
     return bool(VersionSpec(match.version).matches(Version(version)))
+
+
+def pkgs_dir() -> Path:
+    """The package cache condafix installs from: ``$CONDAFIX_PKGS_DIR`` or ``<cache>/pkgs``."""
+    return Path(os.environ.get("CONDAFIX_PKGS_DIR") or cache_dir() / "pkgs")
+
+
+class _Reporter:
+    """Forwards rattler's install events to one ``step(message)`` callback (rich progress)."""
+
+    def __init__(self, step: Any) -> None:
+        self.step = step
+        self.total = 0
+        self.done = 0
+
+    def on_transaction_start(self, total: int) -> None:
+        self.total = total
+
+    def on_transaction_operation_complete(self, _index: int) -> None:
+        self.done += 1
+        self.step(f"installing: {self.done}/{self.total} operations")
+
+    def on_download_start(self, _index: int) -> int:
+        self.step("downloading packages")
+        return 0
+
+    def __getattr__(self, name: str) -> Any:  # every other on_* event is accepted and ignored
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: 0
+        raise AttributeError(name)
+
+
+def install(
+    records: Sequence[Any],
+    prefix: Path,
+    installed: Sequence[PrefixRecord],
+    specs: Sequence[str],
+    step: Any = lambda _m: None,
+) -> None:
+    """Make the prefix equal to ``records`` (rattler unlinks/links only what differs)."""
+    from rattler import install as rattler_install
+    from rattler.exceptions import InstallerError, LinkError, TransactionError
+
+    try:
+        _run(
+            rattler_install(
+                list(records),
+                target_prefix=prefix,
+                cache_dir=pkgs_dir(),
+                installed_packages=list(installed),
+                show_progress=False,
+                client=client(),
+                requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                reporter=_Reporter(step),
+            ),
+            QUERY_TIMEOUT_S * 5,
+        )
+    except (InstallerError, LinkError, TransactionError) as exc:
+        raise CondafixError(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from exc

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from condafix.explain import Explanation
     from condafix.planner import Plan
     from condafix.proxy import ProxyReport
+    from condafix.transaction import Applied, RestorePlan, SnapshotInfo
     from condafix.verdict import DoctorReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
@@ -193,7 +194,7 @@ def _size(value: int | None) -> str:
     return "-"
 
 
-def plan_text(plan: Plan) -> None:
+def plan_text(plan: Plan, *, applying: bool = False) -> None:
     """The reviewable dry-run: target, table of changes, the pin, and the equivalent command."""
     from rich.table import Table
 
@@ -235,8 +236,8 @@ def plan_text(plan: Plan) -> None:
         out.print(f"spec added: [bold]{e(plan.pin)}[/]")
     for command in plan.commands:
         out.print(f"  [bold cyan]{e(command)}[/]")
-    if plan.status == "change":
-        out.print("dry run: nothing was changed")
+    if plan.status == "change" and not applying:
+        out.print("dry run: nothing was changed (pass --apply to change the env)")
 
 
 def envfile_text(result: EnvFileResult) -> None:
@@ -278,3 +279,34 @@ def proxy_text(report: ProxyReport) -> None:
         out.print(f"condafix drops {', '.join(report.broken)} for its own requests (--keep-proxy to keep them)")
     if report.ok and not report.findings and report.settings:
         out.print("[green]all settings look usable[/]")
+
+
+def applied_text(applied: Applied, prefix: str) -> None:
+    out = console()
+    out.print(f"[green]applied[/] {applied.changes} changes with {applied.via}; snapshot {applied.snapshot}")
+    out.print(f"undo with: [bold cyan]condafix rollback -p {_escape(prefix)}[/]")
+    if applied.after is not None:
+        out.print("\n[bold]doctor, after the change[/]:")
+        doctor_text(applied.after)
+
+
+def restore_text(plan: RestorePlan, *, dry_run: bool) -> None:
+    out = console()
+    verb = "would" if dry_run else "did"
+    if not plan.remove and not plan.restore:
+        out.print(f"the environment already matches snapshot {plan.snapshot}: nothing to do")
+        return
+    out.print(
+        f"snapshot {plan.snapshot}: {verb} remove {', '.join(plan.remove) or '-'}; "
+        f"{verb} restore {', '.join(plan.restore) or '-'}"
+    )
+    if plan.missing:
+        out.print(f"[red]cannot restore[/] {', '.join(plan.missing)}: no backup in the snapshot")
+
+
+def snapshots_text(snapshots: list[SnapshotInfo]) -> None:
+    out = console()
+    if not snapshots:
+        out.print("no condafix snapshots in this environment")
+    for snap in snapshots:
+        out.print(f"{snap.id}  {snap.state:<12} {snap.packages} packages  {_escape(snap.reason)}")

@@ -53,13 +53,17 @@ def run(
     timeout: float,
     env_overrides: Mapping[str, str | None] | None = None,
     network: bool = False,
+    capture: bool = True,
 ) -> RunResult:
-    """Run argv to completion with a timeout; never raises for a missing or hung program."""
+    """Run argv to completion with a timeout; never raises for a missing or hung program.
+
+    ``capture=False`` streams the child's output to ours (a conda/mamba install the user watches).
+    """
     args = tuple(argv)
     try:
         done = subprocess.run(
             args,
-            capture_output=True,
+            capture_output=capture,
             text=True,
             errors="replace",
             timeout=timeout,
@@ -76,4 +80,4 @@ def run(
         return RunResult(args, None, out, "", error=f"timed out after {timeout:g} s")
     except OSError as exc:
         return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
-    return RunResult(args, done.returncode, done.stdout, done.stderr)
+    return RunResult(args, done.returncode, done.stdout or "", done.stderr or "")

@@ -289,13 +289,27 @@ def _probe_findings(probe: ProbeResult | None) -> list[Finding]:
 
 
 def diagnose(
-    driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None = None, probe: ProbeResult | None = None
+    driver: DriverInfo,
+    env: EnvInfo,
+    toolkit: SystemToolkit | None = None,
+    probe: ProbeResult | None = None,
+    *,
+    unfinished: str | None = None,
 ) -> DoctorReport:
     """Compare every CUDA part of the env with the driver and decide what to do."""
     jit_names = tuple(c.name for c in env.jit_consumers)
     target = driver.cuda_version
     verdicts = tuple(_judge(c, target, bool(jit_names)) for c in env.components)
     findings = _driver_findings(driver, env, toolkit) + _probe_findings(probe)
+    if unfinished:
+        findings.append(
+            Finding(
+                "unfinished_change",
+                "error",
+                f"an interrupted condafix change (snapshot {unfinished}) "
+                f"left this env half-changed: run `condafix rollback -p {env.prefix}`",
+            )
+        )
     for verdict in verdicts:
         if verdict.severity in ("warning", "error") and verdict.verdict != "unknown":
             findings.append(
