@@ -144,7 +144,7 @@ def resolve_target(*, cudas: Sequence[str], drivers: Sequence[str], env: Mapping
         values.append((CudaVersion.parse(info.cuda), f"driver {text} -> CUDA {info.cuda}"))
     if values:
         lowest = min(v for v, _ in values)
-        source = values[0][1].split(" ")[0] if len(values) == 1 else f"fleet of {len(values)}: lowest"
+        source = values[0][1] if len(values) == 1 else f"fleet of {len(values)}: lowest"
         return TargetCuda(str(lowest), source, tuple(label for _, label in values))
     info = driver_mod.detect(env=env)
     if info.cuda is None:

@@ -209,9 +209,11 @@ def plan_text(plan: Plan, *, applying: bool = False) -> None:
         out.print(f"[bold]Offline[/]  from the repodata cache ({age})")
     if plan.candidates:
         out.print(f"[bold]Candidates[/] {plan.family} {', '.join(plan.candidates)} (from the channel, newest first)")
-    for attempt in plan.attempts:
-        if not attempt.solved:
-            out.print(f"  [yellow]{e(attempt.pin)} does not solve:[/] {e(attempt.detail)}")
+    failed = [a for a in plan.attempts if not a.solved]
+    if failed:
+        out.print(f"  [yellow]{e(failed[0].pin)} does not solve:[/] {e(failed[0].detail)}")
+    if len(failed) > 1:
+        out.print(f"  [yellow]nor do[/] {e(', '.join(a.pin for a in failed[1:]))} (details in --json)")
     if plan.changes:
         table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
         for column in ("", "package", "from", "to", "channel", "download"):
