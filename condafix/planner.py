@@ -394,8 +394,9 @@ def plan(
             f"--offline: no cached repodata for {', '.join(map(redact, remote))} in {rb.cache_dir()}",
             (Hint("warm_cache", "run the same command once online to fill the cache"),),
         )
+    installed = rb.read_prefix_records(prefix)
     gw = rb.gateway(offline=offline)
-    rb_target = rb.Target(tuple(chosen_channels), _platform(prefix), str(target_cuda), target.cuda_arch)
+    rb_target = rb.Target(tuple(chosen_channels), _platform(installed), str(target_cuda), target.cuda_arch)
     step(f"fetching {family} records from {', '.join(map(redact, chosen_channels))}")
     versions = [str(r.version) for r in rb.query(gw, rb_target, [family])]
     major = target_cuda.major if allow_major else current.major
@@ -405,7 +406,6 @@ def plan(
         return replace(
             base, status="blocked", reason=f"the channel has no {family} for CUDA {major}.x <= {target_cuda}"
         )
-    installed = rb.read_prefix_records(prefix)
     names = [r.name.normalized for r in installed]
     attempts: list[SolveAttempt] = []
     started = time.perf_counter()
@@ -461,17 +461,11 @@ def _first_lines(text: str, count: int = 6) -> str:
     return " / ".join([line.strip() for line in text.splitlines() if line.strip()][:count])
 
 
-def _platform(prefix: Path) -> str:
-    """The env's subdir from its records (linux-64 etc.), else this machine's."""
-    import json
-
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            subdir = json.loads(path.read_text()).get("subdir")
-        except (OSError, ValueError):
-            continue
-        if isinstance(subdir, str) and subdir != "noarch":
-            return subdir
+def _platform(installed: Sequence[Any]) -> str:
+    """The env's subdir from its installed records (linux-64 etc.), else this machine's."""
+    for record in installed:
+        if str(record.subdir) != "noarch":
+            return str(record.subdir)
     from rattler.platform import Platform
 
     return str(Platform.current())
