@@ -251,3 +251,30 @@ def install(
         )
     except (InstallerError, LinkError, TransactionError) as exc:
         raise CondafixError(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from exc
+
+
+def package_source(record: Any) -> str | None:
+    """Where a package can be had again: ``cache``, ``channel``, or None (gone from both)."""
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    stem = f"{record.name.normalized}-{record.version}-{record.build}"
+    cache = pkgs_dir()
+    if (cache / stem / "info").is_dir() or any((cache / f"{stem}{ext}").is_file() for ext in (".conda", ".tar.bz2")):
+        return "cache"
+    url = str(record.url)
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return "channel" if Path(unquote(parts.path)).is_file() else None
+    if parts.scheme in ("http", "https"):
+        with proxy.applied():
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15) as answer:
+                    return "channel" if answer.status < 400 else None
+            except OSError:
+                return None
+    return None
+
+
+def records_from_dir(directory: Path) -> list[PrefixRecord]:
+    return [PrefixRecord.from_path(p) for p in sorted(directory.glob("*.json"))]

@@ -303,7 +303,7 @@ def restore_text(plan: RestorePlan, *, dry_run: bool) -> None:
         f"{verb} restore {', '.join(plan.restore) or '-'}"
     )
     if plan.missing:
-        out.print(f"[red]cannot restore[/] {', '.join(plan.missing)}: no backup in the snapshot")
+        out.print(f"not in the snapshot's backup: {', '.join(plan.missing)} (from the package cache, else the channel)")
 
 
 def snapshots_text(snapshots: list[SnapshotInfo]) -> None:

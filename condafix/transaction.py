@@ -300,15 +300,14 @@ def _unlink(path: Path) -> None:
 def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
+    Packages the snapshot holds no backup of come from the package cache first and the channel
+    second; if any of them is in neither, nothing changes and they are named.
     ``interrupted``: the change may have stopped half-way, so files that were not in the prefix when
     the snapshot was taken (a half-linked new package) are removed too.
     """
     plan = restore_plan(prefix, snapshot)
     if plan.missing:
-        raise ApplyError(
-            f"cannot restore {', '.join(plan.missing)}: the snapshot holds no backup of them; nothing was changed",
-            (Hint("reinstall", f"reinstall them with conda from the URLs in {snapshot / 'explicit.txt'}"),),
-        )
+        return _reinstall(prefix, snapshot, plan)
     saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
     removed: list[str] = []
     for record_path in sorted((prefix / "conda-meta").glob("*.json")):
@@ -341,6 +340,28 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
             _unlink(prefix / rel)
         removed += orphans
     _prune_dirs(prefix, removed)
+    return plan
+
+
+def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
+    """Restore with the installer: the snapshot's records from the package cache or the channel."""
+    from condafix import rattler_backend as rb
+
+    wanted = rb.records_from_dir(snapshot / "conda-meta")
+    gone = [
+        f"{r.name.normalized} {r.version} {r.build}"
+        for r in wanted
+        if r.name.normalized in plan.missing and rb.package_source(r) is None
+    ]
+    if gone:
+        raise ApplyError(
+            f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
+            "(the build left the channel); nothing was changed",
+            (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
+        )
+    rb.install(wanted, prefix, rb.read_prefix_records(prefix), [])
+    for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
+        shutil.copy2(saved, prefix / "conda-meta" / saved.name)
     return plan
 
 

@@ -87,19 +87,44 @@ def test_apply_refuses_without_terminal_or_yes(installed_env: Callable[..., Path
     assert done.returncode == 2 and "without --yes" in done.stderr and state_digest(prefix) == before
 
 
-def test_rollback_that_cannot_restore_changes_nothing(
-    installed_env: Callable[..., Path], cli_env: dict[str, str]
-) -> None:
-    prefix = installed_env(BROKEN, cuda="12.9")
-    assert run(apply_cmd(prefix, "--yes"), cli_env).returncode == 0
-    after = state_digest(prefix)
+def drop_backup(prefix: Path, name: str) -> None:
     snap = Path(transaction.list_snapshots(prefix)[-1].path)
     meta = json.loads((snap / "meta.json").read_text())
-    meta["backed_up"].remove("libnvjitlink")
+    meta["backed_up"].remove(name)
     (snap / "meta.json").write_text(json.dumps(meta))
-    done = run(rollback_cmd(prefix, "--yes"), cli_env)
-    assert done.returncode == 4 and "cannot restore libnvjitlink" in done.stderr
-    assert state_digest(prefix) == after
+
+
+def test_rollback_without_backup_reinstalls_from_the_channel(
+    channel: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    from .envs import install_env
+
+    copy = tmp_path / "channel-copy"
+    shutil.copytree(channel, copy)
+    prefix = install_env(copy, tmp_path / "envs" / "gpu", BROKEN, cuda="12.9", cache=tmp_path / "install-cache")
+    before = state_digest(prefix)
+    env = {**cli_env, "CONDAFIX_PKGS_DIR": str(tmp_path / "fresh-cache")}  # nothing of 12.9 cached here
+    assert run(apply_cmd(prefix, "--yes"), env).returncode == 0
+    drop_backup(prefix, "libnvjitlink")
+    done = run(rollback_cmd(prefix, "--yes"), env)
+    assert done.returncode == 0, done.stderr
+    assert state_digest(prefix) == before
+
+
+def test_rollback_that_cannot_restore_changes_nothing(channel: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
+    from .envs import install_env
+
+    copy = tmp_path / "channel-copy"
+    shutil.copytree(channel, copy)
+    prefix = install_env(copy, tmp_path / "envs" / "gpu", BROKEN, cuda="12.9", cache=tmp_path / "install-cache")
+    env = {**cli_env, "CONDAFIX_PKGS_DIR": str(tmp_path / "fresh-cache")}
+    assert run(apply_cmd(prefix, "--yes"), env).returncode == 0
+    after = state_digest(prefix)
+    drop_backup(prefix, "libnvjitlink")
+    (copy / "linux-64" / "libnvjitlink-12.9.86-h5888daf_0.tar.bz2").unlink()  # the build left the channel
+    done = run(rollback_cmd(prefix, "--yes"), env)
+    assert done.returncode == 4 and "cannot restore libnvjitlink 12.9.86 h5888daf_0" in done.stderr
+    assert "left the channel" in done.stderr and state_digest(prefix) == after
 
 
 def test_lock_held_by_a_live_process(installed_env: Callable[..., Path], cli_env: dict[str, str]) -> None:
