@@ -221,6 +221,12 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
     chosen = pin if pin is not None and "cudatoolkit" not in conda_names else target
     summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target}; nothing else changes)"
     others = [upgrade_text + " and keep the env as it is"]
+    if pins and env.prefix and env.kind == "conda":
+        others.insert(
+            0,
+            f"condafix cuda {_manager_target(env)}--cuda {target} checks the pin with a full solve on the "
+            "channel first (add --apply to make the change, with a snapshot to roll back)",
+        )
     if any(c.name == "numba-cuda" for c in env.components):
         others.append(
             "numba-cuda can compile through nvJitLink instead of the driver's JIT (its minor version "
