@@ -13,8 +13,8 @@ import importlib.util
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -184,6 +184,35 @@ def _probe(host: str, port: int) -> str | None:
         return f"{host}:{port} refuses connections ({exc.strerror or exc})"
 
 
+def probe_all(
+    targets: Sequence[tuple[str, int]], budget: float = CONNECT_TIMEOUT + 0.5
+) -> dict[tuple[str, int], str | None]:
+    """Probe every target concurrently; the whole round, name resolution included, ends within ``budget``.
+
+    getaddrinfo ignores socket timeouts, so each probe runs in a daemon thread that a slow DNS cannot
+    make condafix wait for (nor keep it alive at exit).
+    """
+    import threading
+
+    answers: dict[tuple[str, int], str | None] = {}
+
+    def work(target: tuple[str, int]) -> None:
+        answers[target] = _probe(*target)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + budget
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {
+        t: answers[t]
+        if t in answers
+        else f"{t[0]}:{t[1]} gave no answer within {budget:g} s (name resolution or connection)"
+        for t in targets
+    }
+
+
 def _is_internal(host: str) -> bool:
     if host in ("localhost",) or host.endswith((".local", ".internal", ".lan", ".corp", ".home")):
         return True
@@ -261,8 +290,7 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
                 )
             )
     if connect and probes:
-        with ThreadPoolExecutor(max_workers=min(8, len(probes))) as pool:
-            answers = dict(zip(probes, pool.map(lambda t: _probe(*t), probes), strict=True))
+        answers = probe_all(list(probes))
         for target, why in answers.items():
             if why is None:
                 continue

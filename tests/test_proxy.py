@@ -269,3 +269,15 @@ def test_credentials_never_reach_output(clean_env: dict[str, str], tmp_path: Pat
         ):
             done = cli(*args, env=env)
             assert SECRET not in done.stdout + done.stderr, (index, args, done.stdout, done.stderr)
+
+
+def test_probe_round_is_bounded_even_when_resolution_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(host: str, port: int) -> str | None:  # a resolver that never answers in time
+        time.sleep(5)
+        return None
+
+    monkeypatch.setattr(proxy, "_probe", slow)
+    started = time.monotonic()
+    answers = proxy.probe_all([("proxy.corp", 3128), ("10.0.0.1", 8080)], budget=0.3)
+    assert time.monotonic() - started < 1.5
+    assert all("no answer within 0.3 s" in (why or "") for why in answers.values())
