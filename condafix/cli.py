@@ -110,18 +110,16 @@ def doctor(
 
     env = envinfo.inspect_env(name=name, path=prefix)
     info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
-    from pathlib import Path as _Path
-
     probed = None
     if probe:
         from condafix import ptxprobe
 
-        probed = ptxprobe.probe(_Path(env.prefix) if env.prefix else None, info)
+        probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
     unfinished = None
     if env.prefix and env.kind == "conda":
         from condafix import transaction
 
-        unfinished = transaction.pending(_Path(env.prefix))
+        unfinished = transaction.pending(Path(env.prefix))
     report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed, unfinished=unfinished)
     code = report.check_exit_code if check else 0
     if as_json:

@@ -200,8 +200,14 @@ def restyle(constraint: str, pin: CudaVersion) -> str:
     return f"{pin}.*" if constraint.endswith(".*") else str(pin)
 
 
+def _name(spec: str) -> str:
+    """Package name of a spec, or "" when it does not parse."""
+    parts = split_spec(spec)
+    return parts[1] if parts else ""
+
+
 def spec_names(deps: Sequence[Dep]) -> set[str]:
-    return {parts[1] for parts in (split_spec(d.spec) for d in deps) if parts}
+    return {_name(d.spec) for d in deps} - {""}
 
 
 def choose_family(deps: Sequence[Dep]) -> Family | None:
@@ -276,15 +282,9 @@ def rewrite(parsed: Parsed, target: CudaVersion, pin_for: Mapping[str, str]) -> 
         new_spec = f"{channel}{pkg}{sep}{restyle(constraint, CudaVersion.parse(pin_for[pkg]))}"
         old, new = _replace_on_line(lines, dep, new_spec)
         edits.append(Edit(dep.line + 1, old, new, f"{pkg} allowed CUDA newer than {target}"))
-    missing = [pkg for pkg in pin_for if pkg not in present and pkg == "cuda-version"]
-    if missing and parsed.deps:
+    if "cuda-version" in pin_for and "cuda-version" not in present and parsed.deps:
         anchor = max(
-            (
-                d
-                for d in parsed.deps
-                if (split_spec(d.spec) or ("", "", "", ""))[1] in pin_for
-                or _CUDA_NAMES.match((split_spec(d.spec) or ("", "", "", ""))[1])
-            ),
+            (d for d in parsed.deps if _name(d.spec) in pin_for or _CUDA_NAMES.match(_name(d.spec))),
             key=lambda d: d.line,
             default=parsed.deps[-1],
         )
@@ -331,12 +331,10 @@ def check_with_channel(
     target_rb = rb.Target(tuple(chosen), "linux-64", str(target))
     versions = [str(r.version) for r in rb.query(gw, target_rb, [family])]
     candidates = candidate_minors(versions, major=major, limit=target)
-    specs = [d.spec for d in parsed.deps if not d.spec.startswith("pip")]
+    keep = [d.spec for d in parsed.deps if not d.spec.startswith("pip") and _name(d.spec) != family]
     for candidate in candidates:
-        pins = [f"{family}={candidate}"]
-        keep = [s for s in specs if (split_spec(s) or ("", "", "", ""))[1] not in (family,)]
         try:
-            rb.solve(gw, target_rb, [*keep, *pins], [])
+            rb.solve(gw, target_rb, [*keep, f"{family}={candidate}"], [])
         except rb.SolveFailed:
             continue
         return candidate, f"{family}={candidate} exists on {', '.join(chosen)} and the file's specs solve with it"

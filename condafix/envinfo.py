@@ -230,7 +230,6 @@ def channel_name(url: object) -> str | None:
     if not isinstance(url, str) or not url:
         return None
     text = url.rstrip("/")
-    text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)
     text = re.sub(r"/[^/]+\.(conda|tar\.bz2)$", "", text)
     text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)
     match = re.match(r"https?://conda\.anaconda\.org/(.+)$", text)

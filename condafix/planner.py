@@ -21,7 +21,7 @@ from condafix import envinfo
 from condafix.errors import CondafixError, Hint, UsageError
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
 from condafix.redact import redact
-from condafix.verdict import env_cuda
+from condafix.verdict import env_cuda, manager_target
 
 Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
@@ -339,10 +339,8 @@ def equivalent_commands(
     if env.get("MAMBA_EXE") and "micromamba" not in managers:
         managers.append("micromamba")
     managers = managers or ["conda"]
-    prefix = Path(env_info.prefix or ".")
-    where = f"-n {env_info.name}" if prefix.parent.name == "envs" and env_info.name else f"-p {prefix}"
     quoted = " ".join(f'"{p}"' for p in pins)
-    return tuple(f"{m} install {where} -c {redact(channel)} {quoted}" for m in managers)
+    return tuple(f"{m} install {manager_target(env_info)}-c {redact(channel)} {quoted}" for m in managers)
 
 
 def plan(

@@ -24,7 +24,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -126,13 +126,13 @@ class SnapshotInfo:
     backed_up: tuple[str, ...]
 
 
-def _records(prefix: Path) -> dict[str, Path]:
-    """conda-meta record file per package name."""
-    out: dict[str, Path] = {}
+def _records(prefix: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """conda-meta record file and its contents, per package name."""
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in sorted((prefix / "conda-meta").glob("*.json")):
-        name = _read_json(path).get("name")
-        if isinstance(name, str):
-            out[name] = path
+        record = _read_json(path)
+        if isinstance(record.get("name"), str):
+            out[record["name"]] = (path, record)
     return out
 
 
@@ -167,15 +167,14 @@ def _prefix_files(prefix: Path) -> list[str]:
     return sorted(found)
 
 
-def explicit_lines(prefix: Path) -> list[str]:
+def explicit_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = [
         "# This file may be used to create an environment using:",
         "# $ conda create --name <env> --file <this>",
         f"# platform: written by condafix {__version__}",
         "@EXPLICIT",
     ]
-    for path in _records(prefix).values():
-        record = _read_json(path)
+    for record in records:
         url, sha = record.get("url"), record.get("sha256")
         if isinstance(url, str):
             lines.append(f"{url}#sha256:{sha}" if isinstance(sha, str) and sha else url)
@@ -188,15 +187,15 @@ def create_snapshot(prefix: Path, *, reason: str, plan: object, touched: Sequenc
     root = state_dir(prefix) / "snapshots" / stamp
     (root / "conda-meta").mkdir(parents=True)
     records = _records(prefix)
-    for path in records.values():
+    for path, _record in records.values():
         shutil.copy2(path, root / "conda-meta" / path.name)
-    (root / "explicit.txt").write_text("\n".join(explicit_lines(prefix)) + "\n")
+    (root / "explicit.txt").write_text("\n".join(explicit_lines(r for _p, r in records.values())) + "\n")
     (root / "manifest.txt").write_text("".join(f"{rel}\n" for rel in _prefix_files(prefix)))
     backed: list[str] = []
     for name in touched:
         if name not in records:
             continue
-        for rel in _record_files(_read_json(records[name])):
+        for rel in _record_files(records[name][1]):
             source = prefix / rel
             if source.exists() or source.is_symlink():
                 _link_or_copy(source, root / "files" / rel)

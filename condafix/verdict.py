@@ -160,7 +160,7 @@ def _mixed_findings(env: EnvInfo, jit_names: tuple[str, ...]) -> list[Finding]:
     return findings
 
 
-def _manager_target(env: EnvInfo) -> str:
+def manager_target(env: EnvInfo) -> str:
     if env.prefix is None:
         return ""
     prefix = Path(env.prefix)
@@ -189,7 +189,7 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
         if alternative is not None:
             alts = (
                 f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): "
-                f'conda install {_manager_target(env)}-c conda-forge "cuda-version={alternative}"',
+                f'conda install {manager_target(env)}-c conda-forge "cuda-version={alternative}"',
             )
         return Fix(upgrade_text, (), (), alts)
     pins: list[str] = []
@@ -210,7 +210,7 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
             "conda-forge",
         )
         quoted = " ".join(f'"{p}"' for p in pins)
-        commands.append(f"conda install {_manager_target(env)}-c {channel} {quoted}")
+        commands.append(f"conda install {manager_target(env)}-c {channel} {quoted}")
     bad_names = {v.name for v in bad}
     pip_wheels = [c for c in env.components if c.source == "pip" and c.name in bad_names and c.role != "framework"]
     if pip_wheels:
@@ -224,7 +224,7 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
     if pins and env.prefix and env.kind == "conda":
         others.insert(
             0,
-            f"condafix cuda {_manager_target(env)}--cuda {target} checks the pin with a full solve on the "
+            f"condafix cuda {manager_target(env)}--cuda {target} checks the pin with a full solve on the "
             "channel first (add --apply to make the change, with a snapshot to roll back)",
         )
     if any(c.name == "numba-cuda" for c in env.components):
