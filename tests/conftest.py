@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .realconda import real_conda  # noqa: F401  (fixture)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # (name, version, build, subdir) of real conda-forge packages, as conda-meta names them.
