@@ -6,7 +6,6 @@ Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspe
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -20,7 +19,7 @@ from condafix import __version__
 from condafix.errors import CondafixError, UsageError
 
 if TYPE_CHECKING:
-    from condafix import envinfo as envinfo_mod
+    from condafix import commands as commands_mod
 
 app = typer.Typer(
     name="condafix",
@@ -88,6 +87,36 @@ def _json_flag(kwargs: dict[str, object]) -> bool:
     return bool(kwargs.get("as_json"))
 
 
+def _ui(as_json: bool, yes: bool = False) -> commands_mod.Ui:
+    """The typer app's front end: terminal prompts, text views and the rich spinner on stderr."""
+    from condafix import commands, render
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to change the environment without --yes (no terminal to ask)")
+        return bool(typer.confirm(question, default=False))
+
+    def show(view: str, payload: object) -> None:
+        if not as_json:
+            render.show(view, payload)
+
+    return commands.Ui(
+        confirm=confirm,
+        show=show,
+        progress=lambda: render.progress(enabled=not as_json),
+        env=os.environ,
+    )
+
+
+def _emit(outcome: commands_mod.Outcome, as_json: bool) -> int:
+    from condafix import render
+
+    render.outcome(outcome, as_json=as_json)
+    return outcome.code
+
+
 @app.command()
 @_guard("doctor", _json_flag)
 def doctor(
@@ -105,42 +134,19 @@ def doctor(
     ] = False,
 ) -> int:
     """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
-    from condafix import driver as driver_mod
-    from condafix import envinfo, render, verdict
+    from condafix import commands
 
-    env = envinfo.inspect_env(name=name, path=prefix)
-    info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
-    probed = None
-    if probe:
-        from condafix import ptxprobe
-
-        probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
-    unfinished = None
-    if env.prefix and env.kind == "conda":
-        from condafix import transaction
-
-        unfinished = transaction.pending(Path(env.prefix))
-    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed, unfinished=unfinished)
-    code = report.check_exit_code if check else 0
-    if as_json:
-        render.print_json("doctor", report, code)
-    else:
-        render.doctor_text(report)
-    return code
-
-
-def _env_for_explain(name: str | None, prefix: str | None) -> envinfo_mod.EnvInfo | None:
-    """The env named on the command line (errors are errors), else the active one (errors ignored)."""
-    from condafix import envinfo
-    from condafix.errors import InspectError
-
-    if name or prefix:
-        return envinfo.inspect_env(name=name, path=prefix)
-    try:
-        env = envinfo.inspect_env(name=None, path=None)
-    except InspectError:
-        return None
-    return env if env.prefix else None
+    outcome = commands.doctor(
+        name=name,
+        prefix=prefix,
+        cuda=cuda,
+        driver=driver,
+        check=check,
+        all_sources=all_sources,
+        probe=probe,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
 
 
 def _read_text(text: str | None, file: Path | None) -> str:
@@ -173,24 +179,27 @@ def explain(
     as_json: JsonOpt = False,
 ) -> int:
     """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
-    from condafix import explain as explain_mod
-    from condafix import render
+    from condafix import commands
 
-    result = explain_mod.explain(_read_text(text, file))
-    if result.recognised and result.family in explain_mod.LIVE_FAMILIES and not no_detect:
-        from condafix import driver as driver_mod
+    outcome = commands.explain(
+        text=_read_text(text, file),
+        cuda=cuda,
+        driver=driver,
+        no_detect=no_detect,
+        name=name,
+        prefix=prefix,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
 
-        result = explain_mod.with_live(result, driver_mod.detect(cuda=cuda, driver=driver))
-    if result.recognised:
-        env = _env_for_explain(name, prefix)
-        if env is not None:
-            result = explain_mod.with_env(result, env)
-    code = 0 if result.recognised else 1
-    if as_json:
-        render.print_json("explain", result, code)
-    else:
-        render.explain_text(result)
-    return code
+
+SolverOpt = Annotated[
+    str,
+    typer.Option(
+        "--solver",
+        help="Plan with conda's configured solver (default inside a conda install) or the embedded py-rattler.",
+    ),
+]
 
 
 @app.command()
@@ -224,51 +233,29 @@ def cuda(
         Optional[str],  # noqa: UP045
         typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
     ] = None,
+    solver: SolverOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
     """Plan the fix with a real solver: newest cuda-version/cudatoolkit <= the driver (dry run)."""
-    from condafix import envinfo, planner, render
+    from condafix import commands
 
-    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=os.environ)
-    if where is None:
-        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
-    drivers = list(driver or []) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
-    target = planner.resolve_target(cudas=cuda or [], drivers=drivers)
-    with render.progress(enabled=not as_json) as step:
-        result = planner.plan(
-            prefix=where, target=target, channels=channel or [], offline=offline, allow_major=allow_major, step=step
-        )
-    code = 2 if result.status == "blocked" else 0
-    if not as_json:
-        render.plan_text(result, applying=apply)
-    if apply and result.status == "change":
-        _confirm(f"Apply these {len(result.changes)} changes to {where}?", yes)
-        from condafix import driver as driver_mod
-        from condafix import transaction, verdict
-
-        with render.progress(enabled=not as_json) as step:
-            applied = transaction.apply_plan(result, via=via, step=step)
-        info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
-        after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
-        applied = dataclasses.replace(applied, after=after)
-        if as_json:
-            render.print_json("cuda", {"plan": result, "applied": applied}, code)
-        else:
-            render.applied_text(applied, str(where))
-        return code
-    if as_json:
-        render.print_json("cuda", result, code)
-    return code
-
-
-def _confirm(question: str, yes: bool) -> None:
-    """Ask on a terminal; refuse without one unless --yes (nothing changes without consent)."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("refusing to change the environment without --yes (no terminal to ask)")
-    if not typer.confirm(question, default=False):
-        raise CondafixError("nothing was changed", (), 1)
+    if solver not in ("auto", "conda", "rattler"):
+        raise UsageError(f"--solver must be conda or rattler, not {solver!r}")
+    outcome = commands.cuda(
+        name=name,
+        prefix=prefix,
+        channels=channel or [],
+        cudas=cuda or [],
+        drivers=driver or [],
+        drivers_file=drivers_file,
+        offline=offline,
+        allow_major=allow_major,
+        apply=apply,
+        via=via,
+        solver=solver,  # type: ignore[arg-type]
+        ui=_ui(as_json, yes),
+    )
+    return _emit(outcome, as_json)
 
 
 @app.command()
@@ -283,32 +270,10 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> int:
     """Undo a condafix change: restore the exact package set of a snapshot."""
-    from condafix import envinfo, render, transaction
+    from condafix import commands
 
-    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=os.environ)
-    if where is None:
-        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
-    if list_:
-        snapshots = transaction.list_snapshots(where)
-        if as_json:
-            render.print_json("rollback", snapshots, 0)
-        else:
-            render.snapshots_text(snapshots)
-        return 0
-    preview = transaction.rollback(where, to, dry_run=True)
-    if not dry_run:
-        if not preview.remove and not preview.restore:
-            preview = transaction.rollback(where, to, dry_run=False)
-        else:
-            if not as_json:
-                render.restore_text(preview, dry_run=True)
-            _confirm(f"Restore {where} to snapshot {preview.snapshot}?", yes)
-            preview = transaction.rollback(where, to, dry_run=False)
-    if as_json:
-        render.print_json("rollback", preview, 0)
-    else:
-        render.restore_text(preview, dry_run=dry_run)
-    return 0
+    outcome = commands.rollback(name=name, prefix=prefix, to=to, dry_run=dry_run, list_only=list_, ui=_ui(as_json, yes))
+    return _emit(outcome, as_json)
 
 
 @app.command("env")
@@ -333,30 +298,23 @@ def env_file(
     as_json: JsonOpt = False,
 ) -> int:
     """Rewrite the CUDA pins of environment.yml in place (dry run with a diff unless --write)."""
-    from condafix import envfile, planner, render
-    from condafix.knowledge import CudaVersion
+    from condafix import commands, envfile
 
     path = file or envfile.default_file()
-    raw, name = envfile.read_source(path)
-    target = planner.resolve_target(cudas=cuda or [], drivers=driver or [])
-    result, new_raw = envfile.plan_file(
-        raw, name, CudaVersion.parse(target.cuda), channels=channel or [], offline=offline
+    raw, source_name = envfile.read_source(path)
+    outcome = commands.env_file(
+        path=path,
+        raw=raw,
+        source_name=source_name,
+        cudas=cuda or [],
+        drivers=driver or [],
+        write=write,
+        check=check,
+        channels=channel or [],
+        offline=offline,
+        ui=_ui(as_json),
     )
-    if write and result.changed:
-        if path == "-":
-            sys.stdout.write(new_raw)
-            return 0
-        backup = envfile.write_atomically(Path(path), new_raw)
-        result = dataclasses.replace(result, written=True, backup=str(backup))
-    elif write and path == "-":
-        sys.stdout.write(raw)
-        return 0
-    code = 1 if check and result.changed and not result.written else 0
-    if as_json:
-        render.print_json("env", result, code)
-    else:
-        render.envfile_text(result)
-    return code
+    return _emit(outcome, as_json)
 
 
 def _version_callback(value: bool) -> None:
@@ -406,17 +364,10 @@ def proxy_command(
     as_json: JsonOpt = False,
 ) -> int:
     """Diagnose proxy settings (variables, .condarc, CA bundles): what is wrong and what to do."""
-    from condafix import proxy as proxy_mod
-    from condafix import render
+    from condafix import commands
 
-    report = proxy_mod.diagnose(os.environ, channel or [], connect=connect)
-    worst = max(({"error": 2, "warning": 1, "info": 0}[f.severity] for f in report.findings), default=0)
-    code = worst if check else 0
-    if as_json:
-        render.print_json("proxy", report, code)
-    else:
-        render.proxy_text(report)
-    return code
+    outcome = commands.proxy(channels=channel or [], check=check, connect=connect, ui=_ui(as_json))
+    return _emit(outcome, as_json)
 
 
 def _run_app() -> int:

@@ -18,9 +18,10 @@ from urllib.parse import urlparse
 
 from condafix import driver as driver_mod
 from condafix import envinfo
-from condafix.errors import CondafixError, Hint, UsageError
+from condafix.errors import Hint, UsageError
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
 from condafix.redact import redact
+from condafix.solver import Backend, Record, SolveFailed
 from condafix.verdict import env_cuda, manager_target
 
 Family = Literal["cuda-version", "cudatoolkit"]
@@ -106,6 +107,8 @@ class Plan:
     offline: bool = False
     cache_age_s: float | None = None
     solve_seconds: float = 0.0
+    solver: str = "rattler"
+    pins: tuple[str, ...] = ()
     records: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
 
 
@@ -253,31 +256,24 @@ def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pin
     return list(dict.fromkeys(out)) + list(pins)
 
 
-def diff(installed: Sequence[Any], solved: Sequence[Any]) -> tuple[list[Change], int]:
-    """What install() would do, by name: version/build changes, installs and removals."""
-    from rattler import Version
-
-    before = {r.name.normalized: r for r in installed}
-    after = {r.name.normalized: r for r in solved}
+def diff(installed: Sequence[Record], solved: Sequence[Record], backend: Backend) -> tuple[list[Change], int]:
+    """What the change would do, by name: version/build changes, installs and removals."""
+    before = {r.name: r for r in installed}
+    after = {r.name: r for r in solved}
     changes: list[Change] = []
     unchanged = 0
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
-        if (
-            old is not None
-            and new is not None
-            and str(old.version) == str(new.version)
-            and str(old.build) == str(new.build)
-        ):
+        if old is not None and new is not None and old.version == new.version and old.build == new.build:
             unchanged += 1
             continue
         if new is None:
             action: Any = "remove"
         elif old is None:
             action = "install"
-        elif Version(str(new.version)) < Version(str(old.version)):
+        elif backend.version_less(new.version, old.version):
             action = "downgrade"
-        elif Version(str(new.version)) > Version(str(old.version)):
+        elif backend.version_less(old.version, new.version):
             action = "upgrade"
         else:
             action = "rebuild"
@@ -285,27 +281,29 @@ def diff(installed: Sequence[Any], solved: Sequence[Any]) -> tuple[list[Change],
             Change(
                 action,
                 name,
-                str(old.version) if old else None,
-                str(old.build) if old else None,
-                str(new.version) if new else None,
-                str(new.build) if new else None,
-                envinfo.channel_name(redact(str(new.channel))) if new is not None and new.channel else None,
-                int(new.size) if new is not None and new.size else None,
+                old.version if old else None,
+                old.build if old else None,
+                new.version if new else None,
+                new.build if new else None,
+                envinfo.channel_name(new.channel) if new is not None and new.channel else None,
+                new.size if new is not None else None,
             )
         )
     return changes, unchanged
 
 
 def find_blockers(
-    installed: Sequence[Any], family: Family, best: CudaVersion, channel_versions: Sequence[str]
+    installed: Sequence[Record],
+    family: Family,
+    best: CudaVersion,
+    channel_versions: Sequence[str],
+    spec_matches: Callable[[str, str, str], bool],
 ) -> list[Blocker]:
     """Installed non-CUDA packages whose own requirement on the family package excludes ``best``."""
-    from condafix.rattler_backend import spec_matches
-
     kb = knowledge()
     blockers = []
     for record in installed:
-        if record.name.normalized in CUDA_MOVERS:  # they move with the pin; other builds exist
+        if record.name in CUDA_MOVERS:  # they move with the pin; other builds exist
             continue
         for dep in list(record.depends) + list(record.constrains):
             if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
@@ -318,9 +316,9 @@ def find_blockers(
             needs = fits[0] if fits else None
             blockers.append(
                 Blocker(
-                    record.name.normalized,
-                    str(record.version),
-                    str(record.build),
+                    record.name,
+                    record.version,
+                    record.build,
                     dep,
                     str(needs) if needs else None,
                     kb.min_driver_for(needs) if needs else None,
@@ -352,11 +350,16 @@ def plan(
     allow_major: bool = False,
     env: Mapping[str, str] | None = None,
     step: Step = lambda _msg: None,
+    backend: Backend | None = None,
 ) -> Plan:
     """Plan the smallest solver-checked change that makes the env's CUDA <= the target."""
     env = os.environ if env is None else env
     env_info = envinfo.read_env(prefix, "-p")
-    chosen_channels = pick_channels(channels, env_info, env)
+    if backend is None:
+        from condafix.solver import open_backend
+
+        backend = open_backend("rattler", prefix=prefix, offline=offline, env=env)
+    chosen_channels = backend.channels([normalize_channel(c) for c in channels], pick_channels((), env_info, env))
     target_cuda = CudaVersion.parse(target.cuda)
     current = env_cuda(env_info)
     family = env_family(env_info)
@@ -367,8 +370,9 @@ def plan(
         target=target,
         env_cuda=str(current) if current else None,
         family=family,
-        channels=tuple(redact(c) for c in chosen_channels),
+        channels=tuple(chosen_channels),
         offline=offline,
+        solver=backend.name,
     )
     if family is None or current is None:
         return replace(base, reason="no conda CUDA toolkit in this env")
@@ -383,20 +387,11 @@ def plan(
         )
         return replace(base, status="blocked", reason=why)
 
-    from condafix import rattler_backend as rb
-
-    age = rb.repodata_cache_age(time.time()) if offline else None
-    remote = [c for c in chosen_channels if not c.startswith("file://")]
-    if offline and remote and age is None:
-        raise CondafixError(
-            f"--offline: no cached repodata for {', '.join(map(redact, remote))} in {rb.cache_dir()}",
-            (Hint("warm_cache", "run the same command once online to fill the cache"),),
-        )
-    installed = rb.read_prefix_records(prefix)
-    gw = rb.gateway(offline=offline)
-    rb_target = rb.Target(tuple(chosen_channels), _platform(installed), str(target_cuda), target.cuda_arch)
-    step(f"fetching {family} records from {', '.join(map(redact, chosen_channels))}")
-    versions = [str(r.version) for r in rb.query(gw, rb_target, [family])]
+    age = backend.cache_age(chosen_channels)
+    installed = backend.installed()
+    platform = _platform(installed)
+    step(f"fetching {family} records from {', '.join(chosen_channels)}")
+    versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
     major = target_cuda.major if allow_major else current.major
     candidates = candidate_minors(versions, major=major, limit=target_cuda)
     base = replace(base, cache_age_s=age, candidates=tuple(str(c) for c in candidates))
@@ -404,7 +399,7 @@ def plan(
         return replace(
             base, status="blocked", reason=f"the channel has no {family} for CUDA {major}.x <= {target_cuda}"
         )
-    names = [r.name.normalized for r in installed]
+    names = [r.name for r in installed]
     attempts: list[SolveAttempt] = []
     started = time.perf_counter()
     for number, candidate in enumerate(candidates, 1):
@@ -412,28 +407,36 @@ def plan(
         if family == "cudatoolkit" and "cuda-version" in names:
             pins.append(f"cuda-version={candidate}")
         specs = request_specs(env_info, names, pins)
-        step(f"solving with {pins[0]} ({number}/{len(candidates)})")
+        step(f"solving with {pins[0]} ({number}/{len(candidates)}, {backend.name})")
         try:
-            solved = rb.solve(gw, rb_target, specs, installed)
-        except rb.SolveFailed as failed:
-            attempts.append(SolveAttempt(pins[0], False, redact(_first_lines(failed.message))))
+            solved = backend.solve(
+                channels=chosen_channels,
+                platform=platform,
+                cuda=str(target_cuda),
+                cuda_arch=target.cuda_arch,
+                pins=pins,
+                specs=specs,
+            )
+        except SolveFailed as failed:
+            attempts.append(SolveAttempt(pins[0], False, _first_lines(failed.message)))
             continue
         attempts.append(SolveAttempt(pins[0], True, "solved"))
-        changes, unchanged = diff(installed, solved)
+        changes, unchanged = diff(installed, solved, backend)
         return replace(
             base,
             status="change" if changes else "nothing-to-do",
             reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}",
             pin=pins[0],
+            pins=tuple(pins),
             specs=tuple(specs),
             attempts=tuple(attempts),
             changes=tuple(changes),
             unchanged=unchanged,
             commands=equivalent_commands(env_info, chosen_channels[0], pins, env),
             solve_seconds=time.perf_counter() - started,
-            records=tuple(solved),
+            records=tuple(r.native for r in solved),
         )
-    blockers = find_blockers(installed, family, candidates[0], versions)
+    blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
     why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
     if blockers:
         named = "; ".join(_blocker_text(b) for b in blockers)
@@ -459,11 +462,14 @@ def _first_lines(text: str, count: int = 6) -> str:
     return " / ".join([line.strip() for line in text.splitlines() if line.strip()][:count])
 
 
-def _platform(installed: Sequence[Any]) -> str:
+def _platform(installed: Sequence[Record]) -> str:
     """The env's subdir from its installed records (linux-64 etc.), else this machine's."""
     for record in installed:
-        if str(record.subdir) != "noarch":
-            return str(record.subdir)
-    from rattler.platform import Platform
+        if record.subdir and record.subdir != "noarch":
+            return record.subdir
+    import platform
+    import sys
 
-    return str(Platform.current())
+    machine = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
+    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
+    return f"{system}-{machine.get(platform.machine().lower(), platform.machine().lower())}"

@@ -32,16 +32,10 @@ from rattler.repo_data.gateway import SourceConfig
 from condafix import proxy
 from condafix.errors import CondafixError, Hint, InspectError
 from condafix.redact import redact
+from condafix.solver import Record as Record
+from condafix.solver import SolveFailed as SolveFailed
 
 QUERY_TIMEOUT_S = 120.0
-
-
-class SolveFailed(Exception):
-    """The solver found no solution; ``message`` is rattler's explanation."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -278,3 +272,93 @@ def package_source(record: Any) -> str | None:
 
 def records_from_dir(directory: Path) -> list[PrefixRecord]:
     return [PrefixRecord.from_path(p) for p in sorted(directory.glob("*.json"))]
+
+
+# ---------------------------------------------------------------- the solver-boundary backend
+
+
+def to_record(record: Any) -> Record:
+    """A rattler record as the planner's neutral record (raw channel and URL kept)."""
+    return Record(
+        name=record.name.normalized,
+        version=str(record.version),
+        build=str(record.build),
+        subdir=str(record.subdir),
+        channel=str(record.channel) if getattr(record, "channel", None) else None,
+        url=str(record.url) if getattr(record, "url", None) else None,
+        size=int(record.size) if getattr(record, "size", None) else None,
+        depends=tuple(record.depends),
+        constrains=tuple(record.constrains),
+        native=record,
+    )
+
+
+class RattlerBackend:
+    """The embedded engine: py-rattler's gateway and solver, condafix's own cache and installer."""
+
+    name = "rattler"
+
+    def __init__(self, *, prefix: Path, offline: bool) -> None:
+        self.prefix = prefix
+        self.offline = offline
+        self._gateway: Gateway | None = None
+        self._installed: list[PrefixRecord] | None = None
+
+    def _gw(self) -> Gateway:
+        if self._gateway is None:
+            self._gateway = gateway(offline=self.offline)
+        return self._gateway
+
+    def _native_installed(self) -> list[PrefixRecord]:
+        if self._installed is None:
+            self._installed = read_prefix_records(self.prefix)
+        return self._installed
+
+    def channels(self, requested: Sequence[str], env_channels: Sequence[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(requested)) or tuple(env_channels)
+
+    def cache_age(self, channels: Sequence[str]) -> float | None:
+        """With --offline: the cache's age, or a clear error when a remote channel was never cached."""
+        import time
+
+        if not self.offline:
+            return None
+        age = repodata_cache_age(time.time())
+        remote = [c for c in channels if not c.startswith("file://")]
+        if remote and age is None:
+            raise CondafixError(
+                f"--offline: no cached repodata for {', '.join(remote)} in {cache_dir()}",
+                (Hint("warm_cache", "run the same command once online to fill the cache"),),
+            )
+        return age
+
+    def installed(self) -> list[Record]:
+        return [to_record(r) for r in self._native_installed()]
+
+    def query(self, channels: Sequence[str], names: Sequence[str], *, platform: str) -> list[Record]:
+        target = Target(tuple(channels), platform, "0")
+        return [to_record(r) for r in query(self._gw(), target, names)]
+
+    def solve(
+        self,
+        *,
+        channels: Sequence[str],
+        platform: str,
+        cuda: str,
+        cuda_arch: str | None,
+        pins: Sequence[str],
+        specs: Sequence[str],
+    ) -> list[Record]:
+        target = Target(tuple(channels), platform, cuda, cuda_arch)
+        return [to_record(r) for r in solve(self._gw(), target, specs, self._native_installed())]
+
+    def version_less(self, left: str, right: str) -> bool:
+        return bool(Version(left) < Version(right))
+
+    def spec_matches(self, spec: str, name: str, version: str) -> bool:
+        return spec_matches(spec, name, version)
+
+    def apply(self, plan: Any, *, via: str | None, step: Any) -> Any:
+        from condafix import transaction
+
+        return transaction.apply_plan(plan, via=via, step=step)

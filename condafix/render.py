@@ -312,3 +312,35 @@ def snapshots_text(snapshots: list[SnapshotInfo]) -> None:
         out.print("no condafix snapshots in this environment")
     for snap in snapshots:
         out.print(f"{snap.id}  {snap.state:<12} {snap.packages} packages  {_escape(snap.reason)}")
+
+
+def outcome(result: Any, *, as_json: bool) -> None:
+    """Render a ``commands.Outcome``: its JSON document, or the text view it names."""
+    if result.view == "stdout":  # `env - --write`: the file itself is the output
+        sys.stdout.write(result.result.stdout_text or "")
+    elif as_json:
+        print_json(result.kind, result.result, result.code)
+    else:
+        show(result.view or result.kind, result.result)
+
+
+def show(view: str, payload: Any) -> None:
+    """The text view of one result; also the ``Ui.show`` of the typer app (the plan before asking)."""
+    if view == "doctor":
+        doctor_text(payload)
+    elif view == "explain":
+        explain_text(payload)
+    elif view in ("plan", "plan-applying"):
+        plan_text(payload, applying=view == "plan-applying")
+    elif view == "applied":
+        applied_text(payload.applied, payload.plan.prefix)
+    elif view == "env":
+        envfile_text(payload)
+    elif view == "proxy":
+        proxy_text(payload)
+    elif view == "snapshots":
+        snapshots_text(payload)
+    elif view in ("restore-preview", "restore"):
+        restore_text(payload, dry_run=view == "restore-preview")
+    else:
+        raise ValueError(f"no text view {view!r}")

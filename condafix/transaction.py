@@ -411,7 +411,7 @@ def apply_change(
     plan: object,
     touched: Sequence[str],
     install: Callable[[], None],
-    history: tuple[str, Sequence[str], Sequence[str], Sequence[str]],
+    history: tuple[str, Sequence[str], Sequence[str], Sequence[str]] | None,
     step: Callable[[str], None] = lambda _m: None,
 ) -> Path:
     """Lock -> snapshot/backup -> journal -> install -> history; restore the backup on any failure."""
@@ -450,7 +450,8 @@ def apply_change(
             raise ApplyError(
                 f"the change failed and was undone: {str(exc).splitlines()[0] if str(exc) else exc!r}"
             ) from None
-        append_history(prefix, *history)
+        if history is not None:  # None: the installer (conda) wrote its own revision
+            append_history(prefix, *history)
         _set_state(snapshot, "applied")
         journal.unlink(missing_ok=True)
         return snapshot
@@ -517,13 +518,37 @@ def find_tool(via: str) -> str:
     return found
 
 
-def apply_plan(plan: Any, *, via: str | None = None, step: Callable[[str], None] = lambda _m: None) -> Applied:
-    """Execute a planner.Plan: rattler installs the solved records (default) or the env's own tool runs."""
+def apply_with(
+    plan: Any,
+    *,
+    install: Callable[[], None],
+    via: str,
+    writes_history: bool,
+    step: Callable[[str], None] = lambda _m: None,
+) -> Applied:
+    """Run one installer on a planner.Plan inside condafix's lock, snapshot and journal."""
     prefix = Path(plan.prefix)
     touched = [c.name for c in plan.changes if c.action != "install"]
     removed = [f"{c.name}-{c.from_version}-{c.from_build}" for c in plan.changes if c.from_version]
     added = [f"{c.name}-{c.to_version}-{c.to_build}" for c in plan.changes if c.to_version]
-    command = f"condafix cuda --apply (target CUDA {plan.target.cuda})" + (f" --via {via}" if via else "")
+    command = f"condafix cuda --apply (target CUDA {plan.target.cuda})" + (f" --via {via}" if via in VIA_TOOLS else "")
+    from condafix.render import to_jsonable
+
+    snapshot = apply_change(
+        prefix,
+        reason=command,
+        plan=to_jsonable(plan),
+        touched=touched,
+        install=install,
+        history=None if writes_history else (command, removed, added, [plan.pin]),
+        step=step,
+    )
+    return Applied(snapshot.name, via, len(plan.changes))
+
+
+def apply_plan(plan: Any, *, via: str | None = None, step: Callable[[str], None] = lambda _m: None) -> Applied:
+    """Execute a planner.Plan: rattler installs the solved records (default) or the env's own tool runs."""
+    prefix = Path(plan.prefix)
 
     def with_rattler() -> None:
         from condafix import rattler_backend as rb
@@ -539,15 +564,6 @@ def apply_plan(plan: Any, *, via: str | None = None, step: Callable[[str], None]
         if not done.ok:
             raise RuntimeError(f"{via} install failed ({done.error or f'exit {done.returncode}'})")
 
-    from condafix.render import to_jsonable
-
-    snapshot = apply_change(
-        prefix,
-        reason=command,
-        plan=to_jsonable(plan),
-        touched=touched,
-        install=with_tool if via else with_rattler,
-        history=(command, removed, added, [plan.pin]),
-        step=step,
+    return apply_with(
+        plan, install=with_tool if via else with_rattler, via=via or "rattler", writes_history=False, step=step
     )
-    return Applied(snapshot.name, via or "rattler", len(plan.changes))

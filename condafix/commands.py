@@ -1,0 +1,312 @@
+"""The command layer: one function per command, called by the typer app and by the conda plugin.
+
+Why a layer of its own: the typer app and conda's plugin hooks must run the same workflow with
+different front ends (typer prompts vs conda's ``confirm``; our rendering vs conda's stdout).
+So nothing here parses arguments, prints, prompts, exits the process, or changes ``os.environ``:
+a front end lends a :class:`Ui` (how to confirm, how to show an interim result, how to report
+progress) and renders the :class:`Outcome` it gets back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from condafix.errors import CondafixError, UsageError
+
+if TYPE_CHECKING:
+    from condafix.envinfo import EnvInfo
+    from condafix.planner import TargetCuda
+
+Step = Callable[[str], None]
+SolverChoice = Literal["auto", "conda", "rattler"]
+
+
+@contextlib.contextmanager
+def _silent_progress() -> Iterator[Step]:
+    yield lambda _message: None
+
+
+def _decline(question: str) -> bool:
+    raise UsageError(f"refusing to change anything without consent ({question!r} needs --yes)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ui:
+    """What a front end lends a command.
+
+    ``confirm(question)`` returns True to go on; it may raise instead (conda's confirm raises
+    ``DryRunExit`` under ``--dry-run``). ``show(kind, result)`` renders an interim result, e.g. the
+    plan before asking. ``progress()`` is a context manager yielding a ``step(message)`` callback.
+    """
+
+    confirm: Callable[[str], bool] = _decline
+    show: Callable[[str, object], None] = lambda _kind, _result: None
+    progress: Callable[[], ContextManager[Step]] = _silent_progress
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A command's result, the JSON ``kind`` it is rendered as, and the process exit code."""
+
+    kind: str
+    result: Any
+    code: int = 0
+    #: for text output: which renderer (defaults to ``kind``) and whether a change happened.
+    view: str | None = None
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def doctor(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    cuda: str | None = None,
+    driver: str | None = None,
+    check: bool = False,
+    all_sources: bool = False,
+    probe: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
+    from condafix import driver as driver_mod
+    from condafix import envinfo, verdict
+
+    ui = ui or Ui()
+    env = envinfo.inspect_env(name=name, path=prefix, env=ui.env)
+    info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
+    probed = None
+    if probe:
+        from condafix import ptxprobe
+
+        probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
+    unfinished = None
+    if env.prefix and env.kind == "conda":
+        from condafix import transaction
+
+        unfinished = transaction.pending(Path(env.prefix))
+    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed, unfinished=unfinished)
+    return Outcome(kind="doctor", result=report, code=report.check_exit_code if check else 0)
+
+
+# ---------------------------------------------------------------- explain
+
+
+def _env_for_explain(name: str | None, prefix: str | None, env: Mapping[str, str]) -> EnvInfo | None:
+    """The env named on the command line (errors are errors), else the active one (errors ignored)."""
+    from condafix import envinfo
+    from condafix.errors import InspectError
+
+    if name or prefix:
+        return envinfo.inspect_env(name=name, path=prefix, env=env)
+    try:
+        found = envinfo.inspect_env(name=None, path=None, env=env)
+    except InspectError:
+        return None
+    return found if found.prefix else None
+
+
+def explain(
+    *,
+    text: str,
+    cuda: str | None = None,
+    driver: str | None = None,
+    no_detect: bool = False,
+    name: str | None = None,
+    prefix: str | None = None,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
+    from condafix import explain as explain_mod
+
+    ui = ui or Ui()
+    result = explain_mod.explain(text)
+    if result.recognised and result.family in explain_mod.LIVE_FAMILIES and not no_detect:
+        from condafix import driver as driver_mod
+
+        result = explain_mod.with_live(result, driver_mod.detect(cuda=cuda, driver=driver))
+    if result.recognised:
+        env = _env_for_explain(name, prefix, ui.env)
+        if env is not None:
+            result = explain_mod.with_env(result, env)
+    return Outcome(kind="explain", result=result, code=0 if result.recognised else 1)
+
+
+# ---------------------------------------------------------------- cuda: plan, apply
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaResult:
+    """``condafix cuda``'s JSON result when it applied: the plan and what the change did."""
+
+    plan: Any
+    applied: Any
+
+
+def selected_prefix(name: str | None, prefix: str | None, env: Mapping[str, str]) -> Path:
+    """The env a changing command works on; refusing to guess when none is selected."""
+    from condafix import envinfo
+
+    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
+    if where is None:
+        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    return where
+
+
+def target_cuda(
+    *, cudas: Sequence[str], drivers: Sequence[str], drivers_file: Path | None, env: Mapping[str, str]
+) -> TargetCuda:
+    """The CUDA to plan for: overrides, a fleet's lowest, or the detected driver."""
+    from condafix import planner
+
+    listed = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
+    return planner.resolve_target(cudas=cudas, drivers=listed, env=env)
+
+
+def cuda(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    channels: Sequence[str] = (),
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
+    offline: bool = False,
+    allow_major: bool = False,
+    apply: bool = False,
+    via: str | None = None,
+    solver: SolverChoice = "auto",
+    ui: Ui | None = None,
+) -> Outcome:
+    """Plan the fix with a real solver (dry run); with ``apply``, ask through ``ui`` and change the env."""
+    from condafix import planner
+    from condafix import solver as solver_mod
+
+    ui = ui or Ui()
+    if via is not None:
+        from condafix import transaction
+
+        transaction.find_tool(via)  # a bad --via or a missing tool fails before any lock or snapshot
+    where = selected_prefix(name, prefix, ui.env)
+    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
+    backend = solver_mod.open_backend(solver, prefix=where, offline=offline, env=ui.env)
+    with ui.progress() as step:
+        result = planner.plan(
+            prefix=where,
+            target=target,
+            channels=channels,
+            offline=offline,
+            allow_major=allow_major,
+            env=ui.env,
+            step=step,
+            backend=backend,
+        )
+    code = 2 if result.status == "blocked" else 0
+    if not (apply and result.status == "change"):
+        return Outcome(kind="cuda", result=result, code=code, view="plan-applying" if apply else "plan")
+    ui.show("plan-applying", result)
+    if not ui.confirm(f"Apply these {len(result.changes)} changes to {where}?"):
+        raise CondafixError("nothing was changed", (), 1)
+    from condafix import driver as driver_mod
+    from condafix import envinfo, verdict
+
+    with ui.progress() as step:
+        applied = backend.apply(result, via=via, step=step)
+    info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+    after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
+    applied = dataclasses.replace(applied, after=after)
+    return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
+
+
+# ---------------------------------------------------------------- rollback
+
+
+def rollback(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    to: str | None = None,
+    dry_run: bool = False,
+    list_only: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Undo a condafix change: restore the exact package set of a snapshot (asks through ``ui``)."""
+    from condafix import transaction
+
+    ui = ui or Ui()
+    where = selected_prefix(name, prefix, ui.env)
+    if list_only:
+        return Outcome(kind="rollback", result=transaction.list_snapshots(where), view="snapshots")
+    preview = transaction.rollback(where, to, dry_run=True)
+    if dry_run:
+        return Outcome(kind="rollback", result=preview, view="restore-preview")
+    if preview.remove or preview.restore:
+        ui.show("restore-preview", preview)
+        if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
+            raise CondafixError("nothing was changed", (), 1)
+    done = transaction.rollback(where, to, dry_run=False)
+    return Outcome(kind="rollback", result=done, view="restore")
+
+
+# ---------------------------------------------------------------- env files
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvFileOutcome:
+    """What ``env`` decided, plus the text to emit when the file is stdin/stdout (``-``)."""
+
+    result: Any
+    stdout_text: str | None = None
+
+
+def env_file(
+    *,
+    path: str,
+    raw: str,
+    source_name: str,
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    write: bool = False,
+    check: bool = False,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Rewrite the CUDA pins of an environment file (a diff unless ``write``)."""
+    from condafix import envfile, planner
+    from condafix.knowledge import CudaVersion
+
+    ui = ui or Ui()
+    target = planner.resolve_target(cudas=cudas, drivers=drivers, env=ui.env)
+    result, new_raw = envfile.plan_file(
+        raw, source_name, CudaVersion.parse(target.cuda), channels=channels, offline=offline
+    )
+    if write and path == "-":
+        return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
+    if write and result.changed:
+        backup = envfile.write_atomically(Path(path), new_raw)
+        result = dataclasses.replace(result, written=True, backup=str(backup))
+    code = 1 if check and result.changed and not result.written else 0
+    return Outcome(kind="env", result=result, code=code)
+
+
+# ---------------------------------------------------------------- proxy
+
+
+def proxy(*, channels: Sequence[str] = (), check: bool = False, connect: bool = True, ui: Ui | None = None) -> Outcome:
+    """Diagnose proxy settings (variables, .condarc, CA bundles)."""
+    from condafix import proxy as proxy_mod
+
+    ui = ui or Ui()
+    report = proxy_mod.diagnose(ui.env, channels, connect=connect)
+    worst = max(({"error": 2, "warning": 1, "info": 0}[f.severity] for f in report.findings), default=0)
+    return Outcome(kind="proxy", result=report, code=worst if check else 0)
