@@ -371,12 +371,28 @@ def proxy_command(
 
 
 def _run_app() -> int:
-    """Run typer and return the exit code instead of raising it."""
+    """Run typer and return the exit code; typer's own usage errors go through the redactor too."""
+    from condafix import render
+
+    # click's base exception, whether typer vendors click (>= 0.27) or depends on it
+    click_exception: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException" and issubclass(c, Exception)
+    )
+
+    render.capture_logs()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click_exception as exc:  # usage errors quote the arguments, URLs included
+        stderr = render.Output().stderr
+        exc.show(file=stderr)  # type: ignore[attr-defined]
+        stderr.flush()
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        render.Output().text("Aborted!", err=True)
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:
@@ -387,12 +403,9 @@ def main() -> None:
         try:
             code = _run_app()
         except Exception as exc:  # a bug, not bad input: say so in one line
-            from condafix.redact import redact
+            from condafix import render
 
-            sys.stderr.write(
-                f"condafix: internal error: {type(exc).__name__}: {redact(str(exc))} "
-                "(set CONDAFIX_DEBUG=1 for details)\n"
-            )
+            render.Output().internal_error(exc)
             code = 70
     if "rattler" in sys.modules:
         # py-rattler's runtime threads can crash interpreter finalization (seen here: SIGSEGV and

@@ -347,7 +347,10 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
             record = parse_record(path.read_text(encoding="utf-8", errors="replace"), f"conda-meta/{path.name}")
             name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
             names.append(name)
-            channel = channel_name(record.get("channel")) or channel_name(record.get("url"))
+            channel = channel_name(record.get("channel"))
+            if channel is None or "********" in channel or "<TOKEN>" in channel:
+                # rattler/conda store the channel with its token masked; the url keeps the real one
+                channel = channel_name(record.get("url")) or channel
             if channel and channel not in channels and channel != "pypi":
                 channels.append(channel)
             specs = record.get("requested_specs")

@@ -20,7 +20,6 @@ from condafix import driver as driver_mod
 from condafix import envinfo
 from condafix.errors import Hint, UsageError
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
-from condafix.redact import redact
 from condafix.solver import Backend, Record, SolveFailed
 from condafix.verdict import env_cuda, manager_target
 
@@ -175,7 +174,7 @@ def normalize_channel(text: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme in ("http", "https"):
         if not parsed.netloc or " " in value:
-            raise UsageError(f"not a channel URL: {redact(value)!r}")
+            raise UsageError(f"not a channel URL: {value!r}")
         return value.rstrip("/")
     if parsed.scheme == "file":
         if not Path(parsed.path).is_absolute() or not Path(parsed.path).is_dir():
@@ -186,7 +185,7 @@ def normalize_channel(text: str) -> str:
         if not path.is_dir():
             raise UsageError(f"channel directory does not exist: {value}")
         return path.as_uri()
-    raise UsageError(f"not a channel: {redact(value)!r} (use a name, an https:// URL, file:// URL or a directory)")
+    raise UsageError(f"not a channel: {value!r} (use a name, an https:// URL, file:// URL or a directory)")
 
 
 def condarc_channels(env: Mapping[str, str]) -> list[str]:
@@ -338,7 +337,7 @@ def equivalent_commands(
         managers.append("micromamba")
     managers = managers or ["conda"]
     quoted = " ".join(f'"{p}"' for p in pins)
-    return tuple(f"{m} install {manager_target(env_info)}-c {redact(channel)} {quoted}" for m in managers)
+    return tuple(f"{m} install {manager_target(env_info)}-c {channel} {quoted}" for m in managers)
 
 
 def plan(

@@ -3,7 +3,8 @@
 ``read_settings`` collects proxy variables (both cases), ``.condarc`` ``proxy_servers`` and the
 CA-bundle settings; ``diagnose`` says what is wrong with each, one line apiece; ``sanitize`` is a
 pure dict function that keeps valid settings and drops broken ones (or all, or sets one). Nothing
-here touches the user's shell or files; every URL leaves this module redacted.
+here touches the user's shell or files. Values stay raw (the sanitized environment needs them);
+``render`` redacts them on the way out.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from condafix.errors import UsageError
-from condafix.redact import redact
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "socks_proxy", "no_proxy")
 CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
@@ -35,7 +35,7 @@ class Setting:
 
     name: str
     source: str
-    value: str  # already redacted
+    value: str  # raw: render redacts it
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _condarc_values(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]],
 
 
 def read_settings(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], list[Finding]]:
-    """(name, source, raw value) of every setting; raw values never leave this module unredacted."""
+    """(name, source, raw value) of every setting."""
     found: list[tuple[str, str, str]] = []
     for var in PROXY_VARS:
         for name in (var, var.upper()):
@@ -125,8 +125,8 @@ def read_settings(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], l
 
 def _check_url(name: str, raw: str) -> tuple[list[Finding], tuple[str, int] | None]:
     """Problems with one proxy URL, and (host, port) to probe when it parses."""
-    shown = redact(raw)
     value = raw.strip()
+    shown = value
     if not value:
         return [Finding("warning", name, f"{name} is set but empty", f"unset {name}")], None
     if "://" not in value:
@@ -244,7 +244,7 @@ def no_proxy_covers(no_proxy: str, host: str) -> bool:
 def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: bool = True) -> ProxyReport:
     """Every setting, what is wrong with it and what to do; dead hosts/ports probed concurrently."""
     raw_settings, findings = read_settings(env)
-    settings = tuple(Setting(n, s, redact(v)) for n, s, v in raw_settings)
+    settings = tuple(Setting(n, s, v) for n, s, v in raw_settings)
     broken: set[str] = set()
     probes: dict[tuple[str, int], list[str]] = {}
     values = {n: v for n, _s, v in raw_settings}
@@ -284,8 +284,8 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
                 Finding(
                     "warning",
                     var,
-                    f"{var} and {var.upper()} differ ({redact(lower)} vs "
-                    f"{redact(upper)}); tools disagree on which wins",
+                    f"{var} and {var.upper()} differ ({lower} vs "
+                    f"{upper}); tools disagree on which wins",
                     "set both to the same value",
                 )
             )
@@ -336,7 +336,7 @@ def validate_proxy_url(url: str) -> str:
     problems, target = _check_url("--proxy", url)
     errors = [p for p in problems if p.severity == "error"]
     if errors or target is None:
-        raise UsageError(errors[0].message if errors else f"--proxy {redact(url)}: not a proxy URL")
+        raise UsageError(errors[0].message if errors else f"--proxy {url}: not a proxy URL")
     return url
 
 

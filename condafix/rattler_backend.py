@@ -31,7 +31,6 @@ from rattler.repo_data.gateway import SourceConfig
 
 from condafix import proxy
 from condafix.errors import CondafixError, Hint, InspectError
-from condafix.redact import redact
 from condafix.solver import Record as Record
 from condafix.solver import SolveFailed as SolveFailed
 
@@ -111,10 +110,10 @@ def _subdirs(target: Target) -> list[Any]:
 
 def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = redact(" / ".join(lines[:4]))
+    detail = " / ".join(lines[:4])
     used = proxy.POLICY.environ()
     via = [
-        f"${n}={redact(used[n])}"
+        f"${n}={used[n]}"
         for n in proxy.PROXY_VARS + tuple(v.upper() for v in proxy.PROXY_VARS)
         if used.get(n) and n.lower() != "no_proxy"
     ]
@@ -124,7 +123,7 @@ def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
         where = f" through proxy {', '.join(via)}"
         hints.insert(0, Hint("proxy", "run `condafix proxy` to check the proxy settings, or retry with --no-proxy"))
     return CondafixError(
-        f"could not fetch repodata from {', '.join(map(redact, channels))}{where}: {detail}", tuple(hints)
+        f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", tuple(hints)
     )
 
 
@@ -244,7 +243,7 @@ def install(
             QUERY_TIMEOUT_S * 5,
         )
     except (InstallerError, LinkError, TransactionError) as exc:
-        raise CondafixError(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from exc
+        raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
 def package_source(record: Any) -> str | None:

@@ -1,5 +1,12 @@
 """The only module that prints: human text (rich, honouring NO_COLOR) or a versioned JSON envelope.
 
+It is also the one place where credentials are removed: models keep raw URLs, and everything that
+leaves the process here (every text line, every JSON string and key, every error, hint, progress
+message and log record) goes through :func:`condafix.redact.redact` first. An :class:`Output`
+binds the two streams a command writes to, so the conda plugin can print through conda's streams
+and still be redacted; the module-level functions take ``out=`` and default to this process's
+stdout and stderr.
+
 rich is imported inside the functions so that importing the CLI stays cheap.
 """
 
@@ -7,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from condafix import __version__
 from condafix.errors import CondafixError
@@ -29,18 +38,135 @@ if TYPE_CHECKING:
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
 
 
-def console(stderr: bool = False) -> Console:
-    from rich.console import Console
+class RedactingWriter(io.TextIOBase):
+    """A text stream that redacts each line before it reaches ``target``.
 
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 160  # pipes and CI logs: do not wrap at 80 columns
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    Whole lines are redacted at once (a URL is never cut in two); ``flush`` passes a pending partial
+    line on (a prompt must show before its answer is read).
+    """
+
+    def __init__(self, target: IO[str] | Callable[[], IO[str]]) -> None:
+        super().__init__()
+        self._target = target
+        self._pending = ""
+
+    @property
+    def target(self) -> IO[str]:
+        return self._target() if callable(self._target) else self._target
+
+    def write(self, text: str) -> int:
+        data = self._pending + text
+        cut = data.rfind("\n") + 1
+        self._pending = data[cut:]
+        if cut:
+            self.target.write(redact(data[:cut]))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self.target.write(redact(pending))
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            self.target.flush()
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self.target.isatty())
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+
+def redact_json(obj: Any) -> Any:
+    """Every string (keys included) of a JSON-able value, redacted."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact(str(k)): redact_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_json(x) for x in obj]
+    return obj
+
+
+class Output:
+    """Where one command's output goes: ``stdout``/``stderr`` streams (default: this process's, looked
+    up at each write so pytest's capture and conda's streams work). Everything written is redacted."""
+
+    def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
+        self.stdout = RedactingWriter(stdout if stdout is not None else lambda: sys.stdout)
+        self.stderr = RedactingWriter(stderr if stderr is not None else lambda: sys.stderr)
+
+    def text(self, line: str = "", *, err: bool = False) -> None:
+        """One plain line (no markup), redacted."""
+        stream = self.stderr if err else self.stdout
+        stream.write(line if line.endswith("\n") else line + "\n")
+        stream.flush()
+
+    def console(self, *, err: bool = False) -> Console:
+        """A rich console that writes through the redactor (width 160 off a terminal: no wrapping)."""
+        from rich.console import Console
+
+        stream = self.stderr if err else self.stdout
+        width = None if stream.isatty() else 160  # pipes and CI logs: do not wrap at 80 columns
+        return Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True, width=width)
+
+    def json(self, kind: str, payload: object, exit_code: int) -> None:
+        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v1", ...}``, every string redacted."""
+        doc = {
+            "schema": f"condafix/{kind}/v1",
+            "condafix_version": __version__,
+            "exit_code": exit_code,
+            "result": redact_json(to_jsonable(payload)),
+        }
+        self.stdout.write(json.dumps(doc, indent=2) + "\n")
+        self.stdout.flush()
+
+    def error(self, kind: str, error: CondafixError, as_json: bool = False) -> None:
+        """One line on stderr (plus hints); in --json mode also an error document on stdout."""
+        if as_json:
+            doc = {
+                "schema": f"condafix/{kind}/v1",
+                "condafix_version": __version__,
+                "exit_code": error.exit_code,
+                "error": {
+                    "summary": redact(error.summary),
+                    "hints": [{"code": h.code, "text": redact(h.text)} for h in error.hints],
+                },
+            }
+            self.stdout.write(json.dumps(doc, indent=2) + "\n")
+            self.stdout.flush()
+        err = self.console(err=True)
+        err.print(f"[bold red]error:[/] {_escape(error.summary)}")
+        for hint in error.hints:
+            err.print(f"\n[cyan]hint:[/] {_escape(hint.text)}")
+
+    def internal_error(self, exc: BaseException) -> None:
+        """A bug, not bad input: one line, redacted (the message may quote a URL)."""
+        self.text(f"condafix: internal error: {type(exc).__name__}: {exc} (set CONDAFIX_DEBUG=1 for details)", err=True)
+
+
+def _out(out: Output | None) -> Output:
+    return out if out is not None else Output()
+
+
+def console(stderr: bool = False, *, out: Output | None = None) -> Console:
+    return _out(out).console(err=stderr)
 
 
 @contextlib.contextmanager
-def progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+def progress(*, enabled: bool, out: Output | None = None) -> Iterator[Callable[[str], None]]:
     """A transient rich spinner on stderr (TTY only) that core code advances with step(message)."""
-    if not enabled or not sys.stderr.isatty():
+    output = _out(out)
+    if not enabled or not output.stderr.isatty():
         yield lambda _message: None
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -49,11 +175,36 @@ def progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=console(stderr=True),
+        console=output.console(err=True),
         transient=True,
     ) as bar:
         task = bar.add_task("starting", total=None)
-        yield lambda message: bar.update(task, description=message)
+        yield lambda message: bar.update(task, description=_escape(message))
+
+
+class _RedactingHandler(logging.Handler):
+    """Log records (ours, rattler's, Python warnings) as redacted lines on the output's stderr."""
+
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.WARNING)
+        self.out = out
+        self.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.out.text(self.format(record), err=True)
+        except Exception:  # logging must never break the command
+            self.handleError(record)
+
+
+def capture_logs(out: Output | None = None) -> None:
+    """Route logging and ``warnings`` through the redactor (no other handler writes to our streams)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _RedactingHandler):
+            root.removeHandler(handler)
+    root.addHandler(_RedactingHandler(_out(out)))
+    logging.captureWarnings(True)
 
 
 def to_jsonable(obj: object) -> Any:
@@ -69,74 +220,62 @@ def to_jsonable(obj: object) -> Any:
     return obj
 
 
-def print_json(kind: str, payload: object, exit_code: int) -> None:
-    """One JSON document on stdout: ``{"schema": "condafix/<kind>/v1", ...}``."""
-    doc = {
-        "schema": f"condafix/{kind}/v1",
-        "condafix_version": __version__,
-        "exit_code": exit_code,
-        "result": to_jsonable(payload),
-    }
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+def print_json(kind: str, payload: object, exit_code: int, *, out: Output | None = None) -> None:
+    """One JSON document on stdout, every string redacted (see :meth:`Output.json`)."""
+    _out(out).json(kind, payload, exit_code)
 
 
-def print_error(kind: str, error: CondafixError, as_json: bool) -> None:
+def print_error(kind: str, error: CondafixError, as_json: bool, *, out: Output | None = None) -> None:
     """One line on stderr (plus hints); in --json mode also an error document on stdout."""
-    if as_json:
-        doc = {
-            "schema": f"condafix/{kind}/v1",
-            "condafix_version": __version__,
-            "exit_code": error.exit_code,
-            "error": {
-                "summary": redact(error.summary),
-                "hints": [{"code": h.code, "text": redact(h.text)} for h in error.hints],
-            },
-        }
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    err = console(stderr=True)
-    err.print(f"[bold red]error:[/] {_escape(redact(error.summary))}")
-    for hint in error.hints:
-        err.print(f"\n[cyan]hint:[/] {_escape(redact(hint.text))}")
+    _out(out).error(kind, error, as_json)
 
 
-def _escape(text: str) -> str:
+def print_data(text: str, *, out: Output | None = None) -> None:
+    """The user's own file content (``env - --write``): passed through verbatim, it is data, not a report."""
+    target = _out(out).stdout.target
+    target.write(text)
+    target.flush()
+
+
+def _escape(text: object) -> str:
+    """Redacted, then escaped for rich markup: every value that goes into a line passes here."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(redact(str(text)))
 
 
-def doctor_text(report: DoctorReport) -> None:
+def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
     """The doctor report for a human: driver, env, components, findings, fix."""
-    out = console()
+    con = console(out=out)
     e = _escape
     drv = report.driver
     if drv.cuda is not None:
         extra = f", driver {drv.driver_version}" if drv.driver_version else ""
         how = next((a.detail for a in drv.attempts if a.source == drv.source and a.ok), None)
-        out.print(
+        con.print(
             f"[bold]Driver[/]   CUDA {drv.cuda} (from {e(drv.source or '?')}{': ' + e(how) if how else ''}){e(extra)}"
         )
         for gpu in drv.gpus:
             cap = f" (compute capability {gpu.compute_capability})" if gpu.compute_capability else ""
-            out.print(f"         GPU {gpu.index}: {e(gpu.name)}{cap}")
+            con.print(f"         GPU {gpu.index}: {e(gpu.name)}{cap}")
         if drv.cuda_arch:
-            out.print(f"         __cuda_arch={drv.cuda_arch}")
+            con.print(f"         __cuda_arch={drv.cuda_arch}")
     elif drv.override:
-        out.print(f"[bold]Driver[/]   none: {e(drv.source or '')} is empty, so this host is treated as having no GPU")
+        con.print(f"[bold]Driver[/]   none: {e(drv.source or '')} is empty, so this host is treated as having no GPU")
     else:
-        out.print("[bold red]Driver   NO NVIDIA DRIVER FOUND[/]")
+        con.print("[bold red]Driver   NO NVIDIA DRIVER FOUND[/]")
     if drv.attempts:
         for attempt in drv.attempts:
             mark = "[green]ok[/]  " if attempt.ok else "[red]fail[/]" if attempt.tried else "skip"
             said = f" -> CUDA {attempt.cuda}" if attempt.cuda else ""
-            out.print(f"         {mark} {attempt.source:<10} {e(attempt.detail)}{said}")
+            con.print(f"         {mark} {attempt.source:<10} {e(attempt.detail)}{said}")
     env = report.env
     if env.prefix is None:
-        out.print("[bold]Env[/]      none selected (no $CONDA_PREFIX); pass -n NAME or -p PATH")
+        con.print("[bold]Env[/]      none selected (no $CONDA_PREFIX); pass -n NAME or -p PATH")
     else:
         cuda = f", CUDA {report.env_cuda}" if report.env_cuda else ", no CUDA toolkit"
-        jit = f", PTX-JIT users: {', '.join(report.jit_consumers)}" if report.jit_consumers else ""
-        out.print(
+        jit = f", PTX-JIT users: {e(', '.join(report.jit_consumers))}" if report.jit_consumers else ""
+        con.print(
             f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
             f"{env.package_count} packages{cuda}{jit})"
         )
@@ -149,39 +288,39 @@ def doctor_text(report: DoctorReport) -> None:
         for v in report.verdicts:
             style = _STYLE[v.severity]
             table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", e(v.reason))
-        out.print(table)
+        con.print(table)
     for finding in report.findings:
-        out.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+        con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
     if report.fix is not None:
-        out.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
+        con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
         for command in report.fix.commands:
-            out.print(f"  [bold cyan]{e(command)}[/]")
+            con.print(f"  [bold cyan]{e(command)}[/]")
         for alt in report.fix.alternatives:
-            out.print(f"  or: {e(alt)}")
+            con.print(f"  or: {e(alt)}")
     style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
-    out.print(f"\nstatus: [{style}]{report.status}[/]")
+    con.print(f"\nstatus: [{style}]{report.status}[/]")
 
 
-def explain_text(expl: Explanation) -> None:
+def explain_text(expl: Explanation, *, out: Output | None = None) -> None:
     """An explanation in two or three lines, then the fix."""
-    out = console()
+    con = console(out=out)
     e = _escape
     if not expl.recognised:
-        out.print(f"[yellow]unknown:[/] {e(expl.lines[0])}")
+        con.print(f"[yellow]unknown:[/] {e(expl.lines[0])}")
         return
-    out.print(f"[bold]{e(expl.title or '')}[/] [dim]({expl.family})[/]")
+    con.print(f"[bold]{e(expl.title or '')}[/] [dim]({expl.family})[/]")
     for line in expl.lines:
-        out.print(f"  {e(line)}")
+        con.print(f"  {e(line)}")
     if expl.newer in ("toolkit", "driver"):
         tk = " or ".join(expl.toolkit_cuda) or "?"
         dr = " or ".join(expl.driver_cuda) or "?"
-        out.print(f"  newer side: [bold]{expl.newer}[/] (toolkit CUDA {tk}, driver CUDA {dr})")
+        con.print(f"  newer side: [bold]{expl.newer}[/] (toolkit CUDA {tk}, driver CUDA {dr})")
     for note in expl.notes:
-        out.print(f"  [cyan]note:[/] {e(note)}")
+        con.print(f"  [cyan]note:[/] {e(note)}")
     if expl.fixes:
-        out.print("[bold]Fix[/]:")
+        con.print("[bold]Fix[/]:")
         for fix in expl.fixes:
-            out.print(f"  {e(fix)}")
+            con.print(f"  {e(fix)}")
 
 
 def _size(value: int | None) -> str:
@@ -194,26 +333,26 @@ def _size(value: int | None) -> str:
     return "-"
 
 
-def plan_text(plan: Plan, *, applying: bool = False) -> None:
+def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) -> None:
     """The reviewable dry-run: target, table of changes, the pin, and the equivalent command."""
     from rich.table import Table
 
-    out = console()
+    con = console(out=out)
     e = _escape
     inputs = f" ({'; '.join(plan.target.inputs)})" if len(plan.target.inputs) > 1 else ""
-    out.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
-    out.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
-    out.print(f"[bold]Channels[/] {e(', '.join(plan.channels))}")
+    con.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
+    con.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
+    con.print(f"[bold]Channels[/] {e(', '.join(plan.channels))}")
     if plan.offline:
         age = f"{plan.cache_age_s / 3600:.1f} h old" if plan.cache_age_s is not None else "local channels only"
-        out.print(f"[bold]Offline[/]  from the repodata cache ({age})")
+        con.print(f"[bold]Offline[/]  from the repodata cache ({age})")
     if plan.candidates:
-        out.print(f"[bold]Candidates[/] {plan.family} {', '.join(plan.candidates)} (from the channel, newest first)")
+        con.print(f"[bold]Candidates[/] {plan.family} {e(', '.join(plan.candidates))} (from the channel, newest first)")
     failed = [a for a in plan.attempts if not a.solved]
     if failed:
-        out.print(f"  [yellow]{e(failed[0].pin)} does not solve:[/] {e(failed[0].detail)}")
+        con.print(f"  [yellow]{e(failed[0].pin)} does not solve:[/] {e(failed[0].detail)}")
     if len(failed) > 1:
-        out.print(f"  [yellow]nor do[/] {e(', '.join(a.pin for a in failed[1:]))} (details in --json)")
+        con.print(f"  [yellow]nor do[/] {e(', '.join(a.pin for a in failed[1:]))} (details in --json)")
     if plan.changes:
         table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
         for column in ("", "package", "from", "to", "channel", "download"):
@@ -230,117 +369,121 @@ def plan_text(plan: Plan, *, applying: bool = False) -> None:
                 e(c.channel or "-"),
                 _size(c.size),
             )
-        out.print(table)
-        out.print(f"{plan.unchanged} other packages stay as they are")
+        con.print(table)
+        con.print(f"{plan.unchanged} other packages stay as they are")
     style = {"change": "bold", "nothing-to-do": "green", "blocked": "bold red"}[plan.status]
-    out.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
+    con.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
     if plan.pin:
-        out.print(f"spec added: [bold]{e(plan.pin)}[/]")
+        con.print(f"spec added: [bold]{e(plan.pin)}[/]")
     for command in plan.commands:
-        out.print(f"  [bold cyan]{e(command)}[/]")
+        con.print(f"  [bold cyan]{e(command)}[/]")
     if plan.status == "change" and not applying:
-        out.print("dry run: nothing was changed (pass --apply to change the env)")
+        con.print("dry run: nothing was changed (pass --apply to change the env)")
 
 
-def envfile_text(result: EnvFileResult) -> None:
+def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
     """The unified diff (coloured on a TTY), the pin and how it was checked, and what was only reported."""
-    out = console()
+    con = console(out=out)
     e = _escape
     if result.diff:
-        if out.is_terminal:
+        if con.is_terminal:
             from rich.syntax import Syntax
 
-            out.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
+            con.print(Syntax(result.diff, "diff", theme="ansi_dark", background_color="default"))
         else:
-            sys.stdout.write(result.diff if result.diff.endswith("\n") else result.diff + "\n")
+            con.file.write(result.diff if result.diff.endswith("\n") else result.diff + "\n")
+            con.file.flush()
     for note in result.notes:
         where = f"line {note.line}: " if note.line else ""
-        out.print(f"[yellow]note:[/] {e(where + (note.spec + ': ' if note.spec else '') + note.message)}")
+        con.print(f"[yellow]note:[/] {e(where + (note.spec + ': ' if note.spec else '') + note.message)}")
     if result.pin:
-        out.print(f"target CUDA {result.target_cuda}: {e(result.pin)} ({e(result.checked)})")
+        con.print(f"target CUDA {result.target_cuda}: {e(result.pin)} ({e(result.checked)})")
     if result.written:
-        out.print(f"[green]wrote[/] {e(result.path)} (backup: {e(result.backup or '')})")
+        con.print(f"[green]wrote[/] {e(result.path)} (backup: {e(result.backup or '')})")
     elif result.changed:
-        out.print("dry run: nothing was written (pass --write)")
+        con.print("dry run: nothing was written (pass --write)")
     elif result.pin:
-        out.print(f"{e(result.path)} is already right for CUDA {result.target_cuda}")
+        con.print(f"{e(result.path)} is already right for CUDA {result.target_cuda}")
 
 
-def proxy_text(report: ProxyReport) -> None:
+def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
     """Each setting (redacted), then one line per problem with what to do."""
-    out = console()
+    con = console(out=out)
     e = _escape
     if not report.settings:
-        out.print("no proxy or CA-bundle settings found (environment and .condarc files)")
+        con.print("no proxy or CA-bundle settings found (environment and .condarc files)")
     for setting in report.settings:
-        out.print(f"  {e(setting.name):<26} {e(setting.value)}  [dim]({e(setting.source)})[/]")
+        con.print(f"  {e(setting.name):<26} {e(setting.value)}  [dim]({e(setting.source)})[/]")
     for finding in report.findings:
-        out.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
-        out.print(f"  [cyan]hint:[/] {e(finding.fix)}")
+        con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+        con.print(f"  [cyan]hint:[/] {e(finding.fix)}")
     if report.broken:
-        out.print(f"condafix drops {', '.join(report.broken)} for its own requests (--keep-proxy to keep them)")
+        con.print(f"condafix drops {e(', '.join(report.broken))} for its own requests (--keep-proxy to keep them)")
     if report.ok and not report.findings and report.settings:
-        out.print("[green]all settings look usable[/]")
+        con.print("[green]all settings look usable[/]")
 
 
-def applied_text(applied: Applied, prefix: str) -> None:
-    out = console()
-    out.print(f"[green]applied[/] {applied.changes} changes with {applied.via}; snapshot {applied.snapshot}")
-    out.print(f"undo with: [bold cyan]condafix rollback -p {_escape(prefix)}[/]")
+def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) -> None:
+    con = console(out=out)
+    con.print(
+        f"[green]applied[/] {applied.changes} changes with {_escape(applied.via)}; snapshot {_escape(applied.snapshot)}"
+    )
+    con.print(f"undo with: [bold cyan]condafix rollback -p {_escape(prefix)}[/]")
     if applied.after is not None:
-        out.print("\n[bold]doctor, after the change[/]:")
-        doctor_text(applied.after)
+        con.print("\n[bold]doctor, after the change[/]:")
+        doctor_text(applied.after, out=out)
 
 
-def restore_text(plan: RestorePlan, *, dry_run: bool) -> None:
-    out = console()
+def restore_text(plan: RestorePlan, *, dry_run: bool, out: Output | None = None) -> None:
+    con = console(out=out)
     verb = "would" if dry_run else "did"
     if not plan.remove and not plan.restore:
-        out.print(f"the environment already matches snapshot {plan.snapshot}: nothing to do")
+        con.print(f"the environment already matches snapshot {_escape(plan.snapshot)}: nothing to do")
         return
-    out.print(
-        f"snapshot {plan.snapshot}: {verb} remove {', '.join(plan.remove) or '-'}; "
-        f"{verb} restore {', '.join(plan.restore) or '-'}"
+    con.print(
+        f"snapshot {_escape(plan.snapshot)}: {verb} remove {_escape(', '.join(plan.remove) or '-')}; "
+        f"{verb} restore {_escape(', '.join(plan.restore) or '-')}"
     )
     if plan.missing:
-        out.print(f"not in the snapshot's backup: {', '.join(plan.missing)} (from the package cache, else the channel)")
+        missing = _escape(", ".join(plan.missing))
+        con.print(f"not in the snapshot's backup: {missing} (from the package cache, else the channel)")
 
 
-def snapshots_text(snapshots: list[SnapshotInfo]) -> None:
-    out = console()
+def snapshots_text(snapshots: list[SnapshotInfo], *, out: Output | None = None) -> None:
+    con = console(out=out)
     if not snapshots:
-        out.print("no condafix snapshots in this environment")
+        con.print("no condafix snapshots in this environment")
     for snap in snapshots:
-        out.print(f"{snap.id}  {snap.state:<12} {snap.packages} packages  {_escape(snap.reason)}")
+        con.print(f"{_escape(snap.id)}  {snap.state:<12} {snap.packages} packages  {_escape(snap.reason)}")
 
 
-def outcome(result: Any, *, as_json: bool) -> None:
+def outcome(result: Any, *, as_json: bool, out: Output | None = None) -> None:
     """Render a ``commands.Outcome``: its JSON document, or the text view it names."""
     if result.view == "stdout":  # `env - --write`: the file itself is the output
-        sys.stdout.write(result.result.stdout_text or "")
+        print_data(result.result.stdout_text or "", out=out)
     elif as_json:
-        print_json(result.kind, result.result, result.code)
+        print_json(result.kind, result.result, result.code, out=out)
     else:
-        show(result.view or result.kind, result.result)
+        show(result.view or result.kind, result.result, out=out)
 
 
-def show(view: str, payload: Any) -> None:
+def show(view: str, payload: Any, *, out: Output | None = None) -> None:
     """The text view of one result; also the ``Ui.show`` of the typer app (the plan before asking)."""
     if view == "doctor":
-        doctor_text(payload)
+        doctor_text(payload, out=out)
     elif view == "explain":
-        explain_text(payload)
+        explain_text(payload, out=out)
     elif view in ("plan", "plan-applying"):
-        plan_text(payload, applying=view == "plan-applying")
+        plan_text(payload, applying=view == "plan-applying", out=out)
     elif view == "applied":
-        applied_text(payload.applied, payload.plan.prefix)
+        applied_text(payload.applied, payload.plan.prefix, out=out)
     elif view == "env":
-        envfile_text(payload)
+        envfile_text(payload, out=out)
     elif view == "proxy":
-        proxy_text(payload)
+        proxy_text(payload, out=out)
     elif view == "snapshots":
-        snapshots_text(payload)
+        snapshots_text(payload, out=out)
     elif view in ("restore-preview", "restore"):
-        restore_text(payload, dry_run=view == "restore-preview")
+        restore_text(payload, dry_run=view == "restore-preview", out=out)
     else:
         raise ValueError(f"no text view {view!r}")

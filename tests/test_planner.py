@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import planner
+from condafix import planner, render
 from condafix.errors import CondafixError, UsageError
 from condafix.render import to_jsonable
 
@@ -155,7 +156,9 @@ def test_http_channel_and_offline_cache(
 def test_bad_channels(channel: str, needle: str) -> None:
     with pytest.raises(UsageError, match=needle) as info:
         planner.normalize_channel(channel)
-    assert "s3cret" not in str(info.value)
+    shown = io.StringIO()
+    render.print_error("cuda", info.value, True, out=render.Output(shown, shown))
+    assert "s3cret" not in shown.getvalue() and needle in shown.getvalue()  # redacted at the edge
 
 
 def test_channel_forms(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import proxy
+from condafix import proxy, render
 from condafix.redact import redact
 
 PROXY_KEYS = [*proxy.PROXY_VARS, *(v.upper() for v in proxy.PROXY_VARS), *proxy.CA_VARS, "CONDARC"]
@@ -183,7 +184,12 @@ def test_condarc_proxy_servers_and_ssl_verify(clean_env: dict[str, str], tmp_pat
     )
     report = proxy.diagnose({**clean_env, "CONDARC": str(rc)}, connect=False)
     names = {s.name: s for s in report.settings}
-    assert names["proxy_servers.http"].source == str(rc) and "CondarcPw" not in names["proxy_servers.http"].value
+    assert names["proxy_servers.http"].source == str(rc)
+    assert names["proxy_servers.http"].value == "http://u:CondarcPw@127.0.0.1:1"  # models keep raw values
+    shown = io.StringIO()
+    render.proxy_text(report, out=render.Output(shown, shown))
+    render.print_json("proxy", report, 0, out=render.Output(shown, shown))
+    assert "CondarcPw" not in shown.getvalue() and "http://***@127.0.0.1:1" in shown.getvalue()
     assert any("plain HTTP" in f.message for f in report.findings)
     assert any(f.setting == "ssl_verify" and "does not exist" in f.message for f in report.findings)
 

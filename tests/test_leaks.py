@@ -1,0 +1,128 @@
+"""Secrets: models keep raw URLs, every output is redacted at the edge (the cases of issue 15)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from condafix import envinfo, render
+from condafix.driver import DriverInfo
+from condafix.verdict import diagnose
+
+from .conftest import CUDA12_ENV, write_record
+
+PASSWORD, TOKEN = "hunter2pw", "SECRETTOK123"
+CRED_CHANNEL = f"https://bob:{PASSWORD}@repo.example.com/t/{TOKEN}/chan"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "condafix", *args],
+        capture_output=True,
+        text=True,
+        env={**(env if env is not None else os.environ), "NO_COLOR": "1"},
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+
+
+def credentialed_env(root: Path, channel: str = CRED_CHANNEL, *, masked: str | None = None) -> Path:
+    """A CUDA 12.9 env whose records came from a credentialed channel (as conda/rattler write them)."""
+    meta = root / "conda-meta"
+    meta.mkdir(parents=True)
+    for name, version, build, subdir in CUDA12_ENV:
+        path = write_record(meta, name, version, build, subdir)
+        record = json.loads(path.read_text())
+        record["channel"] = f"{masked or channel}/{subdir}"
+        record["url"] = f"{channel}/{subdir}/{record['fn']}"
+        path.write_text(json.dumps(record))
+    (meta / "history").write_text("")
+    return root
+
+
+def leaked(text: str) -> bool:
+    return PASSWORD in text or TOKEN in text
+
+
+def test_doctor_fix_line_and_json_are_redacted_but_the_model_is_raw(tmp_path: Path) -> None:
+    prefix = credentialed_env(tmp_path / "env")
+    for args in (
+        ("doctor", "-p", str(prefix), "--cuda", "12.4"),
+        ("doctor", "-p", str(prefix), "--cuda", "12.4", "--json"),
+    ):
+        done = cli(*args)
+        assert done.returncode == 0, done.stderr
+        assert not leaked(done.stdout + done.stderr), args
+        assert "-c https://***@repo.example.com/t/***/chan" in done.stdout
+    # the model keeps what a re-run and --via need
+    report = diagnose(DriverInfo("12.4", "--cuda", override=True), envinfo.read_env(prefix, "-p"))
+    assert report.fix is not None and any(CRED_CHANNEL in c for c in report.fix.commands)
+
+
+def test_channel_name_without_leading_slash_is_redacted() -> None:
+    name = envinfo.channel_name(f"https://conda.anaconda.org/t/{TOKEN}/chan/linux-64")
+    assert name == f"t/{TOKEN}/chan"
+    shown = io.StringIO()
+    render.Output(shown, shown).json("doctor", {"channel": name}, 0)
+    assert not leaked(shown.getvalue()) and "t/***/chan" in shown.getvalue()
+
+
+def test_masked_channel_in_records_falls_back_to_the_url(tmp_path: Path) -> None:
+    # rattler writes the channel with its token masked; re-using that would query /t/********/
+    prefix = credentialed_env(tmp_path / "env", masked="https://repo.example.com/t/********/chan")
+    assert envinfo.read_env(prefix, "-p").channels == (CRED_CHANNEL,)
+
+
+def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
+    installed_env: Callable[..., Path], http_channel: str
+) -> None:
+    from condafix import planner
+    from condafix.planner import TargetCuda
+
+    prefix = installed_env(["numba-cuda"], cuda="12.9")
+    credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")
+    plan = planner.plan(prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed])
+    assert plan.status == "change" and plan.channels == (credentialed,)
+    assert any(credentialed in c for c in plan.commands)  # what --via hands to conda
+    shown = io.StringIO()
+    out = render.Output(shown, shown)
+    render.plan_text(plan, out=out)
+    render.print_json("cuda", plan, 0, out=out)
+    assert PASSWORD not in shown.getvalue() and "http://***@127.0.0.1" in shown.getvalue()
+
+
+def test_env_checked_line_is_redacted(tmp_path: Path, http_channel: str) -> None:
+    credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")
+    file = tmp_path / "environment.yml"
+    file.write_text(f"name: x\nchannels:\n  - {credentialed}\ndependencies:\n  - cuda-version=12.9\n  - numba-cuda\n")
+    for extra in ((), ("--json",)):
+        done = cli("env", str(file), "--cuda", "12.4", *extra)
+        assert done.returncode == 0, done.stderr
+        assert "exists on http://***@127.0.0.1" in done.stdout, done.stdout
+        assert not leaked(done.stdout + done.stderr)
+
+
+@pytest.mark.parametrize("value", [f"http://u:{PASSWORD}@[::1", f"u:{PASSWORD}@proxy.corp:3128"])
+def test_malformed_proxy_urls_are_redacted_in_text_json_and_hint(value: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env |= {"http_proxy": value, "HOME": str(tmp_path)}
+    for extra in ((), ("--json",)):
+        done = cli("proxy", "--no-connect", *extra, env=env)
+        assert not leaked(done.stdout + done.stderr), done.stdout
+        assert "***@" in done.stdout
+
+
+def test_typer_usage_errors_are_redacted() -> None:
+    done = cli("explain", "text", f"http://bob:{PASSWORD}@host/x")
+    assert done.returncode == 2 and "unexpected extra argument" in done.stderr
+    assert not leaked(done.stderr) and "http://***@host/x" in done.stderr
+    done = cli("cuda", f"--bogus=http://bob:{PASSWORD}@host")
+    assert done.returncode == 2 and not leaked(done.stderr)
