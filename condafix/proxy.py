@@ -284,8 +284,7 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
                 Finding(
                     "warning",
                     var,
-                    f"{var} and {var.upper()} differ ({lower} vs "
-                    f"{upper}); tools disagree on which wins",
+                    f"{var} and {var.upper()} differ ({lower} vs {upper}); tools disagree on which wins",
                     "set both to the same value",
                 )
             )

@@ -122,9 +122,7 @@ def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
     if via:
         where = f" through proxy {', '.join(via)}"
         hints.insert(0, Hint("proxy", "run `condafix proxy` to check the proxy settings, or retry with --no-proxy"))
-    return CondafixError(
-        f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", tuple(hints)
-    )
+    return CondafixError(f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", tuple(hints))
 
 
 def _run(coro: Any, timeout: float) -> Any:
