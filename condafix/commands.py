@@ -185,9 +185,13 @@ def cuda(
     apply: bool = False,
     via: str | None = None,
     solver: SolverChoice = "auto",
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
-    """Plan the fix with a real solver (dry run); with ``apply``, ask through ``ui`` and change the env."""
+    """Plan the fix with a real solver (dry run); with ``apply``, ask through ``ui`` and change the env.
+
+    ``inside_conda``: called from a conda plugin hook, so conda's context is already configured.
+    """
     from condafix import planner
     from condafix import solver as solver_mod
 
@@ -198,7 +202,7 @@ def cuda(
         transaction.find_tool(via)  # a bad --via or a missing tool fails before any lock or snapshot
     where = selected_prefix(name, prefix, ui.env)
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
-    backend = solver_mod.open_backend(solver, prefix=where, offline=offline, env=ui.env)
+    backend = solver_mod.open_backend(solver, prefix=where, offline=offline, env=ui.env, configured=inside_conda)
     with ui.progress() as step:
         result = planner.plan(
             prefix=where,
@@ -310,3 +314,84 @@ def proxy(*, channels: Sequence[str] = (), check: bool = False, connect: bool = 
     report = proxy_mod.diagnose(ui.env, channels, connect=connect)
     worst = max(({"error": 2, "warning": 1, "info": 0}[f.severity] for f in report.findings), default=0)
     return Outcome(kind="proxy", result=report, code=worst if check else 0)
+
+
+# ---------------------------------------------------------------- conda's solve guard and error hints
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardFinding:
+    """Why a transaction about to be linked will fail at run time, and the pin that avoids it."""
+
+    code: str
+    message: str
+    hint: str
+
+
+def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
+    from condafix.knowledge import CudaVersion
+
+    for family in ("cuda-version", "cudatoolkit"):
+        if family in final:
+            try:
+                return family, CudaVersion.parse(final[family])
+            except UsageError:
+                return None
+    return None
+
+
+def guard_transaction(final: Mapping[str, str], cuda: str) -> GuardFinding | None:
+    """A final state (name -> version) against ``__cuda``: a toolkit minor above the driver is only a
+    problem for a package that hands PTX to the driver's JIT (see ``compilepath``)."""
+    from condafix import compilepath
+    from condafix.knowledge import CudaVersion
+
+    found = _cuda_of(final)
+    try:
+        driver = CudaVersion.parse(cuda)
+    except UsageError:
+        return None
+    if found is None or found[1] <= driver:
+        return None
+    family, toolkit = found
+    users = compilepath.driver_jit_users(final)
+    if not users:
+        return None
+    pin = f"{family}={driver}"
+    return GuardFinding(
+        code="toolkit_newer_than_driver",
+        message=(
+            f"this transaction links {family} {final[family]} (CUDA {toolkit}), newer than the driver's "
+            f"__cuda {driver}; {', '.join(users)} hand PTX to the driver's JIT, which will refuse it "
+            "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
+        ),
+        hint=f'add "{pin}" to the command (or run `conda cuda` / `condafix cuda` afterwards)',
+    )
+
+
+def cuda_error_hints(text: str, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Hints for conda's ``__cuda`` solver errors, decided by what this machine really has."""
+    from condafix import driver as driver_mod
+    from condafix.errors import CondafixError
+
+    env = os.environ if env is None else env
+    try:
+        info = driver_mod.detect(env=env)
+    except CondafixError:
+        info = None
+    if info is not None and info.cuda is not None:
+        return [
+            (
+                "condafix_cuda_driver",
+                f"this machine's driver supports CUDA {info.cuda} (from {info.source}): pin the toolkit to it, "
+                f'e.g. "cuda-version={info.cuda}", or upgrade the driver for a newer CUDA',
+            )
+        ]
+    return [
+        (
+            "condafix_cuda_override",
+            "no NVIDIA driver was found here, so conda exposes no __cuda. On a GPU-less build or CI host set "
+            "CONDA_OVERRIDE_CUDA to the target machines' CUDA (e.g. CONDA_OVERRIDE_CUDA=12.4); on a GPU "
+            "machine install or repair the NVIDIA driver (`condafix doctor` says what failed)",
+        )
+    ]

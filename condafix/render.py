@@ -487,3 +487,23 @@ def show(view: str, payload: Any, *, out: Output | None = None) -> None:
         restore_text(payload, dry_run=view == "restore-preview", out=out)
     else:
         raise ValueError(f"no text view {view!r}")
+
+
+def doctor_compact(report: DoctorReport, *, verbose: bool = False, fixer: str | None = None) -> None:
+    """A few lines for ``conda doctor``: the verdict, the worst findings, and how to fix it."""
+    out = console()
+    e = _escape
+    mark = {"ok": "[green]✅[/]", "warning": "[yellow]⚠️[/] ", "mismatch": "[red]❌[/]"}[report.status]
+    drv = report.driver
+    driver = f"driver CUDA {drv.cuda} (from {drv.source})" if drv.cuda else "no NVIDIA driver found"
+    env = f"env CUDA {report.env_cuda}" if report.env_cuda else "no CUDA toolkit in the env"
+    out.print(f"{mark} CUDA (condafix): {report.status}: {e(env)}, {e(driver)}")
+    shown = [f for f in report.findings if verbose or f.severity in ("warning", "error")]
+    for finding in shown:
+        out.print(f"  [{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+    if report.status != "ok" and report.fix is not None:
+        if fixer:
+            out.print(f"  fix: [bold cyan]{e(fixer)}[/] (plans with conda's solver and asks first)")
+        for command in report.fix.commands:
+            out.print(f"  or: {e(command)}")
+    out.print("")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from condafix.errors import UsageError
+from condafix.errors import Hint, UsageError
 
 Step = Callable[[str], None]
 Choice = Literal["auto", "conda", "rattler"]
@@ -121,7 +121,12 @@ def open_backend(
 
         return CondaBackend(prefix=prefix, offline=offline, configured=configured)
     if picked == "rattler":
-        from condafix.rattler_backend import RattlerBackend
-
+        try:
+            from condafix.rattler_backend import RattlerBackend
+        except ImportError as exc:  # e.g. py-rattler 0.26, kept beside conda for conda-rattler-solver
+            raise UsageError(
+                f"the embedded solver needs py-rattler >= 0.28 ({exc})",
+                (Hint("use_conda", "inside a conda install, plan with conda's solver: --solver conda"),),
+            ) from None
         return RattlerBackend(prefix=prefix, offline=offline)
     raise UsageError(f"--solver must be conda or rattler, not {choice!r}")
