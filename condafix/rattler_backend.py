@@ -7,8 +7,11 @@ async-only, so every entry point here is synchronous and runs its own event loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
 from rattler.repo_data.gateway import SourceConfig
 
 from condafix import proxy
-from condafix.errors import CondafixError, Hint, InspectError
+from condafix.errors import CondafixError, Hint, InspectError, UsageError
 from condafix.solver import Record as Record
 from condafix.solver import SolveFailed as SolveFailed
 
@@ -62,19 +65,60 @@ def repodata_cache_age(now: float) -> float | None:
     return now - max(stamps) if stamps else None
 
 
-HTTP_TIMEOUT_S = 30
+HTTP_TIMEOUT_S = 60.0  # CONDAFIX_HTTP_TIMEOUT: per request, and how long a channel may stay silent
+MAX_REPODATA_MB = 1024  # CONDAFIX_MAX_REPODATA_MB: the largest repodata file condafix lets rattler download
+_POLL_S = 0.05
+_log = logging.getLogger("condafix")
+
+
+@dataclass(frozen=True)
+class NetLimits:
+    """How long a request may take (and a channel stay silent), and how big one download may grow."""
+
+    timeout_s: float
+    max_bytes: int
+
+
+def net_limits(env: Mapping[str, str] | None = None) -> NetLimits:
+    """The limits from ``CONDAFIX_HTTP_TIMEOUT`` (seconds) and ``CONDAFIX_MAX_REPODATA_MB``; one clear line if bad."""
+    env = os.environ if env is None else env
+
+    def number(name: str, default: float) -> float:
+        raw = env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"{name}={raw!r}: expected a positive number")
+        return value
+
+    return NetLimits(
+        number("CONDAFIX_HTTP_TIMEOUT", HTTP_TIMEOUT_S),
+        int(number("CONDAFIX_MAX_REPODATA_MB", MAX_REPODATA_MB) * 2**20),
+    )
 
 
 def client() -> rattler.Client:
     """An HTTP client created under the sanitized environment (rattler reads proxies at creation)."""
+    timeout = max(1, math.ceil(net_limits().timeout_s))
     with proxy.applied():
-        return rattler.Client.default_client(timeout=HTTP_TIMEOUT_S)
+        return rattler.Client.default_client(timeout=timeout)
 
 
-def gateway(*, offline: bool) -> Gateway:
+def gateway(*, offline: bool, refetch: Sequence[str] = (), sharded: bool = True) -> Gateway:
+    """A gateway on condafix's cache; ``refetch`` channels skip the cache, ``sharded=False`` forces monolithic."""
     config = SourceConfig(cache_action="force-cache-only" if offline else "cache-or-fetch")
+    fresh = SourceConfig(cache_action="no-cache", sharded_enabled=sharded)
     with proxy.applied():
-        return Gateway(cache_dir=cache_dir(), default_config=config, client=client())
+        return Gateway(
+            cache_dir=cache_dir(),
+            default_config=config,
+            per_channel_config={channel: fresh for channel in refetch},
+            client=client(),
+        )
 
 
 def read_prefix_records(prefix: Path) -> list[PrefixRecord]:
@@ -132,15 +176,162 @@ def _run(coro: Any, timeout: float) -> Any:
     return asyncio.run(bounded())
 
 
+def _remote(channels: Sequence[str]) -> list[str]:
+    return [c for c in channels if "://" in c and not c.startswith("file://")] or list(channels)
+
+
+def _cache_entries(root: Path) -> dict[str, tuple[int, int, bool]]:
+    """name -> (size, mtime_ns, is_file) of the cache's top level, where rattler streams each download."""
+    found: dict[str, tuple[int, int, bool]] = {}
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found[entry.name] = (info.st_size, info.st_mtime_ns, entry.is_file(follow_symlinks=False))
+    except OSError:
+        pass
+    return found
+
+
+async def _watched(coro: Any, *, limits: NetLimits, deadline: float, stall: bool) -> tuple[str, int] | None:
+    """Await ``coro`` while watching the cache: ("size", bytes) once a download outgrows the cap, ("stall", 0)
+    when nothing arrived for ``timeout_s`` (if ``stall``), ("deadline", 0) after ``deadline`` s; None if it ended.
+
+    rattler streams repodata into a temp file in the cache and only parses it once complete, so stopping
+    the download at the cap keeps memory bounded (a 2 GiB body took 4.2 GB RSS to parse).
+    """
+    root = cache_dir()
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    before = _cache_entries(root)
+    started = last_change = loop.time()
+    state = before
+    verdict: tuple[str, int] | None = None
+    while verdict is None:
+        done, _pending = await asyncio.wait({task}, timeout=_POLL_S)
+        if done:
+            task.result()  # the query's own error (GatewayError, SolverError) is the caller's to handle
+            return None
+        now = loop.time()
+        current = _cache_entries(root)
+        grown = max(
+            (size for name, (size, _m, is_file) in current.items() if is_file and current[name] != before.get(name)),
+            default=0,
+        )
+        if grown > limits.max_bytes:
+            verdict = ("size", grown)
+        elif current != state:
+            state, last_change = current, now
+        elif stall and now - last_change > limits.timeout_s:
+            verdict = ("stall", 0)
+        if verdict is None and now - started > deadline:
+            verdict = ("deadline", 0)
+    task.cancel()
+    await asyncio.wait({task}, timeout=2.0)
+    for name, (size, _mtime, is_file) in _cache_entries(root).items():
+        # the partial download rattler was writing (a temp file of this run): condafix's cache, condafix removes it
+        if is_file and name.startswith(".tmp") and name not in before and size > limits.max_bytes:
+            with contextlib.suppress(OSError):
+                (root / name).unlink()
+    return verdict
+
+
+def _limit_error(
+    verdict: tuple[str, int], channels: Sequence[str], limits: NetLimits, deadline: float
+) -> CondafixError:
+    named = ", ".join(_remote(channels))
+    kind, size = verdict
+    if kind == "size":
+        return CondafixError(
+            f"repodata from {named} is larger than {limits.max_bytes >> 20} MB ({size >> 20} MB received); "
+            "condafix stopped the download",
+            (Hint("max_repodata", "check the channel URL; raise CONDAFIX_MAX_REPODATA_MB if it is really that big"),),
+        )
+    if kind == "stall":
+        return CondafixError(
+            f"no answer from {named} within {limits.timeout_s:g} s",
+            (
+                Hint(
+                    "timeout",
+                    "check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS waits longer",
+                ),
+            ),
+        )
+    return CondafixError(f"fetching repodata from {named} took longer than {deadline:g} s")
+
+
+def _is_stale_revalidation(exc: Exception) -> bool:
+    text = str(exc)
+    return "304" in text and "unexpected status" in text
+
+
+def _bounded_query(gw: Gateway, channel: str, target: Target, names: Sequence[str], limits: NetLimits) -> Any:
+    async def go() -> Any:
+        box: list[Any] = []
+
+        async def fetch() -> None:
+            box.append(await gw.query([channel], _subdirs(target), list(names), recursive=False))
+
+        verdict = await _watched(fetch(), limits=limits, deadline=QUERY_TIMEOUT_S, stall=True)
+        if verdict is not None:
+            raise _limit_error(verdict, [channel], limits, QUERY_TIMEOUT_S)
+        return box[0]
+
+    return asyncio.run(go())
+
+
+def query_channels(
+    gw: Gateway, target: Target, names: Sequence[str], *, offline: bool = False
+) -> tuple[list[RepoDataRecord], Gateway]:
+    """All records of these names from each channel in turn (so a slow or huge one is named), within the limits.
+
+    A sharded-repodata cache whose revalidation the server answers with a ``304`` rattler cannot use is
+    fetched again without the cache, then as monolithic repodata; each step is said on stderr. Returns the
+    gateway to solve with (a new one after such a recovery).
+    """
+    limits = net_limits()
+    records: list[RepoDataRecord] = []
+    for channel in target.channels:
+        try:
+            result = _bounded_query(gw, channel, target, names, limits)
+        except GatewayError as exc:
+            if offline or not _is_stale_revalidation(exc):
+                raise _gateway_error(exc, [channel]) from None
+            result, gw = _recover_304(exc, gw, channel, target, names, limits)
+        records += [record for subdir in result for record in subdir]
+    return records, gw
+
+
+def _recover_304(
+    exc: Exception, gw: Gateway, channel: str, target: Target, names: Sequence[str], limits: NetLimits
+) -> tuple[Any, Gateway]:
+    first = str(exc).splitlines()[0]
+    _log.warning(
+        "%s: the cached sharded repodata could not be revalidated (%s); fetching it again without the cache",
+        channel,
+        first,
+    )
+    refetched = list(dict.fromkeys([*target.channels]))
+    try:
+        fresh = gateway(offline=False, refetch=refetched)
+        return _bounded_query(fresh, channel, target, names, limits), fresh
+    except GatewayError as again:
+        if not _is_stale_revalidation(again):
+            raise _gateway_error(again, [channel]) from None
+    _log.warning("%s: still a 304 for the shard index; using the monolithic repodata.json instead", channel)
+    mono = gateway(offline=False, refetch=refetched, sharded=False)
+    try:
+        return _bounded_query(mono, channel, target, names, limits), mono
+    except GatewayError as last:
+        raise _gateway_error(last, [channel]) from None
+
+
 def query(gw: Gateway, target: Target, names: Sequence[str]) -> list[RepoDataRecord]:
     """All records of these names (not recursive) from the target's channels."""
-    try:
-        result = _run(gw.query(target.channels, _subdirs(target), list(names), recursive=False), QUERY_TIMEOUT_S)
-    except GatewayError as exc:
-        raise _gateway_error(exc, target.channels) from None
-    except TimeoutError:
-        raise CondafixError(f"fetching repodata timed out after {QUERY_TIMEOUT_S:g} s") from None
-    return [record for subdir in result for record in subdir]
+    return query_channels(gw, target, names)[0]
 
 
 def solve(
@@ -148,30 +339,50 @@ def solve(
     target: Target,
     specs: Sequence[str],
     locked: Sequence[PrefixRecord],
+    *,
+    retry: int = 0,
 ) -> list[RepoDataRecord]:
     """Solve the specs with the installed records locked (preferred), raising SolveFailed."""
     try:
         match_specs = [MatchSpec(spec) for spec in specs]
     except InvalidMatchSpecError as exc:
         raise CondafixError(f"invalid spec in the env's history: {exc}") from None
-    try:
-        return list(
-            _run(
-                rattler.solve(
+    limits = net_limits()
+
+    async def go() -> list[RepoDataRecord]:
+        box: list[Any] = []
+
+        async def run_solver() -> None:
+            box.append(
+                await rattler.solve(
                     list(target.channels),
                     match_specs,
                     gateway=gw,
                     platforms=_subdirs(target),
                     locked_packages=list(locked),
                     virtual_packages=virtual_packages(target),
-                ),
-                QUERY_TIMEOUT_S,
+                )
             )
-        )
+
+        # no stall rule here: the solver may think for a while without fetching anything
+        verdict = await _watched(run_solver(), limits=limits, deadline=QUERY_TIMEOUT_S, stall=False)
+        if verdict is not None:
+            raise _limit_error(verdict, target.channels, limits, QUERY_TIMEOUT_S)
+        return list(box[0])
+
+    try:
+        return asyncio.run(go())
     except SolverError as exc:
         raise SolveFailed(str(exc)) from None
     except GatewayError as exc:
-        raise _gateway_error(exc, target.channels) from None
+        if not _is_stale_revalidation(exc) or retry == 2:
+            raise _gateway_error(exc, target.channels) from None
+        step = "again without the cache" if retry == 0 else "with the monolithic repodata.json"
+        _log.warning(
+            "the cached sharded repodata could not be revalidated (%s); solving %s", str(exc).splitlines()[0], step
+        )
+        fresh = gateway(offline=False, refetch=target.channels, sharded=retry == 0)
+        return solve(fresh, target, specs, locked, retry=retry + 1)
 
 
 def spec_matches(spec: str, name: str, version: str) -> bool:
@@ -334,7 +545,8 @@ class RattlerBackend:
 
     def query(self, channels: Sequence[str], names: Sequence[str], *, platform: str) -> list[Record]:
         target = Target(tuple(channels), platform, "0")
-        return [to_record(r) for r in query(self._gw(), target, names)]
+        records, self._gateway = query_channels(self._gw(), target, names, offline=self.offline)
+        return [to_record(r) for r in records]
 
     def solve(
         self,

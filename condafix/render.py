@@ -192,7 +192,8 @@ class _RedactingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.out.text(self.format(record), err=True)
+            ours = record.name == "condafix" or record.name.startswith("condafix.")
+            self.out.text(f"note: {record.getMessage()}" if ours else self.format(record), err=True)
         except Exception:  # logging must never break the command
             self.handleError(record)
 
