@@ -18,7 +18,7 @@ from typing import Final, Literal
 from condafix.errors import Hint, InspectError, UsageError
 from condafix.knowledge import CudaVersion
 
-Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat"]
+Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat", "linker"]
 
 # Roles whose version decides which PTX ISA the env writes (what the driver's JIT must accept).
 PTX_WRITERS: Final = frozenset({"pin", "toolkit", "nvvm", "nvrtc"})
@@ -47,6 +47,10 @@ CONDA_ROLES: Final[Mapping[str, Role]] = {
     "jaxlib": "consumer",
     "pytorch": "framework",
     "cuda-compat": "compat",
+    # Link helpers that change numba's compile path (condafix.compilepath); no CUDA version of their own.
+    "pynvjitlink": "linker",
+    "cubinlinker": "linker",
+    "ptxcompiler": "linker",
 }
 _CONDA_PREFIXED: Final = (("cuda-nvcc_", "nvvm"), ("cuda-nvvm-dev_", "nvvm"), ("cuda-cudart_", "runtime"))
 
@@ -72,6 +76,9 @@ PIP_ROLES: Final[Mapping[str, Role]] = {
     "jax-cuda12-plugin": "consumer",
     "jax-cuda13-plugin": "consumer",
     "torch": "framework",
+    "pynvjitlink-cu12": "linker",
+    "cubinlinker-cu11": "linker",
+    "ptxcompiler-cu11": "linker",
 }
 
 # Consumers that compile PTX at run time through the driver (or NVRTC): the JIT rule applies.
@@ -165,6 +172,8 @@ def component_cuda(name: str, version: str, build: str, role: Role) -> str | Non
         return cuda_of_local_version(version) or cuda_of_build(build)
     if role == "consumer":
         return cuda_of_build(build) if name == "jaxlib" else None
+    if role == "linker":
+        return None
     try:
         return str(CudaVersion.parse(version))
     except UsageError:

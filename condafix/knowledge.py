@@ -71,6 +71,17 @@ class Knowledge:
     cuda_version_versions: tuple[CudaVersion, ...]
     pytorch_cuda_versions: tuple[CudaVersion, ...]
     sources: dict[str, str]
+    oldest_sm_by_major: dict[int, CudaVersion]
+    newest_sm_by_cuda: tuple[tuple[CudaVersion, CudaVersion], ...]
+
+    def oldest_sm(self, major: int) -> CudaVersion | None:
+        """Oldest GPU architecture a CUDA major still builds for (CUDA 13 -> 7.5)."""
+        return self.oldest_sm_by_major.get(major)
+
+    def newest_sm(self, cuda: CudaVersion) -> CudaVersion | None:
+        """Newest GPU architecture a CUDA release's compilers (NVRTC, ptxas) know."""
+        known = [sm for since, sm in self.newest_sm_by_cuda if since <= cuda]
+        return max(known) if known else None
 
     def cuda_for_ptx(self, ptx: CudaVersion) -> tuple[CudaVersion, ...]:
         """CUDA toolkits whose NVVM writes this PTX ISA (8.5 -> 12.5 and 12.6); () if unknown."""
@@ -141,6 +152,10 @@ def _build(raw: dict[str, Any]) -> Knowledge:
         cuda_version_versions=_versions(raw["conda_forge_cuda_version"]["versions"]),
         pytorch_cuda_versions=_versions(raw["pytorch_cuda"]["versions"]),
         sources=sources,
+        oldest_sm_by_major={int(r["major"]): CudaVersion.parse(r["sm"]) for r in raw["gpu_arch"]["oldest_sm_by_major"]},
+        newest_sm_by_cuda=tuple(
+            (CudaVersion.parse(r["cuda"]), CudaVersion.parse(r["sm"])) for r in raw["gpu_arch"]["newest_sm_by_cuda"]
+        ),
     )
 
 

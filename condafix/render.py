@@ -280,6 +280,9 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
             f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
             f"{env.package_count} packages{cuda}{jit})"
         )
+    for path in report.compile_paths:
+        style = _STYLE[path.severity]
+        out.print(f"[bold]Compile[/]  {e(path.consumer)} {e(path.version)}: {path.path} -> [{style}]{path.outcome}[/]")
     if report.verdicts:
         from rich.table import Table
 

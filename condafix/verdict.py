@@ -1,27 +1,33 @@
 """Driver + environment -> per-component verdicts, findings and the fix to run.
 
 The rule (NVIDIA minor version compatibility): SASS built with CUDA X.y runs on any driver of
-major X above the MVC floor, but PTX JIT (Numba, CuPy NVRTC/RawKernel, JAX's ptxas path) needs
-the toolkit's PTX ISA <= the driver's. So an env minor newer than the driver is an *error* when a
-JIT consumer is present and a *warning* otherwise. Fixes never move an env to a newer CUDA and
-never cross a major without saying so.
+major X above the MVC floor, but PTX loaded by the driver's JIT needs the toolkit's PTX ISA <= the
+driver's. Who compiles decides (``condafix.compilepath``): an env minor newer than the driver is an
+*error* only when a consumer loads that PTX through the driver's JIT, *fine* when its consumers
+compile to SASS (numba-cuda through nvJitLink >= NVVM, CuPy's NVRTC cubin), and a *warning* when
+no consumer is there. Fixes come in order of least change: bring nvJitLink up to NVVM, then move
+the env's CUDA down, then the driver; never to a newer CUDA, never across a major without saying so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from condafix.compilepath import CompilePath, compile_paths, nvjitlink_spec
 from condafix.driver import DriverInfo
 from condafix.envinfo import PTX_WRITERS, Component, EnvInfo, SystemToolkit
+from condafix.errors import Hint
+from condafix.findings import RANK as _RANK
+from condafix.findings import Finding, Severity
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
 from condafix.ptxprobe import ProbeResult
 
-Severity = Literal["ok", "info", "warning", "error"]
 Status = Literal["ok", "warning", "mismatch"]
-_RANK = {"ok": 0, "info": 0, "warning": 1, "error": 2}
 _CTK_ROLES = frozenset({"nvvm", "nvrtc", "nvjitlink", "runtime", "toolkit"})
+__all__ = ["ComponentVerdict", "DoctorReport", "Finding", "Fix", "diagnose", "env_cuda", "plan_fix"]
 
 
 @dataclass(frozen=True)
@@ -34,14 +40,6 @@ class ComponentVerdict:
     verdict: Literal["ok", "newer-than-driver", "mixed", "unknown", "n/a"]
     severity: Severity
     reason: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: Severity
-    message: str
-    component: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,7 @@ class DoctorReport:
     fix: Fix | None
     status: Status
     probe: ProbeResult | None = None
+    compile_paths: tuple[CompilePath, ...] = ()
 
     @property
     def check_exit_code(self) -> int:
@@ -86,7 +85,18 @@ def env_cuda(env: EnvInfo) -> CudaVersion | None:
     return max(writers) if writers else None
 
 
-def _judge(comp: Component, driver: CudaVersion | None, jit: bool) -> ComponentVerdict:
+def _users(comp: Component, paths: tuple[CompilePath, ...]) -> tuple[CompilePath, ...]:
+    """The consumers whose code this component writes (a pin or cudatoolkit writes for all of them)."""
+    if comp.role in ("pin", "toolkit"):
+        return paths
+    if comp.role == "nvrtc":
+        return tuple(p for p in paths if p.kind in ("cupy", "numba-cuda"))
+    if comp.role == "nvvm":
+        return tuple(p for p in paths if p.kind in ("numba", "numba-cuda", "jaxlib"))
+    return ()
+
+
+def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath, ...]) -> ComponentVerdict:
     base = (comp.name, comp.version, comp.source, comp.role, comp.cuda)
     cuda = _v(comp.cuda)
     if cuda is None:
@@ -105,17 +115,25 @@ def _judge(comp: Component, driver: CudaVersion | None, jit: bool) -> ComponentV
     if comp.role in PTX_WRITERS and ptx_env is not None and ptx_env == ptx_drv:
         why = f"CUDA {cuda} writes the same PTX ISA {ptx_env} as the driver's CUDA {driver}"
         return ComponentVerdict(*base, "ok", "ok", why)
-    if comp.role in PTX_WRITERS and jit:
+    users = _users(comp, paths) if comp.role in PTX_WRITERS else ()
+    jit = [p for p in users if p.uses_driver_jit]
+    if jit:
+        names = ", ".join(f"{p.consumer} {p.version}" for p in jit)
         why = (
             f"writes PTX ISA {ptx_env or '?'}; the driver's JIT accepts up to {ptx_drv or '?'} "
-            f"(CUDA {driver}): JIT compilation fails"
+            f"(CUDA {driver}) and {names} loads PTX through it: JIT compilation fails"
         )
         return ComponentVerdict(*base, "newer-than-driver", "error", why)
+    sass = [p for p in (users if comp.role in PTX_WRITERS else paths) if not p.uses_driver_jit]
+    if sass:
+        how = ", ".join(f"{p.consumer} ({p.path})" for p in sass)
+        why = f"CUDA {cuda} > driver CUDA {driver}, fine here: {how} compile to SASS (minor version compatibility)"
+        return ComponentVerdict(*base, "ok", "info", why)
     why = f"CUDA {cuda} > driver CUDA {driver}: SASS runs (minor version compatibility); PTX JIT would fail"
     return ComponentVerdict(*base, "newer-than-driver", "warning", why)
 
 
-def _mixed_findings(env: EnvInfo, jit_names: tuple[str, ...]) -> list[Finding]:
+def _mixed_findings(env: EnvInfo, paths: tuple[CompilePath, ...]) -> list[Finding]:
     findings: list[Finding] = []
     pin = env.component("cuda-version")
     pin_cuda = _v(pin.cuda) if pin else None
@@ -126,35 +144,40 @@ def _mixed_findings(env: EnvInfo, jit_names: tuple[str, ...]) -> list[Finding]:
         if cuda != pin_cuda and comp.source == "conda":
             findings.append(
                 Finding(
-                    "mixed",
-                    "warning",
-                    f"{comp.name} {comp.version} is CUDA {cuda} but cuda-version is {pin_cuda}: mixed toolkit parts",
-                    comp.name,
+                    code="mixed",
+                    severity="warning",
+                    message=f"{comp.name} {comp.version} is CUDA {cuda} but cuda-version is {pin_cuda}: "
+                    "mixed toolkit parts",
+                    component=comp.name,
                 )
             )
     sources = {c.source for c in env.components if c.role == "nvvm" and c.cuda}
     if len(sources) > 1:
         findings.append(
             Finding(
-                "two_nvvm",
-                "warning",
-                "NVVM comes from both conda packages and pip wheels; which one loads depends on the search order",
+                code="two_nvvm",
+                severity="warning",
+                message="NVVM comes from both conda packages and pip wheels; "
+                "which one loads depends on the search order",
             )
         )
     nvvm = [CudaVersion.parse(c.cuda) for c in env.components if c.role in ("nvvm", "toolkit") and c.cuda]
     links = [c for c in env.components if c.role == "nvjitlink" and c.cuda]
+    linking = [p for p in paths if p.path == "nvjitlink"]
     if nvvm and links:
         newest_nvvm = max(nvvm)
         for link in links:
             if CudaVersion.parse(link.cuda or "0.0") < newest_nvvm:
-                severity: Severity = "error" if "numba-cuda" in jit_names else "warning"
+                who = ", ".join(f"{p.consumer} {p.version}" for p in linking)
                 findings.append(
                     Finding(
-                        "nvjitlink_older",
-                        severity,
-                        f"{link.name} {link.version} (CUDA {link.cuda}) is older than NVVM {newest_nvvm}: "
-                        "linking fails with ERROR_OUTDATED_LIBRARY",
-                        link.name,
+                        code="nvjitlink_older",
+                        severity="error" if linking else "warning",
+                        message=f"{link.name} {link.version} (CUDA {link.cuda}) is older than NVVM {newest_nvvm}: "
+                        "linking fails with ERROR_OUTDATED_LIBRARY (ERROR_PTX_COMPILE with debug=True)"
+                        + (f"; {who} links through it" if who else ""),
+                        hints=(Hint("nvjitlink_up", f"bring {link.name} up to CUDA {newest_nvvm} (NVVM's)"),),
+                        component=link.name,
                     )
                 )
     return findings
@@ -173,7 +196,87 @@ def _pip_pin(comp: Component, target: CudaVersion) -> str:
     return f'"{comp.name}=={target}.*"'
 
 
-def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict, ...]) -> Fix | None:
+def _conda_channel(env: EnvInfo, names: tuple[str, ...]) -> str:
+    return next((c.channel for c in env.components if c.name in names and c.channel), "conda-forge")
+
+
+def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVersion | None) -> Fix | None:
+    """First fix when nvJitLink is the blocker: it is older than NVVM, or numba-cuda would link with it."""
+    for path in paths:
+        writer = _v(path.writer_cuda)
+        if writer is None or (target is not None and writer.major > target.major):
+            continue
+        older = path.outcome == "link-fails"
+        absent = path.missing == "nvjitlink" and path.outcome == "jit-fails" and writer >= CudaVersion(12, 3)
+        if not (older or absent):
+            continue
+        spec = nvjitlink_spec(env, writer)
+        if spec is None:
+            continue
+        manager, pin = spec
+        if manager == "pip":
+            command = f'pip install "{pin}"'
+        else:
+            channel = _conda_channel(env, ("libnvjitlink", "cuda-version", "cuda-nvvm-impl", "cuda-nvcc-impl"))
+            command = f'conda install {manager_target(env)}-c {channel} "{pin}"'
+        what = "up to" if older else "of the same CUDA as"
+        summary = (
+            f"bring nvJitLink {what} NVVM's CUDA {writer}: {path.consumer} {path.version} then links to SASS, "
+            "which this driver runs (minor version compatibility); nothing else changes"
+        )
+        link = _v(path.linker_cuda)
+        alternatives = (_nvvm_down(env, link),) if older and link is not None else ()
+        return Fix(summary, (pin,), (command,), tuple(a for a in alternatives if a))
+    return None
+
+
+def _nvvm_down(env: EnvInfo, link: CudaVersion) -> str | None:
+    """The other way round: NVVM down to the nvJitLink's CUDA."""
+    nvvm = [c for c in env.components if c.role == "nvvm" and c.cuda and CudaVersion.parse(c.cuda) > link]
+    pip = [c for c in nvvm if c.source == "pip"]
+    if pip:
+        return f"or bring NVVM down to nvJitLink's CUDA {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
+    pin = knowledge().newest_cuda_version_pin(link)
+    if nvvm and pin is not None:
+        channel = _conda_channel(env, ("cuda-version",))
+        command = f'conda install {manager_target(env)}-c {channel} "cuda-version={pin}"'
+        return f"or bring NVVM down to nvJitLink's CUDA {link}: {command}"
+    return None
+
+
+def _old_numba_cuda_alternative(paths: tuple[CompilePath, ...]) -> str | None:
+    for path in paths:
+        if path.kind == "numba-cuda" and path.uses_driver_jit and path.missing != "nvjitlink":
+            writer = path.writer_cuda or "X.Y"
+            return (
+                f"or upgrade numba-cuda to >= 0.16 with nvJitLink of CUDA {writer}: it then links through "
+                "nvJitLink into SASS and the env's CUDA can stay"
+            )
+    return None
+
+
+def plan_fix(
+    env: EnvInfo,
+    driver: DriverInfo,
+    verdicts: tuple[ComponentVerdict, ...],
+    paths: tuple[CompilePath, ...] = (),
+) -> Fix | None:
+    """Least change first: bring nvJitLink up to NVVM, then move the env's CUDA down, then the driver."""
+    link = _nvjitlink_fix(env, paths, driver.cuda_version)
+    down = _down_fix(env, driver, verdicts)
+    if link is None:
+        if down is not None:
+            extra = _old_numba_cuda_alternative(paths)
+            if extra:
+                down = Fix(down.summary, down.pins, down.commands, (*down.alternatives, extra))
+        return down
+    if down is None:
+        return link
+    moved = f"or {down.summary}" + (f": {'; '.join(down.commands)}" if down.commands else "")
+    return Fix(link.summary, link.pins, link.commands, (moved, *down.alternatives))
+
+
+def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict, ...]) -> Fix | None:
     """The smallest change that makes the env's CUDA <= the driver's, without crossing a major."""
     target = driver.cuda_version
     bad = [v for v in verdicts if v.verdict == "newer-than-driver"]
@@ -205,10 +308,7 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
         pins.append(f"cuda-version={pin}")
     commands: list[str] = []
     if pins:
-        channel = next(
-            (c.channel for c in env.components if c.name in ("cuda-version", "cudatoolkit") and c.channel),
-            "conda-forge",
-        )
+        channel = _conda_channel(env, ("cuda-version", "cudatoolkit"))
         quoted = " ".join(f'"{p}"' for p in pins)
         commands.append(f"conda install {manager_target(env)}-c {channel} {quoted}")
     bad_names = {v.name for v in bad}
@@ -227,12 +327,6 @@ def plan_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict,
             f"condafix cuda {manager_target(env)}--cuda {target} checks the pin with a full solve on the "
             "channel first (add --apply to make the change, with a snapshot to roll back)",
         )
-    if any(c.name == "numba-cuda" for c in env.components):
-        others.append(
-            "numba-cuda can compile through nvJitLink instead of the driver's JIT (its minor version "
-            "compatibility mode): libnvjitlink of the same CUDA as NVVM, "
-            "NUMBA_CUDA_ENABLE_MINOR_VERSION_COMPATIBILITY=1"
-        )
     return Fix(summary, tuple(pins), tuple(commands), tuple(others))
 
 
@@ -241,15 +335,19 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
     has_cuda = any(c.cuda for c in env.components)
     if driver.cuda is None and driver.source == "CONDA_OVERRIDE_CUDA":
         findings.append(
-            Finding("override_no_gpu", "warning", "CONDA_OVERRIDE_CUDA is empty: treated as a host with no GPU")
+            Finding(
+                code="override_no_gpu",
+                severity="warning",
+                message="CONDA_OVERRIDE_CUDA is empty: treated as a host with no GPU",
+            )
         )
     elif driver.cuda is None:
         tried = ", ".join(a.source for a in driver.attempts)
         findings.append(
             Finding(
-                "no_driver",
-                "warning",
-                f"no NVIDIA driver found ({tried} all failed): nothing CUDA will run here"
+                code="no_driver",
+                severity="warning",
+                message=f"no NVIDIA driver found ({tried} all failed): nothing CUDA will run here"
                 + ("; to check this env for another machine pass --cuda M.m or --driver VERSION" if has_cuda else ""),
             )
         )
@@ -261,13 +359,13 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
         if drv is not None and tk > drv and tk.major >= drv.major:
             findings.append(
                 Finding(
-                    "system_toolkit_newer",
-                    "info",
-                    note + f"; it is newer than the driver's CUDA {drv}, so its PTX will not JIT",
+                    code="system_toolkit_newer",
+                    severity="info",
+                    message=note + f"; it is newer than the driver's CUDA {drv}, so its PTX will not JIT",
                 )
             )
         else:
-            findings.append(Finding("system_toolkit", "info", note))
+            findings.append(Finding(code="system_toolkit", severity="info", message=note))
     if driver.driver_version and driver.cuda_version:
         floor = knowledge().mvc_floor.get(driver.cuda_version.major)
         try:
@@ -277,21 +375,64 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
         if below and floor is not None:
             findings.append(
                 Finding(
-                    "below_mvc_floor",
-                    "warning",
-                    f"driver {driver.driver_version} is below the minor-version-compatibility floor "
+                    code="below_mvc_floor",
+                    severity="warning",
+                    message=f"driver {driver.driver_version} is below the minor-version-compatibility floor "
                     f"{floor[0]} of CUDA {driver.cuda_version.major}: only exact-minor builds run",
                 )
             )
     return findings
 
 
-def _probe_findings(probe: ProbeResult | None) -> list[Finding]:
+def _probe_findings(probe: ProbeResult | None, paths: tuple[CompilePath, ...]) -> list[Finding]:
+    """The probe's PTX is what the driver's JIT would see: a failure counts only for consumers that use it."""
     if probe is None:
         return []
-    if probe.verdict == "ptx-newer-than-driver":
-        return [Finding("probe_ptx_newer", "error", f"probe: {probe.message}")]
-    return [Finding("probe", "info", f"probe ({probe.halves}): {probe.message}")]
+    if probe.verdict != "ptx-newer-than-driver":
+        return [Finding(code="probe", severity="info", message=f"probe ({probe.halves}): {probe.message}")]
+    jit = [p for p in paths if p.uses_driver_jit and p.kind in ("numba", "numba-cuda", "jaxlib")]
+    sass = [p for p in paths if not p.uses_driver_jit and p.kind in ("numba", "numba-cuda", "jaxlib")]
+    if jit:
+        who = ", ".join(f"{p.consumer} {p.version}" for p in jit)
+        return [
+            Finding(
+                code="probe_ptx_newer",
+                severity="error",
+                message=f"probe: {probe.message}; would JIT-fail for {who} (it loads PTX through the driver's JIT)",
+            )
+        ]
+    if sass:
+        who = ", ".join(f"{p.consumer} {p.version} ({p.path})" for p in sass)
+        return [
+            Finding(
+                code="probe_ptx_newer_unused",
+                severity="info",
+                message=f"probe: {probe.message}; the driver's JIT would reject this PTX, but {who} compiles to "
+                "SASS without it",
+            )
+        ]
+    return [
+        Finding(
+            code="probe_ptx_newer",
+            severity="warning",
+            message=f"probe: {probe.message}; PTX from this NVVM would JIT-fail wherever the driver loads it "
+            "(prebuilt PTX, tools without nvJitLink)",
+        )
+    ]
+
+
+def _path_findings(paths: tuple[CompilePath, ...], target: CudaVersion | None, env_newer: bool) -> list[Finding]:
+    findings: list[Finding] = []
+    for path in paths:
+        if path.outcome == "link-fails":
+            continue  # reported once, as nvjitlink_older
+        if path.severity in ("warning", "error"):
+            codes = {"jit-fails": "driver_jit_fails", "slow-compile": "xla_ptxas_newer"}
+            code = codes.get(path.outcome, "compile_path")
+            findings.append(Finding(code=code, severity=path.severity, message=path.message, component=path.consumer))
+        elif path.outcome == "ok" and env_newer and target is not None:
+            findings.append(Finding(code="sass_path", severity="info", message=path.message, component=path.consumer))
+    return findings
 
 
 def diagnose(
@@ -301,18 +442,20 @@ def diagnose(
     probe: ProbeResult | None = None,
     *,
     unfinished: str | None = None,
+    env_vars: Mapping[str, str] | None = None,
 ) -> DoctorReport:
-    """Compare every CUDA part of the env with the driver and decide what to do."""
+    """Compare every CUDA part of the env with the driver, through each consumer's compile path."""
     jit_names = tuple(c.name for c in env.jit_consumers)
     target = driver.cuda_version
-    verdicts = tuple(_judge(c, target, bool(jit_names)) for c in env.components)
-    findings = _driver_findings(driver, env, toolkit) + _probe_findings(probe)
+    paths = compile_paths(env, target, gpu_arch=driver.cuda_arch, env_vars=env_vars)
+    verdicts = tuple(_judge(c, target, paths) for c in env.components)
+    findings = _driver_findings(driver, env, toolkit) + _probe_findings(probe, paths)
     if unfinished:
         findings.append(
             Finding(
-                "unfinished_change",
-                "error",
-                f"an interrupted condafix change (snapshot {unfinished}) "
+                code="unfinished_change",
+                severity="error",
+                message=f"an interrupted condafix change (snapshot {unfinished}) "
                 f"left this env half-changed: run `condafix rollback -p {env.prefix}`",
             )
         )
@@ -320,31 +463,44 @@ def diagnose(
         if verdict.severity in ("warning", "error") and verdict.verdict != "unknown":
             findings.append(
                 Finding(
-                    f"newer_than_driver_{verdict.severity}",
-                    verdict.severity,
-                    f"{verdict.name} {verdict.version}: {verdict.reason}",
-                    verdict.name,
+                    code=f"newer_than_driver_{verdict.severity}",
+                    severity=verdict.severity,
+                    message=f"{verdict.name} {verdict.version}: {verdict.reason}",
+                    component=verdict.name,
                 )
             )
-        elif verdict.severity == "info":
+        elif verdict.severity == "info" and verdict.role == "compat":
             findings.append(
-                Finding(verdict.role, "info", f"{verdict.name} {verdict.version}: {verdict.reason}", verdict.name)
+                Finding(
+                    code=verdict.role,
+                    severity="info",
+                    message=f"{verdict.name} {verdict.version}: {verdict.reason}",
+                    component=verdict.name,
+                )
             )
-    mixed = _mixed_findings(env, jit_names)
+    env_newer = any(v.severity == "info" and v.verdict == "ok" and v.role != "compat" for v in verdicts)
+    findings += _path_findings(paths, target, env_newer)
+    mixed = _mixed_findings(env, paths)
     findings += mixed
     mixed_names = {f.component for f in mixed if f.code == "mixed"}
+    older = {f.component for f in mixed if f.code == "nvjitlink_older" and f.severity == "error"}
     verdicts = tuple(
-        ComponentVerdict(v.name, v.version, v.source, v.role, v.cuda, "mixed", "warning", "differs from cuda-version")
+        ComponentVerdict(v.name, v.version, v.source, v.role, v.cuda, "mixed", "error", "older than NVVM: link fails")
+        if v.name in older
+        else ComponentVerdict(
+            v.name, v.version, v.source, v.role, v.cuda, "mixed", "warning", "differs from cuda-version"
+        )
         if v.name in mixed_names and v.verdict == "ok"
         else v
         for v in verdicts
     )
-    if env.components and not jit_names and any(v.verdict == "newer-than-driver" for v in verdicts):
+    if env.components and not paths and any(v.verdict == "newer-than-driver" for v in verdicts):
         findings.append(
             Finding(
-                "no_jit_consumer",
-                "info",
-                "no PTX-JIT user (numba, numba-cuda, cupy, jax) in this env, so newer minors are warnings, not errors",
+                code="no_jit_consumer",
+                severity="info",
+                message="no consumer that compiles kernels at run time (numba, numba-cuda, cupy, jax) in this env, "
+                "so newer minors are warnings, not errors",
             )
         )
     worst = max((_RANK[f.severity] for f in findings), default=0)
@@ -358,7 +514,8 @@ def diagnose(
         jit_consumers=jit_names,
         verdicts=verdicts,
         findings=tuple(findings),
-        fix=plan_fix(env, driver, verdicts),
+        fix=plan_fix(env, driver, verdicts, paths),
         status=status,
         probe=probe,
+        compile_paths=paths,
     )

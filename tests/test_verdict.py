@@ -79,13 +79,65 @@ def test_mixed_components_and_old_nvjitlink(make_prefix: Callable[..., Path]) ->
         ("nvcc_linux-64", "11.8", "he0b4e1d_13", "linux-64"),
         ("cuda-nvvm-impl", "12.5.82", "h5888daf_0", "linux-64"),
         ("libnvjitlink", "12.4.127", "h5888daf_1", "linux-64"),
-        ("numba-cuda", "0.15.2", "pyh29b5f1c_0", "noarch"),
+        ("numba-cuda", "0.30.2", "pyh29b5f1c_0", "noarch"),
     ]
     report = diagnose(make_prefix, env, "12.5")
-    codes = {(f.code, f.component) for f in report.findings}
-    assert ("mixed", "nvcc_linux-64") in codes
-    assert ("nvjitlink_older", "libnvjitlink") in codes
-    assert report.status == "mismatch"  # nvJitLink older than NVVM with numba-cuda present
+    codes = {(f.code, f.component, f.severity) for f in report.findings}
+    assert ("mixed", "nvcc_linux-64", "warning") in codes
+    assert ("nvjitlink_older", "libnvjitlink", "error") in codes
+    assert report.status == "mismatch"  # numba-cuda 0.30 links through the older nvJitLink
+    # the least change first: bring nvJitLink up to NVVM, not the env down
+    assert report.fix is not None and report.fix.pins == ("libnvjitlink=12.5",)
+    assert report.fix.commands == ('conda install -n env -c conda-forge "libnvjitlink=12.5"',)
+
+
+def test_old_nvjitlink_is_only_a_warning_when_nothing_links_with_it(make_prefix: Callable[..., Path]) -> None:
+    env = [
+        ("cuda-version", "12.5", "hd4f0392_3", "noarch"),
+        ("cuda-nvvm-impl", "12.5.82", "h5888daf_0", "linux-64"),
+        ("libnvjitlink", "12.4.127", "h5888daf_1", "linux-64"),
+        ("numba-cuda", "0.15.2", "pyh29b5f1c_0", "noarch"),  # before nvJitLink became its linker (0.16.0)
+    ]
+    report = diagnose(make_prefix, env, "12.5")
+    (older,) = [f for f in report.findings if f.code == "nvjitlink_older"]
+    assert older.severity == "warning" and report.status == "warning"
+
+
+def test_numba_cuda_with_nvjitlink_on_older_minor_driver_is_not_a_mismatch(make_prefix: Callable[..., Path]) -> None:
+    # issue 13 "Done when": NVVM and nvJitLink 12.9 on a 12.4 driver; numba-cuda >= 0.16 links to SASS
+    env = [("numba-cuda", "0.30.2", "pyh29b5f1c_0", "noarch") if p[0] == "numba-cuda" else p for p in CUDA12_ENV]
+    report = diagnose(make_prefix, env, "12.4")
+    assert report.status == "ok" and report.fix is None
+    (path,) = report.compile_paths
+    assert (path.consumer, path.path, path.outcome, path.linker_cuda) == ("numba-cuda", "nvjitlink", "ok", "12.9")
+    assert any(f.code == "sass_path" for f in report.findings)
+    nvvm = next(v for v in report.verdicts if v.name == "cuda-nvvm-impl")
+    assert (nvvm.verdict, nvvm.severity) == ("ok", "info") and "SASS" in nvvm.reason
+
+
+def test_numba_cuda_without_nvjitlink_gets_nvjitlink_first_then_the_pin(make_prefix: Callable[..., Path]) -> None:
+    env = [
+        ("numba-cuda", "0.30.2", "pyh29b5f1c_0", "noarch") if p[0] == "numba-cuda" else p
+        for p in CUDA12_ENV
+        if p[0] != "libnvjitlink"
+    ]
+    report = diagnose(make_prefix, env, "12.4")
+    assert report.status == "mismatch"
+    (path,) = report.compile_paths
+    assert (path.path, path.missing, path.outcome) == ("driver-jit", "nvjitlink", "jit-fails")
+    assert report.fix is not None and report.fix.pins == ("libnvjitlink=12.9",)
+    assert report.fix.alternatives[0].startswith("or move the env's CUDA down to 12.4")
+    assert '"cuda-version=12.4"' in report.fix.alternatives[0]
+
+
+def test_old_numba_still_mismatches_and_no_removed_setting_is_advised(make_prefix: Callable[..., Path]) -> None:
+    for packages, cuda in ((SEED_ENV, "11.4"), (CUDA12_ENV, "12.4")):
+        report = diagnose(make_prefix, packages, cuda, name=f"e{cuda}")
+        assert report.status == "mismatch"
+        assert report.compile_paths[0].path == "driver-jit"
+        assert report.fix is not None
+        text = " ".join((report.fix.summary, *report.fix.commands, *report.fix.alternatives))
+        assert "NUMBA_CUDA_ENABLE_MINOR_VERSION_COMPATIBILITY" not in text
 
 
 def test_pip_wheel_env_gets_a_pip_pin(make_prefix: Callable[..., Path]) -> None:
@@ -96,7 +148,8 @@ def test_pip_wheel_env_gets_a_pip_pin(make_prefix: Callable[..., Path]) -> None:
         pip=(("nvidia_nvvm", "13.5.37"), ("numba_cuda", "0.30.4")),
     )
     assert report.status == "mismatch"
-    assert report.fix is not None and report.fix.commands == ('pip install "nvidia-nvvm==13.0.*"',)
+    assert report.fix is not None and report.fix.commands == ('pip install "nvidia-nvjitlink==13.5.*"',)
+    assert 'pip install "nvidia-nvvm==13.0.*"' in report.fix.alternatives[0]
 
 
 def test_no_driver_is_a_loud_warning(make_prefix: Callable[..., Path]) -> None:
