@@ -282,7 +282,7 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         )
     for path in report.compile_paths:
         style = _STYLE[path.severity]
-        out.print(f"[bold]Compile[/]  {e(path.consumer)} {e(path.version)}: {path.path} -> [{style}]{path.outcome}[/]")
+        con.print(f"[bold]Compile[/]  {e(path.consumer)} {e(path.version)}: {path.path} -> [{style}]{path.outcome}[/]")
     if report.verdicts:
         from rich.table import Table
 
