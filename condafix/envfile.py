@@ -1,8 +1,10 @@
-"""``condafix env``: rewrite the CUDA pins of an environment.yml in place.
+"""``condafix env``: move the CUDA pins of an environment.yml as one group, in place.
 
 ruamel.yaml (round-trip) parses the file and says where each dependency sits; the edit itself is
 made on those lines of the original text, so every other byte (comments, quoting, key order,
-blank lines, anchors, CRLF line endings, a UTF-8 BOM) stays exactly as it was.
+blank lines, anchors, CRLF line endings, a UTF-8 BOM) stays exactly as it was. Which specs carry
+CUDA and where they move is decided by ``cudagroup`` (shared with pixi manifests); specs are read
+with conda's MatchSpec grammar (rattler).
 """
 
 from __future__ import annotations
@@ -10,28 +12,27 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from condafix.errors import CondafixError, Hint, UsageError
-from condafix.knowledge import CudaVersion, knowledge
+from condafix import cudagroup
+from condafix.errors import CondafixError, UsageError
+from condafix.knowledge import CudaVersion
 
 BOM = "\ufeff"
-Family = Literal["cuda-version", "cudatoolkit"]
-_SPEC = re.compile(
-    r"^(?P<channel>[A-Za-z0-9_./:-]+::)?(?P<name>[A-Za-z0-9_.-]+)(?P<sep>\s*)(?P<constraint>[^#\[]*?)\s*$"
-)
-_CUDA_NAMES = re.compile(
-    r"^(cudatoolkit|cuda-.*|libcu.*|libnv.*|nvcc_linux-64|numba-cuda|cupy|cupy-core|pytorch-cuda)$"
-)
+Status = Literal["ok", "change", "refused"]
+# Template placeholders of the generators people run before conda: autoconf/CMake @VAR@, Jinja
+# {{ var }} / {% %}, shell and envsubst ${VAR}. Linear-time patterns (no nested quantifiers).
+_PLACEHOLDER = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*@|\{\{[^{}\n]*\}\}|\{%[^%\n]*%\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_HEAD = re.compile(r"(?:[^\s:\[=<>!~]+::)?[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_PIP_CUDA = re.compile(r"^(nvidia-[a-z0-9-]+|cudatoolkit|cupy-cuda\d+x|jax-cuda\d+-plugin|torch)\b", re.IGNORECASE)
 
 
 class EnvFileError(CondafixError):
-    """The file cannot be used (bad YAML, wrong shape): exit code 2, file untouched."""
+    """The file cannot be used (bad YAML, wrong shape, a template): exit code 2, file untouched."""
 
     def __init__(self, summary: str) -> None:
         super().__init__(summary, (), 2)
@@ -53,10 +54,19 @@ class Note:
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    """One CUDA-bearing spec of the file and its part in the group."""
+
+    line: int | None
+    spec: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class EnvFileResult:
     path: str
     target_cuda: str
-    family: Family | None
+    family: str | None
     pin: str | None
     checked: str
     edits: tuple[Edit, ...]
@@ -65,6 +75,10 @@ class EnvFileResult:
     changed: bool
     written: bool = False
     backup: str | None = None
+    status: Status = "ok"
+    reason: str = ""
+    group: tuple[GroupMember, ...] = ()
+    attempts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,37 @@ class Parsed:
     deps_line: int
 
 
+@dataclass(frozen=True)
+class SpecText:
+    """Where the version and build sit inside one spec string (spans into ``text``)."""
+
+    text: str
+    name: str
+    version: tuple[int, int]  # empty span at the end of the name when unpinned
+    build: tuple[int, int] | None
+    normalized: str | None
+    channel: str | None
+
+    @property
+    def version_text(self) -> str:
+        return self.text[self.version[0] : self.version[1]]
+
+    @property
+    def build_text(self) -> str:
+        return self.text[self.build[0] : self.build[1]] if self.build else ""
+
+    def with_parts(self, version: str | None, build: str | None) -> str:
+        """The same spec with the version and/or build text replaced; everything else as written."""
+        pieces = [(self.version, version)]
+        if self.build is not None and build is not None:
+            pieces.append((self.build, build))
+        out = self.text
+        for (start, end), new in sorted(pieces, key=lambda p: p[0][0], reverse=True):
+            if new is not None:
+                out = out[:start] + new + out[end:]
+        return out
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -100,6 +145,8 @@ def read_source(path: str) -> tuple[str, str]:
         return Path(path).read_bytes().decode("utf-8"), path
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
     except UnicodeDecodeError as exc:
         raise EnvFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
@@ -107,10 +154,24 @@ def read_source(path: str) -> tuple[str, str]:
 
 
 def default_file() -> str:
-    for name in ("environment.yml", "environment.yaml"):
+    for name in ("environment.yml", "environment.yaml", "pixi.toml"):
         if Path(name).is_file():
             return name
-    raise UsageError("no environment.yml or environment.yaml here; pass the file to rewrite")
+    raise UsageError("no environment.yml, environment.yaml or pixi.toml here; pass the file to rewrite")
+
+
+def find_template(text: str, name: str) -> str | None:
+    """``name:LINE: `text` ...`` for the first template placeholder outside comments, else None."""
+    for number, line in enumerate(text.splitlines(), 1):
+        body = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        found = _PLACEHOLDER.search(body)
+        if found:
+            return (
+                f"{name}:{number}: `{line.strip()}` holds the template placeholder {found.group(0)}: "
+                "this is a template, not an environment file; render it first and run condafix on the result "
+                "(nothing changed)"
+            )
+    return None
 
 
 def parse(raw: str, name: str) -> Parsed:
@@ -121,6 +182,9 @@ def parse(raw: str, name: str) -> Parsed:
     bom = raw.startswith(BOM)
     text = raw[1:] if bom else raw
     newline = "\r\n" if "\r\n" in text else "\n"
+    template = find_template(text, name)
+    if template:
+        raise EnvFileError(template)
     doc: Any
     try:
         doc = YAML(typ="rt").load(text.replace("\r\n", "\n"))
@@ -128,8 +192,8 @@ def parse(raw: str, name: str) -> Parsed:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         raise EnvFileError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
-    except YAMLError as exc:
-        raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except (YAMLError, ValueError, TypeError) as exc:  # ruamel raises plain errors for some inputs
+        raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     if not isinstance(doc, dict):
         raise EnvFileError(f"{name}: not an environment file (the top level is not a mapping)")
     marks: Any = doc  # ruamel's CommentedMap: positions live in .lc
@@ -158,83 +222,63 @@ def parse(raw: str, name: str) -> Parsed:
     return Parsed(text, bom, newline, chan, tuple(deps), tuple(pip), deps_line)
 
 
-# ---------------------------------------------------------------- deciding
+# ---------------------------------------------------------------- specs
 
 
-def split_spec(spec: str) -> tuple[str, str, str, str] | None:
-    """(channel prefix, name, separator, constraint) of a conda spec string."""
-    match = _SPEC.match(spec.strip())
-    if not match:
+def split_spec(spec: str) -> SpecText | None:
+    """Locate the version and build of a conda spec in its text; rattler's MatchSpec must agree."""
+    from condafix.rattler_backend import parse_spec
+
+    text = spec.strip()
+    parts = parse_spec(text)
+    head = _HEAD.match(text)
+    if parts is None or head is None:
         return None
-    return match["channel"] or "", match["name"].lower(), match["sep"], match["constraint"].strip()
-
-
-def allows_newer(constraint: str, name: str, target: CudaVersion, known: Sequence[str]) -> bool:
-    """Does ``name <constraint>`` admit any known version newer than the target?"""
-    from rattler import MatchSpec, Version, VersionSpec
-
-    if not constraint:
-        return True
-    spec = MatchSpec(f"{name} {constraint}" if constraint[0] not in "=<>!~" else f"{name}{constraint}")
-    if not spec.version:
-        return True
-    version_spec = VersionSpec(spec.version)
-    return any(version_spec.matches(Version(v)) and CudaVersion.parse(v) > target for v in known)
-
-
-def restyle(constraint: str, pin: CudaVersion) -> str:
-    """The new constraint in the user's own style: ``=``, ``==``, `` X.*``, ``>=,<=`` or ``>=,<``."""
-    if not constraint:
-        return f"={pin}"
-    if constraint.startswith(">") or "," in constraint:
-        low_match = re.search(r">=?\s*(\d+(?:\.\d+)?)", constraint)
-        low = low_match.group(1) if low_match else f"{pin.major}.0"
-        if CudaVersion.parse(low if "." in low else f"{low}.0") > pin:
-            low = f"{pin.major}.0"
-        if re.search(r"<(?!=)", constraint):
-            return f">={low},<{pin.major}.{pin.minor + 1}"
-        return f">={low},<={pin}"
-    for operator in ("==", "="):
-        if constraint.startswith(operator):
-            return f"{operator}{pin}"
-    return f"{pin}.*" if constraint.endswith(".*") else str(pin)
-
-
-def _name(spec: str) -> str:
-    """Package name of a spec, or "" when it does not parse."""
-    parts = split_spec(spec)
-    return parts[1] if parts else ""
-
-
-def spec_names(deps: Sequence[Dep]) -> set[str]:
-    return {_name(d.spec) for d in deps} - {""}
-
-
-def choose_family(deps: Sequence[Dep]) -> Family | None:
-    """cudatoolkit files (CUDA <= 11) keep cudatoolkit; any other CUDA package means cuda-version."""
-    names = spec_names(deps)
-    if "cudatoolkit" in names:
-        return "cudatoolkit"
-    if any(_CUDA_NAMES.match(n) for n in names - {"pytorch-cuda"}):
-        return "cuda-version"
-    return None
-
-
-def _file_major(deps: Sequence[Dep], family: Family, target: CudaVersion) -> int:
-    """The CUDA major the file asks for: its explicit pin, else what an unpinned solve would give."""
-    for dep in deps:
-        parts = split_spec(dep.spec)
-        if parts and parts[1] in (family, "cuda-version"):
-            found = re.search(r"(\d+)(?:\.\d+)?", parts[3])
+    end = head.end()
+    rest = text[end:]
+    version: tuple[int, int] = (end, end)
+    build: tuple[int, int] | None = None
+    if rest.startswith("["):
+        for key in ("version", "build"):
+            found = re.search(rf"\b{key}\s*=\s*(['\"]?)([^'\"\],]*(?:,[^'\"\],]*)*)\1", rest)
             if found:
-                return int(found.group(1))
-    if family == "cudatoolkit":
-        return 11
-    split_ctk = any(n.startswith(("cuda-", "libnvjitlink", "libcu")) and n != "cuda-version" for n in spec_names(deps))
-    return max(target.major, 12) if split_ctk else target.major  # conda-forge splits the CTK from 12.0 on
+                span = (end + found.start(2), end + found.end(2))
+                if key == "version":
+                    version = span
+                else:
+                    build = span
+    elif rest.startswith("=") and not rest.startswith("=="):
+        second = rest.find("=", 1)
+        version = (end, end + (second if second > 0 else len(rest)))
+        if second > 0:
+            build = (end + second + 1, end + len(rest))
+    elif rest.startswith(("==", "<", ">", "!", "~")):
+        token = rest.split(None, 1)[0]
+        version = (end, end + len(token))
+        tail = rest[len(token) :]
+        if tail.strip():
+            start = end + len(token) + (len(tail) - len(tail.lstrip()))
+            build = (start, start + len(tail.strip()))
+    elif rest[:1].isspace():
+        tokens = list(re.finditer(r"\S+", rest))
+        if tokens:
+            version = (end + tokens[0].start(), end + tokens[0].end())
+        if len(tokens) > 1:
+            build = (end + tokens[1].start(), end + tokens[-1].end())
+    elif rest:
+        return None
+    return SpecText(text, parts.name, version, build, parts.version, parts.channel)
 
 
-# ---------------------------------------------------------------- the rewrite
+def _item(spec: SpecText) -> cudagroup.Item:
+    version = spec.version_text
+    build = spec.build_text
+    if not build and version.startswith("*") and "cuda" in version.lower():
+        build = version  # `pytorch *cuda112*`: conda reads a lone glob as the build
+    return cudagroup.Item(spec.name, version if spec.normalized else "", build, spec.normalized)
+
+
+# ---------------------------------------------------------------- deciding
 
 
 def _replace_on_line(lines: list[str], dep: Dep, new_spec: str) -> tuple[str, str]:
@@ -247,98 +291,52 @@ def _replace_on_line(lines: list[str], dep: Dep, new_spec: str) -> tuple[str, st
     return body, lines[dep.line].rstrip("\r\n")
 
 
-def rewrite(parsed: Parsed, target: CudaVersion, pin_for: Mapping[str, str]) -> tuple[str, list[Edit], list[Note]]:
-    """Apply the pins to the text; report what is not changed and why."""
-    kb = knowledge()
-    lines = parsed.text.splitlines(keepends=True)
-    edits: list[Edit] = []
-    notes: list[Note] = []
-    present = set()
-    for dep in parsed.deps:
-        parts = split_spec(dep.spec)
-        if parts is None:
-            continue
-        channel, pkg, sep, constraint = parts
-        present.add(pkg)
-        if pkg == "pytorch-cuda":
-            wanted = [v for v in kb.pytorch_cuda_versions if v <= target]
-            have = re.search(r"(\d+\.\d+)", constraint)
-            if have and CudaVersion.parse(have.group(1)) > target:
-                hint = f"pytorch-cuda={max(wanted)}" if wanted else "no pytorch-cuda exists for this driver"
-                notes.append(
-                    Note(
-                        dep.line + 1,
-                        dep.spec,
-                        f"needs CUDA {have.group(1)} > {target}: change it yourself "
-                        f"({hint}); the pytorch channel ties it to pytorch builds, so condafix only reports",
-                    )
-                )
-            continue
-        if pkg not in pin_for:
-            continue
-        known = list(kb.cudatoolkit_versions) if pkg == "cudatoolkit" else [str(v) for v in kb.cuda_version_versions]
-        if not allows_newer(constraint, pkg, target, known):
-            continue
-        new_spec = f"{channel}{pkg}{sep}{restyle(constraint, CudaVersion.parse(pin_for[pkg]))}"
-        old, new = _replace_on_line(lines, dep, new_spec)
-        edits.append(Edit(dep.line + 1, old, new, f"{pkg} allowed CUDA newer than {target}"))
-    if "cuda-version" in pin_for and "cuda-version" not in present and parsed.deps:
-        anchor = max(
-            (d for d in parsed.deps if _name(d.spec) in pin_for or _CUDA_NAMES.match(_name(d.spec))),
-            key=lambda d: d.line,
-            default=parsed.deps[-1],
-        )
-        body = lines[anchor.line].rstrip("\r\n")
-        indent = body[: anchor.column]
-        new_line = f"{indent}cuda-version={pin_for['cuda-version']}{parsed.newline}"
-        if not lines[anchor.line].endswith(("\n", "\r")):
-            lines[anchor.line] += parsed.newline
-        lines.insert(anchor.line + 1, new_line)
-        edits.append(Edit(anchor.line + 2, "", new_line.rstrip("\r\n"), f"no cuda-version pin: added one for {target}"))
+def _pip_notes(parsed: Parsed, target: CudaVersion) -> list[Note]:
+    notes = []
     for dep in parsed.pip:
-        parts = split_spec(dep.spec.split(";")[0])
-        pkg = parts[1] if parts else dep.spec
-        if pkg in ("cudatoolkit",) or pkg.startswith("nvidia-"):
+        found = _PIP_CUDA.match(dep.spec.strip())
+        if found:
             notes.append(
                 Note(
                     dep.line + 1,
                     dep.spec,
-                    "a pip dependency: reported, not changed (pin it to CUDA "
-                    f"<= {target} yourself, e.g. `{pkg}=={target}.*`)",
+                    f"a pip dependency: reported, not changed (pin its CUDA to <= {target} yourself)",
                 )
             )
-    return "".join(lines), edits, notes
+    return notes
 
 
-def _candidate_pins(family: Family, major: int, target: CudaVersion) -> list[CudaVersion]:
-    kb = knowledge()
-    if family == "cudatoolkit":
-        versions = {CudaVersion.parse(v) for v in kb.cudatoolkit_versions}
-    else:
-        versions = set(kb.cuda_version_versions)
-    return sorted((v for v in versions if v.major == major and v <= target), reverse=True)
-
-
-def check_with_channel(
-    parsed: Parsed, family: Family, major: int, target: CudaVersion, channels: Sequence[str], offline: bool
-) -> tuple[CudaVersion | None, str]:
-    """Newest pin that exists on the channel and solves the file's specs; (None, why) if none."""
+def _solver_check(
+    parsed: Parsed, specs: dict[int, SpecText], channels: Sequence[str], target: CudaVersion, offline: bool
+) -> tuple[cudagroup.Lookup, cudagroup.Check, str]:
+    """Channel look-ups and a whole-file solve for one candidate CUDA (rattler)."""
     from condafix import rattler_backend as rb
-    from condafix.planner import candidate_minors, normalize_channel
+    from condafix.planner import normalize_channel
 
     chosen = tuple(normalize_channel(c) for c in channels) or parsed.channels or ("conda-forge",)
     gw = rb.gateway(offline=offline)
-    target_rb = rb.Target(tuple(chosen), "linux-64", str(target))
-    versions = [str(r.version) for r in rb.query(gw, target_rb, [family])]
-    candidates = candidate_minors(versions, major=major, limit=target)
-    keep = [d.spec for d in parsed.deps if not d.spec.startswith("pip") and _name(d.spec) != family]
-    for candidate in candidates:
+    rb_target = rb.Target(tuple(chosen), "linux-64", str(target))
+    cache: dict[str, Any] = {}
+
+    def lookup(name: str) -> cudagroup.Records:
+        if name not in cache:
+            cache[name] = rb.records_of(gw, rb_target, name)
+        return cache[name]  # type: ignore[no-any-return]
+
+    def check(cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
+        solve_specs = [
+            specs[i].with_parts(moves[i].version, moves[i].build) if i in moves else specs[i].text for i in specs
+        ]
+        if add:
+            solve_specs.append(f"{add[0]}={add[1]}")
         try:
-            rb.solve(gw, target_rb, [*keep, f"{family}={candidate}"], [])
-        except rb.SolveFailed:
-            continue
-        return candidate, f"{family}={candidate} exists on {', '.join(chosen)} and the file's specs solve with it"
-    return None, f"no {family} <= {target} on {', '.join(chosen)} solves the file's specs"
+            rb.solve(gw, rb_target, solve_specs, [])
+        except rb.SolveFailed as failed:
+            lines = [line.strip() for line in failed.message.splitlines() if line.strip()]
+            return "does not solve with the file's specs: " + " / ".join(lines[:3])
+        return None
+
+    return lookup, check, ", ".join(chosen)
 
 
 def plan_file(
@@ -349,67 +347,167 @@ def plan_file(
     channels: Sequence[str] = (),
     offline: bool = False,
     check_channel: bool = True,
+    allow_major: bool = False,
 ) -> tuple[EnvFileResult, str]:
     """Decide the new text; nothing is written here."""
     parsed = parse(raw, name)
-    family = choose_family(parsed.deps)
-    if family is None:
-        _, _, notes = rewrite(parsed, target, {})  # pytorch-cuda and pip lines are still reported
-        if not notes and "pytorch-cuda" in spec_names(parsed.deps):
-            notes = [Note(None, "pytorch-cuda", f"fits a CUDA {target} driver: nothing to change")]
-        notes = notes or [Note(None, "", "no CUDA package in this file: nothing to change")]
-        return EnvFileResult(name, str(target), None, None, "not needed", (), tuple(notes), "", False), raw
-    major = _file_major(parsed.deps, family, target)
-    if major > target.major:
-        need = knowledge().min_driver_for(CudaVersion(major, 0))
-        note = Note(
-            None,
-            "",
-            f"the file asks for CUDA {major}.x and the target is CUDA {target}: that crosses a "
-            f"major; upgrade the driver (>= {need}) instead; nothing changed",
-        )
-        return EnvFileResult(name, str(target), family, None, "not needed", (), (note,), "", False), raw
-    if major < target.major:
-        note = Note(None, "", f"CUDA {major}.x runs on a CUDA {target} driver: nothing to change")
-        return EnvFileResult(name, str(target), family, None, "not needed", (), (note,), "", False), raw
-    if check_channel and not offline:
-        pin, checked = check_with_channel(parsed, family, major, target, channels, offline)
-        if pin is None:
-            raise CondafixError(f"{name}: {checked}", (Hint("offline", "pass --offline to skip the check"),))
-    else:
-        candidates = _candidate_pins(family, major, target)
-        if not candidates:
-            raise CondafixError(f"{name}: no conda-forge {family} exists for CUDA {major}.x <= {target}")
-        pin, checked = candidates[0], "offline: chosen from condafix's conda-forge table, not checked on a channel"
-    pins: dict[str, str] = {family: str(pin)}
-    if family == "cudatoolkit" and "cuda-version" in spec_names(parsed.deps):
-        pins["cuda-version"] = str(pin)
-    new_body, edits, notes = rewrite(parsed, target, pins)
-    new_raw = (BOM if parsed.bom else "") + new_body
+    specs: dict[int, SpecText] = {}
+    notes: list[Note] = []
+    for index, dep in enumerate(parsed.deps):
+        spec = split_spec(dep.spec)
+        if spec is None:
+            head = _HEAD.match(dep.spec.strip())
+            if head and cudagroup.kind_of(head.group(0).split("::")[-1].lower()):
+                raise EnvFileError(f"{name}:{dep.line + 1}: `{dep.spec}` is not a conda spec conda would accept")
+            notes.append(Note(dep.line + 1, dep.spec, "not a conda spec: left as it is and left out of the check"))
+            continue
+        specs[index] = spec
+    order = sorted(specs)
+    items = [_item(specs[i]) for i in order]
+    group = tuple(
+        GroupMember(parsed.deps[i].line + 1, parsed.deps[i].spec, kind)
+        for i, item in zip(order, items, strict=True)
+        if (kind := cudagroup.kind_of(item.name, item.build))
+    )
+    lookup: cudagroup.Lookup | None = None
+    check: cudagroup.Check | None = None
+    where = ""
+    if check_channel and not offline and group:
+        lookup, raw_check, where = _solver_check(parsed, specs, channels, target, offline)
+
+        def check(cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
+            return raw_check(cuda, {order[i]: m for i, m in moves.items()}, add)
+
+    decision = cudagroup.decide(
+        items, target, allow_major=allow_major, lookup=lookup, check=check, channels=parsed.channels or channels
+    )
+    notes += [Note(None, "", n) for n in decision.notes] + _pip_notes(parsed, target)
+    base = EnvFileResult(
+        path=name,
+        target_cuda=str(target),
+        family=None,
+        pin=None,
+        checked=decision.checked,
+        edits=(),
+        notes=tuple(notes),
+        diff="",
+        changed=False,
+        status=decision.status,
+        reason=decision.reason,
+        group=group,
+        attempts=decision.attempts,
+    )
+    if decision.status != "change" or decision.cuda is None:
+        return base, raw
+    lines = parsed.text.splitlines(keepends=True)
+    edits: list[Edit] = []
+    for position, move in sorted(decision.moves.items()):
+        index = order[position]
+        dep = parsed.deps[index]
+        new_spec = specs[index].with_parts(move.version, move.build)
+        old, new = _replace_on_line(lines, dep, new_spec)
+        edits.append(Edit(dep.line + 1, old, new, move.reason))
+    if decision.add:
+        _insert_pin(parsed, lines, edits, [parsed.deps[order[i]] for i, _ in enumerate(items)], decision.add, target)
+    new_raw = (BOM if parsed.bom else "") + "".join(lines)
     diff = "".join(
         difflib.unified_diff(
             raw.splitlines(keepends=True), new_raw.splitlines(keepends=True), fromfile=f"a/{name}", tofile=f"b/{name}"
         )
     )
+    pin = f"{decision.add[0]}={decision.add[1]}" if decision.add else f"CUDA {decision.cuda}"
+    anchors = [e.new.strip().lstrip("- ").strip("'\"").split("#")[0].strip() for e in edits]
+    if not decision.add and anchors:
+        pin = ", ".join(anchors)
+    checked = decision.checked + (f" ({where})" if where else "")
     result = EnvFileResult(
-        name, str(target), family, f"{family}={pin}", checked, tuple(edits), tuple(notes), diff, new_raw != raw
+        path=name,
+        target_cuda=str(target),
+        family=decision.add[0] if decision.add else None,
+        pin=pin,
+        checked=checked,
+        edits=tuple(edits),
+        notes=tuple(notes),
+        diff=diff,
+        changed=new_raw != raw,
+        status="change",
+        reason=decision.reason,
+        group=group,
+        attempts=decision.attempts,
     )
     return result, new_raw
 
 
-def write_atomically(path: Path, content: str) -> Path:
-    """Replace ``path`` with ``content`` via a temp file + rename (same permissions); keep ``.bak``."""
-    backup = path.with_name(path.name + ".bak")
-    shutil.copy2(path, backup)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _insert_pin(
+    parsed: Parsed,
+    lines: list[str],
+    edits: list[Edit],
+    deps: Sequence[Dep],
+    add: tuple[str, str],
+    target: CudaVersion,
+) -> None:
+    """Add ``cuda-version=X.Y`` after the last CUDA-bearing dependency, with its indentation."""
+    cuda_deps = [d for d in deps if (s := split_spec(d.spec)) and cudagroup.kind_of(s.name, s.build_text)]
+    anchor = max(cuda_deps or list(parsed.deps), key=lambda d: d.line)
+    body = lines[anchor.line].rstrip("\r\n")
+    indent = body[: anchor.column]
+    new_line = f"{indent}{add[0]}={add[1]}{parsed.newline}"
+    if not lines[anchor.line].endswith(("\n", "\r")):
+        lines[anchor.line] += parsed.newline
+    lines.insert(anchor.line + 1, new_line)
+    for i, edit in enumerate(edits):
+        if edit.line > anchor.line + 1:
+            edits[i] = Edit(edit.line + 1, edit.old, edit.new, edit.reason)
+    edits.append(
+        Edit(anchor.line + 2, "", new_line.rstrip("\r\n"), f"no CUDA pin in the file: added one for CUDA {target}")
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_atomically(path: Path, content: str, *, backup: bool = True) -> Path | None:
+    """Replace the file's content safely; return the backup's path.
+
+    A symlink keeps being a link: the file it points to is written. The backup sits beside that
+    file and is written to a temp file first, then renamed over the old ``.bak`` (a rename replaces a
+    ``.bak`` symlink itself, never what it points to); if the disk is full the old ``.bak`` stays. The
+    new content goes the same way, with the original's mode and owner.
+    """
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(content)
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"{path}: cannot resolve the file to write ({exc})") from None
+    info = real.stat()
+    saved: Path | None = None
+    if backup:
+        saved = real.with_name(real.name + ".bak")
+        _replace_with(saved, real.read_bytes(), info, "the backup")
+    _replace_with(real, content.encode("utf-8"), info, "the new file")
+    return saved
+
+
+def _replace_with(dest: Path, data: bytes, info: os.stat_result, what: str) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        shutil.copymode(path, temp)
-        os.replace(temp, path)
+        os.chmod(temp, info.st_mode & 0o7777)
+        if hasattr(os, "chown") and (os.stat(temp).st_uid, os.stat(temp).st_gid) != (info.st_uid, info.st_gid):
+            try:
+                os.chown(temp, info.st_uid, info.st_gid)
+            except PermissionError:
+                raise CondafixError(
+                    f"{dest}: cannot keep the file's owner {info.st_uid}:{info.st_gid} (run as that user); "
+                    "nothing changed"
+                ) from None
+        os.replace(temp, dest)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise CondafixError(f"could not write {what} {dest}: {exc.strerror or exc}; nothing changed") from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return backup
+

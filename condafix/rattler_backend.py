@@ -571,3 +571,38 @@ class RattlerBackend:
         from condafix import transaction
 
         return transaction.apply_plan(plan, via=via, step=step)
+
+
+@dataclass(frozen=True)
+class SpecParts:
+    """What conda's MatchSpec grammar makes of a spec string (rattler parses it)."""
+
+    name: str
+    version: str | None
+    build: str | None
+    channel: str | None
+
+
+def parse_spec(text: str) -> SpecParts | None:
+    """Name, version spec, build and channel of a conda spec; None when conda would refuse it."""
+    try:
+        match = MatchSpec(text)
+    except (InvalidMatchSpecError, ValueError):
+        return None
+    if match.name is None:
+        return None
+    channel = match.channel.name if match.channel is not None else None
+    return SpecParts(match.name.normalized, match.version or None, match.build or None, channel)
+
+
+def version_matches(version_spec: str, version: str) -> bool:
+    """Does a conda version spec (``>=12.0,<=12.9``, ``12.5.*``, ``==11.8.86``) accept this version?"""
+    try:
+        return bool(VersionSpec(version_spec).matches(Version(version)))
+    except Exception:  # rattler raises its own parse errors: an unparsable spec accepts nothing
+        return False
+
+
+def records_of(gw: Gateway, target: Target, name: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(version, build, depends) of every record of ``name`` on the target's channels."""
+    return [(str(r.version), str(r.build), tuple(r.depends)) for r in query(gw, target, [name])]
