@@ -281,7 +281,7 @@ def rollback(
 def env_file(
     file: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(help="environment.yml to rewrite (default ./environment.yml or .yaml; - for stdin)."),
+        typer.Argument(help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin)."),
     ] = None,
     cuda: Annotated[Optional[list[str]], typer.Option("--cuda", help="Target CUDA version M.m.")] = None,  # noqa: UP045
     driver: Annotated[
@@ -295,9 +295,12 @@ def env_file(
         typer.Option("-c", "--channel", help="Check the pin on this channel (default: the file's channels)."),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Do not check the pin against a channel.")] = False,
+    allow_major: Annotated[
+        bool, typer.Option("--allow-major", help="Allow moving the file's CUDA group to an older major.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> int:
-    """Rewrite the CUDA pins of environment.yml in place (dry run with a diff unless --write)."""
+    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write)."""
     from condafix import commands, envfile
 
     path = file or envfile.default_file()
@@ -312,6 +315,7 @@ def env_file(
         check=check,
         channels=channel or [],
         offline=offline,
+        allow_major=allow_major,
         ui=_ui(as_json),
     )
     return _emit(outcome, as_json)

@@ -283,24 +283,42 @@ def env_file(
     check: bool = False,
     channels: Sequence[str] = (),
     offline: bool = False,
+    allow_major: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
-    """Rewrite the CUDA pins of an environment file (a diff unless ``write``)."""
+    """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
+
+    Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
+    """
     from condafix import envfile, planner
     from condafix.knowledge import CudaVersion
 
     ui = ui or Ui()
     target = planner.resolve_target(cudas=cudas, drivers=drivers, env=ui.env)
-    result, new_raw = envfile.plan_file(
-        raw, source_name, CudaVersion.parse(target.cuda), channels=channels, offline=offline
-    )
+    cuda = CudaVersion.parse(target.cuda)
+    if is_pixi_manifest(source_name, raw):
+        from condafix import pixifile
+
+        result, new_raw = pixifile.plan_manifest(
+            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+        )
+    else:
+        result, new_raw = envfile.plan_file(
+            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+        )
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
         backup = envfile.write_atomically(Path(path), new_raw)
-        result = dataclasses.replace(result, written=True, backup=str(backup))
-    code = 1 if check and result.changed and not result.written else 0
+        result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
+    code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)
+
+
+def is_pixi_manifest(name: str, raw: str) -> bool:
+    """pixi.toml, or a pyproject.toml with a ``[tool.pixi`` table."""
+    base = Path(name).name
+    return base == "pixi.toml" or base.endswith(".pixi.toml") or (base.endswith(".toml") and "[tool.pixi" in raw)
 
 
 # ---------------------------------------------------------------- proxy

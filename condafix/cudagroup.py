@@ -185,11 +185,11 @@ def admitted(item: Item, kind: Kind, lookup: Lookup | None) -> frozenset[CudaVer
     if kind == "library":
         if lookup is None:
             return None
-        found: set[CudaVersion] = set()
+        tied: set[CudaVersion] = set()
         for version, _build, depends in lookup(item.name):
             if _matches(item.normalized, version):
-                found |= {c for c in universe if _record_admits(depends, c)}
-        return frozenset(found)
+                tied |= {c for c in universe if _record_admits(depends, c)}
+        return frozenset(tied)
     if kind == "major":
         return frozenset(
             c for c in universe if any(_matches(item.normalized, f"{c.major}.{m}.99") for m in range(10))
@@ -257,7 +257,7 @@ class _Planner:
         """The item's text for CUDA ``cuda``, or why it cannot say it."""
         item, kind = self.items[index], self.kinds[index]
         t = tables()
-        label = f"{item.name}{item.version}{'=' + item.build if item.build else ''}".strip()
+        label = _label(item)
         if kind == "build":
             return self._rewrite_build(item, cuda, label)
         if kind == "major":
@@ -364,7 +364,8 @@ def _same_minor(version: str, cuda: CudaVersion) -> bool:
 
 
 def _label(item: Item) -> str:
-    return f"{item.name}{item.version}{'=' + item.build if item.build else ''}"
+    sep = "" if item.version[:1] in ("", "=", "<", ">", "!", "~") else " "
+    return f"{item.name}{sep}{item.version}{'=' + item.build if item.build else ''}"
 
 
 def _describe(versions: frozenset[CudaVersion]) -> str:
@@ -395,6 +396,9 @@ def decide(
         family = frozenset(c for c in family if c <= CudaVersion(11, 8))
     if any(k == "metapackage" for k in plan.kinds.values()):
         family = frozenset(c for c in family if c.major >= 12)
+    split = [i for i, k in plan.kinds.items() if k in ("component", "library")]
+    if split and "nvidia" not in channels:  # conda-forge splits the toolkit from CUDA 12.0 on
+        family = frozenset(c for c in family if c >= tables().components_from)
     allowed = universe
     for s in constrained.values():
         allowed &= s
@@ -414,14 +418,17 @@ def decide(
         higher = [c for c in base if c.major > target.major]
         if higher and not same:
             need = knowledge().min_driver_for(min(higher))
-            names = ", ".join(f"`{_label(items[i])}`" for i in bounding) or "its packages"
+            names = ", ".join(f"`{_label(items[i])}`" for i in bounding)
+            if not names:
+                names = ", ".join(f"`{items[i].name}`" for i in split) + ": split CUDA packages on conda-forge"
+            asks = f"asks for {_describe(frozenset(higher))}" if bounding else f"needs CUDA >= {min(higher)}"
             if not allow_major:
                 return Decision(
                     "refused",
                     None,
                     {},
                     None,
-                    f"the file asks for {_describe(frozenset(higher))} ({names}) and the driver supports CUDA "
+                    f"the file {asks} ({names}) and the driver supports CUDA "
                     f"{target}: moving it to CUDA {target.major} crosses a major, which changes every CUDA package "
                     f"and the frameworks built on them; upgrade the driver to >= {need} instead, or pass "
                     "--allow-major to move the whole group to CUDA "
@@ -442,17 +449,16 @@ def decide(
         moves: dict[int, Move] = {}
         failed: str | None = None
         for i in plan.kinds:
-            s = sets[i]
-            needs = s is not None and (cuda not in s or max(s) > target)
-            if plan.kinds[i] == "library" and s is None and items[i].normalized:
+            have = sets[i]
+            needs = have is not None and (cuda not in have or (plan.kinds[i] != "major" and max(have) > target))
+            if plan.kinds[i] == "library" and have is None and items[i].normalized:
                 needs = True  # offline: its CUDA is unknown, so it cannot be kept beside a moved group
             if not needs:
                 continue
             move = plan.rewrite(i, cuda)
             if isinstance(move, str):
-                failed = move
-                break
-            if move.version is not None or move.build is not None:
+                failed = move if failed is None else f"{failed}; {move}"
+            elif move.version is not None or move.build is not None:
                 moves[i] = move
         if failed is None and lookup is None:
             failed = plan.framework_limits(cuda)

@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -306,14 +306,17 @@ def _pip_notes(parsed: Parsed, target: CudaVersion) -> list[Note]:
     return notes
 
 
-def _solver_check(
-    parsed: Parsed, specs: dict[int, SpecText], channels: Sequence[str], target: CudaVersion, offline: bool
+Render = Callable[[dict[int, cudagroup.Move], "tuple[str, str] | None"], list[str]]
+
+
+def channel_check(
+    channels: Sequence[str], target: CudaVersion, offline: bool, render: Render
 ) -> tuple[cudagroup.Lookup, cudagroup.Check, str]:
-    """Channel look-ups and a whole-file solve for one candidate CUDA (rattler)."""
+    """Channel look-ups and a whole-file solve per candidate CUDA (rattler, with ``__cuda`` = target)."""
     from condafix import rattler_backend as rb
     from condafix.planner import normalize_channel
 
-    chosen = tuple(normalize_channel(c) for c in channels) or parsed.channels or ("conda-forge",)
+    chosen = tuple(normalize_channel(c) for c in channels) or ("conda-forge",)
     gw = rb.gateway(offline=offline)
     rb_target = rb.Target(tuple(chosen), "linux-64", str(target))
     cache: dict[str, Any] = {}
@@ -323,14 +326,9 @@ def _solver_check(
             cache[name] = rb.records_of(gw, rb_target, name)
         return cache[name]  # type: ignore[no-any-return]
 
-    def check(cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
-        solve_specs = [
-            specs[i].with_parts(moves[i].version, moves[i].build) if i in moves else specs[i].text for i in specs
-        ]
-        if add:
-            solve_specs.append(f"{add[0]}={add[1]}")
+    def check(_cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
         try:
-            rb.solve(gw, rb_target, solve_specs, [])
+            rb.solve(gw, rb_target, render(moves, add), [])
         except rb.SolveFailed as failed:
             lines = [line.strip() for line in failed.message.splitlines() if line.strip()]
             return "does not solve with the file's specs: " + " / ".join(lines[:3])
@@ -373,10 +371,15 @@ def plan_file(
     check: cudagroup.Check | None = None
     where = ""
     if check_channel and not offline and group:
-        lookup, raw_check, where = _solver_check(parsed, specs, channels, target, offline)
 
-        def check(cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
-            return raw_check(cuda, {order[i]: m for i, m in moves.items()}, add)
+        def render(moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> list[str]:
+            out = [
+                specs[i].with_parts(moves[p].version, moves[p].build) if p in moves else specs[i].text
+                for p, i in enumerate(order)
+            ]
+            return [*out, f"{add[0]}={add[1]}"] if add else out
+
+        lookup, check, where = channel_check(list(channels) or list(parsed.channels), target, offline, render)
 
     decision = cudagroup.decide(
         items, target, allow_major=allow_major, lookup=lookup, check=check, channels=parsed.channels or channels

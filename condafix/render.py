@@ -386,7 +386,7 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
 
 
 def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
-    """The unified diff (coloured on a TTY), the pin and how it was checked, and what was only reported."""
+    """The unified diff (coloured on a TTY), the group's pin and how it was checked, what was only reported."""
     con = console(out=out)
     e = _escape
     if result.diff:
@@ -397,17 +397,25 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
         else:
             con.file.write(result.diff if result.diff.endswith("\n") else result.diff + "\n")
             con.file.flush()
+    for edit in result.edits:
+        con.print(f"  line {edit.line}: {e(edit.reason)}")
     for note in result.notes:
         where = f"line {note.line}: " if note.line else ""
         con.print(f"[yellow]note:[/] {e(where + (note.spec + ': ' if note.spec else '') + note.message)}")
+    if result.status == "refused":
+        con.print(f"[bold red]refused:[/] {e(result.path)}: {e(result.reason)}")
+        for attempt in result.attempts[1:4]:
+            con.print(f"  also: {e(attempt)}")
+        con.print("nothing changed")
+        return
     if result.pin:
         con.print(f"target CUDA {result.target_cuda}: {e(result.pin)} ({e(result.checked)})")
     if result.written:
-        con.print(f"[green]wrote[/] {e(result.path)} (backup: {e(result.backup or '')})")
+        con.print(f"[green]wrote[/] {e(result.path)} (backup: {e(result.backup or '-')})")
     elif result.changed:
         con.print("dry run: nothing was written (pass --write)")
-    elif result.pin:
-        con.print(f"{e(result.path)} is already right for CUDA {result.target_cuda}")
+    else:
+        con.print(f"{e(result.path)}: nothing to change for CUDA {result.target_cuda}: {e(result.reason)}")
 
 
 def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:

@@ -120,7 +120,7 @@ def conda_forge_like() -> list[Spec]:
         upper = f"{major}.{int(low) + 1}.0a0"
         for comp in COMPONENTS:
             specs.append(Spec(comp, full, "h5888daf_0", depends=(f"cuda-version >={minor},<{upper}", GLIBC)))
-    for full in ("11.2.2", "11.4.3", "11.7.1", "11.8.0"):
+    for full in ("11.2.2", "11.3.1", "11.4.3", "11.6.2", "11.7.1", "11.8.0"):
         specs.append(Spec("cudatoolkit", full, "h4bc3d14_13", depends=(GLIBC,), constrains=("__cuda >=11",)))
     specs += [
         Spec("python", "3.12.3", "hab00c5b_0_cpython", depends=(GLIBC,)),
@@ -156,7 +156,48 @@ def conda_forge_like() -> list[Spec]:
             depends=("python >=3.12,<3.13.0a0", "cuda-version >=12.8,<13", "cuda-cudart", "__cuda"),
         ),
         Spec("libzlib", "1.3.1", "hb9d3cd8_2", depends=(GLIBC,)),
+        Spec("python", "3.10.13", "hd12c33a_0_cpython", depends=(GLIBC,)),
     ]
+    specs += pytorch_and_metapackages()
+    return specs
+
+
+def pytorch_and_metapackages() -> list[Spec]:
+    """The pytorch channel's 1.12.1 builds (cudatoolkit 11.3 and 11.6 only: no 11.4 build ever existed),
+    conda-forge's pytorch-gpu 2.1.2 (CUDA 11.8 and 12.0 variants), the ``cuda`` metapackage at full
+    toolkit releases, and CTK libraries whose version does not name the CUDA release (libcurand)."""
+    specs: list[Spec] = []
+    py310 = "python >=3.10,<3.11.0a0"
+    for cuda, upper in (("11.3", "11.4"), ("11.6", "11.7")):
+        specs.append(
+            Spec(
+                "pytorch",
+                "1.12.1",
+                f"py3.10_cuda{cuda}_cudnn8.3.2_0",
+                depends=(py310, f"cudatoolkit >={cuda},<{upper}", GLIBC),
+            )
+        )
+    specs.append(Spec("torchvision", "0.13.1", "py310_cu113", depends=(py310, "pytorch 1.12.1")))
+    specs += [
+        Spec("pytorch", "2.1.2", "cuda118_py310h0_300", depends=(py310, "cudatoolkit >=11.8,<12", "__cuda")),
+        Spec(
+            "pytorch",
+            "2.1.2",
+            "cuda120_py310h0_300",
+            depends=(py310, "cuda-version >=12.0,<13", "cuda-cudart", "__cuda"),
+        ),
+        Spec("pytorch-gpu", "2.1.2", "cuda118py310h0_300", depends=("pytorch 2.1.2 cuda118*",)),
+        Spec("pytorch-gpu", "2.1.2", "cuda120py310h0_300", depends=("pytorch 2.1.2 cuda120*",)),
+    ]
+    for release in ("12.4.1", "12.6.2", "12.9.1"):
+        minor = release.rsplit(".", 1)[0]
+        major, low = minor.split(".")
+        pin = f"cuda-version >={minor},<{major}.{int(low) + 1}.0a0"
+        specs.append(Spec("cuda", release, "ha804496_0", "noarch", depends=(pin, f"cuda-cudart {minor}.*")))
+    for minor, full in (("12.4", "10.3.5.147"), ("12.9", "10.3.10.19")):
+        major, low = minor.split(".")
+        pin = f"cuda-version >={minor},<{major}.{int(low) + 1}.0a0"
+        specs.append(Spec("libcurand", full, "h3a7a9d0_0", depends=(pin, GLIBC)))
     return specs
 
 

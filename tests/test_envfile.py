@@ -41,8 +41,11 @@ def run(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subpro
 def test_golden_diffs(name: str, target: str) -> None:
     raw = (FILES / name).read_bytes().decode()
     result, _new = plan_file(raw, name, CudaVersion.parse(target), offline=True)
-    assert result.diff == (GOLDEN / f"{name}.cuda{target}.diff").read_bytes().decode()
+    golden = (GOLDEN / f"{name}.cuda{target}.diff").read_bytes().decode()
+    status = (GOLDEN / f"{name}.cuda{target}.status").read_text()
+    assert result.diff == golden
     assert result.changed == bool(result.diff)
+    assert f"{result.status}: {result.reason}\n" == status
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -87,20 +90,22 @@ def test_already_compatible_pin_is_not_moved_up() -> None:
     assert not result.changed and new == text
 
 
-def test_pytorch_cuda_and_pip_cudatoolkit_are_reported_not_changed() -> None:
+def test_pytorch_cuda_crossing_a_major_is_refused_and_pip_is_reported() -> None:
     text = (
         "dependencies:\n  - pytorch-cuda=12.1\n  - pip:\n    - cudatoolkit==11.8\n"
         "    - nvidia-cuda-runtime-cu12==12.1.105\n"
     )
     result, new = plan_file(text, "t.yml", CudaVersion.parse("11.8"), offline=True)
-    assert new == text and not result.changed
-    messages = " | ".join(n.message for n in result.notes)
-    assert "pytorch-cuda=11.8" in messages and "reported, not changed" in messages
+    assert new == text and not result.changed and result.status == "refused"
+    assert "crosses a major" in result.reason and "--allow-major" in result.reason
+    assert [n.line for n in result.notes] == [4, 5] and all("reported, not changed" in n.message for n in result.notes)
+    moved, new = plan_file(text, "t.yml", CudaVersion.parse("11.8"), offline=True, allow_major=True)
+    assert moved.status == "change" and "pytorch-cuda=11.8" in new and "cudatoolkit==11.8" in new
 
 
 def test_file_without_cuda_changes_nothing() -> None:
     result, _new = plan_file((FILES / "cpu-only.yml").read_text(), "c.yml", CudaVersion.parse("12.4"), offline=True)
-    assert not result.changed and "no CUDA package" in result.notes[0].message
+    assert not result.changed and result.status == "ok" and "no CUDA package" in result.reason
 
 
 @pytest.mark.parametrize(
@@ -153,8 +158,9 @@ def test_pin_is_checked_on_the_channel(channel: Path, tmp_path: Path) -> None:
     result, new = plan_file(text, "e.yml", CudaVersion.parse("12.7"), channels=[channel.as_uri()])
     assert result.pin == "cuda-version=12.6" and "solve" in result.checked and "cuda-version=12.6" in new
     blocked = text + "  - pytorch\n"
-    with pytest.raises(CondafixError, match=r"no cuda-version <= 12\.4"):
-        plan_file(blocked, "e.yml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
+    refused, same = plan_file(blocked, "e.yml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
+    assert refused.status == "refused" and same == blocked
+    assert refused.reason.startswith("no CUDA <= 12.4 fits every CUDA package of the file: does not solve")
 
 
 yaml_values = st.recursive(
@@ -182,3 +188,168 @@ def test_fuzzed_documents_never_crash(doc: object, deps: list[str], noise: str) 
             continue
         again, _ = plan_file(new, "f.yml", CudaVersion.parse("12.4"), offline=True)
         assert not again.changed or not result.changed
+
+
+# ---------------------------------------------------------------- templates and odd forms
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FILES / "templates").glob("*.yml")))
+def test_templates_exit_2_with_the_file_untouched(name: str, tmp_path: Path) -> None:
+    target = tmp_path / name
+    original = (FILES / "templates" / name).read_bytes()
+    target.write_bytes(original)
+    for target_cuda in ("12.4", "11.4"):
+        done = run(str(target), "--cuda", target_cuda, "--offline", "--write")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "template" in done.stderr and "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert target.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_every_conda_spec_form_is_read(tmp_path: Path) -> None:
+    text = (
+        "dependencies:\n"
+        "  - conda-forge::cuda-version=12.9\n"
+        "  - cuda-nvcc 12.9.* *_0\n"
+        "  - cuda-cudart>=12.0,<13\n"
+        "  - \"libnvjitlink[version='>=12.0']\"\n"
+        "  - cuda-nvrtc==12.9.86\n"
+    )
+    result, new = plan_file(text, "f.yml", CudaVersion.parse("12.4"), offline=True)
+    assert {m.kind for m in result.group} == {"pin", "component"} and len(result.group) == 5
+    assert new == (
+        "dependencies:\n"
+        "  - conda-forge::cuda-version=12.4\n"
+        "  - cuda-nvcc 12.4.* *_0\n"
+        "  - cuda-cudart>=12.0,<12.5\n"
+        "  - \"libnvjitlink[version='>=12.0,<=12.4']\"\n"
+        "  - cuda-nvrtc==12.4\n"
+    )
+    again, _ = plan_file(new, "f.yml", CudaVersion.parse("12.4"), offline=True)
+    assert again.status == "ok" and not again.changed
+
+
+def test_metapackage_is_a_pin_not_a_reason_to_add_cuda_version() -> None:
+    text = "dependencies:\n  - cuda=12.5  # comment\n  - cupy\n"
+    _result, new = plan_file(text, "m.yml", CudaVersion.parse("12.4"), offline=True)
+    assert new == "dependencies:\n  - cuda=12.4  # comment\n  - cupy\n" and "cuda-version" not in new
+    refused, same = plan_file(text, "m.yml", CudaVersion.parse("11.4"), offline=True)
+    assert refused.status == "refused" and same == text and "crosses a major" in refused.reason
+    allowed, same = plan_file(text, "m.yml", CudaVersion.parse("11.4"), offline=True, allow_major=True)
+    assert allowed.status == "refused" and same == text and "does not exist before CUDA 12" in allowed.reason
+
+
+def test_mixed_majors_in_one_file_are_refused() -> None:
+    text = "dependencies:\n  - nvcc_linux-64=11.8\n  - cuda-version=12.5\n"
+    result, new = plan_file(text, "x.yml", CudaVersion.parse("12.4"), offline=True)
+    assert result.status == "refused" and new == text
+    assert "contradict" in result.reason and "nvcc_linux-64=11.8" in result.reason and "CUDA 12.5" in result.reason
+
+
+def test_a_kept_pin_is_never_contradicted() -> None:
+    text = "dependencies:\n  - cuda-version>=12.0\n  - cuda-nvcc=12.2\n  - numba-cuda\n"
+    result, new = plan_file(text, "k.yml", CudaVersion.parse("12.4"), offline=True)
+    assert result.status == "ok" and new == text  # the group is already bounded at 12.2
+    text = "dependencies:\n  - cuda-version>=12.0\n  - cuda-nvcc>=12.2,<=12.3\n"
+    result, new = plan_file(text, "k.yml", CudaVersion.parse("12.4"), offline=True)
+    assert result.status == "ok"
+    text = "dependencies:\n  - cuda-version>=12.0\n  - cuda-cudart>=12.2\n  - cuda-nvcc=12.2\n"
+    result, new = plan_file(text, "k.yml", CudaVersion.parse("12.1"), offline=True)
+    assert result.status == "change" and "cuda-nvcc=12.1" in new and "cuda-version>=12.0,<=12.1" in new
+
+
+def test_unpinned_anchor_gets_the_pin_that_keeps_the_solve_under_the_driver() -> None:
+    text = (FILES / "pytorch-gpu-unpinned-cudatoolkit.yml").read_text()
+    result, new = plan_file(text, "t.yml", CudaVersion.parse("12.4"), offline=True)
+    assert "  - cudatoolkit=11.8\n" in new and result.status == "change"  # cudatoolkit ends at 11.8
+
+
+# ---------------------------------------------------------------- pins checked on a channel
+
+
+def test_pytorch_1_12_1_takes_the_cudatoolkit_it_was_built_for(channel: Path) -> None:
+    text = (FILES / "pytorch-1.12-cudatoolkit-dev.yml").read_text().replace("  - cudatoolkit-dev=11.6", "  #")
+    text = text.replace("  - ninja\n", "")
+    result, new = plan_file(text, "p.yml", CudaVersion.parse("11.4"), channels=[channel.as_uri()])
+    assert result.status == "change" and "cudatoolkit=11.3" in new and "pytorch=1.12.1=*cuda11.3*" in new
+    assert result.checked.startswith("checked on the channel")
+    plain = text.replace("=*cuda11.6*", "")
+    result, new = plan_file(plain, "p.yml", CudaVersion.parse("11.4"), channels=[channel.as_uri()])
+    assert "cudatoolkit=11.3" in new and any("CUDA 11.4: does not solve" in a for a in result.attempts)
+
+
+def test_no_cuda_under_the_driver_solves_the_whole_file_so_it_is_refused(channel: Path) -> None:
+    text = (FILES / "pytorch-gpu-unpinned-cudatoolkit.yml").read_text().replace("  - torchvision\n", "")
+    result, new = plan_file(text, "t.yml", CudaVersion.parse("11.4"), channels=[channel.as_uri()])
+    assert result.status == "refused" and new == text and "does not solve" in result.reason
+    result, new = plan_file(text, "t.yml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
+    assert result.status == "change" and "cudatoolkit=11.8" in new
+
+
+def test_full_release_and_libraries_come_from_the_channel(channel: Path) -> None:
+    text = "dependencies:\n  - cuda=12.9.1\n  - libcurand=10.3.10.19\n"
+    offline, _ = plan_file(text, "c.yml", CudaVersion.parse("12.4"), offline=True)
+    assert offline.status == "refused" and "only known from the channel" in offline.reason
+    result, new = plan_file(text, "c.yml", CudaVersion.parse("12.5"), channels=[channel.as_uri()])
+    assert result.status == "change" and new == "dependencies:\n  - cuda=12.4.1\n  - libcurand=10.3.5.147\n"
+
+
+# ---------------------------------------------------------------- safe writes
+
+
+def test_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real_dir = tmp_path / "shared"
+    real_dir.mkdir()
+    real = real_dir / "env.yml"
+    real.write_text("dependencies:\n  - cuda-version=12.9\n")
+    link = tmp_path / "environment.yml"
+    link.symlink_to(real)
+    done = run(str(link), "--cuda", "12.4", "--offline", "--write")
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == "dependencies:\n  - cuda-version=12.4\n"
+    assert (real_dir / "env.yml.bak").read_text() == "dependencies:\n  - cuda-version=12.9\n"
+
+
+def test_a_symlinked_bak_is_replaced_not_written_through(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not overwrite\n")
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n")
+    (tmp_path / "environment.yml.bak").symlink_to(precious)
+    assert run(str(env), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    assert precious.read_text() == "do not overwrite\n"
+    bak = tmp_path / "environment.yml.bak"
+    assert not bak.is_symlink() and bak.read_text() == "dependencies:\n  - cuda-version=12.9\n"
+
+
+def test_full_disk_keeps_the_previous_backup_and_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from condafix import envfile
+
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n")
+    (tmp_path / "environment.yml.bak").write_text("the previous good backup\n")
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(envfile.os, "fsync", full)
+    with pytest.raises(CondafixError, match=r"could not write the backup .*No space left on device"):
+        envfile.write_atomically(env, "dependencies:\n  - cuda-version=12.4\n")
+    assert (tmp_path / "environment.yml.bak").read_text() == "the previous good backup\n"
+    assert env.read_text() == "dependencies:\n  - cuda-version=12.9\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["environment.yml", "environment.yml.bak"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_owner_and_mode_are_kept(tmp_path: Path) -> None:
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n")
+    os.chown(env, 4321, 4322)
+    env.chmod(0o604)
+    assert run(str(env), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    for path in (env, tmp_path / "environment.yml.bak"):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 4322, 0o604)
