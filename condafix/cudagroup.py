@@ -191,9 +191,7 @@ def admitted(item: Item, kind: Kind, lookup: Lookup | None) -> frozenset[CudaVer
                 tied |= {c for c in universe if _record_admits(depends, c)}
         return frozenset(tied)
     if kind == "major":
-        return frozenset(
-            c for c in universe if any(_matches(item.normalized, f"{c.major}.{m}.99") for m in range(10))
-        )
+        return frozenset(c for c in universe if any(_matches(item.normalized, f"{c.major}.{m}.99") for m in range(10)))
     exact = _exact(item.version)
     if isinstance(exact, CudaVersion):
         return frozenset({exact})

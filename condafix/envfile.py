@@ -513,4 +513,3 @@ def _replace_with(dest: Path, data: bytes, info: os.stat_result, what: str) -> N
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-

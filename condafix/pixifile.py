@@ -221,7 +221,7 @@ def plan_manifest(
                 Edit(
                     0,
                     "",
-                    f"{carrier.where} {decision.add[0]} = \"{decision.add[1]}.*\"",
+                    f'{carrier.where} {decision.add[0]} = "{decision.add[1]}.*"',
                     f"its CUDA comes only through {carrier.key}: pinned to CUDA {decision.add[1]}",
                 )
             )

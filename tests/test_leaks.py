@@ -106,7 +106,7 @@ def test_env_checked_line_is_redacted(tmp_path: Path, http_channel: str) -> None
     for extra in ((), ("--json",)):
         done = cli("env", str(file), "--cuda", "12.4", *extra)
         assert done.returncode == 0, done.stderr
-        assert "exists on http://***@127.0.0.1" in done.stdout, done.stdout
+        assert "solve with it (http://***@127.0.0.1" in done.stdout, done.stdout
         assert not leaked(done.stdout + done.stderr)
 
 

@@ -94,8 +94,8 @@ def test_pin_checked_on_a_channel(channel: Path) -> None:
     [
         ('[workspace\nname = "x"\n', "pixi.toml:1:"),
         ('[dependencies]\ncuda-version = "12.9.*"\ncuda-version = "12.4.*"\n', "invalid TOML"),
-        ('[dependencies]\ncuda-version = 12\n', "not a version string or a table"),
-        ('[tool.other]\nx = 1\n', "not a pixi manifest"),
+        ("[dependencies]\ncuda-version = 12\n", "not a version string or a table"),
+        ("[tool.other]\nx = 1\n", "not a pixi manifest"),
         ('[dependencies]\ncuda-version = "{{ cuda }}"\n', "template"),
         ('[system-requirements]\ncuda = "twelve"\n[dependencies]\ncupy = "*"\n', "not a CUDA version"),
     ],
