@@ -380,7 +380,8 @@ def guard_transaction(final: Mapping[str, str], cuda: str) -> GuardFinding | Non
         code="toolkit_newer_than_driver",
         message=(
             f"this transaction links {family} {final[family]} (CUDA {toolkit}), newer than the driver's "
-            f"__cuda {driver}; {', '.join(users)} hand PTX to the driver's JIT, which will refuse it "
+            f"__cuda {driver}; {', '.join(users)} {'hands' if len(users) == 1 else 'hand'} PTX to the driver's JIT, "
+            "which will refuse it "
             "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
         ),
         hint=f'add "{pin}" to the command (or run `conda cuda` / `condafix cuda` afterwards)',

@@ -371,7 +371,7 @@ def plan(
         family=family,
         channels=tuple(chosen_channels),
         offline=offline,
-        solver=backend.name,
+        solver=getattr(backend, "label", backend.name),
     )
     if family is None or current is None:
         return replace(base, reason="no conda CUDA toolkit in this env")

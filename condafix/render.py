@@ -347,6 +347,7 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
     con.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
     con.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
     con.print(f"[bold]Channels[/] {e(', '.join(plan.channels))}")
+    con.print(f"[bold]Solver[/]   {e(plan.solver)}")
     if plan.offline:
         age = f"{plan.cache_age_s / 3600:.1f} h old" if plan.cache_age_s is not None else "local channels only"
         con.print(f"[bold]Offline[/]  from the repodata cache ({age})")
@@ -501,21 +502,23 @@ def show(view: str, payload: Any, *, out: Output | None = None) -> None:
         raise ValueError(f"no text view {view!r}")
 
 
-def doctor_compact(report: DoctorReport, *, verbose: bool = False, fixer: str | None = None) -> None:
+def doctor_compact(
+    report: DoctorReport, *, verbose: bool = False, fixer: str | None = None, out: Output | None = None
+) -> None:
     """A few lines for ``conda doctor``: the verdict, the worst findings, and how to fix it."""
-    out = console()
+    con = console(out=out)
     e = _escape
     mark = {"ok": "[green]✅[/]", "warning": "[yellow]⚠️[/] ", "mismatch": "[red]❌[/]"}[report.status]
     drv = report.driver
     driver = f"driver CUDA {drv.cuda} (from {drv.source})" if drv.cuda else "no NVIDIA driver found"
     env = f"env CUDA {report.env_cuda}" if report.env_cuda else "no CUDA toolkit in the env"
-    out.print(f"{mark} CUDA (condafix): {report.status}: {e(env)}, {e(driver)}")
+    con.print(f"{mark} CUDA (condafix): {report.status}: {e(env)}, {e(driver)}")
     shown = [f for f in report.findings if verbose or f.severity in ("warning", "error")]
     for finding in shown:
-        out.print(f"  [{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+        con.print(f"  [{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
     if report.status != "ok" and report.fix is not None:
         if fixer:
-            out.print(f"  fix: [bold cyan]{e(fixer)}[/] (plans with conda's solver and asks first)")
+            con.print(f"  fix: [bold cyan]{e(fixer)}[/] (plans with conda's solver and asks first)")
         for command in report.fix.commands:
-            out.print(f"  or: {e(command)}")
-    out.print("")
+            con.print(f"  or: {e(command)}")
+    con.print("")

@@ -95,7 +95,7 @@ def test_conda_cuda_applies_with_condarc_channels(
     doc = json.loads(done.stdout)
     assert doc["schema"] == "condafix/cuda/v1"
     plan = doc["result"]["plan"]
-    assert plan["solver"] == "conda" and plan["channels"] == [plugged.channel_url]
+    assert plan["solver"] == f"conda ({solver})" and plan["channels"] == [plugged.channel_url]
     assert doc["result"]["applied"]["via"] == f"conda ({solver})"
     assert plugged.installed(prefix)["cuda-version"] == "12.4"
     assert plugged.history(prefix).requested["cuda-version"] == "cuda-version=12.4"
@@ -159,7 +159,7 @@ def test_standalone_condafix_plans_with_conda_when_inside_a_conda_install(
     )
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)["result"]  # conda's own progress went to stderr, stdout is one document
-    assert plan["solver"] == "conda" and plan["pin"] == "cuda-version=12.4"
+    assert plan["solver"] == "conda (libmamba)" and plan["pin"] == "cuda-version=12.4"
     embedded = subprocess.run(
         [plugged.python, "-m", "condafix", "cuda", "-p", str(prefix), "--solver", "rattler"],
         capture_output=True,
