@@ -1,0 +1,119 @@
+"""The bench's channel generator: deterministic, and its sharded channel is one py-rattler solves.
+
+No timings here (the bench measures; tests never assert speed). Small size: the fixed core plus a
+little filler, about 6k records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytest.importorskip("msgpack")
+pytest.importorskip("zstandard")
+sys.path.insert(0, str(BENCH))
+
+import envs  # noqa: E402
+import gen  # noqa: E402
+import serve  # noqa: E402
+
+from .conftest import tree_digest  # noqa: E402
+
+SIZE = 8_000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench-channel")
+    gen.write_channel(root, SIZE)
+    return root
+
+
+def test_generator_is_deterministic(generated: Path, tmp_path: Path) -> None:
+    stats = gen.write_channel(tmp_path, SIZE)
+    assert stats["records"] >= SIZE
+    assert tree_digest(tmp_path) == tree_digest(generated)
+
+
+def test_bigger_channels_keep_the_env_records(tmp_path: Path) -> None:
+    """The envs are made from the core's base versions, which every size must hold byte for byte."""
+    small = {(r.fn, r.subdir): r.as_dict(binary=False) for r in gen.all_records(SIZE)}
+    big = {(r.fn, r.subdir): r.as_dict(binary=False) for r in gen.all_records(60_000)}
+    for rec in envs.env_records(300):
+        assert small[(rec.fn, rec.subdir)] == big[(rec.fn, rec.subdir)] == rec.as_dict(binary=False)
+
+
+def test_shard_index_has_rattlers_layout(generated: Path) -> None:
+    import msgpack
+    import zstandard
+
+    raw = (generated / "sharded" / "linux-64" / "repodata_shards.msgpack.zst").read_bytes()
+    index = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(raw))
+    assert index["info"]["subdir"] == "linux-64"
+    digest = index["shards"]["cuda-version"] if "cuda-version" in index["shards"] else index["shards"]["cuda-cudart"]
+    shard_file = generated / "sharded" / "linux-64" / "shards" / f"{digest.hex()}.msgpack.zst"
+    assert hashlib.sha256(shard_file.read_bytes()).digest() == digest  # named by the compressed bytes
+
+
+@pytest.fixture
+def served(generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Serve a copy of the sharded channel *without* repodata.json, so only shards can answer."""
+    import shutil
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    copy = tmp_path / "served"
+    shutil.copytree(generated / "sharded", copy / "sharded", symlinks=True)
+    for link in copy.glob("sharded/*/repodata.json"):
+        link.unlink()
+    server = serve.Server(("127.0.0.1", 0), functools.partial(serve.Handler, directory=str(copy)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sharded"
+    server.shutdown()
+    server.server_close()
+
+
+def _solve(url: str, prefix: Path, cache: Path) -> dict[str, str]:
+    from rattler import Gateway, PrefixRecord, solve
+
+    from .envs import virtual
+
+    locked = [PrefixRecord.from_path(p) for p in sorted((prefix / "conda-meta").glob("*.json"))]
+    specs = [*envs.requested_specs(envs.env_records(10)), "cuda-version=12.4"]
+    records = asyncio.run(
+        solve(
+            [url],
+            specs,
+            gateway=Gateway(cache_dir=cache),
+            platforms=["linux-64", "noarch"],
+            locked_packages=locked,
+            virtual_packages=virtual("12.4"),
+        )
+    )
+    return {r.name.normalized: str(r.version) for r in records}
+
+
+def test_sharded_channel_solves_with_py_rattler(served: str, generated: Path, tmp_path: Path) -> None:
+    """The bench's env (CUDA 12.9) pinned to 12.4 over HTTP from shards alone; a second, warm run
+    revalidates the shard index against the server (304 with validators) and gives the same."""
+    prefix = tmp_path / "env10"
+    envs.write_env(prefix, 10)
+    cold = _solve(served, prefix, tmp_path / "cache")
+    assert cold["cuda-version"] == "12.4"
+    assert cold["cuda-nvvm-impl"].startswith("12.4.") and cold["libnvjitlink"].startswith("12.4.")
+    installed = {r.name: r.version for r in envs.env_records(10)}
+    assert {n: v for n, v in cold.items() if not n.startswith(("cuda", "libnv"))} == {
+        n: v for n, v in installed.items() if not n.startswith(("cuda", "libnv"))
+    }
+    assert _solve(served, prefix, tmp_path / "cache") == cold
+    mono = _solve((generated / "mono").as_uri(), prefix, tmp_path / "cache-mono")
+    assert mono == cold
