@@ -32,6 +32,7 @@ raw bytes, shard file named by the sha256 of its compressed bytes, ``shards_base
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 SEED = "condafix-bench"
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 ENV_PYTHON = "3.12"
@@ -317,6 +318,8 @@ def core_names() -> list[Name]:
         Name("libgcc-ng", "clib", 9),
         Name("libstdcxx-ng", "clib", 10),
     ]
+    for lib in RUNTIME_LIBS:
+        fixed.append(Name(lib, "noarch" if lib in ("pip", "setuptools", "wheel", "tzdata") else "clib", len(fixed)))
     rng = random.Random(f"{SEED}:core-names")
     taken = {n.name for n in fixed}
     out = list(fixed)
@@ -332,6 +335,12 @@ ENV10_CUDA = ("cuda-version", "cuda-nvvm-impl", "cuda-nvrtc", "cuda-cudart", "li
 ENV_CUDA_NAMES = (*ENV10_CUDA, "cupy", *CTK_LIBS)
 ENV10 = ("python", "python_abi", "numpy", *ENV10_CUDA)
 NOT_IN_ENV = ("libgcc-ng", "libstdcxx-ng")
+# What newer python/numpy builds link against (conda-forge's python depends on all of these).
+RUNTIME_LIBS = (
+    *("bzip2", "libffi", "ncurses", "readline", "sqlite", "tk", "tzdata", "xz", "libuuid", "libexpat"),
+    *("libblas", "libcblas", "liblapack", "libopenblas", "pip", "setuptools", "wheel"),
+)
+EXTRA_POOL_FILLER = 400  # newer core versions may depend on the first filler names (they exist at every size)
 # Names other packages pin with versions: their version lines are fixed so those pins resolve.
 SPECIAL_VERSIONS = {
     "libgcc": ("13.1.0", "13.2.0", "14.1.0", "14.2.0"),
@@ -385,11 +394,13 @@ def _python_records(extra: int) -> Iterator[Rec]:
     patches = {"3.10": 14, "3.11": 11, "3.12": 7, "3.13": 1}
     for py, last in patches.items():
         rng = random.Random(f"{SEED}:python-{py}")  # one stream per minor: growth appends, never shifts
+        links = [f"{lib} >=0" for lib in RUNTIME_LIBS if lib not in ("pip", "setuptools", "wheel")]
         for patch in range(max(2, last + extra // 4)):
             version = f"{py}.{patch}"
+            deps = [GLIBC] if patch < last else [GLIBC, "libgcc >=13", *links, "pip"]
             for number in range(1 + (patch % 2)):
                 build = f"{_hash(rng)}_{number}_cpython"
-                yield _record(rng, "python", version, build, number, "linux-64", [GLIBC])
+                yield _record(rng, "python", version, build, number, "linux-64", deps)
     rng = random.Random(f"{SEED}:python_abi")
     for py in PYTHONS:
         tag = py.replace(".", "")
@@ -397,22 +408,29 @@ def _python_records(extra: int) -> Iterator[Rec]:
 
 
 def _name_records(
-    rng: random.Random, item: Name, versions: list[str], deps_of: list[str], *, pythons: tuple[str, ...]
+    rng: random.Random,
+    item: Name,
+    versions: list[str],
+    deps_of: list[str],
+    *,
+    pythons: tuple[str, ...],
+    extra: dict[int, list[str]] | None = None,
 ) -> Iterator[Rec]:
     for position, version in enumerate(versions):
         number = position % 3 if rng.random() < 0.3 else 0
+        more = (extra or {}).get(position, [])
         if item.kind == "pyext":
             for py in pythons:
                 tag = py.replace(".", "")
                 deps = [f"python >={py},<{_upper(py)}", f"python_abi {py}.* *_cp{tag}", GLIBC]
                 deps += [] if item.name == "numpy" else ["libgcc >=13", *deps_of]
-                yield _record(rng, item.name, version, f"py{tag}{_hash(rng)}_{number}", number, "linux-64", deps)
+                yield _record(rng, item.name, version, f"py{tag}{_hash(rng)}_{number}", number, "linux-64", deps + more)
         elif item.kind == "noarch":
-            deps = ["python >=3.10", *deps_of]
+            deps = ["python >=3.10", *deps_of, *more] if item.name != "tzdata" else list(more)
             yield _record(rng, item.name, version, f"pyhd8ed1ab_{number}", number, "noarch", deps, None, "python")
         else:
             runtime = [] if item.name in SPECIAL_VERSIONS else ["libgcc >=13", "libstdcxx >=13"]
-            deps = [GLIBC, *runtime, *deps_of]
+            deps = [GLIBC, *runtime, *deps_of, *more]
             constrains = [f"{deps_of[0].split()[0]} >=0"] if deps_of and rng.random() < 0.05 else None
             yield _record(rng, item.name, version, f"{_hash(rng)}_{number}", number, "linux-64", deps, constrains)
 
@@ -429,6 +447,7 @@ def core_records(scale: float) -> Iterator[Rec]:
     names = core_names()
     firsts: dict[str, str] = {}
     candidates = [n for n in names if n.kind in KINDS and n.name not in SPECIAL_VERSIONS]
+    pool = [lib for lib in RUNTIME_LIBS if lib != "tzdata"] + filler_names(EXTRA_POOL_FILLER)
     for item in names:
         if item.kind == "python":
             yield from _python_records(int(8 * scale))
@@ -437,8 +456,8 @@ def core_records(scale: float) -> Iterator[Rec]:
             continue  # written with python
         rng = random.Random(f"{SEED}:{item.name}:versions")
         extra = int(rng.lognormvariate(1.2, 0.9) * scale)
-        if item.name in SPECIAL_VERSIONS:
-            base = list(SPECIAL_VERSIONS[item.name])
+        base = list(SPECIAL_VERSIONS.get(item.name, ()))
+        if base:
             last = [int(p) for p in base[-1].split(".")]
             versions = base + [f"{last[0]}.{last[1] + 1 + i}.0" for i in range(extra)]
         else:
@@ -450,22 +469,46 @@ def core_records(scale: float) -> Iterator[Rec]:
         if earlier and item.name not in SPECIAL_VERSIONS:
             for dep in dep_rng.sample(earlier, k=min(len(earlier), dep_rng.choice((0, 1, 1, 2, 2, 3, 4)))):
                 deps_of.append(_dep_spec(dep_rng, dep.name, firsts[dep.name]))
+        extra_rng = random.Random(f"{SEED}:{item.name}:extra-depends")
+        more: dict[int, list[str]] = {}
+        for position in range(BASE_VERSIONS if item.name not in SPECIAL_VERSIONS else len(base), len(versions)):
+            if item.name == "numpy":
+                more[position] = ["libblas >=0", "libcblas >=0", "liblapack >=0", "libgcc >=13"]
+            else:
+                more[position] = [f"{d} >=0" for d in extra_rng.sample(pool, k=extra_rng.choice((0, 1, 1, 2, 3)))]
         build_rng = random.Random(f"{SEED}:{item.name}:builds")
-        yield from _name_records(build_rng, item, versions, deps_of, pythons=PYTHONS)
+        yield from _name_records(build_rng, item, versions, deps_of, pythons=PYTHONS, extra=more)
+
+
+def _filler_stream() -> Iterator[Name]:
+    """The filler names, always in the same order (a bigger channel just goes further)."""
+    rng = random.Random(f"{SEED}:filler-names")
+    taken = {n.name for n in core_names()} | {"numba", "numba-cuda", "cupy", "pytorch", "cudatoolkit"}
+    taken |= {"cuda-version", *CTK_COMPONENTS, *CTK_LIBS}
+    index = 0
+    while True:
+        kind = rng.choices(KINDS, weights=(3, 4, 3))[0]
+        yield Name(_synth_name(rng, kind, taken), kind, index)
+        index += 1
+
+
+@functools.cache
+def filler_names(count: int) -> list[str]:
+    stream = _filler_stream()
+    return [next(stream).name for _ in range(count)]
 
 
 def filler_records(target: int, core_count: int) -> Iterator[Rec]:
     """Heavy-tailed names until about ``target`` records in all."""
-    rng = random.Random(f"{SEED}:filler-names")
     names = core_names()
     core_deps = [n.name for n in names if n.kind not in ("python", "abi")]
-    taken = {n.name for n in names} | {"numba", "numba-cuda", "cupy", "pytorch", "cudatoolkit", "cuda-version"}
     written = core_count
     filler: list[str] = []
     firsts: dict[str, str] = {}
+    stream = _filler_stream()
     while written < target:
-        kind = rng.choices(KINDS, weights=(3, 4, 3))[0]
-        item = Name(_synth_name(rng, kind, taken), kind, len(filler))
+        item = next(stream)
+        kind = item.kind
         own = random.Random(f"{SEED}:{item.name}")
         per_version = len(PYTHONS) if kind == "pyext" else 1
         records = min(6000, max(1, int(own.lognormvariate(2.2, 1.4))))

@@ -74,9 +74,8 @@ def _guard(
 
 def _say_dropped_proxies() -> None:
     """Sanitizing is never silent: name what was dropped (on stderr, so --json stays clean)."""
-    from condafix import proxy
-
-    if proxy.POLICY.dropped:
+    proxy = sys.modules.get("condafix.proxy")  # never imported = nothing sanitized (start-up)
+    if proxy is not None and proxy.POLICY.dropped:
         sys.stderr.write(
             f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
             "(see `condafix proxy`; --keep-proxy uses them as set)\n"
@@ -344,6 +343,8 @@ def _root(
     ] = False,
 ) -> None:
     """condafix: make CUDA work in conda environments."""
+    if not (no_proxy or proxy or keep_proxy) and "condafix.proxy" not in sys.modules:
+        return  # the default policy already (keep valid proxies); proxy.py loads with the first network use
     from condafix import proxy as proxy_mod
     from condafix.render import print_error
 

@@ -76,11 +76,14 @@ def condarc_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 def _condarc_values(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], list[Finding]]:
-    import yaml
-
     values: list[tuple[str, str, str]] = []
     problems: list[Finding] = []
-    for path in condarc_paths(env):
+    existing = [path for path in condarc_paths(env) if path.is_file()]
+    if not existing:
+        return values, problems  # the common case: no YAML parser to import (start-up)
+    import yaml
+
+    for path in existing:
         try:
             data = yaml.safe_load(path.read_text())
         except OSError:

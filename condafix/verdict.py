@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from condafix.compilepath import CompilePath, compile_paths, nvjitlink_spec
 from condafix.driver import DriverInfo
@@ -23,7 +23,9 @@ from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
-from condafix.ptxprobe import ProbeResult
+
+if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
+    from condafix.ptxprobe import ProbeResult
 
 Status = Literal["ok", "warning", "mismatch"]
 _CTK_ROLES = frozenset({"nvvm", "nvrtc", "nvjitlink", "runtime", "toolkit"})
