@@ -130,6 +130,14 @@ def _newest(env: EnvInfo, roles: tuple[str, ...]) -> Component | None:
     return None
 
 
+def _ptxas(env: EnvInfo) -> Component | None:
+    """XLA's ptxas ships with nvcc (conda cuda-nvcc*, pip nvidia-cuda-nvcc*), not with NVVM alone."""
+    found = [c for c in env.components if c.role == "nvvm" and "nvcc" in c.name and c.cuda]
+    if found:
+        return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0"))
+    return _newest(env, ("toolkit", "pin"))
+
+
 def _has(env: EnvInfo, *names: str) -> bool:
     return any(c.name in names for c in env.components)
 
@@ -269,7 +277,7 @@ def compile_paths(
     result: list[CompilePath] = []
     for comp, kind in consumers(env):
         path, why, missing = _choose(kind, comp.version, env, env_vars)
-        writer = _newest(env, _WRITER_ROLES[kind])
+        writer = _ptxas(env) if kind == "jaxlib" else _newest(env, _WRITER_ROLES[kind])
         base: dict[str, Any] = {
             "consumer": comp.name,
             "version": comp.version,

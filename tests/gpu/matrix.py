@@ -15,6 +15,7 @@ per part to OUT; tests/test_compilepath.py replays them against condafix's compi
 from __future__ import annotations
 
 import ctypes
+import glob
 import json
 import os
 import re
@@ -103,6 +104,29 @@ def nvvm_compile(library: str, arch: str, lto: bool) -> tuple[bytes, str]:
         match = re.search(rb"^\s*\.version\s+(\d+\.\d+)", data, re.M)
         version = match.group(1).decode() if match else ""
     return data, version
+
+
+def prepare_links(libraries: list[str], artifacts: Path) -> None:
+    """Link every artifact with every nvJitLink here (no GPU needed); the cubins are loaded on the GPU."""
+    rows = []
+    cubins = artifacts / "cubins"
+    cubins.mkdir(exist_ok=True)
+    for item in libraries:
+        version, path = item.split("=", 1)
+        for artifact in sorted(artifacts.glob("nvvm-*.*")):
+            if artifact.suffix not in (".ptx", ".ltoir"):
+                continue
+            nvvm, kind = artifact.stem.split("-", 1)[1], artifact.suffix[1:]
+            res = nvjitlink_link(path, artifact.read_bytes(), NVJITLINK_INPUT_LTOIR if kind == "ltoir" else 2, "90")
+            cubin = res.pop("cubin", None)
+            row = {"nvvm": nvvm, "input": kind, "nvjitlink": version, **res}
+            if cubin is not None:
+                name = f"nvvm-{nvvm}.{kind}.njl-{version}.cubin"
+                (cubins / name).write_bytes(cubin)
+                row["cubin"] = name
+            rows.append(row)
+            print(nvvm, kind, version, row.get("link"))
+    (artifacts / "links.json").write_text(json.dumps(rows, indent=1))
 
 
 def prepare(libraries: list[str], out: Path) -> None:
@@ -225,6 +249,10 @@ def link_cell(library: str, artifact: str, kind: str) -> None:
     print(json.dumps(res))
 
 
+def load_cell(cubin: str) -> None:
+    print(json.dumps(Cuda().load_and_run(Path(cubin).read_bytes())))
+
+
 def driver_jit_cell(artifact: str) -> None:
     cuda = Cuda()
     print(json.dumps({"driver_cuda": cuda.driver_version(), **cuda.load_and_run(Path(artifact).read_bytes(), True)}))
@@ -295,6 +323,64 @@ print(json.dumps(out))
 """
 
 
+BUILTIN_CELL = r"""
+import json, sys
+out = {}
+try:
+    sys.meta_path[:] = [f for f in sys.meta_path if "redirect" not in type(f).__module__.lower()
+                        and "numba_cuda" not in type(f).__module__.lower()]
+    import numpy as np
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+    out["implementation"] = getattr(cuda, "implementation", "?")
+    out["module"] = cuda.__file__
+    @cuda.jit
+    def add_one(values):
+        i = cuda.grid(1)
+        if i < values.size:
+            values[i] += 1
+    data = cuda.to_device(np.zeros(32, dtype=np.int32))
+    add_one[1, 32](data)
+    out["ran"] = int(data.copy_to_host().sum()) == 32
+except BaseException as exc:
+    out["ran"] = False
+    out["error_type"] = type(exc).__name__
+    out["error"] = str(exc)[-900:]
+print(json.dumps(out))
+"""
+
+
+def hide_nvjitlink() -> list[tuple[str, str]]:
+    """Move every libnvJitLink on the machine aside (numba-cuda then falls back to the driver's linker)."""
+    found = subprocess.run(
+        "find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -name 'libnvJitLink.so*' -print",
+        shell=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    moved = []
+    for path in found:
+        if "/tmp/condafix-matrix" in path or (os.path.islink(path) and not os.path.exists(path)):
+            continue
+        target = path + ".condafix-hidden"
+        shutil.move(path, target)
+        moved.append((target, path))
+    return moved
+
+
+def fake_cuda_home(home: Path, libnvvm: Path) -> Path:
+    """A CUDA_HOME for numba's built-in target: nvvm/lib64/libnvvm.so and libdevice from the image."""
+    (home / "nvvm" / "lib64").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(libnvvm, home / "nvvm" / "lib64" / "libnvvm.so")
+    for libdevice in glob.glob("/usr/local/cuda/nvvm/libdevice") + glob.glob(
+        str(Path(sys.prefix) / "lib/python3*/site-packages/nvidia/cu13/nvvm/libdevice")
+    ):
+        if not (home / "nvvm" / "libdevice").exists():
+            shutil.copytree(libdevice, home / "nvvm" / "libdevice")
+    return home
+
+
 def site_lib() -> Path:
     import site
 
@@ -312,20 +398,25 @@ class Swap:
         self.lib = lib
         self.backup = Path("/tmp/condafix-matrix-backup")
         self.backup.mkdir(exist_ok=True)
+        self.checked: set[str] = set()
 
     def original(self, name: str) -> Path:
         saved = self.backup / name
-        if not saved.exists() and (self.lib / name).exists():
-            shutil.copy2(self.lib / name, saved)
+        if name not in self.checked:
+            self.checked.add(name)
+            if (self.lib / name).exists():
+                shutil.copy2(self.lib / name, saved)
         return saved
 
     def use(self, name: str, source: Path | None) -> None:
-        """source None: the image's own file; a path: that file; Path('-'): remove it."""
+        """source None: the image's own file (or none, as shipped); a path: that file; Path('-'): remove it."""
         saved = self.original(name)
         target = self.lib / name
         if source is None:
             if saved.exists():
                 shutil.copy2(saved, target)
+            else:
+                target.unlink(missing_ok=True)
         elif str(source) == "-":
             target.unlink(missing_ok=True)
         else:
@@ -401,6 +492,71 @@ def run(carry: Path, out: Path, parts: set[str]) -> None:
                 cells.append({"nvvm": nvvm, "input": "ptx", "nvjitlink": None, "path": "driver-jit", **res})
                 print("driver-jit", nvvm, res.get("load"), res.get("ran"))
         (out / "link-matrix.json").write_text(json.dumps(cells, indent=1))
+    if "load" in parts:
+        rows = json.loads((carry / "artifacts" / "links.json").read_text())
+        for row in rows:
+            if row.get("cubin"):
+                row.update(child([me, "load-cell", str(carry / "artifacts" / "cubins" / row["cubin"])]))
+            print("load", row["nvvm"], row["input"], row["nvjitlink"], row.get("link"), row.get("ran"))
+        for artifact in sorted((carry / "artifacts").glob("nvvm-*.ptx")):
+            res = child([me, "driver-jit-cell", str(artifact)])
+            nvvm = artifact.stem.split("-", 1)[1]
+            rows.append({"nvvm": nvvm, "input": "ptx", "nvjitlink": None, "path": "driver-jit", **res})
+            print("driver-jit", nvvm, res.get("load"), res.get("ran"))
+        (out / "link-matrix.json").write_text(json.dumps(rows, indent=1))
+    if "nolink" in parts or "builtin" in parts:
+        cells = []
+        hidden = hide_nvjitlink()
+        try:
+            nvvms = {
+                "13.0-image": None,
+                **{n.split("-", 1)[1]: p / "libnvvm.so.4" for n, p in libs.items() if n.startswith("nvvm-")},
+            }
+            for nvvm_name, nvvm_path in nvvms.items():
+                swap.use("libnvvm.so.4", nvvm_path)
+                if "nolink" in parts:
+                    for flag_name, flags in {"default": {}, "debug": {"debug": True, "opt": False}}.items():
+                        res = child(["-c", NUMBA_CELL, json.dumps(flags)])
+                        cells.append(
+                            {"numba": "numba-cuda", "nvvm": nvvm_name, "nvjitlink": "hidden", "flags": flag_name, **res}
+                        )
+                        print(
+                            "nolink",
+                            nvvm_name,
+                            flag_name,
+                            res.get("have_nvjitlink"),
+                            res.get("ran"),
+                            res.get("error_type"),
+                            str(res.get("error", ""))[:200].replace("\n", " "),
+                        )
+                if "builtin" in parts:
+                    image_nvvm = sorted(glob.glob("/usr/local/cuda/nvvm/lib64/libnvvm.so*"))
+                    home = fake_cuda_home(work / f"cuda-home-{nvvm_name}", nvvm_path or Path(image_nvvm[0]))
+                    env = {
+                        **os.environ,
+                        "CUDA_HOME": str(home),
+                        "NUMBA_CUDA_USE_NVIDIA_BINDING": "0",
+                        "LD_LIBRARY_PATH": f"{home}/nvvm/lib64:" + os.environ.get("LD_LIBRARY_PATH", ""),
+                    }
+                    res = child(["-c", BUILTIN_CELL], env=env)
+                    cells.append(
+                        {"numba": "builtin", "nvvm": nvvm_name, "nvjitlink": "hidden", "flags": "default", **res}
+                    )
+                    print(
+                        "builtin",
+                        nvvm_name,
+                        res.get("implementation"),
+                        res.get("ran"),
+                        res.get("error_type"),
+                        str(res.get("error", ""))[:200].replace("\n", " "),
+                    )
+            swap.use("libnvvm.so.4", None)
+        finally:
+            for moved, original in hidden:
+                shutil.move(moved, original)
+        (out / "nolink-matrix.json").write_text(
+            json.dumps({"hidden": [o for _, o in hidden], "cells": cells}, indent=1)
+        )
     if "numba" in parts:
         cells = []
         nvvms: dict[str, Path | None] = {"13.0-image": None}
@@ -477,6 +633,10 @@ def main(argv: list[str]) -> int:
     cmd = argv[0]
     if cmd == "prepare":
         prepare(argv[1:-1], Path(argv[-1]))
+    elif cmd == "prepare-links":
+        prepare_links(argv[1:-1], Path(argv[-1]))
+    elif cmd == "load-cell":
+        load_cell(argv[1])
     elif cmd == "run":
         run(Path(argv[1]), Path(argv[2]), set(argv[3].split(",")) if len(argv) > 3 else {"link", "numba", "cupy"})
     elif cmd == "link-cell":
