@@ -320,6 +320,44 @@ def env_file(
     return _emit(outcome, as_json)
 
 
+@app.command("lock")
+@_guard("lock", _json_flag)
+def lock(
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="pixi.lock, conda-lock.yml or @EXPLICIT files (default: ./pixi.lock, ./conda-lock.yml)."),
+    ] = None,
+    cuda: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
+    ] = None,
+    driver: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
+    ] = None,
+    drivers_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--drivers-file", help="One driver version per line (fleet: the oldest wins)."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 0 every env fits, 1 warnings, 2 an env needs a newer CUDA.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """The CUDA each locked env holds, per platform, against the driver (lockfiles are never rewritten)."""
+    from condafix import commands
+
+    outcome = commands.lock(
+        paths=files or [],
+        cudas=cuda or [],
+        drivers=driver or [],
+        drivers_file=drivers_file,
+        check=check,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"condafix {__version__}\n")

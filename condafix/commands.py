@@ -321,6 +321,33 @@ def is_pixi_manifest(name: str, raw: str) -> bool:
     return base == "pixi.toml" or base.endswith(".pixi.toml") or (base.endswith(".toml") and "[tool.pixi" in raw)
 
 
+# ---------------------------------------------------------------- lockfiles
+
+
+def lock(
+    *,
+    paths: Sequence[str],
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
+    check: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """The locked CUDA of every env and platform against the target; exit as doctor's with ``check``."""
+    from condafix import lockfile, planner
+    from condafix.knowledge import CudaVersion
+
+    ui = ui or Ui()
+    files = list(paths) or lockfile.default_files()
+    all_drivers = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
+    target = planner.resolve_target(cudas=cudas, drivers=all_drivers, env=ui.env)
+    cuda = CudaVersion.parse(target.cuda)
+    reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
+    run = lockfile.LockRun(target.cuda, target.source, reports)
+    code = max((r.check_exit_code for r in reports), default=0) if check else 0
+    return Outcome(kind="lock", result=run, code=code)
+
+
 # ---------------------------------------------------------------- proxy
 
 

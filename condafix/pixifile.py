@@ -125,6 +125,14 @@ def _set(dep: Dependency, move: cudagroup.Move) -> None:
         dep.table[dep.key] = move.version
 
 
+def _shown(dep: Dependency, move: cudagroup.Move | None) -> str:
+    """``[table] key = "version"`` (or the inline table with the build) as the manifest says it."""
+    version = move.version if move and move.version is not None else dep.version
+    build = move.build if move and move.build is not None else dep.build
+    value = f'{{ version = "{version}", build = "{build}" }}' if build else f'"{version}"'
+    return f"{dep.where} {dep.key} = {value}"
+
+
 def _spec(dep: Dependency, move: cudagroup.Move | None) -> str:
     version = move.version if move and move.version is not None else dep.version
     build = move.build if move and move.build is not None else dep.build
@@ -173,7 +181,7 @@ def plan_manifest(
         if sysreq is not None and sysreq.major > target.major:
             where = (scope.system_cuda or scopes[0].system_cuda or (None, "system-requirements"))[1]
             reported.append(
-                f"{scope.name}: {where} cuda = {sysreq} needs a CUDA "
+                f"{scope.name}: {where} cuda = {_raw_system_cuda(scope, scopes[0])!r} needs a CUDA "
                 f"{sysreq.major} driver and this one supports CUDA {target}: reported, not rewritten"
             )
             continue
@@ -211,9 +219,9 @@ def plan_manifest(
         assert cuda is not None
         for index, move in sorted(decision.moves.items()):
             dep = scope.deps[index]
-            old = f"{dep.key} = {_spec(dep, None).split(' ', 1)[1]}"
+            old = _shown(dep, None)
             _set(dep, move)
-            edits.append(Edit(0, f"{dep.where} {old}", f"{dep.where} {_spec(dep, move)}", move.reason))
+            edits.append(Edit(0, old, _shown(dep, move), move.reason))
         if decision.add:  # beside the package that brings CUDA in, in the same table
             carrier = [d for d, k in zip(scope.deps, kinds, strict=True) if k][-1]
             carrier.table[decision.add[0]] = f"{decision.add[1]}.*"
@@ -228,8 +236,9 @@ def plan_manifest(
         if sysreq is not None and sysreq > cuda and scope.system_cuda is not None:
             table, where = scope.system_cuda
             text = str(cuda) if "." in str(table["cuda"]) else str(cuda.major)
+            said = f"{where} cuda = {str(table['cuda'])!r}".replace("'", '"')
             table["cuda"] = text
-            edits.append(Edit(0, f"{where} cuda = {sysreq}", f"{where} cuda = {text}", "moves with the group"))
+            edits.append(Edit(0, said, f'{where} cuda = "{text}"', "moves with the group"))
         reasons.append(f"{scope.name}: {decision.reason}")
     notes += [Note(None, "", r) for r in reported + refused]
     notes += _pypi_notes(root, target)
@@ -244,8 +253,8 @@ def plan_manifest(
         )
     )
     status: cudagroup.Status = "change" if new_raw != raw else "refused" if refused else "ok"
-    said = refused if status == "refused" else reasons + reported
-    reason = "; ".join(said) or "no CUDA package in this manifest: nothing to change"
+    summary = refused if status == "refused" else reasons + reported
+    reason = "; ".join(summary) or "no CUDA package in this manifest: nothing to change"
     result = EnvFileResult(
         path=name,
         target_cuda=str(target),
@@ -277,6 +286,11 @@ def _numbered(edits: list[Edit], text: str) -> list[Edit]:
         )
         out.append(replace(edit, line=found))
     return out
+
+
+def _raw_system_cuda(scope: Scope, default: Scope) -> str:
+    held = scope.system_cuda or default.system_cuda
+    return str(held[0]["cuda"]) if held else "?"
 
 
 def _system_cuda(scope: Scope, name: str) -> CudaVersion | None:

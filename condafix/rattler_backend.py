@@ -606,3 +606,22 @@ def version_matches(version_spec: str, version: str) -> bool:
 def records_of(gw: Gateway, target: Target, name: str) -> list[tuple[str, str, tuple[str, ...]]]:
     """(version, build, depends) of every record of ``name`` on the target's channels."""
     return [(str(r.version), str(r.build), tuple(r.depends)) for r in query(gw, target, [name])]
+
+
+def read_pixi_lock(path: Path) -> list[tuple[str, str, list[tuple[str, str, str]], list[str]]]:
+    """(env, platform, conda (name, version, build), PyPI names) of a pixi.lock (every format rattler reads)."""
+    from rattler.lock import LockFile
+
+    try:
+        lock = LockFile.from_path(path)
+    except Exception as exc:  # rattler raises its own parse errors
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ValueError(" / ".join(lines[:2]) or type(exc).__name__) from None
+    out = []
+    for env_name, env in lock.environments():
+        conda = env.conda_repodata_records()
+        pypi = env.pypi_packages()
+        for platform in sorted(set(conda) | set(pypi)):
+            records = [(r.name.normalized, str(r.version), str(r.build)) for r in conda.get(platform, [])]
+            out.append((str(env_name), str(platform), records, [str(p.name) for p in pypi.get(platform, [])]))
+    return out

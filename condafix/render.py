@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from condafix.envfile import EnvFileResult
     from condafix.explain import Explanation
+    from condafix.lockfile import LockRun
     from condafix.planner import Plan
     from condafix.proxy import ProxyReport
     from condafix.transaction import Applied, RestorePlan, SnapshotInfo
@@ -419,6 +420,33 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
         con.print(f"{e(result.path)}: nothing to change for CUDA {result.target_cuda}: {e(result.reason)}")
 
 
+def lock_text(run: LockRun, *, out: Output | None = None) -> None:
+    """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock."""
+    from rich.table import Table
+
+    con = console(out=out)
+    e = _escape
+    con.print(f"[bold]Target[/]   CUDA {run.target_cuda} (from {e(run.target_source)})")
+    styles = {"ok": "green", "no-cuda": "dim", "warning": "yellow", "mismatch": "bold red"}
+    for report in run.reports:
+        con.print(f"\n[bold]{e(report.path)}[/] ({e(report.format)})")
+        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
+        for column in ("env", "platform", "CUDA", "from", "verdict", "why"):
+            table.add_column(column)
+        for env in report.envs:
+            verdict = f"[{styles[env.verdict]}]{env.verdict}[/]"
+            table.add_row(e(env.env), e(env.platform), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
+        con.print(table)
+        if report.fix:
+            con.print("lockfiles are not rewritten; change the manifest pin, then re-lock:")
+            for line in report.fix:
+                con.print(f"  {e(line)}")
+        if report.relock:
+            con.print(f"  [bold cyan]{e(report.relock)}[/]")
+        style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
+        con.print(f"status: [{style}]{report.status}[/]")
+
+
 def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
     """Each setting (redacted), then one line per problem with what to do."""
     con = console(out=out)
@@ -492,6 +520,8 @@ def show(view: str, payload: Any, *, out: Output | None = None) -> None:
         applied_text(payload.applied, payload.plan.prefix, out=out)
     elif view == "env":
         envfile_text(payload, out=out)
+    elif view == "lock":
+        lock_text(payload, out=out)
     elif view == "proxy":
         proxy_text(payload, out=out)
     elif view == "snapshots":
