@@ -207,6 +207,6 @@ def test_pre_commit_hook_entry_runs(tmp_path: Path) -> None:
     import re
 
     assert re.search(hook["files"], "pixi.lock") and re.search(hook["files"], "sub/conda-lock.yml")
-    args = hook["entry"].split()[1:] + ["--cuda", "12.4", str(LOCKS / "pixi-v6/pixi.lock")]
+    args = [*hook["entry"].split()[1:], "--cuda", "12.4", str(LOCKS / "pixi-v6/pixi.lock")]
     done = subprocess.run([sys.executable, "-m", "condafix", *args], capture_output=True, text=True, check=False)
     assert done.returncode == 2
