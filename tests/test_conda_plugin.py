@@ -125,7 +125,16 @@ def test_conda_create_warns_before_linking_a_toolkit_the_driver_cannot_jit(plugg
 
 
 def test_missing_cuda_error_gets_a_hint_from_live_detection(plugged: RealConda, tmp_path: Path) -> None:
-    args = ("create", "-y", "-p", str(tmp_path / "t"), "--override-channels", "-c", plugged.channel_url, "pytorch=2.9.0")
+    args = (
+        "create",
+        "-y",
+        "-p",
+        str(tmp_path / "t"),
+        "--override-channels",
+        "-c",
+        plugged.channel_url,
+        "pytorch=2.9.0",
+    )
     done = plugged.run(*args, "--dry-run", cuda="", check=False)
     assert done.returncode != 0
     out = done.stdout + done.stderr
