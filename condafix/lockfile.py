@@ -200,7 +200,7 @@ def locked_cuda(records: Locked) -> tuple[CudaVersion | None, str | None]:
         if name in by:
             found = cudagroup.build_cuda(by[name][1])
             if found:
-                return found[0], f"{name} {by[name][0]} build {by[name][1]}"
+                return found[0], f"{name} {by[name][0]} ({found[1].group(0)} build)"
     for name, (version, build) in sorted(by.items()):
         if cudagroup.kind_of(name, build) in ("component", "metapackage"):
             cuda = cudagroup.cuda_of_record(name, version, build)
@@ -230,14 +230,11 @@ def judge(env: str, platform: str, records: Locked, pypi: Sequence[str], target:
         return LockedEnv(env, platform, str(cuda), source, "mismatch", why, jit, cuda_pypi)
     if jit:
         why = (
-            f"CUDA {cuda} > driver CUDA {target} and {', '.join(jit)} compile through the driver's PTX JIT: "
-            f"kernels fail with 'Unsupported .version' (driver >= {need} or CUDA <= {target} needed)"
+            f"{', '.join(jit)} JIT PTX through the driver: 'Unsupported .version' on CUDA {target} "
+            f"(needs driver >= {need}, or CUDA <= {target})"
         )
         return LockedEnv(env, platform, str(cuda), source, "mismatch", why, jit, cuda_pypi)
-    why = (
-        f"CUDA {cuda} > driver CUDA {target}: SASS runs (minor version compatibility), "
-        "PTX JIT would fail; no PTX-JIT user is locked"
-    )
+    why = f"SASS runs on CUDA {target} (minor version compatibility); no PTX-JIT user is locked"
     return LockedEnv(env, platform, str(cuda), source, "warning", why, jit, cuda_pypi)
 
 
@@ -268,11 +265,21 @@ def _manifest_fix(manifest: Path, target: CudaVersion, pixi: bool) -> list[str]:
             result, _new = plan_file(raw, str(manifest), target, offline=True)
     except (CondafixError, OSError) as exc:
         return [f"{manifest}: {exc}"]
-    lines = [f"{manifest}:{e.line}: {e.old.strip() or '(new)'} -> {e.new.strip()}" for e in result.edits]
+    lines = [f"{manifest}:{e.line}: {_change(e.old.strip(), e.new.strip())}" for e in result.edits]
     lines += [f"{manifest}: {n.message}" for n in result.notes if not n.spec]
     if result.status == "refused":
         lines.append(f"{manifest}: {result.reason}")
     return lines
+
+
+def _change(old: str, new: str) -> str:
+    """``old -> new``, saying a shared ``[table] key =`` once (pixi edits carry their table)."""
+    if not old:
+        return f"add {new}"
+    head = new.partition(" = ")[0]
+    if head and old.startswith(head + " = "):
+        return f"{old} -> {new[len(head) + 3 :]}"
+    return f"{old} -> {new}"
 
 
 def _fix(

@@ -242,6 +242,15 @@ def candidate_minors(versions: Sequence[str], *, major: int, limit: CudaVersion)
     return sorted(found, reverse=True)
 
 
+def moves_with_pin(name: str) -> bool:
+    """A requested spec on this package loses its version so the CUDA group can move together
+    (the group table of ``condafix env``: metapackages at full releases, CTK libraries, pytorch-cuda)."""
+    from condafix import cudagroup
+
+    kind = cudagroup.kind_of(name)
+    return name in CUDA_MOVERS or kind in ("pin", "toolkit", "pytorch-cuda", "metapackage", "component", "library")
+
+
 def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
     """The user's requested specs (CUDA parts unpinned, so they can move), plus the new pins."""
     specs = list(env_info.requested_specs) or list(installed_names)
@@ -251,7 +260,7 @@ def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pin
         name = envinfo.spec_name(spec)
         if name in pinned:
             continue
-        out.append(name if name in CUDA_MOVERS else spec.split("::")[-1])
+        out.append(name if moves_with_pin(name) else spec.split("::")[-1])
     return list(dict.fromkeys(out)) + list(pins)
 
 

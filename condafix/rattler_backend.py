@@ -614,7 +614,9 @@ def read_pixi_lock(path: Path) -> list[tuple[str, str, list[tuple[str, str, str]
 
     try:
         lock = LockFile.from_path(path)
-    except Exception as exc:  # rattler raises its own parse errors
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # rattler's parse errors, and pyo3's PanicException (a BaseException)
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise ValueError(" / ".join(lines[:2]) or type(exc).__name__) from None
     out = []

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from condafix.errors import UsageError
 from condafix.knowledge import CudaVersion
 from condafix.lockfile import LockError, check_file
 
@@ -94,7 +97,7 @@ def test_where_the_cuda_comes_from() -> None:
     assert sources == {
         "cuda12": "cuda-version 12.9",
         "default": None,
-        "torch": "pytorch 2.7.1 build cuda128_generic_py312_h7d1a1e3_200",
+        "torch": "pytorch 2.7.1 (cuda128 build)",
     }
     conda_lock = check_file(LOCKS / "conda-lock/conda-lock.yml", CudaVersion.parse("11.4"))
     assert {e.cuda_from for e in conda_lock.envs if e.cuda} == {"cudatoolkit 11.7.1"}
@@ -112,8 +115,7 @@ def test_the_fix_names_the_manifest_pin_and_the_relock() -> None:
     assert report.manifest and report.manifest.endswith("pixi-v6/pixi.toml")
     assert any(
         line.endswith(
-            'pixi.toml:13: [feature.cuda12.target.linux-64.dependencies] cuda-version = ">=12.4" -> '
-            '[feature.cuda12.target.linux-64.dependencies] cuda-version = ">=12.4,<=12.4"'
+            'pixi.toml:13: [feature.cuda12.target.linux-64.dependencies] cuda-version = ">=12.4" -> ">=12.4,<=12.4"'
         )
         for line in report.fix
     ), report.fix
@@ -210,3 +212,38 @@ def test_pre_commit_hook_entry_runs(tmp_path: Path) -> None:
     args = [*hook["entry"].split()[1:], "--cuda", "12.4", str(LOCKS / "pixi-v6/pixi.lock")]
     done = subprocess.run([sys.executable, "-m", "condafix", *args], capture_output=True, text=True, check=False)
     assert done.returncode == 2
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=16),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=yaml_values,
+    shape=st.sampled_from(["pixi", "conda-lock", "free"]),
+    version=st.sampled_from([1, 4, 5, 6, "x"]),
+    noise=st.text(max_size=60),
+)
+def test_fuzzed_lockfiles_give_a_report_or_one_clear_error(
+    body: object, shape: str, version: object, noise: str, tmp_path: Path
+) -> None:
+    docs = {
+        "pixi": {"version": version, "environments": body, "packages": body},
+        "conda-lock": {"version": version, "metadata": {}, "package": body},
+        "free": body,
+    }
+    path = tmp_path / "pixi.lock"
+    for text in (yaml.safe_dump(docs[shape]), noise, "@EXPLICIT\n" + noise):
+        path.write_text(text)
+        try:
+            report = check_file(path, CudaVersion.parse("12.4"))
+        except (LockError, UsageError) as exc:
+            assert "\n" not in exc.summary
+            continue
+        assert report.status in ("ok", "warning", "mismatch")

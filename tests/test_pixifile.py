@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from condafix.envfile import EnvFileError
 from condafix.knowledge import CudaVersion
@@ -108,3 +110,43 @@ def test_bad_manifests_give_one_line(text: str, needle: str, tmp_path: Path) -> 
     done = run(str(path), "--cuda", "12.4", "--offline", "--write")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert path.read_text() == text
+
+
+toml_values = st.recursive(
+    st.booleans() | st.integers() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10,
+)
+dep_tables = st.dictionaries(
+    st.sampled_from(["cuda-version", "cudatoolkit", "cupy", "pytorch-cuda", "cuda", "cuda-nvcc", "python"]),
+    st.sampled_from(["*", "12.9.*", ">=12.0,<13", "==11.8", "12.6.2", "x.y", "", ">=", "13"])
+    | st.fixed_dictionaries(
+        {"version": st.sampled_from(["*", "12.9.*", "bad"]), "build": st.sampled_from(["", "cuda12*"])}
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    extra=toml_values,
+    deps=dep_tables,
+    sysreq=st.sampled_from([None, "12", "11.8", "13.0", "x"]),
+    noise=st.text(max_size=40),
+)
+def test_fuzzed_manifests_never_crash(extra: object, deps: dict[str, object], sysreq: str | None, noise: str) -> None:
+    import tomlkit
+
+    doc: dict[str, object] = {"workspace": {"channels": ["conda-forge"]}, "dependencies": deps}
+    if sysreq is not None:
+        doc["system-requirements"] = {"cuda": sysreq}
+    if isinstance(extra, dict):
+        doc["feature"] = {"f": {"dependencies": deps, "extra": extra}}
+    for text in (tomlkit.dumps(doc), noise):
+        try:
+            result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+        except EnvFileError:
+            continue
+        assert result.changed == (new != text)
+        again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+        assert not again.changed or not result.changed

@@ -194,3 +194,12 @@ def test_cli_plan_table_and_blocked_exit(installed_env: Callable[..., Path]) -> 
         env={"NO_COLOR": "1", "PATH": "/usr/bin"},
     )
     assert done.returncode == 2 and "blocked" in done.stdout and "pytorch" in done.stdout
+
+
+def test_group_members_requested_with_a_version_move_with_the_pin(installed_env: Callable[..., Path]) -> None:
+    prefix = installed_env(["python 3.12.*", "numba-cuda", "cuda=12.9.1", "libcurand=10.3.10.19"], cuda="12.9")
+    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    assert plan.status == "change" and plan.pin == "cuda-version=12.4", plan.reason
+    changes = by_name(plan)
+    assert changes["cuda"].to_version == "12.4.1" and changes["libcurand"].to_version == "10.3.5.147"
+    assert "cuda" in plan.specs and "libcurand" in plan.specs  # requested without their old versions
