@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from condafix.errors import CondafixError, UsageError
+from condafix.errors import CondafixError, Hint, UsageError
+from condafix.findings import Finding
 
 if TYPE_CHECKING:
     from condafix.envinfo import EnvInfo
@@ -364,15 +365,6 @@ def proxy(*, channels: Sequence[str] = (), check: bool = False, connect: bool = 
 # ---------------------------------------------------------------- conda's solve guard and error hints
 
 
-@dataclass(frozen=True, kw_only=True)
-class GuardFinding:
-    """Why a transaction about to be linked will fail at run time, and the pin that avoids it."""
-
-    code: str
-    message: str
-    hint: str
-
-
 def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
     from condafix.knowledge import CudaVersion
 
@@ -385,7 +377,7 @@ def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
     return None
 
 
-def guard_transaction(final: Mapping[str, str], cuda: str) -> GuardFinding | None:
+def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
     """A final state (name -> version) against ``__cuda``: a toolkit minor above the driver is only a
     problem for a package that hands PTX to the driver's JIT (see ``compilepath``)."""
     from condafix import compilepath
@@ -403,15 +395,17 @@ def guard_transaction(final: Mapping[str, str], cuda: str) -> GuardFinding | Non
     if not users:
         return None
     pin = f"{family}={driver}"
-    return GuardFinding(
+    return Finding(
         code="toolkit_newer_than_driver",
+        severity="error",
         message=(
             f"this transaction links {family} {final[family]} (CUDA {toolkit}), newer than the driver's "
             f"__cuda {driver}; {', '.join(users)} {'hands' if len(users) == 1 else 'hand'} PTX to the driver's JIT, "
             "which will refuse it "
             "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
         ),
-        hint=f'add "{pin}" to the command (or run `conda cuda` / `condafix cuda` afterwards)',
+        hints=(Hint("pin", f'add "{pin}" to the command (or run `conda cuda` / `condafix cuda` afterwards)'),),
+        component=family,
     )
 
 

@@ -9,7 +9,6 @@ each hook loads what it needs when it runs. Every hook plans with conda's own co
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -246,8 +245,11 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
     if mode == "error":
         from conda.exceptions import CondaError
 
-        raise CondaError(f"{finding.message}\n{finding.hint}  (setting {GUARD_SETTING}: error)")
-    sys.stderr.write(f"\nWarning (condafix): {finding.message}\n  {finding.hint}\n\n")
+        hints = "\n".join(h.text for h in finding.hints)
+        raise CondaError(f"{finding.message}\n{hints}  (setting {GUARD_SETTING}: error)")
+    from condafix import render
+
+    render.guard_warning(finding)
 
 
 @plugins.hookimpl

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from condafix.envfile import EnvFileResult
     from condafix.explain import Explanation
+    from condafix.findings import Finding
     from condafix.lockfile import LockRun
     from condafix.planner import Plan
     from condafix.proxy import ProxyReport
@@ -552,3 +553,13 @@ def doctor_compact(
         for command in report.fix.commands:
             con.print(f"  or: {e(command)}")
     con.print("")
+
+
+def guard_warning(finding: Finding, *, out: Output | None = None) -> None:
+    """conda's post-solve guard: a warning block on stderr, between conda's own solve and plan output."""
+    target = _out(out)
+    target.text("", err=True)
+    target.text(f"Warning (condafix): {finding.message}", err=True)
+    for hint in finding.hints:
+        target.text(f"  {hint.text}", err=True)
+    target.text("", err=True)

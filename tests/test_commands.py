@@ -89,11 +89,11 @@ def test_guard_warns_only_for_a_newer_toolkit_with_a_driver_jit_user() -> None:
     finding = commands.guard_transaction(seed, "12.4")
     assert finding is not None
     assert "cuda-version 12.9" in finding.message and "__cuda 12.4" in finding.message
-    assert '"cuda-version=12.4"' in finding.hint
+    assert finding.severity == "error" and '"cuda-version=12.4"' in finding.hints[0].text
     assert commands.guard_transaction({**seed, "cuda-version": "12.4"}, "12.4") is None
     assert commands.guard_transaction({**seed, "numba-cuda": "0.30.4"}, "12.4") is None  # nvJitLink: SASS
     old = commands.guard_transaction({"cudatoolkit": "11.7.1", "numba": "0.56.4"}, "11.4")
-    assert old is not None and '"cudatoolkit=11.4"' in old.hint
+    assert old is not None and '"cudatoolkit=11.4"' in old.hints[0].text
     assert commands.guard_transaction({"cuda-version": "12.9", "numba": "0.60.0"}, "not-a-version") is None
 
 
