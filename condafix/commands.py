@@ -317,9 +317,8 @@ def env_file(
 
 
 def is_pixi_manifest(name: str, raw: str) -> bool:
-    """pixi.toml, or a pyproject.toml with a ``[tool.pixi`` table."""
-    base = Path(name).name
-    return base == "pixi.toml" or base.endswith(".pixi.toml") or (base.endswith(".toml") and "[tool.pixi" in raw)
+    """pixi.toml, or a pyproject.toml with a ``[tool.pixi]`` table: TOML goes to the pixi reader."""
+    return Path(name).name.endswith(".toml")  # pixifile says so when a pyproject.toml has no [tool.pixi]
 
 
 # ---------------------------------------------------------------- lockfiles

@@ -270,12 +270,17 @@ def split_spec(spec: str) -> SpecText | None:
     return SpecText(text, parts.name, version, build, parts.version, parts.channel)
 
 
-def _item(spec: SpecText) -> cudagroup.Item:
+def _version_glob(spec: SpecText) -> bool:
+    """``pytorch *cuda112*``: conda reads a lone glob in the version place as a *version* (it matches
+    no release; checked with conda 26.7's MatchSpec), while rattler reads it as a build."""
     version = spec.version_text
-    build = spec.build_text
-    if not build and version.startswith("*") and "cuda" in version.lower():
-        build = version  # `pytorch *cuda112*`: conda reads a lone glob as the build
-    return cudagroup.Item(spec.name, version if spec.normalized else "", build, spec.normalized)
+    return not spec.build_text and version.startswith("*") and version.strip() != "*"
+
+
+def _item(spec: SpecText) -> cudagroup.Item:
+    if _version_glob(spec):  # follow conda: not a build pin, so not part of the CUDA group
+        return cudagroup.Item(spec.name, "", "", None)
+    return cudagroup.Item(spec.name, spec.version_text if spec.normalized else "", spec.build_text, spec.normalized)
 
 
 # ---------------------------------------------------------------- deciding
@@ -310,7 +315,7 @@ Render = Callable[[dict[int, cudagroup.Move], "tuple[str, str] | None"], list[st
 
 
 def channel_check(
-    channels: Sequence[str], target: CudaVersion, offline: bool, render: Render
+    channels: Sequence[str], target: CudaVersion, offline: bool, render: Render, *, platform: str = "linux-64"
 ) -> tuple[cudagroup.Lookup, cudagroup.Check, str]:
     """Channel look-ups and a whole-file solve per candidate CUDA (rattler, with ``__cuda`` = target)."""
     from condafix import rattler_backend as rb
@@ -318,7 +323,7 @@ def channel_check(
 
     chosen = tuple(normalize_channel(c) for c in channels) or ("conda-forge",)
     gw = rb.gateway(offline=offline)
-    rb_target = rb.Target(tuple(chosen), "linux-64", str(target))
+    rb_target = rb.Target(tuple(chosen), platform, str(target))
     cache: dict[str, Any] = {}
 
     def lookup(name: str) -> cudagroup.Records:
@@ -358,6 +363,17 @@ def plan_file(
             if head and cudagroup.kind_of(head.group(0).split("::")[-1].lower()):
                 raise EnvFileError(f"{name}:{dep.line + 1}: `{dep.spec}` is not a conda spec conda would accept")
             notes.append(Note(dep.line + 1, dep.spec, "not a conda spec: left as it is and left out of the check"))
+            continue
+        if _version_glob(spec):
+            notes.append(
+                Note(
+                    dep.line + 1,
+                    dep.spec,
+                    f"conda reads `{spec.version_text}` as a version, which no {spec.name} release matches; "
+                    f"for a build pin write `{spec.name} * {spec.version_text}` (reported, not changed, left out "
+                    "of the check)",
+                )
+            )
             continue
         specs[index] = spec
     order = sorted(specs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from condafix import cudagroup
@@ -28,6 +29,7 @@ class Dependency:
     version: str
     build: str
     where: str  # e.g. "[feature.gpu.dependencies]"
+    platform: str | None = None  # from a [target.<platform>] table
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def _root(doc: Any, name: str) -> tuple[Any, str]:
     tool = doc.get("tool")
     if isinstance(tool, dict) and isinstance(tool.get("pixi"), dict):
         return tool["pixi"], "tool.pixi."
+    if Path(name).name == "pyproject.toml":
+        raise EnvFileError(f"{name}: no [tool.pixi] table, so not a pixi manifest")
     if any(k in doc for k in ("workspace", "project", "dependencies", "feature")):
         return doc, ""
     raise EnvFileError(f"{name}: not a pixi manifest (no [workspace], [project] or [tool.pixi] table)")
@@ -69,16 +73,16 @@ def _table(parent: Any, key: str) -> Any | None:
     return value if isinstance(value, dict) else None
 
 
-def _deps(table: Any, where: str, name: str) -> Iterator[Dependency]:
+def _deps(table: Any, where: str, name: str, platform: str | None = None) -> Iterator[Dependency]:
     for key, value in table.items():
         if isinstance(value, str):
-            yield Dependency(table, str(key), str(value), "", where)
+            yield Dependency(table, str(key), str(value), "", where, platform)
         elif isinstance(value, dict):
             version = value.get("version", "*")
             build = value.get("build", "")
             if not isinstance(version, str) or not isinstance(build, str):
                 raise EnvFileError(f"{name}: {where} {key}: version and build must be strings")
-            yield Dependency(table, str(key), version, build, where)
+            yield Dependency(table, str(key), version, build, where, platform)
         else:
             raise EnvFileError(f"{name}: {where} {key}: not a version string or a table")
 
@@ -94,7 +98,7 @@ def _scope(node: Any, label: str, prefix: str, name: str) -> Scope:
     for platform, target in targets.items():
         sub = _table(target, "dependencies")
         if sub is not None:
-            deps += _deps(sub, f"[{base}target.{platform}.dependencies]", name)
+            deps += _deps(sub, f"[{base}target.{platform}.dependencies]", name, str(platform))
     system = _table(node, "system-requirements")
     sysreq = (system, f"[{base}system-requirements]") if system is not None and "cuda" in system else None
     return Scope(label, table, f"[{base}dependencies]", tuple(deps), sysreq)
@@ -155,6 +159,8 @@ def plan_manifest(
     meta = _table(root, "workspace") or _table(root, "project") or {}
     listed = meta.get("channels", [])
     manifest_channels = [str(c if isinstance(c, str) else c.get("channel", "")) for c in listed]
+    platforms = [str(p) for p in meta.get("platforms", []) if isinstance(p, str)]
+    solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
     scopes = [_scope(root, "default", prefix, name)]
     for feature, node in (_table(root, "feature") or {}).items():
         if isinstance(node, dict):
@@ -195,10 +201,12 @@ def plan_manifest(
             def render(
                 moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
             ) -> list[str]:
-                out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps)]
+                out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
                 return [*out, f"{add[0]} {add[1]}.*"] if add else out
 
-            lookup, check, where = channel_check(list(channels) or manifest_channels, target, offline, render)
+            lookup, check, where = channel_check(
+                list(channels) or manifest_channels, target, offline, render, platform=solve_platform
+            )
         decision = cudagroup.decide(
             items,
             target,

@@ -438,6 +438,11 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
             verdict = f"[{styles[env.verdict]}]{env.verdict}[/]"
             table.add_row(e(env.env), e(env.platform), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
         con.print(table)
+        for env in report.envs:
+            if env.pypi_cuda and env.cuda:
+                con.print(
+                    f"  PyPI in {e(env.env)} ({e(env.platform)}): {e(', '.join(env.pypi_cuda))} (reported, not judged)"
+                )
         if report.fix:
             con.print("lockfiles are not rewritten; change the manifest pin, then re-lock:")
             for line in report.fix:

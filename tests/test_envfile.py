@@ -353,3 +353,76 @@ def test_owner_and_mode_are_kept(tmp_path: Path) -> None:
     for path in (env, tmp_path / "environment.yml.bak"):
         info = path.stat()
         assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 4322, 0o604)
+
+
+def test_a_lone_version_glob_is_read_as_conda_reads_it() -> None:
+    text = "dependencies:\n  - pytorch *cuda112*\n  - cudatoolkit=11.2\n"
+    result, new = plan_file(text, "g.yml", CudaVersion.parse("11.4"), offline=True)
+    assert result.status == "ok" and new == text
+    assert [m.spec for m in result.group] == ["cudatoolkit=11.2"]
+    assert result.notes[0].line == 2 and "pytorch * *cuda112*" in result.notes[0].message
+
+
+CONDA_PYTHON = os.environ.get("CONDAFIX_TEST_CONDA_PYTHON", "")
+FORMS = [
+    "conda-forge::cuda-version=12.4=h0_3",
+    "cuda-nvcc 12.9.* *_0",
+    "libnvjitlink[version='>=12.0,<=12.4']",
+    "pytorch=1.12.1=*cuda11.3*",
+    "pytorch * *cuda112*",
+    "pytorch *cuda112*",
+    "cuda-cudart>=12.0,<12.5",
+    "cuda-version==12.4",
+    "cudatoolkit 11.4.*",
+    "cuda=12.4.1",
+]
+
+
+@pytest.mark.skipif(not CONDA_PYTHON, reason="real conda not installed (run .ci/conda-venv)")
+def test_spec_forms_are_split_as_real_conda_reads_them() -> None:
+    import json
+
+    from condafix.envfile import split_spec
+
+    probe = (
+        "import json, sys\nfrom conda.models.match_spec import MatchSpec\n"
+        "out = []\nfor s in json.loads(sys.argv[1]):\n    m = MatchSpec(s)\n"
+        "    v = m.get_raw_value('version'); b = m.get_raw_value('build')\n"
+        "    out.append([m.name, str(v) if v is not None else None, str(b) if b is not None else None])\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([CONDA_PYTHON, "-c", probe, json.dumps(FORMS)], capture_output=True, text=True, check=True)
+    for form, (name, version, build) in zip(FORMS, json.loads(done.stdout), strict=True):
+        ours = split_spec(form)
+        assert ours is not None and ours.name == name, form
+        assert (ours.build_text or None) == build, form
+        assert ours.version_text.lstrip("=") in (version, version.replace(".*", "") if version else None), form
+
+
+@pytest.mark.skipif(not CONDA_PYTHON, reason="real conda not installed (run .ci/conda-venv)")
+def test_rewritten_pins_mean_the_chosen_cuda_to_real_conda() -> None:
+    import json
+
+    text = (
+        "dependencies:\n  - conda-forge::cuda-version=12.9\n  - cuda-nvcc 12.9.*\n  - cuda-cudart>=12.0,<13\n"
+        "  - \"libnvjitlink[version='>=12.0']\"\n  - cuda-nvrtc==12.9.86\n  - cuda-toolkit=12.9.1\n"
+    )
+    result, _new = plan_file(text, "f.yml", CudaVersion.parse("12.4"), offline=True)
+    specs = [e.new.strip().lstrip("- ").strip('"') for e in result.edits]
+    assert len(specs) == 6
+    probe = (
+        "import json, sys\nfrom conda.models.match_spec import MatchSpec\n"
+        "from conda.models.records import PackageRecord\n"
+        "def rec(n, v): return PackageRecord(name=n, version=v, build='h0_0', build_number=0, channel='conda-forge',"
+        " subdir='linux-64', fn=f'{n}-{v}-h0_0.conda')\n"
+        "out = {}\nfor s in json.loads(sys.argv[1]):\n    m = MatchSpec(s)\n"
+        "    out[s] = {v: m.match(rec(m.name, v)) for v in json.loads(sys.argv[2])}\n"
+        "print(json.dumps(out))\n"
+    )
+    versions = ["12.4", "12.4.1", "12.4.131", "12.5", "12.5.0", "12.9", "12.9.86", "12.9.1"]
+    done = subprocess.run(
+        [CONDA_PYTHON, "-c", probe, json.dumps(specs), json.dumps(versions)], capture_output=True, text=True, check=True
+    )
+    for spec, matches in json.loads(done.stdout).items():
+        assert any(ok for v, ok in matches.items() if v.startswith("12.4")), spec
+        assert not any(ok for v, ok in matches.items() if not v.startswith("12.4")), (spec, matches)

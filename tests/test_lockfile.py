@@ -136,6 +136,7 @@ def test_cli_table_json_check_codes_and_files_untouched(tmp_path: Path) -> None:
     ok = run(str(LOCKS / "conda-lock/conda-lock.yml"), "--cuda", "12.4", "--check")
     assert ok.returncode == 0, ok.stderr
     assert "no-cuda" in ok.stdout and "status: ok" in ok.stdout
+    assert "PyPI in main (linux-64): nvidia-cudnn-cu11 (reported, not judged)" in ok.stdout
     warn = tmp_path / "explicit.txt"
     warn.write_text(
         "# platform: linux-64\n@EXPLICIT\n"

@@ -150,3 +150,20 @@ def test_fuzzed_manifests_never_crash(extra: object, deps: dict[str, object], sy
         assert result.changed == (new != text)
         again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
         assert not again.changed or not result.changed
+
+
+def test_a_pyproject_without_tool_pixi_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[project]\nname = "x"\ndependencies = ["cupy-cuda12x"]\n')
+    done = run(str(path), "--cuda", "12.4", "--offline")
+    assert done.returncode == 2 and "no [tool.pixi] table" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_target_tables_of_other_platforms_stay_out_of_the_solve(channel: Path) -> None:
+    raw = (
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = ["linux-64", "osx-arm64"]\n\n'
+        '[dependencies]\npython = "3.12.*"\nnumba-cuda = "*"\n\n'
+        '[target.osx-arm64.dependencies]\nonly-on-macos = "*"\n'
+    )
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
+    assert result.status == "change" and 'cuda-version = "12.4.*"' in new, result.reason
