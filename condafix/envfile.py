@@ -174,6 +174,21 @@ def find_template(text: str, name: str) -> str | None:
     return None
 
 
+MAX_FLOW_DEPTH = 64
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting (a bound: brackets inside strings count too)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def parse(raw: str, name: str) -> Parsed:
     """Parse with ruamel round-trip; errors carry the line and column."""
     from ruamel.yaml import YAML
@@ -185,6 +200,8 @@ def parse(raw: str, name: str) -> Parsed:
     template = find_template(text, name)
     if template:
         raise EnvFileError(template)
+    if _flow_depth(text) > MAX_FLOW_DEPTH:  # ruamel recurses per level: refuse before it does, in linear time
+        raise EnvFileError(f"{name}: invalid YAML: nested too deeply for an environment file")
     doc: Any
     try:
         doc = YAML(typ="rt").load(text.replace("\r\n", "\n"))
@@ -192,6 +209,8 @@ def parse(raw: str, name: str) -> Parsed:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         raise EnvFileError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except RecursionError:
+        raise EnvFileError(f"{name}: invalid YAML: nested too deeply for an environment file") from None
     except (YAMLError, ValueError, TypeError) as exc:  # ruamel raises plain errors for some inputs
         raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     if not isinstance(doc, dict):

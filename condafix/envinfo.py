@@ -218,6 +218,8 @@ def parse_record(text: str, origin: str) -> dict[str, object]:
     """Validate one conda-meta JSON record; a broken one is an InspectError naming the file."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InspectError(f"{origin}: not a valid package record (nested too deeply)") from None
     except json.JSONDecodeError as exc:
         raise InspectError(
             f"{origin}: not a valid package record (invalid JSON at line {exc.lineno} column {exc.colno})",

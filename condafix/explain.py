@@ -252,7 +252,13 @@ def _explain_family(family: Family, match: re.Match[str]) -> Explanation:
     if code == "ptx_version":
         return _ptx_explanation(match["ptx"], match["driver_ptx"])
     if code == "torch_driver_too_old":
-        found = CudaVersion.from_encoded(int(match["found"]))
+        try:
+            found = CudaVersion.from_encoded(int(match["found"]))
+        except ValueError:
+            raise UsageError(
+                f"the message says 'found version {match['found']}', which is not an encoded CUDA version "
+                "(PyTorch prints e.g. 11040 for CUDA 11.4); paste the whole message unchanged"
+            ) from None
         need = knowledge().min_driver_for(CudaVersion(found.major, found.minor + 1))
         return Explanation(
             True,

@@ -129,7 +129,7 @@ def read_settings(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], l
 def _check_url(name: str, raw: str) -> tuple[list[Finding], tuple[str, int] | None]:
     """Problems with one proxy URL, and (host, port) to probe when it parses."""
     value = raw.strip()
-    shown = value
+    shown = value if value.isprintable() else repr(value)  # one line, whatever was pasted
     if not value:
         return [Finding("warning", name, f"{name} is set but empty", f"unset {name}")], None
     if "://" not in value:
@@ -338,7 +338,7 @@ def validate_proxy_url(url: str) -> str:
     problems, target = _check_url("--proxy", url)
     errors = [p for p in problems if p.severity == "error"]
     if errors or target is None:
-        raise UsageError(errors[0].message if errors else f"--proxy {url}: not a proxy URL")
+        raise UsageError(errors[0].message if errors else f"--proxy {url!r}: not a proxy URL")
     return url
 
 

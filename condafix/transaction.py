@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from condafix import __version__
-from condafix.errors import CondafixError, Hint
+from condafix.errors import CondafixError, Hint, UsageError
 
 LOCK_WAIT_S = 10.0
 State = Literal["started", "applied", "rolled-back", "restored"]
@@ -58,10 +58,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_wait() -> float:
+    """``CONDAFIX_LOCK_WAIT`` seconds (default 10); a value that is not a number is one clear line."""
+    raw = os.environ.get("CONDAFIX_LOCK_WAIT")
+    if raw is None or not raw.strip():
+        return LOCK_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"CONDAFIX_LOCK_WAIT={raw!r}: expected seconds to wait for the lock (e.g. 10)")
+    return value
+
+
 @contextlib.contextmanager
 def prefix_lock(prefix: Path, *, wait: float | None = None) -> Iterator[Path]:
     """Hold ``conda-meta/condafix/lock`` (pid inside); a stale lock (dead pid) is taken over."""
-    wait = float(os.environ.get("CONDAFIX_LOCK_WAIT", LOCK_WAIT_S)) if wait is None else wait
+    wait = _lock_wait() if wait is None else wait
     lock = state_dir(prefix) / "lock"
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
