@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,8 @@ from condafix.knowledge import CudaVersion, knowledge
 
 PROBE_TIMEOUT_ENV = "CONDAFIX_PROBE_TIMEOUT"
 DEFAULT_PROBE_TIMEOUT = 30.0
-SMI_TIMEOUT = 15.0
+SMI_TIMEOUT = 15.0  # one budget for every nvidia-smi call of a detection, not per call
+MAX_SMI_OUTPUT = 1 << 20  # parse at most 1 MiB of any nvidia-smi output
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,20 @@ def min_compute_capability(gpus: tuple[Gpu, ...]) -> str | None:
 
 # ---------------------------------------------------------------- parsing (pure)
 
-_XML_CUDA = re.compile(r"<cuda_version>\s*([^<]*?)\s*</cuda_version>")
-_XML_DRIVER = re.compile(r"<driver_version>\s*([^<]*?)\s*</driver_version>")
-_XML_GPU = re.compile(r"<gpu\b[^>]*>(.*?)</gpu>", re.S)
-_XML_NAME = re.compile(r"<product_name>\s*([^<]*?)\s*</product_name>")
+_XML_CUDA = re.compile(r"<cuda_version>\s{0,20}([^<]{0,40}?)\s{0,20}</cuda_version>")
+_XML_DRIVER = re.compile(r"<driver_version>\s{0,20}([^<]{0,40}?)\s{0,20}</driver_version>")
+_XML_NAME = re.compile(r"<product_name>\s{0,20}([^<]{0,200}?)\s{0,20}</product_name>")
 _BANNER = re.compile(
-    r"(?:Driver|KMD)\s+Version:\s*(?P<driver>[\d.]+)\s+CUDA(?:\s+UMD)?\s+Version:\s*(?P<cuda>\d+\.\d+|N/A)"
+    r"(?:Driver|KMD) {1,4}Version: {0,8}(?P<driver>\d{2,4}(?:\.\d{1,3}){0,2})"
+    r"(?: {1,60}CUDA(?: UMD)? {1,4}Version: {0,8}(?P<cuda>\d{1,2}\.\d{1,2}|N/A|ERR!))?"
 )
-_BANNER_GPU = re.compile(r"^\|\s+(?P<index>\d+)\s+(?P<name>\S.*?)\s+(?:On|Off|WDDM|TCC|N/A)\s+\|", re.M)
-_SMI_FAILURE = re.compile(r"^(NVIDIA-SMI has failed.*|.*couldn't communicate with the NVIDIA driver.*)$", re.M)
+_BANNER_GPU = re.compile(
+    r"^\| {1,6}(?P<index>\d{1,3}) {1,6}(?P<name>[A-Za-z][^|]{0,60}?) {1,60}(?:On|Off|WDDM|TCC|N/A) {1,10}\|", re.M
+)
+_SMI_FAILURE = re.compile(
+    r"^(NVIDIA-SMI has failed[^\n]{0,300}|[^\n]{0,300}couldn't communicate with the NVIDIA driver[^\n]{0,300})$", re.M
+)
+_Q_FIELD = re.compile(r"^ {0,12}(Driver Version|CUDA Version|Product Name) {0,80}: {0,4}([^\n]{0,200}?) {0,20}$", re.M)
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,33 @@ class SmiReport:
     gpus: tuple[Gpu, ...] = ()
 
 
+def _xml_gpu_blocks(text: str) -> list[str]:
+    """The ``<gpu ...>...</gpu>`` blocks, found with str.find: linear even for 100 KB of open tags."""
+    blocks: list[str] = []
+    position = 0
+    while len(blocks) < 64:
+        start = text.find("<gpu", position)
+        if start < 0:
+            break
+        after = text[start + 4 : start + 5]
+        if after not in (">", " ", "\t", "\n"):
+            position = start + 4
+            continue
+        end = text.find("</gpu>", start)
+        if end < 0:
+            break
+        blocks.append(text[start:end])
+        position = end + 6
+    return blocks
+
+
 def parse_smi_xml(text: str) -> SmiReport:
     """Parse ``nvidia-smi --query -u -x`` or ``-q -x`` XML (what mamba and rattler read)."""
+    text = text[:MAX_SMI_OUTPUT]
     cuda = _XML_CUDA.search(text)
     driver = _XML_DRIVER.search(text)
     gpus = []
-    for index, block in enumerate(_XML_GPU.findall(text)):
+    for index, block in enumerate(_xml_gpu_blocks(text)):
         name = _XML_NAME.search(block)
         gpus.append(Gpu(index, name.group(1) if name else "unknown GPU"))
     cuda_text = cuda.group(1) if cuda else None
@@ -105,18 +133,42 @@ def parse_smi_xml(text: str) -> SmiReport:
 
 
 def parse_smi_banner(text: str) -> SmiReport:
-    """Parse plain ``nvidia-smi``: both ``Driver Version/CUDA Version`` and ``KMD/CUDA UMD``."""
+    """Parse plain ``nvidia-smi``: ``Driver Version/CUDA Version`` and ``KMD/CUDA UMD``.
+
+    GPU rows come from the table above the ``Processes:`` section only: process rows (Windows lists
+    ``C+G`` ones with ``N/A`` columns) are not GPUs.
+    """
+    text = text[:MAX_SMI_OUTPUT]
     match = _BANNER.search(text)
-    gpus = tuple(Gpu(int(m["index"]), m["name"]) for m in _BANNER_GPU.finditer(text))
+    table = text.split("Processes:", 1)[0]
+    gpus = tuple(
+        Gpu(int(m["index"]), m["name"]) for m in _BANNER_GPU.finditer(table) if not m["name"].startswith("N/A")
+    )[:64]
     if not match:
         return SmiReport(None, None, gpus)
     return SmiReport(_plausible(match["cuda"]), match["driver"], gpus)
 
 
+def parse_smi_query_text(text: str) -> SmiReport:
+    """Parse ``nvidia-smi -q`` text: ``Driver Version : ...``, ``CUDA Version : ...``, one Product Name a GPU."""
+    text = text[:MAX_SMI_OUTPUT]
+    cuda = driver = None
+    names: list[str] = []
+    for match in _Q_FIELD.finditer(text):
+        key, value = match.group(1), match.group(2).strip()
+        if key == "Driver Version" and driver is None:
+            driver = value
+        elif key == "CUDA Version" and cuda is None:
+            cuda = value
+        elif key == "Product Name" and len(names) < 64:
+            names.append(value)
+    return SmiReport(_plausible(cuda), driver, tuple(Gpu(i, n) for i, n in enumerate(names)))
+
+
 def parse_smi_query_gpu(text: str) -> tuple[Gpu, ...]:
     """Parse ``--query-gpu=index,name,compute_cap --format=csv,noheader`` lines."""
     gpus = []
-    for line in text.splitlines():
+    for line in text[:MAX_SMI_OUTPUT].splitlines()[:64]:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 3 and parts[0].isdigit():
             cap = parts[2] if re.fullmatch(r"\d+\.\d+", parts[2]) else None
@@ -126,7 +178,7 @@ def parse_smi_query_gpu(text: str) -> tuple[Gpu, ...]:
 
 def smi_failure(text: str) -> str | None:
     """The driver-communication failure line nvidia-smi prints when no driver is loaded."""
-    match = _SMI_FAILURE.search(text)
+    match = _SMI_FAILURE.search(text[:MAX_SMI_OUTPUT])
     return match.group(1).strip() if match else None
 
 
@@ -218,26 +270,63 @@ def find_nvidia_smi() -> str | None:
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
+def _cuda_from_table(driver_version: str | None) -> str | None:
+    if not driver_version:
+        return None
+    try:
+        found = knowledge().max_cuda_for_driver(driver_version)
+    except UsageError:
+        return None
+    return str(found) if found else None
+
+
 def probe_smi() -> tuple[Attempt, tuple[Gpu, ...]]:
-    """``nvidia-smi --query -u -x``, then the text banner; GPUs from ``--query-gpu``."""
+    """``nvidia-smi --query -u -x``, then ``-q``/the banner; GPUs from ``--query-gpu``.
+
+    One time budget (SMI_TIMEOUT) covers every call, so a hung nvidia-smi costs it once. A driver
+    that prints its version but no CUDA version (``N/A``, ``ERR!``, an old banner) gets its CUDA
+    from the driver table instead of being reported as no driver.
+    """
     exe = find_nvidia_smi()
     if exe is None:
         return Attempt("nvidia-smi", False, "nvidia-smi not found on PATH"), ()
-    xml = runner.run([exe, "--query", "-u", "-x"], timeout=SMI_TIMEOUT)
-    report = parse_smi_xml(xml.stdout)  # parsed even on a non-zero exit, as rattler does
+    deadline = time.monotonic() + SMI_TIMEOUT
+
+    def call(*args: str) -> runner.RunResult | None:
+        left = deadline - time.monotonic()
+        return runner.run([exe, *args], timeout=left) if left > 0.05 else None
+
+    outputs: list[runner.RunResult] = []
+    xml = call("--query", "-u", "-x")
+    report = parse_smi_xml(xml.stdout) if xml else SmiReport(None, None)  # parsed on a non-zero exit too
     how = "--query -u -x"
-    banner = None
+    outputs += [xml] if xml else []
     if report.cuda is None:
-        banner = runner.run([exe], timeout=SMI_TIMEOUT)
-        report = parse_smi_banner(banner.stdout)
-        how = "banner"
+        banner = call()
+        outputs += [banner] if banner else []
+        if banner is not None:
+            shown = parse_smi_banner(banner.stdout)
+            query = parse_smi_query_text(banner.stdout)
+            report = SmiReport(
+                shown.cuda or query.cuda or report.cuda,
+                shown.driver_version or query.driver_version or report.driver_version,
+                shown.gpus or query.gpus or report.gpus,
+            )
+            how = "banner"
+    if report.cuda is None and report.driver_version:
+        from_table = _cuda_from_table(report.driver_version)
+        if from_table is not None:
+            how = f"driver {report.driver_version} printed no CUDA version: CUDA {from_table} from the driver table"
+            report = SmiReport(from_table, report.driver_version, report.gpus)
     if report.cuda is None:
-        texts = [xml.stdout, xml.stderr] + ([banner.stdout, banner.stderr] if banner else [])
+        texts = [t for o in outputs for t in (o.stdout, o.stderr)]
         failure = next((f for f in map(smi_failure, texts) if f), None)
-        why = failure or xml.error or (banner.error if banner else None) or "printed no CUDA version"
+        errors = [o.error for o in outputs if o.error]
+        timed_out = f"timed out ({SMI_TIMEOUT:g} s for all nvidia-smi calls)" if len(outputs) < 2 else None
+        why = failure or (errors[0] if errors else None) or timed_out or "printed no CUDA version"
         return Attempt("nvidia-smi", False, why), ()
-    query = runner.run([exe, "--query-gpu=index,name,compute_cap", "--format=csv,noheader"], timeout=SMI_TIMEOUT)
-    gpus = parse_smi_query_gpu(query.stdout) or report.gpus
+    query_gpu = call("--query-gpu=index,name,compute_cap", "--format=csv,noheader")
+    gpus = (parse_smi_query_gpu(query_gpu.stdout) if query_gpu else ()) or report.gpus
     return Attempt("nvidia-smi", True, how, report.cuda, report.driver_version), gpus
 
 

@@ -72,7 +72,14 @@ class Knowledge:
     pytorch_cuda_versions: tuple[CudaVersion, ...]
     sources: dict[str, str]
     oldest_sm_by_major: dict[int, CudaVersion]
+    defaults_cudatoolkit_versions: tuple[str, ...]
     newest_sm_by_cuda: tuple[tuple[CudaVersion, CudaVersion], ...]
+
+    def newest_defaults_cudatoolkit(self, limit: CudaVersion) -> CudaVersion | None:
+        """Newest ``cudatoolkit`` on defaults with major == limit.major and <= limit (old CUDA 9/10 envs)."""
+        fits = [CudaVersion.parse(v) for v in self.defaults_cudatoolkit_versions]
+        fits = [v for v in fits if v.major == limit.major and v <= limit]
+        return max(fits) if fits else None
 
     def oldest_sm(self, major: int) -> CudaVersion | None:
         """Oldest GPU architecture a CUDA major still builds for (CUDA 13 -> 7.5)."""
@@ -152,6 +159,7 @@ def _build(raw: dict[str, Any]) -> Knowledge:
         cuda_version_versions=_versions(raw["conda_forge_cuda_version"]["versions"]),
         pytorch_cuda_versions=_versions(raw["pytorch_cuda"]["versions"]),
         sources=sources,
+        defaults_cudatoolkit_versions=tuple(raw["defaults_cudatoolkit"]["versions"]),
         oldest_sm_by_major={int(r["major"]): CudaVersion.parse(r["sm"]) for r in raw["gpu_arch"]["oldest_sm_by_major"]},
         newest_sm_by_cuda=tuple(
             (CudaVersion.parse(r["cuda"]), CudaVersion.parse(r["sm"])) for r in raw["gpu_arch"]["newest_sm_by_cuda"]

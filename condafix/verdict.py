@@ -386,6 +386,39 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
     return findings
 
 
+def _arch_findings(driver: DriverInfo, env: EnvInfo) -> list[Finding]:
+    """``__cuda_arch`` (the oldest GPU) against what the env's CUDA can still build for, and since when."""
+    cuda = env_cuda(env)
+    if not driver.cuda_arch or cuda is None:
+        return []
+    kb = knowledge()
+    arch = CudaVersion.parse(driver.cuda_arch)
+    oldest, newest = kb.oldest_sm(cuda.major), kb.newest_sm(cuda)
+    sm = f"sm_{arch.major}{arch.minor}"
+    if oldest is not None and arch < oldest:
+        last = max((m for m, o in kb.oldest_sm_by_major.items() if o <= arch), default=None)
+        return [
+            Finding(
+                code="gpu_arch_dropped",
+                severity="error",
+                message=f"__cuda_arch={arch}: CUDA {cuda.major} no longer builds for {sm} (its oldest is "
+                f"sm_{oldest.major}{oldest.minor}): no kernel image for this GPU"
+                + (f"; CUDA {last}.x is the last that supports it" if last else ""),
+            )
+        ]
+    if newest is not None and arch > newest:
+        since = next((c for c, n in kb.newest_sm_by_cuda if n >= arch), None)
+        return [
+            Finding(
+                code="gpu_arch_newer",
+                severity="warning",
+                message=f"__cuda_arch={arch}: the env's CUDA {cuda} predates this GPU ({sm}); prebuilt packages "
+                "need PTX to run on it" + (f", and CUDA >= {since} compiles for it" if since else ""),
+            )
+        ]
+    return []
+
+
 def _probe_findings(probe: ProbeResult | None, paths: tuple[CompilePath, ...]) -> list[Finding]:
     """The probe's PTX is what the driver's JIT would see: a failure counts only for consumers that use it."""
     if probe is None:
@@ -451,7 +484,7 @@ def diagnose(
     target = driver.cuda_version
     paths = compile_paths(env, target, gpu_arch=driver.cuda_arch, env_vars=env_vars)
     verdicts = tuple(_judge(c, target, paths) for c in env.components)
-    findings = _driver_findings(driver, env, toolkit) + _probe_findings(probe, paths)
+    findings = _driver_findings(driver, env, toolkit) + _arch_findings(driver, env) + _probe_findings(probe, paths)
     if unfinished:
         findings.append(
             Finding(

@@ -202,3 +202,63 @@ def test_nvml_path_with_recorded_h100_values(monkeypatch: pytest.MonkeyPatch, tm
     assert (info.source, info.cuda, info.driver_version) == ("nvml", "13.0", recorded["drv"])
     assert info.attempts[0].detail == "nvmlSystemGetCudaDriverVersion_v2 -> 13000"
     assert info.gpus[0].compute_capability == "9.0" and info.cuda_arch == "9.0"
+
+
+# ---------------------------------------------------------------- issue 13: driver fallbacks
+
+
+def test_windows_process_rows_are_not_gpus() -> None:
+    report = driver.parse_smi_banner(read("windows-552.12-processes.txt"))
+    assert (report.cuda, report.driver_version) == ("12.4", "552.12")
+    assert [g.name for g in report.gpus] == ["NVIDIA GeForce GTX 1650"]
+
+
+@pytest.mark.parametrize(
+    ("name", "driver_version", "cuda"),
+    [("old-banner-no-cuda-418.87.01.txt", "418.87.01", "10.1"), ("cuda-err-470.82.01.txt", "470.82.01", "11.4")],
+)
+def test_a_driver_without_a_cuda_field_gets_cuda_from_the_table(
+    fake_smi: Callable[..., Path], name: str, driver_version: str, cuda: str
+) -> None:
+    banner = read(name)
+    assert driver.parse_smi_banner(banner) == driver.SmiReport(
+        None, driver_version, driver.parse_smi_banner(banner).gpus
+    )
+    fake_smi(xml="", banner=banner)
+    info = driver.detect(env=dict(os.environ))
+    assert (info.cuda, info.source, info.driver_version) == (cuda, "nvidia-smi", driver_version)
+    assert "driver table" in info.attempts[-1].detail  # not "NO DRIVER"
+
+
+def test_query_text_is_parsed() -> None:
+    report = driver.parse_smi_query_text(read("h200-580.159.04-q.txt"))  # captured on the H200 (issue 13 matrix)
+    assert (report.cuda, report.driver_version, [g.name for g in report.gpus]) == (
+        "13.0",
+        "580.159.04",
+        ["NVIDIA H200"],
+    )
+
+
+def test_one_time_budget_for_every_nvidia_smi_call(
+    fake_smi: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_smi(sleep=30)
+    monkeypatch.setattr(driver, "SMI_TIMEOUT", 1.0)
+    calls: list[float] = []
+    real = driver.runner.run
+
+    def counting(argv: list[str], *, timeout: float, **kw: object) -> driver.runner.RunResult:
+        calls.append(timeout)
+        return real(argv, timeout=timeout, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(driver.runner, "run", counting)
+    attempt, _ = driver.probe_smi()
+    assert not attempt.ok and "timed out" in attempt.detail
+    assert sum(calls) <= 1.0 + 1e-6 and len(calls) == 1  # the hung first call used the whole budget
+
+
+def test_repeated_gpu_tags_parse_in_linear_time() -> None:
+    report = driver.parse_smi_xml("<nvidia_smi_log>" + "<gpu>" * 20_000 + "<cuda_version>12.4</cuda_version>")
+    assert (report.cuda, report.gpus) == ("12.4", ())
+    many = "<gpu id='x'><product_name>NVIDIA A100</product_name></gpu>" * 5_000
+    assert len(driver.parse_smi_xml(many).gpus) == 64  # bounded

@@ -105,3 +105,162 @@ def test_live_driver_disagreeing_with_the_text_is_noted() -> None:
 def test_family_codes_are_unique() -> None:
     codes = [f.code for f in FAMILIES]
     assert len(codes) == len(set(codes))
+
+
+# ---------------------------------------------------------------- issue 13: facts in the paste, new families, traps
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "toolkit", "drv", "source"),
+    [
+        ("ptx-bare-smi-err.txt", "unsupported_ptx", ("11.8",), ("11.4",), "driver table"),  # CUDA Version: ERR!
+        ("ptx-bare-glxinfo.txt", "unsupported_ptx", ("12.6",), ("12.3",), "glxinfo"),
+        ("ptx-bare-conda-info.txt", "unsupported_ptx", ("12.9",), ("12.4",), "__cuda"),
+        ("ptx-bare-smi-q.txt", "unsupported_ptx", ("12.8",), ("12.4",), "nvidia-smi -q"),
+        ("ptx-bare-smi-xml.txt", "unsupported_ptx", ("12.6",), ("12.2",), "nvidia-smi XML"),
+        ("runtime-insufficient-cuda102-build.txt", "runtime_insufficient", ("10.2",), ("10.1",), "banner"),
+        ("torch-too-old-cu124-wheel.txt", "torch_driver_too_old", ("12.4",), ("11.8",), None),
+        ("xla-ptxas-newer-than-driver.txt", "xla_ptxas_newer", ("12.6",), ("12.2",), None),
+    ],
+)
+def test_both_versions_come_from_whatever_was_pasted(
+    name: str, family: str, toolkit: tuple[str, ...], drv: tuple[str, ...], source: str | None
+) -> None:
+    expl = explain(text(name))
+    assert (expl.family, expl.toolkit_cuda, expl.driver_cuda) == (family, toolkit, drv)
+    if source:
+        assert any(source in note for note in expl.notes), expl.notes
+    pin = f"cuda-version={drv[0]}"
+    if family in ("unsupported_ptx", "runtime_insufficient"):
+        assert any(pin in fix for fix in expl.fixes)  # the one fix for this user's driver
+
+
+def test_prompt_and_env_path_name_the_env_in_the_fix() -> None:
+    assert any(
+        'conda install -n rapids-2302 -c conda-forge "cudatoolkit=11.4"' in f
+        for f in explain(text("seed-with-prompt.txt")).fixes
+    )
+    assert any("-n gpu " in f for f in explain(text("numba-seed-7.7-7.4.txt")).fixes)  # .../envs/gpu/lib/python
+
+
+def test_old_ptxas_on_path_is_not_blamed_on_the_driver() -> None:
+    expl = explain(text("ptxas-old-on-path-jax.txt"))
+    assert (expl.family, expl.newer, expl.toolkit_cuda) == ("ptxas_old", "neither", ("11.8",))
+    assert "driver is not involved" in " ".join(expl.lines)
+    assert not any("upgrade the NVIDIA driver" in f or "cuda-version=" in f for f in expl.fixes)
+    assert "cuda-nvcc=11.8" in expl.fixes[0] and "nvidia-cuda-nvcc-cu11" in expl.fixes[0]
+
+
+def test_prebuilt_ptx_in_a_package_is_not_fixed_with_a_conda_pin_first() -> None:
+    expl = explain(text("prebuilt-ptx-torch-extension.txt"))
+    assert expl.family == "unsupported_ptx" and "prebuilt inside torch" in expl.lines[0]
+    assert "cuda-version" not in expl.fixes[0] and "build" in expl.fixes[0]
+
+
+def test_nothing_provides_cuda_with_a_working_smi_is_a_detection_problem() -> None:
+    expl = explain(text("solver-cuda-with-working-smi.txt"))
+    assert expl.family == "solver_cuda" and expl.driver_cuda == ("12.2",)
+    assert expl.fixes[0].startswith("tell the solver: CONDA_OVERRIDE_CUDA=12.2")
+    assert not any("upgrade" in f for f in expl.fixes)
+    assert "driver is fine" in expl.lines[0]
+
+
+def test_nvjitlink_ptx_compile_is_nvjitlink_not_the_driver() -> None:
+    # measured on the H200: numba-cuda debug=True, NVVM 13.2, nvJitLink 13.0 -> the ptxas line comes from nvJitLink
+    expl = explain(text("nvjitlink-ptx-compile-debug.txt"))
+    assert (expl.family, expl.toolkit_cuda) == ("nvjitlink_outdated", ("13.2",))
+    assert expl.fixes[0].startswith("bring nvJitLink up to NVVM's CUDA 13.2")
+    assert not any("driver" in f for f in expl.fixes)
+
+
+@pytest.mark.parametrize("name", ["nvjitlink-internal.txt", "nvjitlink-outdated.txt"])
+def test_nvjitlink_internal_and_outdated(name: str) -> None:
+    expl = explain(text(name))
+    assert expl.family == "nvjitlink_outdated" and "not the driver" in expl.lines[0]
+
+
+def test_jitify_too_old_is_env_skew() -> None:
+    expl = explain(text("jitify-nvjitlink-too-old.txt"))
+    assert (expl.family, expl.toolkit_cuda) == ("jitify_nvjitlink", ("12.4",))
+    assert "nvidia-nvjitlink-cu12>=12.4" in expl.fixes[0] and "LD_LIBRARY_PATH" in expl.fixes[1]
+
+
+def test_numba_cuda_without_nvjitlink_gets_nvjitlink_first() -> None:
+    expl = explain(text("numba-cuda-no-nvjitlink-h200.txt"))  # captured on the H200 (driver JIT, 9.2 vs 9.0)
+    assert (expl.family, expl.toolkit_cuda, expl.driver_cuda) == ("ptx_version", ("13.2",), ("13.0",))
+    assert expl.fixes[0].startswith("add nvJitLink of the same CUDA as NVVM (13.2)")
+    assert "numba-cuda without nvJitLink" in expl.lines[2]
+
+
+@pytest.mark.parametrize("name", ["xla-ptxas-newer-than-driver.txt", "xla-ptx-compiler-version.txt"])
+def test_xla_warning_is_a_slow_compile_not_a_failure(name: str) -> None:
+    expl = explain(text(name))
+    assert expl.family == "xla_ptxas_newer" and "nothing is broken" in expl.fixes[0]
+
+
+def test_classic_unsat_cuda_is_a_red_herring() -> None:
+    expl = explain(text("classic-unsat-cuda-feature.txt"))
+    assert expl.family == "classic_unsat_cuda" and "--solver=libmamba" in expl.fixes[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "newer", "wanted"),
+    [
+        ("no-kernel-image-new-gpu.txt", "driver", "CUDA >= 12.8"),
+        ("no-kernel-image-old-gpu.txt", "toolkit", "CUDA 11.x"),
+    ],
+)
+def test_no_kernel_image_compares_the_gpu_with_the_build(name: str, newer: str, wanted: str) -> None:
+    expl = explain(text(name))
+    assert (expl.family, expl.newer) == ("no_kernel_image", newer)
+    assert wanted in expl.fixes[0]
+
+
+def test_torch_too_old_needs_the_driver_of_the_builds_major() -> None:
+    expl = explain(text("torch-too-old-cu124-wheel.txt"))
+    assert '"pytorch-cuda=11.8"' in expl.fixes[0] and "+cu118" in expl.fixes[0]
+    assert "525.60.13" in expl.fixes[1]  # CUDA 12's minor-version-compatibility floor, not 12.5's driver
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("proxy-scheme-unknown.txt", "proxy_scheme"),
+        ("proxy-socks-missing.txt", "proxy_socks"),
+        ("proxy-tunnel-403.txt", "proxy_forbidden"),
+        ("proxy-tunnel-407.txt", "proxy_auth"),
+        ("proxy-dns-typo.txt", "proxy_dns"),
+    ],
+)
+def test_proxy_families_without_credentials(name: str, family: str) -> None:
+    expl = explain(text(name))
+    assert expl.family == family
+    shown = "\n".join((*expl.lines, *expl.fixes, *expl.notes))
+    assert "Sup3rSecretPW" not in shown and "alice" not in shown
+
+
+def test_proxy_typo_names_the_host() -> None:
+    assert "'proxy.corp.exmaple'" in explain(text("proxy-dns-typo.txt")).lines[0]
+
+
+def test_403_and_407_give_different_advice() -> None:
+    forbidden, auth = explain(text("proxy-tunnel-403.txt")), explain(text("proxy-tunnel-407.txt"))
+    assert "allowlist" in forbidden.lines[0] and "credentials will not help" in forbidden.lines[1]
+    assert "credentials" in auth.lines[0]
+
+
+def test_old_cuda_9_env_gets_the_defaults_cudatoolkit() -> None:
+    expl = explain(text("numba-218-old-driver.txt"))  # 9.2 vs 9.1: conda-forge starts at 9.2
+    assert any('-c defaults "cudatoolkit=9.0"' in fix for fix in expl.fixes)
+
+
+def test_pre_cuda_9_banner_uses_the_old_driver_table() -> None:
+    banner = "| NVIDIA-SMI 375.26     Driver Version: 375.26 |\nCUDA_ERROR_UNSUPPORTED_PTX_VERSION"
+    assert explain(banner).driver_cuda == ("8.0",)
+    assert explain("Unsupported .version 5.0; current version is '4.3'").driver_cuda == ("7.5",)
+
+
+def test_explain_json_carries_the_facts() -> None:
+    facts = explain(text("ptx-bare-conda-info.txt")).facts
+    assert facts is not None and facts.conda_cuda == "12.4"
+    assert [(p.name, p.cuda) for p in facts.packages] == [("cuda-version", "12.9"), ("numba", None)]
