@@ -74,8 +74,10 @@ def _guard(
 
 def _say_dropped_proxies() -> None:
     """Sanitizing is never silent: name what was dropped (on stderr, so --json stays clean)."""
+    from condafix import render
+
     proxy = sys.modules.get("condafix.proxy")  # never imported = nothing sanitized (start-up)
-    if proxy is not None and proxy.POLICY.dropped:
+    if proxy is not None and proxy.POLICY.dropped and not render.quiet():
         sys.stderr.write(
             f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
             "(see `condafix proxy`; --keep-proxy uses them as set)\n"
@@ -104,7 +106,7 @@ def _ui(as_json: bool, yes: bool = False) -> commands_mod.Ui:
     return commands.Ui(
         confirm=confirm,
         show=show,
-        progress=lambda: render.progress(enabled=not as_json),
+        progress=render.progress,  # stderr only: --json keeps stdout one document
         env=os.environ,
     )
 
@@ -379,8 +381,14 @@ def _root(
     keep_proxy: Annotated[
         bool, typer.Option("--keep-proxy", help="Use the proxy settings exactly as set, even broken ones.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only results and errors (no progress, no notes).")
+    ] = False,
 ) -> None:
     """condafix: make CUDA work in conda environments."""
+    from condafix.render import set_quiet
+
+    set_quiet(quiet)
     if not (no_proxy or proxy or keep_proxy) and "condafix.proxy" not in sys.modules:
         return  # the default policy already (keep valid proxies); proxy.py loads with the first network use
     from condafix import proxy as proxy_mod

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from condafix import driver as driver_mod
-from condafix import envinfo
+from condafix import envinfo, progress
 from condafix.errors import Hint, UsageError
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
 from condafix.solver import Backend, Record, SolveFailed
@@ -398,8 +398,8 @@ def plan(
     age = backend.cache_age(chosen_channels)
     installed = backend.installed()
     platform = _platform(installed)
-    step(f"fetching {family} records from {', '.join(chosen_channels)}")
-    versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
+    with progress.phase(step, "repodata", f"repodata for {family} from {', '.join(chosen_channels)}"):
+        versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
     major = target_cuda.major if allow_major else current.major
     candidates = candidate_minors(versions, major=major, limit=target_cuda)
     base = replace(base, cache_age_s=age, candidates=tuple(str(c) for c in candidates))
@@ -410,6 +410,7 @@ def plan(
     names = [r.name for r in installed]
     attempts: list[SolveAttempt] = []
     started = time.perf_counter()
+    progress.begin(step, "solve", f"solving with {backend.name}")
     for number, candidate in enumerate(candidates, 1):
         pins = [f"{family}={candidate}"]
         if family == "cudatoolkit" and "cuda-version" in names:
@@ -429,6 +430,7 @@ def plan(
             attempts.append(SolveAttempt(pins[0], False, _first_lines(failed.message)))
             continue
         attempts.append(SolveAttempt(pins[0], True, "solved"))
+        progress.end(step, f"solved with {pins[0]} ({number} of {len(candidates)} candidates tried)")
         changes, unchanged = diff(installed, solved, backend)
         return replace(
             base,
@@ -444,6 +446,7 @@ def plan(
             solve_seconds=time.perf_counter() - started,
             records=tuple(r.native for r in solved),
         )
+    progress.end(step, f"no candidate solves ({len(candidates)} tried)")
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
     why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
     if blockers:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import rattler
 from rattler import (
@@ -32,7 +36,7 @@ from rattler import (
 from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
 from rattler.repo_data.gateway import SourceConfig
 
-from condafix import proxy
+from condafix import progress, proxy
 from condafix.errors import CondafixError, Hint, InspectError, UsageError
 from condafix.solver import Record as Record
 from condafix.solver import SolveFailed as SolveFailed
@@ -101,11 +105,31 @@ def net_limits(env: Mapping[str, str] | None = None) -> NetLimits:
     )
 
 
-def client() -> rattler.Client:
-    """An HTTP client created under the sanitized environment (rattler reads proxies at creation)."""
+def client(on_request: Callable[[str, str], None] | None = None) -> rattler.Client:
+    """An HTTP client created under the sanitized environment (rattler reads proxies at creation).
+
+    ``on_request(host, path)`` sees every request attempt (progress: which URL is being fetched).
+    """
     timeout = max(1, math.ceil(net_limits().timeout_s))
     with proxy.applied():
-        return rattler.Client.default_client(timeout=timeout)
+        if on_request is None:
+            return rattler.Client.default_client(timeout=timeout)
+        from rattler.networking import (
+            AddHeadersMiddleware,
+            AuthenticationMiddleware,
+            GCSMiddleware,
+            OciMiddleware,
+            RetryMiddleware,
+            S3Middleware,
+        )
+
+        def hook(host: str, path: str) -> None:
+            on_request(host, path)
+            return None  # no headers added
+
+        # Client.default_client's stack, plus the hook
+        stack: list[Any] = [RetryMiddleware(3), AuthenticationMiddleware(), OciMiddleware(), GCSMiddleware()]
+        return rattler.Client([*stack, S3Middleware(), AddHeadersMiddleware(hook)], timeout=timeout)
 
 
 def gateway(*, offline: bool, refetch: Sequence[str] = (), sharded: bool = True) -> Gateway:
@@ -117,8 +141,65 @@ def gateway(*, offline: bool, refetch: Sequence[str] = (), sharded: bool = True)
             cache_dir=cache_dir(),
             default_config=config,
             per_channel_config={channel: fresh for channel in refetch},
-            client=client(),
+            client=client(_WATCH.on_request),
         )
+
+
+class _Watch:
+    """Feeds the active progress Reporter while the gateway fetches: each request (from the client
+    hook) and the bytes rattler streams into its cache directory (``.tmp*``, then ``*.info.json``).
+
+    The reporter is looked up per event: rattler calls the hook from its own threads, and one
+    gateway outlives a progress session (planning, then applying)."""
+
+    def __init__(self) -> None:
+        self.channels: list[str] = []
+
+    def on_request(self, host: str, path: str) -> None:
+        reporter = progress.current()
+        if reporter is not None:
+            reporter.request(self.url(host, path))
+
+    def url(self, host: str, path: str) -> str:
+        """The hook sees host and path only: put back the channel's scheme and port."""
+        for channel in self.channels:
+            parts = urlsplit(channel)
+            base = parts.path.rstrip("/")
+            if parts.hostname == host and path.startswith(base + "/"):
+                return channel.rstrip("/") + path[len(base) :]
+        return f"https://{host}{path}"
+
+    @contextlib.contextmanager
+    def fetching(self, channels: Sequence[str]) -> Iterator[None]:
+        self.channels = [c for c in channels if "://" in c]
+        reporter = progress.current()
+        if reporter is None:
+            yield
+            return
+        cache = cache_dir()
+        started = time.time() - 1
+        partial: dict[str, int] = {}
+
+        def poll() -> None:
+            if not cache.is_dir():
+                return
+            for entry in os.scandir(cache):
+                if entry.name.startswith(".tmp") and entry.is_file():
+                    partial[entry.name] = max(partial.get(entry.name, 0), entry.stat().st_size)
+                elif entry.name.endswith(".info.json") and entry.stat().st_mtime >= started:
+                    info = json.loads(Path(entry.path).read_text())
+                    if isinstance(info, dict) and isinstance(info.get("url"), str):
+                        reporter.source_done(info["url"], int(info.get("size") or 0))
+            reporter.source_bytes(sum(partial.values()))
+
+        try:
+            with reporter.polling(poll):
+                yield
+        finally:
+            reporter.sources_settled()
+
+
+_WATCH = _Watch()
 
 
 def read_prefix_records(prefix: Path) -> list[PrefixRecord]:
@@ -296,7 +377,8 @@ def query_channels(
     records: list[RepoDataRecord] = []
     for channel in target.channels:
         try:
-            result = _bounded_query(gw, channel, target, names, limits)
+            with _WATCH.fetching(target.channels):
+                result = _bounded_query(gw, channel, target, names, limits)
         except GatewayError as exc:
             if offline or not _is_stale_revalidation(exc):
                 raise _gateway_error(exc, [channel]) from None
@@ -371,7 +453,8 @@ def solve(
         return list(box[0])
 
     try:
-        return asyncio.run(go())
+        with _WATCH.fetching(target.channels):
+            return asyncio.run(go())
     except SolverError as exc:
         raise SolveFailed(str(exc)) from None
     except GatewayError as exc:
@@ -401,24 +484,68 @@ def pkgs_dir() -> Path:
     return Path(os.environ.get("CONDAFIX_PKGS_DIR") or cache_dir() / "pkgs")
 
 
-class _Reporter:
-    """Forwards rattler's install events to one ``step(message)`` callback (rich progress)."""
+class _InstallEvents:
+    """rattler's install reporter -> the progress model (downloads with bytes, link/unlink counts);
+    with a plain ``step`` callable, the old one-line messages."""
 
-    def __init__(self, step: Any) -> None:
+    def __init__(self, step: Any, records: Sequence[Any]) -> None:
         self.step = step
+        self.reporter = progress.reporter_of(step)
+        self.records = {r.name.normalized: r for r in records}
+        self.names: dict[int, str] = {}
+        self.tokens = itertools.count(1)
         self.total = 0
         self.done = 0
 
+    def _token(self, name: str) -> int:
+        token = next(self.tokens)
+        self.names[token] = name
+        return token
+
     def on_transaction_start(self, total: int) -> None:
         self.total = total
+        if self.reporter is not None:
+            self.reporter.operations(total)
 
     def on_transaction_operation_complete(self, _index: int) -> None:
         self.done += 1
-        self.step(f"installing: {self.done}/{self.total} operations")
+        if self.reporter is None:
+            self.step(f"installing: {self.done}/{self.total} operations")
 
-    def on_download_start(self, _index: int) -> int:
-        self.step("downloading packages")
-        return 0
+    def on_populate_cache_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_download_start(self, cache_entry: int) -> int:
+        name = self.names.get(cache_entry, "?")
+        if self.reporter is None:
+            self.step("downloading packages")
+        else:
+            record = self.records.get(name)
+            size = int(record.size) if record is not None and record.size else None
+            self.reporter.download_start(name, url=str(record.url) if record is not None else name, total=size)
+        return self._token(name)
+
+    def on_download_progress(self, index: int, done: int, total: int | None) -> None:
+        if self.reporter is not None:
+            self.reporter.download_progress(self.names.get(index, "?"), done, total)
+
+    def on_download_completed(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.download_done(self.names.get(index, "?"))
+
+    def on_link_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_link_complete(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.linked(self.names.get(index, "?"))
+
+    def on_unlink_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_unlink_complete(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.unlinked(self.names.get(index, "?"))
 
     def __getattr__(self, name: str) -> Any:  # every other on_* event is accepted and ignored
         if name.startswith("on_"):
@@ -438,19 +565,20 @@ def install(
     from rattler.exceptions import InstallerError, LinkError, TransactionError
 
     try:
-        _run(
-            rattler_install(
-                list(records),
-                target_prefix=prefix,
-                cache_dir=pkgs_dir(),
-                installed_packages=list(installed),
-                show_progress=False,
-                client=client(),
-                requested_specs=[MatchSpec(s)._match_spec for s in specs],
-                reporter=_Reporter(step),
-            ),
-            QUERY_TIMEOUT_S * 5,
-        )
+        with progress.phase(step, "install", f"installing into {prefix}"):
+            _run(
+                rattler_install(
+                    list(records),
+                    target_prefix=prefix,
+                    cache_dir=pkgs_dir(),
+                    installed_packages=list(installed),
+                    show_progress=False,
+                    client=client(),
+                    requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                    reporter=_InstallEvents(step, records),
+                ),
+                QUERY_TIMEOUT_S * 5,
+            )
     except (InstallerError, LinkError, TransactionError) as exc:
         raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from condafix import __version__
 from condafix.errors import CondafixError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from condafix.findings import Finding
     from condafix.lockfile import LockRun
     from condafix.planner import Plan
+    from condafix.progress import Reporter
     from condafix.proxy import ProxyReport
     from condafix.transaction import Applied, RestorePlan, SnapshotInfo
     from condafix.verdict import DoctorReport
@@ -164,24 +165,29 @@ def console(stderr: bool = False, *, out: Output | None = None) -> Console:
     return _out(out).console(err=stderr)
 
 
-@contextlib.contextmanager
-def progress(*, enabled: bool, out: Output | None = None) -> Iterator[Callable[[str], None]]:
-    """A transient rich spinner on stderr (TTY only) that core code advances with step(message)."""
-    output = _out(out)
-    if not enabled or not output.stderr.isatty():
-        yield lambda _message: None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+_QUIET = False
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=output.console(err=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-        yield lambda message: bar.update(task, description=_escape(message))
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: results and errors only, no progress and no notes."""
+    global _QUIET
+    _QUIET = quiet
+
+
+def quiet() -> bool:
+    return _QUIET
+
+
+@contextlib.contextmanager
+def progress(*, enabled: bool = True, out: Output | None = None) -> Iterator[Reporter]:
+    """Progress of long work on stderr: live bars on a terminal, one line per finished phase in CI
+    and pipes, nothing with ``--quiet``. Yields a Reporter, which core code also takes as ``step``."""
+    from condafix import render_progress
+
+    stream = cast(TextIO, _out(out).stderr)
+    mode = render_progress.choose_mode(stream, enabled=enabled and not _QUIET)
+    with render_progress.session(stream, mode) as reporter:
+        yield reporter
 
 
 class _RedactingHandler(logging.Handler):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from condafix import __version__
+from condafix import __version__, progress
 from condafix.errors import CondafixError, Hint, UsageError
 
 LOCK_WAIT_S = 10.0
@@ -195,8 +195,17 @@ def explicit_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def create_snapshot(prefix: Path, *, reason: str, plan: object, touched: Sequence[str]) -> Path:
-    """Save records, explicit URLs, the plan, and a backup of the touched packages' files."""
+def create_snapshot(
+    prefix: Path,
+    *,
+    reason: str,
+    plan: object,
+    touched: Sequence[str],
+    on_file: Callable[[int], None] = lambda _nbytes: None,
+) -> Path:
+    """Save records, explicit URLs, the plan, and a backup of the touched packages' files.
+
+    ``on_file(nbytes)`` is called per file backed up (progress)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     root = state_dir(prefix) / "snapshots" / stamp
     (root / "conda-meta").mkdir(parents=True)
@@ -213,6 +222,7 @@ def create_snapshot(prefix: Path, *, reason: str, plan: object, touched: Sequenc
             source = prefix / rel
             if source.exists() or source.is_symlink():
                 _link_or_copy(source, root / "files" / rel)
+                on_file(source.lstat().st_size)
         backed.append(name)
     _write_json(
         root / "meta.json",
@@ -438,13 +448,16 @@ def apply_change(
                 f"an unfinished condafix change (snapshot {leftover}) is in {prefix}",
                 (Hint("rollback", f"run `condafix rollback -p {prefix}` first"),),
             )
-        step("saving a snapshot")
+        progress.begin(step, "snapshot", "saving a snapshot")
         try:
-            snapshot = create_snapshot(prefix, reason=reason, plan=plan, touched=touched)
+            snapshot = create_snapshot(
+                prefix, reason=reason, plan=plan, touched=touched, on_file=progress.file_counter(step)
+            )
         except OSError as exc:
             raise ApplyError(
                 f"cannot write the snapshot in {prefix}: {exc.strerror or exc}; nothing was changed"
             ) from None
+        progress.end(step)
         if interrupted():
             raise ApplyError("interrupted before any change; nothing was changed")
         journal = state_dir(prefix) / "journal.json"
