@@ -92,8 +92,8 @@ class PhaseSummary:
             if not self.requests:  # file:// channels and a fresh cache make no request
                 return [f"read {self.label} {took}{failed}"]
             got = f", {size(self.request_bytes)}" if self.request_bytes else ""
-            sources = f" ({', '.join(self.sources)})" if self.sources else ""
-            return [f"fetched {self.label}{sources}: {plural(self.requests, 'request')}{got} {took}{failed}"]
+            subdirs = f"{plural(len(self.sources), 'subdir')}, " if self.sources else ""
+            return [f"fetched {self.label}: {subdirs}{plural(self.requests, 'request')}{got} {took}{failed}"]
         if self.kind == "install":
             out = []
             if self.downloads:
@@ -282,6 +282,7 @@ class Reporter:
             phase = self._state.phase
             if phase is not None and phase.first_download is None:
                 phase.first_download = now
+            self._sample(now)  # the rate counts from the first request, not the first byte
 
     def download_progress(self, name: str, done: int, total: int | None = None) -> None:
         now = self.clock()
