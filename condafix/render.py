@@ -184,7 +184,9 @@ def progress(*, enabled: bool = True, out: Output | None = None) -> Iterator[Rep
     and pipes, nothing with ``--quiet``. Yields a Reporter, which core code also takes as ``step``."""
     from condafix import render_progress
 
-    stream = cast(TextIO, _out(out).stderr)
+    # the stream resolved now: rich's Live points sys.stderr at itself while it runs (other stderr
+    # writes then show above the bars), so a writer that looks sys.stderr up would loop
+    stream = cast(TextIO, RedactingWriter(_out(out).stderr.target))
     mode = render_progress.choose_mode(stream, enabled=enabled and not _QUIET)
     with render_progress.session(stream, mode) as reporter:
         yield reporter
