@@ -51,8 +51,8 @@ def stall_text(stall: Stall) -> str:
 
 def summary_lines(event: object) -> list[str]:
     """The plain lines for one model event (phase summary, stall, resumed)."""
-    if isinstance(event, PhaseSummary):
-        return [redact(line) for line in event.lines()]
+    if isinstance(event, PhaseSummary):  # a failed phase: its error says it, once
+        return [redact(line) for line in event.lines()] if event.ok else []
     if isinstance(event, Stall):
         return [stall_text(event)]
     if isinstance(event, tuple) and len(event) == 2 and event[0] == "resumed" and isinstance(event[1], Stall):
@@ -122,7 +122,7 @@ def _live(stream: TextIO) -> Iterator[tuple[Reporter, Any]]:
     def on_event(event: object) -> None:
         if isinstance(event, PhaseSummary) and holder:
             for line in summary_lines(event):
-                holder[0].console.print(f"[green]✓[/] {_escape(line)}" if event.ok else f"[red]✗[/] {_escape(line)}")
+                holder[0].console.print(f"[green]✓[/] {_escape(line)}")
 
     reporter = Reporter(listener=on_event)
     view = _LiveView(reporter)
