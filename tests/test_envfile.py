@@ -426,3 +426,22 @@ def test_rewritten_pins_mean_the_chosen_cuda_to_real_conda() -> None:
     for spec, matches in json.loads(done.stdout).items():
         assert any(ok for v, ok in matches.items() if v.startswith("12.4")), spec
         assert not any(ok for v, ok in matches.items() if not v.startswith("12.4")), (spec, matches)
+
+
+@pytest.mark.parametrize("target", ["12.4", "11.4"])
+def test_write_leaves_every_file_that_needs_no_change_byte_identical(target: str, tmp_path: Path) -> None:
+    from condafix import commands
+
+    for name in NAMES:
+        path = tmp_path / name
+        original = (FILES / name).read_bytes()
+        path.write_bytes(original)
+        outcome = commands.env_file(
+            path=str(path), raw=original.decode(), source_name=name, cudas=[target], write=True, offline=True
+        )
+        if outcome.result.status == "change":
+            assert path.read_bytes() != original and (tmp_path / f"{name}.bak").read_bytes() == original
+            continue
+        assert path.read_bytes() == original, name
+        assert not (tmp_path / f"{name}.bak").exists(), name
+        assert outcome.code == (2 if outcome.result.status == "refused" else 0)
