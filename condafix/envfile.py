@@ -160,11 +160,17 @@ def default_file() -> str:
     raise UsageError("no environment.yml, environment.yaml or pixi.toml here; pass the file to rewrite")
 
 
+def _in_url(line: str, at: int) -> bool:
+    """Is position ``at`` inside a URL (``user:p@ss@host``: an ``@x@`` there is a password, not a template)?"""
+    scheme = line.rfind("://", 0, at)
+    return scheme != -1 and not any(char.isspace() for char in line[scheme:at])
+
+
 def find_template(text: str, name: str) -> str | None:
     """``name:LINE: `text` ...`` for the first template placeholder outside comments, else None."""
     for number, line in enumerate(text.splitlines(), 1):
         body = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
-        found = _PLACEHOLDER.search(body)
+        found = next((m for m in _PLACEHOLDER.finditer(body) if not _in_url(body, m.start())), None)
         if found:
             return (
                 f"{name}:{number}: `{line.strip()}` holds the template placeholder {found.group(0)}: "

@@ -19,6 +19,7 @@ it, and every step is a bounded scan of one word: linear time on any input.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote
 
 MASK = "***"
@@ -135,6 +136,17 @@ def _redact_piece(word: str) -> str:
         words[index] = _redact_word(words[index])
     again = "".join(words)
     return again if again != decoded else redacted
+
+
+def redact_json(obj: Any) -> Any:
+    """Every string (keys included) of a JSON-able value, redacted: for documents and state files."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact(str(k)): redact_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_json(x) for x in obj]
+    return obj
 
 
 def redact(text: str) -> str:

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from condafix import __version__
 from condafix.errors import CondafixError
-from condafix.redact import redact
+from condafix.redact import redact, redact_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -87,17 +87,6 @@ class RedactingWriter(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.target, "encoding", None) or "utf-8"
-
-
-def redact_json(obj: Any) -> Any:
-    """Every string (keys included) of a JSON-able value, redacted."""
-    if isinstance(obj, str):
-        return redact(obj)
-    if isinstance(obj, dict):
-        return {redact(str(k)): redact_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [redact_json(x) for x in obj]
-    return obj
 
 
 class Output:

@@ -120,9 +120,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: object) -> None:
-    """Write via a temp file + rename so a crash never leaves half a JSON document."""
+    """Write via a temp file + rename so a crash never leaves half a JSON document; no credential in it."""
+    from condafix.redact import redact_json
+
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    temp.write_text(json.dumps(redact_json(data), indent=2, sort_keys=True))
     os.replace(temp, path)
 
 
@@ -399,8 +401,10 @@ def append_history(
     lines = [f"==> {stamp} <==", f"# cmd: {command}", f"# condafix version: {__version__}"]
     lines += [f"-{r}" for r in removed] + [f"+{a}" for a in added]
     lines.append(f"# update specs: {list(specs)!r}")
+    from condafix.redact import redact
+
     with open(prefix / "conda-meta" / "history", "a", encoding="utf-8") as out:
-        out.write("\n".join(lines) + "\n")
+        out.write(redact("\n".join(lines)) + "\n")  # no credential in a file condafix writes
 
 
 @contextlib.contextmanager

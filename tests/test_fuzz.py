@@ -292,6 +292,40 @@ def test_pixi_manifests_never_crash(text: str, target: str) -> None:
     )
 
 
+# ---------------------------------------------------------------- lockfiles (pixi.lock, conda-lock.yml, @EXPLICIT)
+
+LOCK_FRAGMENTS = [
+    "version: {}\n",
+    "environments:\n  default:\n    channels:\n    - url: https://conda.anaconda.org/conda-forge/\n",
+    "    packages:\n      linux-64:\n      - conda: https://conda.anaconda.org/conda-forge/noarch/cuda-version-{}-h4f385c5_3.conda\n",
+    "packages:\n- conda: https://conda.anaconda.org/conda-forge/noarch/cuda-version-12.9-h4f385c5_3.conda\n",
+    "  sha256: {}\n",
+    "metadata:\n  platforms: [linux-64]\n",
+    "package:\n- name: cuda-version\n  version: '{}'\n  manager: conda\n  platform: linux-64\n",
+    "@EXPLICIT\n",
+    "https://conda.anaconda.org/conda-forge/linux-64/cudatoolkit-{}-h4ba93d1_13.conda#abc\n",
+    "# platform: linux-64\n",
+]
+LOCK_NAMES = ["pixi.lock", "conda-lock.yml", "explicit.txt"]
+
+
+@FUZZ
+@given(
+    text=st.one_of(
+        pieces(LOCK_FRAGMENTS, size=14), mutated(sorted(p for p in (FIXTURES / "lockfiles").rglob("*") if p.is_file()))
+    ),
+    name=st.sampled_from(LOCK_NAMES),
+    target=st.sampled_from(["11.4", "12.4", "13.0"]),
+)
+def test_lockfiles_never_crash(text: str, name: str, target: str) -> None:
+    from condafix import lockfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        outcome("lockfiles", lambda: lockfile.check_file(path, CudaVersion.parse(target)))
+
+
 # ---------------------------------------------------------------- proxy and channel URLs
 
 URL_FRAGMENTS = [
