@@ -95,7 +95,9 @@ def doctor(
         from condafix import transaction
 
         unfinished = transaction.pending(Path(env.prefix))
-    report = verdict.diagnose(info, env, envinfo.system_toolkit(), probed, unfinished=unfinished)
+    report = verdict.diagnose(
+        info, env, envinfo.system_toolkit(), probed, unfinished=unfinished, env_vars=ui.env
+    )  # env_vars: CUPY_COMPILE_WITH_PTX changes CuPy's compile path
     return Outcome(kind="doctor", result=report, code=report.check_exit_code if check else 0)
 
 

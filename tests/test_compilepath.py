@@ -125,3 +125,17 @@ def test_probe_says_would_jit_fail_only_for_driver_jit_consumers(make_prefix: Ca
     jit = verdict.diagnose(driver.detect(cuda="12.4"), env, probe=_probe("8.8", "12.4"))
     (finding,) = [f for f in jit.findings if f.code.startswith("probe")]
     assert finding.severity == "error" and "would JIT-fail for numba-cuda 0.15.2" in finding.message
+
+
+def test_doctor_reads_cupy_compile_with_ptx_from_the_environment(make_prefix: Callable[..., Path]) -> None:
+    from condafix import commands
+
+    packages: list[Pkg] = [
+        ("cuda-version", "13.2", "h1_3", "noarch"),
+        ("cuda-nvrtc", "13.2.78", "h1_0", "linux-64"),
+        ("cupy", "14.1.1", "py312h1_0", "linux-64"),
+    ]
+    prefix = str(make_prefix(packages))
+    plain = commands.doctor(prefix=prefix, cuda="13.0", ui=commands.Ui(env={}))
+    ptx = commands.doctor(prefix=prefix, cuda="13.0", ui=commands.Ui(env={"CUPY_COMPILE_WITH_PTX": "1"}))
+    assert (plain.result.status, ptx.result.status) == ("ok", "mismatch")  # measured: matrix-cupy.json

@@ -58,9 +58,31 @@ def test_the_matrix_ran_on_a_13_0_driver() -> None:
     meta = json.loads((GPU / "matrix-meta.json").read_text())
     assert meta["image"]["dists"]["numba-cuda"] == "0.30.4" and "580.159.04" in meta["machine"]
     assert len(load("matrix-link.json")) == 78 and len(load("matrix-numba.json")) == 16
+    assert len(load("matrix-numba-13.5.json")) == 16
 
 
-@pytest.mark.parametrize("cell", load("matrix-numba.json"), ids=lambda c: f"{c['nvvm']}-{c['nvjitlink']}-{c['flags']}")
+def test_three_sources_agreed_on_the_h200_with_this_code() -> None:
+    parity = json.loads((GPU / "h200-doctor-parity.json").read_text())["result"]["driver"]
+    assert {a["source"]: a["cuda"] for a in parity["attempts"] if a["ok"]} == {
+        "nvml": "13.0",
+        "libcuda": "13.0",
+        "nvidia-smi": "13.0",
+    }
+    banner = driver.parse_smi_banner((FIXTURES / "smi" / "h200-580.159.04-banner.txt").read_text())
+    assert (banner.cuda, banner.driver_version, [g.name for g in banner.gpus]) == (
+        "13.0",
+        "580.159.04",
+        ["NVIDIA H200"],
+    )
+    gpus = driver.parse_smi_query_gpu((FIXTURES / "smi" / "h200-580.159.04-query-gpu.csv").read_text())
+    assert driver.min_compute_capability(gpus) == parity["cuda_arch"] == "9.0"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    load("matrix-numba.json") + load("matrix-numba-13.5.json"),
+    ids=lambda c: f"{c['nvvm']}-{c['nvjitlink']}-{c['flags']}",
+)
 def test_numba_cuda_cells(cell: dict[str, Any], tmp_path: Path) -> None:
     linker = cell["nvjitlink"]
     if linker == "none":  # removed from site-packages, but numba-cuda found /usr/local/cuda's (recorded)

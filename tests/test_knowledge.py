@@ -93,3 +93,16 @@ def test_encoded_versions() -> None:
     with pytest.raises(ValueError):
         CudaVersion.from_encoded(0)
     assert V("12.10") > V("12.9")
+
+
+def test_issue_13_tables() -> None:
+    kb = knowledge()
+    assert kb.cuda_for_ptx(V("5.0")) == (V("8.0"),) and kb.cuda_for_ptx(V("4.0")) == (V("6.0"),)
+    assert kb.max_cuda_for_driver("331.62") == V("6.0") and kb.max_cuda_for_driver("375.26") == V("8.0")
+    assert kb.max_cuda_for_driver("418.87.01") == V("10.1")  # cuda-facts 4.2: 10.1 needs 418.39
+    assert V("13.3") in kb.cuda_version_versions and V("12.7") not in kb.cuda_version_versions
+    assert kb.newest_defaults_cudatoolkit(V("9.1")) == V("9.0")  # conda-forge starts at 9.2 (cuda-facts 1.5)
+    assert kb.newest_defaults_cudatoolkit(V("10.1")) == V("10.1")
+    assert kb.oldest_sm(12) == V("5.0") and kb.oldest_sm(13) == V("7.5")
+    assert kb.newest_sm(V("12.6")) == V("9.0") and kb.newest_sm(V("12.8")) == V("12.0")
+    assert {"defaults_cudatoolkit", "gpu_arch"} <= set(kb.sources)
