@@ -10,7 +10,7 @@ pytorch / jaxlib / cupy / tensorflow build string names, else a CTK component's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -45,6 +45,7 @@ class LockedEnv:
     reason: str
     jit_users: tuple[str, ...] = ()
     pypi_cuda: tuple[str, ...] = ()
+    declared: str | None = None  # pixi: the CUDA the manifest declares when the lock drifted past its major
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,33 @@ def judge(env: str, platform: str, records: Locked, pypi: Sequence[str], target:
 # ---------------------------------------------------------------- fixes
 
 
+def _declared(lock: Path) -> dict[str, CudaVersion]:
+    """The manifest's declared CUDA per environment (none when there is no readable manifest)."""
+    manifest = _pixi_manifest(lock)
+    if manifest is None:
+        return {}
+    from condafix.pixifile import declared_cuda
+
+    try:
+        return declared_cuda(manifest.read_text(encoding="utf-8"), str(manifest))
+    except (CondafixError, OSError):
+        return {}
+
+
+def _drift(env: LockedEnv, declared: dict[str, CudaVersion]) -> LockedEnv:
+    """A lock holding a newer CUDA major than its environment declares (relock drift) is at least a warning."""
+    said = declared.get(env.env)
+    if said is None or env.cuda is None or CudaVersion.parse(env.cuda).major <= said.major:
+        return env
+    shown = str(said.major) if said.minor == 0 else str(said)
+    why = (
+        f"the manifest declares CUDA {shown} (system-requirements) but the lock holds CUDA {env.cuda}: "
+        f"a relock moved it to a newer major; {env.reason}"
+    )
+    verdict: Verdict = "mismatch" if env.verdict == "mismatch" else "warning"
+    return replace(env, verdict=verdict, reason=why, declared=shown)
+
+
 def _pixi_manifest(lock: Path) -> Path | None:
     for candidate in (lock.with_name("pixi.toml"), lock.with_name("pyproject.toml")):
         try:
@@ -321,6 +349,9 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
         judge(env, platform, records, pypi, target)
         for env, platform, records, pypi in sorted(envs, key=lambda e: e[:2])
     )
+    if fmt == "pixi.lock":
+        declared = _declared(path)
+        judged = tuple(_drift(e, declared) for e in judged)
     verdicts = {e.verdict for e in judged}
     status: Literal["ok", "warning", "mismatch"] = (
         "mismatch" if "mismatch" in verdicts else "warning" if "warning" in verdicts else "ok"
@@ -337,6 +368,16 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
             sources = [str(s) for s in meta.get("sources") or [] if isinstance(s, str)]
         platforms = sorted({e.platform for e in judged if e.verdict in ("warning", "mismatch")})
         manifest, fix, relock = _fix(fmt, path, sources, target, platforms)
+        drifted = [e for e in judged if e.declared]
+        if drifted and all(e.declared or e.verdict in ("ok", "no-cuda") for e in judged):
+            majors = sorted({e.declared.split(".")[0] for e in drifted if e.declared})
+            fix = [
+                f'{manifest or "the manifest"}: pin cuda-version = "{m}.*" in the dependencies of '
+                f"{', '.join(sorted({e.env for e in drifted}))} to keep the declared CUDA {m}, or raise "
+                "[system-requirements] cuda to the major the lock now holds"
+                for m in majors
+            ]
+            relock = "pixi lock"
     label = {"pixi.lock": "pixi.lock", "conda-lock": "conda-lock v1", "explicit": "@EXPLICIT"}[fmt]
     return LockReport(str(path), label, str(target), judged, status, manifest, tuple(fix), relock)
 

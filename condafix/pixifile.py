@@ -324,3 +324,33 @@ def _pypi_notes(root: Any, target: CudaVersion) -> list[Note]:
                 said = f"a PyPI dependency: reported, not changed (keep its CUDA <= {target})"
                 notes.append(Note(None, f"{where} {key}", said))
     return notes
+
+
+def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
+    """The CUDA each environment declares in ``system-requirements`` (its features', else the default's).
+
+    pixi solves an environment with ``__cuda`` set to this, so a lock holding a newer major needs a
+    newer driver than the manifest says: the relock drift users report.
+    """
+    root, _prefix = _root(_load(raw, name), name)
+
+    def sysreq(node: Any) -> CudaVersion | None:
+        table = _table(node, "system-requirements")
+        value = str(table["cuda"]).strip() if table is not None and "cuda" in table else ""
+        try:
+            return CudaVersion.parse(value if "." in value else f"{value}.0") if value else None
+        except Exception:
+            return None
+
+    default = sysreq(root)
+    features = _table(root, "feature") or {}
+    out: dict[str, CudaVersion] = {"default": default} if default else {}
+    for env, spec in (_table(root, "environments") or {}).items():
+        names = spec if isinstance(spec, list) else spec.get("features", []) if isinstance(spec, dict) else []
+        use_default = not (isinstance(spec, dict) and spec.get("no-default-feature"))
+        found = [v for f in names if (v := sysreq(features.get(str(f)))) is not None]
+        if use_default and default is not None:
+            found.append(default)
+        if found:
+            out[str(env)] = max(found)
+    return out

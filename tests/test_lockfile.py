@@ -248,3 +248,33 @@ def test_fuzzed_lockfiles_give_a_report_or_one_clear_error(
             assert "\n" not in exc.summary
             continue
         assert report.status in ("ok", "warning", "mismatch")
+
+
+def test_relock_drift_past_the_declared_major_is_a_warning_even_when_the_driver_is_new() -> None:
+    lock = LOCKS / "pixi-drift/pixi.lock"
+    report = check_file(lock, CudaVersion.parse("13.4"))
+    (env,) = report.envs
+    assert (env.cuda, env.verdict, env.declared) == ("13.3", "warning", "12")
+    assert "declares CUDA 12 (system-requirements) but the lock holds CUDA 13.3" in env.reason
+    assert report.check_exit_code == 1 and report.relock == "pixi lock"
+    assert any('pin cuda-version = "12.*"' in line for line in report.fix)
+    old_driver = check_file(lock, CudaVersion.parse("12.4"))
+    assert old_driver.envs[0].verdict == "mismatch" and old_driver.check_exit_code == 2
+
+
+def test_declared_cuda_per_environment() -> None:
+    from condafix.pixifile import declared_cuda
+
+    v6 = LOCKS / "pixi-v6/pixi.toml"
+    assert declared_cuda(v6.read_text(), str(v6)) == {"cuda12": CudaVersion(12, 0)}
+    manifest = (
+        '[workspace]\nchannels = []\n[system-requirements]\ncuda = "12.2"\n'
+        '[feature.new.system-requirements]\ncuda = "13"\n'
+        '[environments]\nnew = ["new"]\nsolo = { features = ["new"], no-default-feature = true }\nplain = []\n'
+    )
+    assert declared_cuda(manifest, "pixi.toml") == {
+        "default": CudaVersion(12, 2),
+        "new": CudaVersion(13, 0),
+        "solo": CudaVersion(13, 0),
+        "plain": CudaVersion(12, 2),
+    }
