@@ -158,7 +158,7 @@ class _LiveView:
         head = Table.grid(padding=(0, 1))
         head.add_column()
         head.add_column()
-        label = view.label if not view.detail or view.detail == view.label else f"{view.label}: {view.detail}"
+        label = view.detail or view.label  # the detail is the whole sentence ("solving with cuda-version=12.4 (2/5)")
         self.spinner.update(text=Text(f"{redact(label)}  {duration(view.elapsed)}"))
         head.add_row(self.spinner, "")
         parts: list[RenderableType] = [head]

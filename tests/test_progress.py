@@ -150,6 +150,32 @@ def test_plain_lines_are_redacted() -> None:
     assert summary_lines(summary) == ["solved with cuda-version=12.4 in 0.2 s"]
 
 
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_live_bars_only_on_a_terminal_outside_ci() -> None:
+    from condafix.render_progress import choose_mode
+
+    tty, pipe = _Stream(True), _Stream(False)
+    assert choose_mode(tty, enabled=True, env={"TERM": "xterm"}) == "live"
+    assert choose_mode(tty, enabled=True, env={"TERM": "xterm", "CI": "true"}) == "plain"
+    assert choose_mode(tty, enabled=True, env={"TERM": "dumb"}) == "plain"
+    assert choose_mode(pipe, enabled=True, env={}) == "plain"
+    assert choose_mode(tty, enabled=False, env={}) == "off"
+
+
+def test_a_failed_phase_leaves_no_summary_line() -> None:
+    from condafix.render_progress import summary_lines
+
+    failed = PhaseSummary(kind="repodata", label="repodata for cuda-version", seconds=1, ok=False, requests=3)
+    assert summary_lines(failed) == []  # the error line says it
+
+
 # ---------------------------------------------------------------- rattler on a slow channel
 
 
