@@ -278,3 +278,22 @@ def test_declared_cuda_per_environment() -> None:
         "solo": CudaVersion(13, 0),
         "plain": CudaVersion(12, 2),
     }
+
+
+def test_default_files_and_no_target_without_a_driver(tmp_path: Path) -> None:
+    (tmp_path / "pixi.lock").write_bytes((LOCKS / "pixi-v5/pixi.lock").read_bytes())
+    (tmp_path / "pixi.toml").write_bytes((LOCKS / "pixi-v5/pixi.toml").read_bytes())
+    done = run("--cuda", "12.4", cwd=tmp_path)
+    assert done.returncode == 0 and "pixi.lock (pixi.lock)" in done.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = run("--cuda", "12.4", cwd=empty)
+    assert missing.returncode == 2 and "no pixi.lock or conda-lock.yml here" in missing.stderr
+    env = {k: v for k, v in os.environ.items() if k != "CONDA_OVERRIDE_CUDA"} | {
+        "PATH": "/usr/bin:/bin",
+        "NO_COLOR": "1",
+    }
+    guess = subprocess.run(
+        [sys.executable, "-m", "condafix", "lock"], capture_output=True, text=True, cwd=tmp_path, env=env, check=False
+    )
+    assert guess.returncode == 2 and "will not guess" in guess.stderr and "--cuda" in guess.stderr

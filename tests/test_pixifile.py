@@ -167,3 +167,21 @@ def test_target_tables_of_other_platforms_stay_out_of_the_solve(channel: Path) -
     )
     result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
     assert result.status == "change" and 'cuda-version = "12.4.*"' in new, result.reason
+
+
+def test_pytorch_cuda_in_a_feature_moves_or_is_reported() -> None:
+    raw = (
+        '[workspace]\nchannels = ["pytorch", "nvidia", "conda-forge"]\nplatforms = ["linux-64"]\n\n'
+        '[feature.torch.dependencies]\npytorch = "2.4.*"\npytorch-cuda = "12.4.*"\n\n'
+        '[environments]\ntorch = ["torch"]\n'
+    )
+    moved, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.2"), offline=True)
+    assert moved.status == "change" and 'pytorch-cuda = "12.1.*"' in new  # 12.2 has no pytorch-cuda: 12.1
+    reported, same = plan_manifest(raw, "pixi.toml", CudaVersion.parse("11.4"), offline=True)
+    assert same == raw and reported.status == "ok" and "crosses a major" in reported.notes[0].message
+
+
+def test_cuda_compat_is_a_driver_not_part_of_the_group() -> None:
+    raw = '[workspace]\nchannels = ["conda-forge"]\n\n[dependencies]\ncuda-compat = "12.6.*"\ncuda-version = "12.4.*"\n'
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert result.status == "ok" and new == raw
