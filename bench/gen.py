@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 SEED = "condafix-bench"
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 ENV_PYTHON = "3.12"
@@ -341,6 +341,8 @@ RUNTIME_LIBS = (
     *("libblas", "libcblas", "liblapack", "libopenblas", "pip", "setuptools", "wheel"),
 )
 EXTRA_POOL_FILLER = 400  # newer core versions may depend on the first filler names (they exist at every size)
+CORE_DEPTH = 5  # dependency chains stay conda-forge-short: conda's classic solver recurses along them
+FILLER_DEPTH = 8
 # Names other packages pin with versions: their version lines are fixed so those pins resolve.
 SPECIAL_VERSIONS = {
     "libgcc": ("13.1.0", "13.2.0", "14.1.0", "14.2.0"),
@@ -397,7 +399,7 @@ def _python_records(extra: int) -> Iterator[Rec]:
         links = [f"{lib} >=0" for lib in RUNTIME_LIBS if lib not in ("pip", "setuptools", "wheel")]
         for patch in range(max(2, last + extra // 4)):
             version = f"{py}.{patch}"
-            deps = [GLIBC] if patch < last else [GLIBC, "libgcc >=13", *links, "pip"]
+            deps = [GLIBC] if patch < last else [GLIBC, "libgcc >=13", *links]
             for number in range(1 + (patch % 2)):
                 build = f"{_hash(rng)}_{number}_cpython"
                 yield _record(rng, "python", version, build, number, "linux-64", deps)
@@ -446,7 +448,9 @@ def core_records(scale: float) -> Iterator[Rec]:
     """
     names = core_names()
     firsts: dict[str, str] = {}
+    level: dict[str, int] = {}
     candidates = [n for n in names if n.kind in KINDS and n.name not in SPECIAL_VERSIONS]
+    fixed = {"libzlib", "openssl", *RUNTIME_LIBS}
     pool = [lib for lib in RUNTIME_LIBS if lib != "tzdata"] + filler_names(EXTRA_POOL_FILLER)
     for item in names:
         if item.kind == "python":
@@ -463,19 +467,28 @@ def core_records(scale: float) -> Iterator[Rec]:
         else:
             versions = _versions(rng, BASE_VERSIONS + extra)
         firsts[item.name] = versions[0]
+        # A DAG of bounded depth (conda's classic solver recurses along dependency chains): the
+        # runtime libraries depend only on each other, everything else on names CORE_DEPTH deep at most.
         deps_of: list[str] = []
-        earlier = [n for n in candidates if n.index < item.index]
+        earlier = [
+            n
+            for n in candidates
+            if n.index < item.index and level[n.name] < CORE_DEPTH and (item.name not in fixed or n.name in fixed)
+        ]
         dep_rng = random.Random(f"{SEED}:{item.name}:depends")
         if earlier and item.name not in SPECIAL_VERSIONS:
             for dep in dep_rng.sample(earlier, k=min(len(earlier), dep_rng.choice((0, 1, 1, 2, 2, 3, 4)))):
                 deps_of.append(_dep_spec(dep_rng, dep.name, firsts[dep.name]))
+        level[item.name] = 1 + max((level[d.split()[0]] for d in deps_of), default=-1)
         extra_rng = random.Random(f"{SEED}:{item.name}:extra-depends")
+        reach = [d for d in pool if d not in fixed] if item.name not in fixed else []  # no cycles back
         more: dict[int, list[str]] = {}
         for position in range(BASE_VERSIONS if item.name not in SPECIAL_VERSIONS else len(base), len(versions)):
             if item.name == "numpy":
                 more[position] = ["libblas >=0", "libcblas >=0", "liblapack >=0", "libgcc >=13"]
-            else:
-                more[position] = [f"{d} >=0" for d in extra_rng.sample(pool, k=extra_rng.choice((0, 1, 1, 2, 3)))]
+            elif reach:
+                picked = extra_rng.sample(reach, k=extra_rng.choice((0, 1, 1, 2, 3)))
+                more[position] = [f"{d} >=0" for d in picked]
         build_rng = random.Random(f"{SEED}:{item.name}:builds")
         yield from _name_records(build_rng, item, versions, deps_of, pythons=PYTHONS, extra=more)
 
@@ -502,6 +515,8 @@ def filler_records(target: int, core_count: int) -> Iterator[Rec]:
     """Heavy-tailed names until about ``target`` records in all."""
     names = core_names()
     core_deps = [n.name for n in names if n.kind not in ("python", "abi")]
+    runtime_deps = [lib for lib in RUNTIME_LIBS if lib != "tzdata"]
+    depth: dict[str, int] = {}
     written = core_count
     filler: list[str] = []
     firsts: dict[str, str] = {}
@@ -516,11 +531,16 @@ def filler_records(target: int, core_count: int) -> Iterator[Rec]:
         versions = _versions(own, count)
         firsts[item.name] = versions[0]
         deps_of = []
-        for dep in own.sample(core_deps, k=own.choice((0, 1, 1, 2, 3))):
+        # The first filler names are what newer core versions reach into: they depend only on the
+        # runtime libraries and on each other, so no chain leads back into the core.
+        reach = runtime_deps if item.index < EXTRA_POOL_FILLER else core_deps
+        for dep in own.sample(reach, k=own.choice((0, 1, 1, 2, 3))):
             deps_of.append(_dep_spec(own, dep, "0"))
-        if filler:
-            for dep in own.sample(filler[-2000:], k=min(len(filler), own.choice((0, 0, 1, 2)))):
+        shallow = [n for n in filler[-2000:] if depth[n] < FILLER_DEPTH]
+        if shallow:
+            for dep in own.sample(shallow, k=min(len(shallow), own.choice((0, 0, 1, 2)))):
                 deps_of.append(_dep_spec(own, dep, firsts[dep]))
+        depth[item.name] = 1 + max((depth.get(d.split()[0], 0) for d in deps_of), default=0)
         pythons = PYTHONS[own.randrange(0, 3) :] if kind == "pyext" else PYTHONS
         for rec in _name_records(own, item, versions, deps_of, pythons=pythons):
             written += 1

@@ -72,25 +72,80 @@ def _pip(python: Path, *args: str) -> bool:
     return done.returncode == 0
 
 
-def conda_python() -> Path | None:
-    """A python with conda 26.7.1, libmamba and the rattler solver (the CI venv, else our own)."""
-    probe = "import conda, conda_libmamba_solver, conda_rattler_solver, libmambapy"
-    for venv in (Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "condafix-ci-conda", WORK / "conda-venv"):
-        python = venv / "bin" / "python"
-        if python.exists() and subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0:
-            return python
+def _venv(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def _source_stamp() -> str:
+    """What the installed condafix was built from: reinstall when the checkout changes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    found = [*ROOT.glob("condafix/**/*.py"), *ROOT.glob("condafix/data/*"), ROOT / "pyproject.toml"]
+    for path in sorted(p for p in found if p.is_file()):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _install_condafix(python: Path) -> bool:
+    """condafix as a user gets it from `pip install .`: a built wheel, byte-compiled, no editable finder."""
+    stamp = python.parent.parent / ".condafix-source"
+    if stamp.is_file() and stamp.read_text() == _source_stamp():
+        return True
+    say(f"installing this checkout's condafix into {python.parent.parent.name}")
+    if not stamp.exists() and not _pip(python, str(ROOT)):  # its dependencies, once
+        return False
+    if not _pip(python, "--no-deps", "--force-reinstall", str(ROOT)):
+        return False
+    stamp.write_text(_source_stamp())
+    return True
+
+
+CONDA_PROBE = "import conda, conda_libmamba_solver, conda_rattler_solver, libmambapy"
+
+
+def _conda_venv(venv: Path) -> Path | None:
+    python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", CONDA_PROBE], capture_output=True).returncode == 0:
+        return python
     wheels = sorted(WHEELS.glob("*.whl"))
     if not wheels:
         say(f"no conda wheels in {WHEELS}: conda is left out")
         return None
-    say("creating the conda venv (once)")
-    venv = WORK / "conda-venv"
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    say(f"creating {venv.name}: conda 26.7.1 from {WHEELS} (once)")
+    python = _venv(venv)
     if _pip(python, "--no-deps", *map(str, wheels)) and _pip(python, *CONDA_DEPS):
         return python
     return None
+
+
+def conda_python() -> Path | None:
+    """Plain conda (no condafix plugin loaded): the CI venv when it exists, else the bench's own."""
+    ci = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "condafix-ci-conda" / "bin" / "python"
+    usable = ci.exists() and subprocess.run([str(ci), "-c", CONDA_PROBE], capture_output=True).returncode == 0
+    if usable and subprocess.run([str(ci), "-c", "import condafix"], capture_output=True).returncode != 0:
+        return ci
+    return _conda_venv(WORK / "conda-venv")
+
+
+def conda_condafix_python() -> Path | None:
+    """conda with condafix installed beside it, as `pip install condafix` into conda's python does."""
+    python = _conda_venv(WORK / "conda-condafix-venv")
+    return python if python and _install_condafix(python) else None
+
+
+def condafix_python() -> Path:
+    """A venv with this checkout installed like a user's (py-rattler 0.28, compiled, not editable)."""
+    venv = WORK / "condafix-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        say("creating condafix-venv (once)")
+        _venv(venv)
+    if not _install_condafix(python):
+        raise SystemExit("could not install condafix into the bench venv")
+    return python
 
 
 def peers_bin() -> Path | None:
@@ -99,16 +154,8 @@ def peers_bin() -> Path | None:
     if (venv / "bin" / "numba").exists() and (venv / "bin" / "env-doctor").exists():
         return venv / "bin"
     say("creating the peers venv with numba and env-doctor (once)")
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    return venv / "bin" if _pip(venv / "bin" / "python", "numba", "env-doctor") else None
-
-
-def condafix_exe() -> Path:
-    exe = Path(sys.executable).parent / "condafix"
-    if not exe.exists():
-        raise SystemExit("condafix is not installed in this python (pip install -e .)")
-    return exe
+    python = _venv(venv)
+    return venv / "bin" if _pip(python, "numba", "env-doctor") else None
 
 
 def condafix_has_conda_solver(exe: Path) -> bool:
@@ -124,6 +171,7 @@ class Sample:
     wall: float
     rss_mib: float
     rc: int
+    cpu: float = 0.0  # user + system seconds of the command (and its children)
 
 
 @dataclass
@@ -145,6 +193,10 @@ class Case:
 
     def rss(self) -> float | None:
         good = [s.rss_mib for s in self.samples if s.rc in self.ok_codes]
+        return statistics.median(good) if good else None
+
+    def cpu(self) -> float | None:
+        good = [s.cpu for s in self.samples if s.rc in self.ok_codes]
         return statistics.median(good) if good else None
 
 
@@ -174,7 +226,9 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[Sample, str]:
         if TIME:
             lines = [x for x in report.read_text().split() if x.isdigit()] if report.exists() else []
             kib = int(lines[-1]) if lines else kib
-    return Sample(wall, kib / 1024, code), " / ".join(t for t in tail if not t.startswith("Command exited"))
+    cpu = usage.ru_utime + usage.ru_stime  # time(1)'s wait4 folds its reaped child in
+    tail_text = " / ".join(t for t in tail if not t.startswith("Command exited"))
+    return Sample(wall, kib / 1024, code, cpu), tail_text
 
 
 def run_rounds(cases: list[Case], rounds: int) -> None:
@@ -230,10 +284,11 @@ def fresh(path: Path) -> Callable[[], None]:
     return prepare
 
 
-def startup_cases(condafix: Path, peers: Path | None) -> list[Case]:
+def startup_cases(python: Path, peers: Path | None) -> list[Case]:
     env = base_env()
+    condafix = python.parent / "condafix"
     cases = [
-        Case("start", "python -c pass", [sys.executable, "-c", "pass"], env),
+        Case("start", "python -c pass", [str(python), "-c", "pass"], env),
         Case("start", "condafix --help", [str(condafix), "--help"], env),
         Case("start", "condafix doctor", [str(condafix), "doctor"], env),
     ]
@@ -254,43 +309,59 @@ class Block:
         return f"{gen.scale_label(self.size)} {self.fmt} env{self.env_size}"
 
 
-def plan_cases(
-    block: Block, url: str, prefix: Path, condafix: Path, conda: Path | None, solver_flag: bool, with_conda: bool
-) -> list[Case]:
+@dataclass(frozen=True)
+class Tools:
+    python: Path  # condafix-venv: condafix as `pip install .` installs it, py-rattler 0.28
+    conda: Path | None  # plain conda 26.7.1 (no condafix plugin)
+    conda_condafix: Path | None  # conda with condafix beside it (`condafix cuda --solver conda`)
+    peers: Path | None
+
+
+def plan_cases(block: Block, url: str, prefix: Path, tools: Tools) -> list[Case]:
+    """condafix's default (rattler) plan against a bare py-rattler solve, warm and cold."""
     env = base_env()
     specs = [*envs.requested_specs(envs.env_records(block.env_size)), f"cuda-version={gen.TARGET_CUDA}"]
-    key = f"{block.size}-{block.fmt}"
+    key = f"{block.size}-{block.fmt}-{block.env_size}"
     caches = WORK / "caches"
-    plan = [str(condafix), "cuda", "-p", str(prefix), "-c", url, "--cuda", gen.TARGET_CUDA]
-    bare = [sys.executable, str(HERE / "bare_solve.py"), url, str(prefix), gen.TARGET_CUDA]
+    plan = [str(tools.python.parent / "condafix"), "cuda", "-p", str(prefix), "-c", url, "--cuda", gen.TARGET_CUDA]
+    bare = [str(tools.python), str(HERE / "bare_solve.py"), url, str(prefix), gen.TARGET_CUDA]
+    cold = caches / f"cold-{key}"
+    warm = {**env, "CONDAFIX_CACHE_DIR": str(caches / f"condafix-{key}")}
     cases = [
-        Case(block.name, "condafix cuda", plan, {**env, "CONDAFIX_CACHE_DIR": str(caches / f"condafix-{key}")}),
-        Case("", "bare py-rattler", [*bare, str(caches / f"bare-{key}"), *specs], env),
+        Case(block.name, "condafix cuda", [*plan, "--solver", "rattler"], warm),
+        Case(block.name, "bare py-rattler", [*bare, str(caches / f"bare-{key}"), *specs], env),
     ]
     if block.fmt == "sharded" or block.size <= 50_000:
-        cold = caches / f"cold-{key}"
-        cases.append(
-            Case(block.name, "condafix cuda, cold", plan, {**env, "CONDAFIX_CACHE_DIR": str(cold)}, fresh(cold))
-        )
+        cold_env = {**env, "CONDAFIX_CACHE_DIR": str(cold)}
+        cases.append(Case(block.name, "condafix cuda, cold", [*plan, "--solver", "rattler"], cold_env, fresh(cold)))
         cases.append(Case(block.name, "bare py-rattler, cold", [*bare, str(cold), *specs], env, fresh(cold)))
-    if solver_flag:
-        conda_env = {**env, "CONDAFIX_CACHE_DIR": str(caches / f"condafix-{key}")}
-        conda_env["PATH"] = f"{conda.parent}{os.pathsep}{env.get('PATH', '')}" if conda else env.get("PATH", "")
-        cases.append(Case(block.name, "condafix cuda --solver conda", [*plan, "--solver", "conda"], conda_env))
-    if conda and with_conda:
-        for solver in ("libmamba", "rattler", "classic"):
-            conda_env = {
-                **env,
-                "CONDA_PKGS_DIRS": str(caches / f"conda-{solver}-{key}"),
-                "CONDA_OVERRIDE_CUDA": gen.TARGET_CUDA,
-                "CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY": "false",
-                "CONDARC": str(WORK / "home" / ".condarc"),
-            }
-            argv = [str(conda), "-m", "conda", "install", "--dry-run", "-p", str(prefix), "--override-channels"]
+    return cases
+
+
+def conda_cases(block: Block, url: str, prefix: Path, tools: Tools, solvers: tuple[str, ...]) -> list[Case]:
+    """conda's own `install --dry-run` of the pin, and condafix planning through conda, per solver."""
+    env = base_env()
+    key = f"{block.size}-{block.fmt}-{block.env_size}"
+    caches = WORK / "caches"
+    cases = []
+    for solver in solvers:
+        conda_env = {
+            **env,
+            "CONDA_SOLVER": solver,
+            "CONDA_OVERRIDE_CUDA": gen.TARGET_CUDA,
+            "CONDA_ADD_PIP_AS_PYTHON_DEPENDENCY": "false",
+            "CONDARC": str(WORK / "home" / ".condarc"),
+        }
+        if tools.conda:
+            argv = [str(tools.conda), "-m", "conda", "install", "--dry-run", "-p", str(prefix), "--override-channels"]
             argv += ["-c", url, "--solver", solver, f"cuda-version={gen.TARGET_CUDA}"]
-            cases.append(Case(block.name, f"conda --solver {solver}", argv, conda_env))
-    for case in cases:
-        case.group = block.name
+            pkgs = {"CONDA_PKGS_DIRS": str(caches / f"conda-{solver}-{key}")}
+            cases.append(Case(block.name, f"conda {solver}", argv, {**conda_env, **pkgs}))
+        if tools.conda_condafix:
+            exe = tools.conda_condafix.parent / "condafix"
+            argv = [str(exe), "cuda", "-p", str(prefix), "-c", url, "--cuda", gen.TARGET_CUDA, "--solver", "conda"]
+            pkgs = {"CONDA_PKGS_DIRS": str(caches / f"condafix-conda-{solver}-{key}")}
+            cases.append(Case(block.name, f"condafix via conda {solver}", argv, {**conda_env, **pkgs}))
     return cases
 
 
@@ -327,67 +398,125 @@ def machine_line(conda: Path | None) -> str:
     )
 
 
+def _cell(case: Case | None) -> str:
+    if case is None:
+        return "–"
+    if case.median() is None:
+        return f"failed: {(case.failure or '?')[:70]}"
+    return f"{fmt_s(case.median())} ({case.rss():.0f})"
+
+
+PACKAGES = ("typer", "rich", "condafix", "rattler", "yaml", "ruamel", "pynvml", "asyncio")
+
+
+def import_breakdown(python: Path, runs: int = 7) -> dict[str, float]:
+    """Where `condafix doctor` spends its import time, ms (min of runs).
+
+    Each module's self time goes to the package that asked for it: the nearest module of ``PACKAGES``
+    on its import chain (typer's share includes the stdlib modules typer imports), else to the
+    interpreter's own start (site, encodings, ...).
+    """
+    import re
+
+    best: dict[str, float] = {}
+    pattern = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|( +)(\S+)")
+    for _ in range(runs):
+        done = subprocess.run(
+            [str(python), "-X", "importtime", str(python.parent / "condafix"), "doctor"],
+            capture_output=True, text=True, env=base_env(), cwd=WORK,
+        )  # fmt: skip
+        totals: dict[str, float] = {}
+        stack: list[tuple[int, str]] = []
+        for line in reversed(done.stderr.splitlines()):  # parents are printed after their children
+            match = pattern.match(line)
+            if not match:
+                continue
+            indent, name = len(match.group(2)), match.group(3)
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, name))
+            owner = next((n.split(".")[0] for _, n in reversed(stack) if n.split(".")[0] in PACKAGES), "interpreter")
+            totals[owner] = totals.get(owner, 0.0) + int(match.group(1)) / 1000
+        for group, value in totals.items():
+            best[group] = min(best.get(group, value), value)
+    return dict(sorted(best.items(), key=lambda kv: -kv[1]))
+
+
 def report(
-    start: list[Case], blocks: dict[Block, list[Case]], stats: dict[int, dict[str, int]], args: argparse.Namespace,
-    conda: Path | None, rounds: tuple[int, int], took: float,
+    start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]], stats: dict[int, dict[str, int]],
+    args: argparse.Namespace, tools: Tools, rounds: dict[str, int], took: float, imports: dict[str, float],
 ) -> str:  # fmt: skip
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        f"Generated by `python bench/run.py{' --quick' if args.quick else ''}` on {stamp} "
-        f"in {took / 60:.1f} min: {machine_line(conda)}. Medians of {rounds[0]} (start-up) and {rounds[1]} "
-        "(planning) interleaved runs of whole processes; peak RSS from `wait4`. No GPU: every tool takes its "
-        "no-driver path.",
+        f"Generated by `python bench/run.py{' --quick' if args.quick else ''}` on {stamp} in {took / 60:.1f} min: "
+        f"{machine_line(tools.conda)}. Whole processes, medians of interleaved runs ({rounds['start']} for "
+        f"start-up, {rounds['plan']} for planning, {rounds['conda']} for conda); peak RSS from wait4 through "
+        "GNU time. No GPU: every tool takes its no-driver path. condafix runs as `pip install .` installs it "
+        "(a wheel, byte-compiled, no editable finder), in a venv of its own.",
         "",
-        "| start-up | median s | peak RSS MiB | × `python -c pass` |",
-        "|---|---:|---:|---:|",
+        "| start-up | median s | CPU s | peak RSS MiB | × `python -c pass` |",
+        "|---|---:|---:|---:|---:|",
     ]
     by_label = {c.label: c for c in start}
     base = by_label["python -c pass"].median()
     for case in start:
         note = f" (failed: {case.failure})" if case.failure and case.median() is None else ""
         lines.append(
-            f"| `{case.label}`{note} | {fmt_s(case.median())} | {fmt_s(case.rss())} | {fmt_x(case.median(), base)} |"
+            f"| `{case.label}`{note} | {fmt_s(case.median())} | {fmt_s(case.cpu())} | {fmt_s(case.rss())} "
+            f"| {fmt_x(case.median(), base)} |"
         )
+    if imports:
+        parts = ", ".join(f"{name} {value:.1f}" for name, value in imports.items())
+        lines += [
+            "",
+            f"`condafix doctor` import time by who asked for the module, ms (`-X importtime`, min of 7): {parts}.",
+        ]
     lines += [
         "",
-        "Planning `cuda-version` 12.9 → 12.4 (`condafix cuda -p ENV -c URL --cuda 12.4` and the same pin "
-        "with `conda install --dry-run`); channel records, repodata format, env size. Seconds (peak RSS MiB); "
-        'ratios are to the bare py-rattler solve of the same block (warm repodata cache unless "cold").',
+        "Planning `cuda-version` 12.9 → 12.4 with the embedded py-rattler (`condafix cuda -p ENV -c URL --cuda 12.4`) "
+        "against a bare py-rattler script doing the same solve: seconds (peak RSS MiB). Warm = repodata cache "
+        "filled by an earlier run; cold = empty cache (the page cache stays warm).",
         "",
+        "| channel | env | condafix cuda | bare solve | condafix ÷ bare | condafix cold | bare cold | cold ÷ bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    labels: list[str] = []
-    for cases in blocks.values():
-        for case in cases:
-            if case.label not in labels:
-                labels.append(case.label)
-    lines.append(
-        "| channel | env | " + " | ".join(f"{lab}" for lab in labels) + " | condafix ÷ bare | cold ÷ bare cold |"
-    )
-    lines.append("|---|---|" + "---:|" * len(labels) + "---:|---:|")
-    for block, cases in blocks.items():
+    for block, cases in fast.items():
         got = {c.label: c for c in cases}
-        cells = []
-        for lab in labels:
-            case = got.get(lab)
-            if case is None:
-                cells.append("")
-            elif case.median() is None:
-                cells.append(f"failed ({case.failure[:60] if case.failure else '?'})")
-            else:
-                cells.append(f"{fmt_s(case.median())} ({case.rss():.0f})")
-        med = {lab: got[lab].median() if lab in got else None for lab in labels}
+        med = {label: c.median() for label, c in got.items()}
         records = stats[block.size]["records"]
         lines.append(
-            f"| {records / 1000:.0f}k {block.fmt} | {block.env_size} | "
-            + " | ".join(cells)
-            + f" | {fmt_x(med.get('condafix cuda'), med.get('bare py-rattler'))}"
-            + f" | {fmt_x(med.get('condafix cuda, cold'), med.get('bare py-rattler, cold'))} |"
+            f"| {records / 1000:.0f}k {block.fmt} | {block.env_size} | {_cell(got.get('condafix cuda'))} "
+            f"| {_cell(got.get('bare py-rattler'))} | {fmt_x(med.get('condafix cuda'), med.get('bare py-rattler'))} "
+            f"| {_cell(got.get('condafix cuda, cold'))} | {_cell(got.get('bare py-rattler, cold'))} "
+            f"| {fmt_x(med.get('condafix cuda, cold'), med.get('bare py-rattler, cold'))} |"
         )
-    lines += ["", *targets(start, blocks)]
+    if slow:
+        lines += [
+            "",
+            "The same pin with real conda 26.7.1 (`conda install --dry-run -p ENV --override-channels -c URL "
+            "--solver S cuda-version=12.4`, `CONDA_OVERRIDE_CUDA=12.4`) and condafix planning through conda's "
+            "solver (`condafix cuda ... --solver conda`, condafix installed beside conda, `CONDA_SOLVER=S`); warm "
+            "caches. Last column: conda's dry run ÷ condafix's default rattler plan of the same block.",
+            "",
+            "| channel | env | solver | conda --dry-run | condafix via conda | via conda ÷ conda | conda ÷ condafix |",
+            "|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for block, cases in slow.items():
+            got = {c.label: c for c in cases}
+            mine = next((c.median() for c in fast.get(block, []) if c.label == "condafix cuda"), None)
+            for solver in dict.fromkeys(c.label.rsplit(" ", 1)[-1] for c in cases):
+                conda, via = got.get(f"conda {solver}"), got.get(f"condafix via conda {solver}")
+                records = stats[block.size]["records"]
+                lines.append(
+                    f"| {records / 1000:.0f}k {block.fmt} | {block.env_size} | {solver} | {_cell(conda)} "
+                    f"| {_cell(via)} | {fmt_x(via.median() if via else None, conda.median() if conda else None)} "
+                    f"| {fmt_x(conda.median() if conda else None, mine)} |"
+                )
+    lines += ["", *targets(start, fast, slow)]
     return "\n".join(lines) + "\n"
 
 
-def targets(start: list[Case], blocks: dict[Block, list[Case]]) -> list[str]:
+def targets(start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]]) -> list[str]:
     """Issue 16's targets, met or missed by how much."""
     out = ["Targets (issue 16):", ""]
     by = {c.label: c.median() for c in start}
@@ -396,30 +525,30 @@ def targets(start: list[Case], blocks: dict[Block, list[Case]]) -> list[str]:
     def check(text: str, value: float | None, limit: float, unit: str = "×") -> None:
         if value is None:
             out.append(f"- {text}: not measured")
-        else:
-            verdict = (
-                "met" if value <= limit else f"**missed** by {value / limit:.2f}× ({value:.2f}{unit} > {limit}{unit})"
-            )
-            out.append(f"- {text}: {value:.2f}{unit} (≤ {limit}{unit}) {verdict if value > limit else 'met'}")
+            return
+        verdict = "met" if value <= limit else f"**missed** by {value / limit:.2f}×"
+        out.append(f"- {text}: {value:.2f}{unit} (target ≤ {limit}{unit}): {verdict}")
 
     for label in ("condafix doctor", "condafix --help"):
         check(f"`{label}` ÷ `python -c pass`", by[label] / base if by.get(label) and base else None, 4.0)
     for peer, limit in (("numba -s", 10.0), ("env-doctor check", 5.0)):
-        if by.get(peer) and by.get("condafix doctor"):
-            value = by[peer] / by["condafix doctor"]  # type: ignore[operator]
-            out.append(
-                f"- `{peer}` ÷ `condafix doctor`: {value:.1f}× (≥ {limit}×) {'met' if value >= limit else '**missed**'}"
-            )
-    biggest = max((b for b in blocks if b.fmt == "sharded" and b.env_size == 10), key=lambda b: b.size, default=None)
+        mine, theirs = by.get("condafix doctor"), by.get(peer)
+        if mine and theirs:
+            value = theirs / mine
+            verdict = "met" if value >= limit else f"**missed** by {limit / value:.2f}×"
+            out.append(f"- `{peer}` ÷ `condafix doctor`: {value:.1f}× (target ≥ {limit:g}×): {verdict}")
+    biggest = max((b for b in fast if b.fmt == "sharded" and b.env_size == 10), key=lambda b: b.size, default=None)
     if biggest:
-        got = {c.label: c.median() for c in blocks[biggest]}
+        got = {c.label: c.median() for c in fast[biggest]}
         warm, bare = got.get("condafix cuda"), got.get("bare py-rattler")
         check(f"planning ÷ bare solve, {biggest.name}", warm / bare if warm and bare else None, 1.1)
         check(f"planning cold, {biggest.name}", got.get("condafix cuda, cold"), 1.5, " s")
+    for block, cases in slow.items():
+        got = {c.label: c.median() for c in cases}
         for solver in ("libmamba", "rattler", "classic"):
-            mine, theirs = got.get("condafix cuda --solver conda"), got.get(f"conda --solver {solver}")
-            if mine and theirs and solver == "libmamba":
-                check(f"`--solver conda` ÷ conda's own dry run ({solver}), {biggest.name}", mine / theirs, 1.2)
+            via, conda = got.get(f"condafix via conda {solver}"), got.get(f"conda {solver}")
+            if via and conda:
+                check(f"condafix via conda ÷ conda's own dry run, {solver}, {block.name}", via / conda, 1.2)
     return out
 
 
@@ -436,11 +565,34 @@ def update_readme(table: str) -> None:
 # ---------------------------------------------------------------- main
 
 
+def schedule(sizes: list[int], quick: bool) -> list[tuple[Block, tuple[str, ...], bool]]:
+    """Which blocks get real conda, with which solvers, and whether condafix-via-conda runs too.
+
+    conda 26.7.1 needs minutes per dry run at 700k records here (libmamba ~90 s, classic ~40 s,
+    rattler ~12 s), so the full run gives it the smallest size whole, 300k sharded for plain conda,
+    and 700k sharded with the rattler solver only; the 15-minute budget holds that and no more.
+    """
+    every = ("libmamba", "rattler", "classic")
+    small = min(sizes)
+    out: list[tuple[Block, tuple[str, ...], bool]] = []
+    for size in sizes:
+        if size == small:
+            out.append((Block(size, "sharded", 10), every, True))
+            if not quick:
+                out.append((Block(size, "mono", 10), every, True))
+                out.append((Block(size, "sharded", 300), ("libmamba", "rattler"), False))
+        elif size <= 300_000:
+            out.append((Block(size, "sharded", 10), every, False))
+        else:
+            out.append((Block(size, "sharded", 10), ("rattler",), False))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a 20k channel and few runs (< 2 minutes)")
     parser.add_argument("--sizes", help="comma-separated channel sizes in records (default 50000,300000,700000)")
-    parser.add_argument("--runs", type=int, help="planning rounds (default 5, quick 2)")
+    parser.add_argument("--runs", type=int, help="planning rounds (default 5 at the smallest size, 3 above; quick 2)")
     parser.add_argument("--no-conda", action="store_true", help="leave real conda out")
     parser.add_argument("--no-peers", action="store_true", help="leave numba and env-doctor out")
     parser.add_argument("--out", type=Path, default=None, help="markdown table (default WORK/results.md)")
@@ -448,18 +600,17 @@ def main() -> int:
     args = parser.parse_args()
     began = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
-    sizes = (
-        [int(s) for s in args.sizes.split(",")]
-        if args.sizes
-        else ([20_000] if args.quick else [50_000, 300_000, 700_000])
-    )
-    plan_rounds = args.runs or (2 if args.quick else 5)
+    default = [20_000] if args.quick else [50_000, 300_000, 700_000]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default
     start_rounds = 5 if args.quick else 15
+    conda_rounds = 1 if args.quick else 2
 
-    condafix = condafix_exe()
+    python = condafix_python()
     conda = None if args.no_conda else conda_python()
-    peers = None if args.no_peers else peers_bin()
-    solver_flag = bool(conda) and condafix_has_conda_solver(condafix)
+    via = None if args.no_conda else conda_condafix_python()
+    if via and not condafix_has_conda_solver(via.parent / "condafix"):
+        via = None
+    tools = Tools(python, conda, via, None if args.no_peers else peers_bin())
     stats: dict[int, dict[str, int]] = {}
     for size in sizes:
         say(f"channel {gen.scale_label(size)}: generating (cached after the first run)")
@@ -468,42 +619,49 @@ def main() -> int:
     for n, prefix in prefixes.items():
         envs.write_env(prefix, n)
 
+    def measured(cases: list[Case], rounds: int) -> None:
+        run_rounds(cases, 1)  # page cache, .pyc files, warm repodata caches: not counted
+        for case in cases:
+            case.samples.clear()
+        run_rounds(cases, rounds)
+
     server = Server(WORK / "channels")
+    fast: dict[Block, list[Case]] = {}
+    slow: dict[Block, list[Case]] = {}
     try:
         say("start-up")
-        start = startup_cases(condafix, peers)
-        run_rounds(start, 1)  # warm the page cache
-        for case in start:
-            case.samples.clear()
-        run_rounds(start, start_rounds)
-        blocks: dict[Block, list[Case]] = {}
+        start = startup_cases(python, tools.peers)
+        measured(start, start_rounds)
+        imports = import_breakdown(python)
         for size in sizes:
+            rounds = args.runs or (2 if args.quick else 5 if size == min(sizes) else 3)
             for fmt in ("sharded", "mono"):
                 for env_size in (10, 300):
                     block = Block(size, fmt, env_size)
                     url = f"{server.url}/channel-{size}-v{gen.GENERATOR_VERSION}/{fmt}"
-                    with_conda = env_size == 10 or (size == min(sizes) and not args.quick)
-                    cases = plan_cases(block, url, prefixes[env_size], condafix, conda, solver_flag, with_conda)
-                    say(f"{block.name}: {len(cases)} commands × {plan_rounds} rounds")
-                    run_rounds(cases, 1)  # fills the warm caches; not counted
-                    for case in cases:
-                        case.samples.clear()
-                    run_rounds(cases, plan_rounds if size < 700_000 or env_size == 10 else max(2, plan_rounds - 2))
-                    blocks[block] = cases
+                    cases = plan_cases(block, url, prefixes[env_size], tools)
+                    say(f"{block.name}: {len(cases)} commands × {rounds} rounds")
+                    measured(cases, rounds)
+                    fast[block] = cases
+        if tools.conda or tools.conda_condafix:
+            for block, solvers, with_via in schedule(sizes, args.quick):
+                url = f"{server.url}/channel-{block.size}-v{gen.GENERATOR_VERSION}/{block.fmt}"
+                picked = tools if with_via else Tools(python, conda, None, None)
+                cases = conda_cases(block, url, prefixes[block.env_size], picked, solvers)
+                say(f"{block.name}, conda: {len(cases)} commands × {conda_rounds} rounds")
+                measured(cases, conda_rounds)
+                slow[block] = cases
     finally:
         server.close()
-    table = report(start, blocks, stats, args, conda, (start_rounds, plan_rounds), time.perf_counter() - began)
+    all_rounds = {"start": start_rounds, "plan": args.runs or (2 if args.quick else 3), "conda": conda_rounds}
+    table = report(start, fast, slow, stats, args, tools, all_rounds, time.perf_counter() - began, imports)
     out = args.out or WORK / "results.md"
     out.write_text(table)
+    every = [*start, *(c for cases in fast.values() for c in cases), *(c for cases in slow.values() for c in cases)]
     raw = [
-        {
-            "group": c.group,
-            "label": c.label,
-            "argv": c.argv,
-            "samples": [s.__dict__ for s in c.samples],
-            "failure": c.failure,
-        }
-        for c in [*start, *(c for cases in blocks.values() for c in cases)]
+        {"group": c.group, "label": c.label, "argv": c.argv, "samples": [x.__dict__ for x in c.samples]}
+        | {"failure": c.failure}
+        for c in every
     ]
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     sys.stdout.write(table)

@@ -8,10 +8,12 @@ The child reports raw values; all interpretation happens in ``condafix.driver``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes  # imported where used: driver.py reads the constants below at every start
 
 # conda's order (conda/plugins/virtual_packages/cuda.py): the loader path, then distro and WSL dirs.
 LIBCUDA_CANDIDATES = (
@@ -37,6 +39,8 @@ def _text(value: object) -> str:
 
 def probe_nvml() -> dict[str, Any]:
     """Ask NVML (nvidia-ml-py) for the CUDA version, driver string and every GPU."""
+    import ctypes
+
     try:
         import pynvml
     except ImportError:
@@ -82,6 +86,8 @@ def probe_nvml() -> dict[str, Any]:
 
 def probe_libcuda() -> dict[str, Any]:
     """cuInit(0) then cuDriverGetVersion, trying the library names conda tries."""
+    import ctypes
+
     failures: list[str] = []
     for name in LIBCUDA_CANDIDATES:
         try:
@@ -102,6 +108,8 @@ def probe_libcuda() -> dict[str, Any]:
 
 def _libcuda_devices(lib: ctypes.CDLL) -> list[dict[str, Any]]:
     """Name and compute capability of each device, as far as libcuda tells them."""
+    import ctypes
+
     count = ctypes.c_int(0)
     if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return []

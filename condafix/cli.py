@@ -2,9 +2,10 @@
 
 Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspect the env;
 ``explain`` 0 recognised / 1 unknown text / 2 bad input. 130 on Ctrl-C.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here, on purpose: typer reads every command's signature
+on each start, and string annotations cost it an eval apiece (~5x slower command building).
+"""
 
 import functools
 import os
@@ -88,7 +89,7 @@ def _json_flag(kwargs: dict[str, object]) -> bool:
     return bool(kwargs.get("as_json"))
 
 
-def _ui(as_json: bool, yes: bool = False) -> commands_mod.Ui:
+def _ui(as_json: bool, yes: bool = False) -> "commands_mod.Ui":
     """The typer app's front end: terminal prompts, text views and the rich spinner on stderr."""
     from condafix import commands, render
 
@@ -111,7 +112,7 @@ def _ui(as_json: bool, yes: bool = False) -> commands_mod.Ui:
     )
 
 
-def _emit(outcome: commands_mod.Outcome, as_json: bool) -> int:
+def _emit(outcome: "commands_mod.Outcome", as_json: bool) -> int:
     from condafix import render
 
     render.outcome(outcome, as_json=as_json)
