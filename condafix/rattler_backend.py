@@ -105,12 +105,14 @@ def net_limits(env: Mapping[str, str] | None = None) -> NetLimits:
     )
 
 
-def client(on_request: Callable[[str, str], None] | None = None) -> rattler.Client:
+def client(on_request: Callable[[str, str], None] | None = None, *, timeout_s: float | None = None) -> rattler.Client:
     """An HTTP client created under the sanitized environment (rattler reads proxies at creation).
 
     ``on_request(host, path)`` sees every request attempt (progress: which URL is being fetched).
+    ``timeout_s`` replaces CONDAFIX_HTTP_TIMEOUT: rattler's timeout covers the whole body, so package
+    downloads get a long one and are watched for silence instead (see ``install``).
     """
-    timeout = max(1, math.ceil(net_limits().timeout_s))
+    timeout = max(1, math.ceil(net_limits().timeout_s if timeout_s is None else timeout_s))
     with proxy.applied():
         if on_request is None:
             return rattler.Client.default_client(timeout=timeout)
@@ -553,31 +555,92 @@ class _InstallEvents:
         raise AttributeError(name)
 
 
+# A package download may take hours (CUDA parts are GB); what must not pass unnoticed is silence.
+INSTALL_REQUEST_TIMEOUT_S = 24 * 3600.0
+INSTALL_SILENCE_FLOOR_S = 300.0  # linking one large package sends no event for a while
+
+
+class _Heartbeat:
+    """Forwards rattler's install events and notes when the last one came (silence = a stalled install)."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.last = time.monotonic()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.events, name)
+        if not name.startswith("on_"):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.last = time.monotonic()
+            return target(*args, **kwargs)
+
+        return call
+
+
+def install_silence_s() -> float:
+    """How long an install may go without any download or link event: 5x CONDAFIX_HTTP_TIMEOUT, >= 300 s."""
+    return max(net_limits().timeout_s * 5, INSTALL_SILENCE_FLOOR_S)
+
+
+async def _until_silent(coro: Any, beat: _Heartbeat, silence_s: float) -> None:
+    task = asyncio.ensure_future(coro)
+    while True:
+        done, _pending = await asyncio.wait({task}, timeout=min(1.0, silence_s / 4))
+        if done:
+            task.result()
+            return
+        if time.monotonic() - beat.last > silence_s:
+            task.cancel()
+            await asyncio.wait({task}, timeout=2.0)
+            raise CondafixError(
+                f"the install stalled: no download or link progress for {silence_s:g} s",
+                (
+                    Hint(
+                        "timeout",
+                        "check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS "
+                        "allows 5x that much silence",
+                    ),
+                ),
+            )
+
+
 def install(
     records: Sequence[Any],
     prefix: Path,
     installed: Sequence[PrefixRecord],
     specs: Sequence[str],
     step: Any = lambda _m: None,
+    *,
+    silence_s: float | None = None,
 ) -> None:
-    """Make the prefix equal to ``records`` (rattler unlinks/links only what differs)."""
+    """Make the prefix equal to ``records`` (rattler unlinks/links only what differs).
+
+    Not bounded by a total time: a steady multi-GB download is fine; silence longer than
+    ``silence_s`` (default ``install_silence_s()``) stops it.
+    """
     from rattler import install as rattler_install
     from rattler.exceptions import InstallerError, LinkError, TransactionError
 
+    beat = _Heartbeat(_InstallEvents(step, records))
     try:
         with progress.phase(step, "install", f"installing into {prefix}"):
-            _run(
-                rattler_install(
-                    list(records),
-                    target_prefix=prefix,
-                    cache_dir=pkgs_dir(),
-                    installed_packages=list(installed),
-                    show_progress=False,
-                    client=client(),
-                    requested_specs=[MatchSpec(s)._match_spec for s in specs],
-                    reporter=_InstallEvents(step, records),
-                ),
-                QUERY_TIMEOUT_S * 5,
+            asyncio.run(
+                _until_silent(
+                    rattler_install(
+                        list(records),
+                        target_prefix=prefix,
+                        cache_dir=pkgs_dir(),
+                        installed_packages=list(installed),
+                        show_progress=False,
+                        client=client(timeout_s=INSTALL_REQUEST_TIMEOUT_S),
+                        requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                        reporter=beat,
+                    ),
+                    beat,
+                    install_silence_s() if silence_s is None else silence_s,
+                )
             )
     except (InstallerError, LinkError, TransactionError) as exc:
         raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc

@@ -24,15 +24,14 @@ NVVM_SITE_ENV = "CONDAFIX_TEST_NVVM_SITE"  # a `pip install --target` dir holdin
 
 
 def venv_with(tmp_path: Path, site: Path | None = None, dists: tuple[tuple[str, str], ...] = ()) -> Path:
-    """A venv-shaped prefix; its site-packages is ``site`` (a symlink) or holds empty dist-infos."""
+    """A venv-shaped prefix: its site-packages links to what ``site`` holds, plus empty dist-infos."""
     prefix = tmp_path / "venv"
     (prefix / "lib" / "python3.12").mkdir(parents=True)
     (prefix / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
     packages = prefix / "lib" / "python3.12" / "site-packages"
-    if site is not None:
-        packages.symlink_to(site)
-    else:
-        packages.mkdir()
+    packages.mkdir()
+    for entry in sorted(site.iterdir()) if site is not None else ():
+        (packages / entry.name).symlink_to(entry)
     for dist, version in dists:
         (packages / f"{dist}-{version}.dist-info").mkdir()
     return prefix
@@ -56,8 +55,15 @@ def test_probe_compiles_with_a_pypi_nvvm(nvvm_site: Path, tmp_path: Path) -> Non
     assert same.verdict == "ok"
 
 
-def test_doctor_probe_cli(nvvm_site: Path, tmp_path: Path) -> None:
-    prefix = venv_with(tmp_path, nvvm_site)
+@pytest.mark.parametrize(
+    ("consumer", "code", "severity"),
+    [((), 1, "warning"), ((("numba", "0.56.4"),), 2, "error")],  # numba 0.56's built-in numba.cuda: driver JIT
+)
+def test_doctor_probe_cli(
+    nvvm_site: Path, tmp_path: Path, consumer: tuple[tuple[str, str], ...], code: int, severity: str
+) -> None:
+    """The probe's newer PTX is an error only when a package in the env hands PTX to the driver's JIT."""
+    prefix = venv_with(tmp_path, nvvm_site, consumer)
     done = subprocess.run(
         [
             sys.executable,
@@ -77,8 +83,9 @@ def test_doctor_probe_cli(nvvm_site: Path, tmp_path: Path) -> None:
         check=False,
     )
     doc = json.loads(done.stdout)
-    assert done.returncode == 2 and doc["result"]["probe"]["ptx_version"] == "8.4"
-    assert any(f["code"] == "probe_ptx_newer" for f in doc["result"]["findings"])
+    assert done.returncode == code and doc["result"]["probe"]["ptx_version"] == "8.4"
+    probe = [f for f in doc["result"]["findings"] if f["code"] == "probe_ptx_newer"]
+    assert [f["severity"] for f in probe] == [severity]
 
 
 def test_probe_says_which_half_ran_without_nvvm(tmp_path: Path) -> None:
