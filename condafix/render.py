@@ -274,7 +274,8 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         con.print("[bold]Env[/]      none selected (no $CONDA_PREFIX); pass -n NAME or -p PATH")
     else:
         cuda = f", CUDA {report.env_cuda}" if report.env_cuda else ", no CUDA toolkit"
-        jit = f", PTX-JIT users: {e(', '.join(report.jit_consumers))}" if report.jit_consumers else ""
+        users = [p.consumer for p in report.compile_paths if p.uses_driver_jit]  # who hands PTX to the driver
+        jit = f", PTX-JIT users: {e(', '.join(users))}" if users else ""
         con.print(
             f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
             f"{env.package_count} packages{cuda}{jit})"

@@ -129,7 +129,10 @@ def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath
     sass = [p for p in (users if comp.role in PTX_WRITERS else paths) if not p.uses_driver_jit]
     if sass:
         how = ", ".join(f"{p.consumer} ({p.path})" for p in sass)
-        why = f"CUDA {cuda} > driver CUDA {driver}, fine here: {how} compile to SASS (minor version compatibility)"
+        why = (
+            f"CUDA {cuda} > driver CUDA {driver}: no PTX reaches the driver's JIT, {how} turn it into SASS, "
+            "which runs under minor version compatibility"
+        )
         return ComponentVerdict(*base, "ok", "info", why)
     why = f"CUDA {cuda} > driver CUDA {driver}: SASS runs (minor version compatibility); PTX JIT would fail"
     return ComponentVerdict(*base, "newer-than-driver", "warning", why)
@@ -237,12 +240,12 @@ def _nvvm_down(env: EnvInfo, link: CudaVersion) -> str | None:
     nvvm = [c for c in env.components if c.role == "nvvm" and c.cuda and CudaVersion.parse(c.cuda) > link]
     pip = [c for c in nvvm if c.source == "pip"]
     if pip:
-        return f"or bring NVVM down to nvJitLink's CUDA {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
+        return f"bring NVVM down to nvJitLink's CUDA {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
     pin = knowledge().newest_cuda_version_pin(link)
     if nvvm and pin is not None:
         channel = _conda_channel(env, ("cuda-version",))
         command = f'conda install {manager_target(env)}-c {channel} "cuda-version={pin}"'
-        return f"or bring NVVM down to nvJitLink's CUDA {link}: {command}"
+        return f"bring NVVM down to nvJitLink's CUDA {link}: {command}"
     return None
 
 
@@ -251,7 +254,7 @@ def _old_numba_cuda_alternative(paths: tuple[CompilePath, ...]) -> str | None:
         if path.kind == "numba-cuda" and path.uses_driver_jit and path.missing != "nvjitlink":
             writer = path.writer_cuda or "X.Y"
             return (
-                f"or upgrade numba-cuda to >= 0.16 with nvJitLink of CUDA {writer}: it then links through "
+                f"upgrade numba-cuda to >= 0.16 with nvJitLink of CUDA {writer}: it then links through "
                 "nvJitLink into SASS and the env's CUDA can stay"
             )
     return None
@@ -274,7 +277,7 @@ def plan_fix(
         return down
     if down is None:
         return link
-    moved = f"or {down.summary}" + (f": {'; '.join(down.commands)}" if down.commands else "")
+    moved = down.summary + (f": {'; '.join(down.commands)}" if down.commands else "")
     return Fix(link.summary, link.pins, link.commands, (moved, *down.alternatives))
 
 
