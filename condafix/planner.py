@@ -171,7 +171,12 @@ def normalize_channel(text: str) -> str:
     value = text.strip()
     if _CHANNEL_NAME.match(value):
         return value
-    parsed = urlparse(value)
+    if "\x00" in value or any(ch in value for ch in "\n\r"):
+        raise UsageError(f"not a channel: {value!r} (control characters)")
+    try:
+        parsed = urlparse(value)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for http://[::1
+        raise UsageError(f"not a channel URL: {value!r} ({exc})") from None
     if parsed.scheme in ("http", "https"):
         if not parsed.netloc or " " in value:
             raise UsageError(f"not a channel URL: {value!r}")

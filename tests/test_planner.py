@@ -151,6 +151,8 @@ def test_http_channel_and_offline_cache(
         ("ftp://example.com/x", "not a channel"),
         ("https://", "not a channel URL"),
         ("https://user:s3cret@mirror.example/ch with space", "not a channel URL"),
+        ("http://[::1", "not a channel URL"),  # urlparse raises ValueError (found by tests/test_fuzz.py)
+        ("/label/7\x00", "control characters"),  # a null byte made Path.is_dir raise ValueError
     ],
 )
 def test_bad_channels(channel: str, needle: str) -> None:
