@@ -121,6 +121,7 @@ _CUDA_PACKAGES: Final = frozenset(
         "pytorch",
         "torch",
         "pytorch-cuda",
+        "torchvision",
         "numba",
         "numba-cuda",
         "cupy",
@@ -148,7 +149,9 @@ _CTK_NAMES: Final = frozenset(
         "pytorch-cuda",
     }
 )
-_BUILD_CUDA = re.compile(r"(?:^|[_.])cuda_?(\d{2,3})(?:[_.]|$)|(?:^|[_.])cuda(\d{1,2}\.\d)(?:[_.]|$)")
+_BUILD_CUDA = re.compile(
+    r"(?:^|[_.])(?:cuda_?|cu)(\d{2,3})(?:[_.]|$)|(?:^|[_.])cuda(\d{1,2}\.\d)(?:[_.]|$)"
+)  # cuda129_..., py3.8_cuda10.2_..., torchvision py38_cu102
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
 
 

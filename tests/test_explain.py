@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from condafix import driver
+from condafix import driver, envinfo
 from condafix.errors import UsageError
-from condafix.explain import FAMILIES, explain, with_live
+from condafix.explain import FAMILIES, explain, with_env, with_live
 
 from .conftest import FIXTURES
 
@@ -264,3 +266,36 @@ def test_explain_json_carries_the_facts() -> None:
     facts = explain(text("ptx-bare-conda-info.txt")).facts
     assert facts is not None and facts.conda_cuda == "12.4"
     assert [(p.name, p.cuda) for p in facts.packages] == [("cuda-version", "12.9"), ("numba", None)]
+
+
+@pytest.mark.parametrize(
+    ("paste", "name", "cuda"),
+    [
+        ("torchvision               0.9.1                py38_cu102    pytorch", "torchvision", "10.2"),
+        ("pytorch  2.4.0  cuda118_py310h1234567_301  conda-forge", "pytorch", "11.8"),
+        ("torch==2.1.0+cu118", "torch", "11.8"),
+        ("nvidia-nvjitlink-cu12    12.4.127", "nvidia-nvjitlink-cu12", "12.4"),
+    ],
+)
+def test_list_rows_and_build_strings(paste: str, name: str, cuda: str) -> None:
+    facts = explain(paste + "\nCUDA_ERROR_UNSUPPORTED_PTX_VERSION").facts
+    assert facts is not None and facts.package(name) is not None
+    assert facts.package(name).cuda == cuda  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("line", ["  - __cuda=12.4=0", "__cuda-12.4-0", "virtual packages : __cuda=12.4=0"])
+def test_conda_and_mamba_virtual_package_forms(line: str) -> None:
+    expl = explain(f"{line}\nCUDA_ERROR_UNSUPPORTED_PTX_VERSION")
+    assert expl.driver_cuda == ("12.4",) and any("__cuda" in note for note in expl.notes)
+
+
+def test_with_env_puts_nvjitlink_first_for_numba_cuda_without_it(tmp_path: Path) -> None:
+    prefix = tmp_path / "venv"
+    site = prefix / "lib" / "python3.12" / "site-packages"
+    site.mkdir(parents=True)
+    (prefix / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    for dist in ("numba_cuda-0.30.4", "nvidia_nvvm-13.2.86"):
+        (site / f"{dist}.dist-info").mkdir()
+    expl = with_env(explain(text("numba-cuda-no-nvjitlink-h200.txt")), envinfo.read_env(prefix))
+    assert expl.fixes[0].endswith('pip install "nvidia-nvjitlink==13.2.*"')
+    assert sum("nvJitLink" in f for f in expl.fixes) == 1  # replaced, not added twice
