@@ -341,7 +341,10 @@ def from_overrides(*, cuda: str | None, driver: str | None, env: Mapping[str, st
     if driver is not None:
         best = knowledge().max_cuda_for_driver(driver)
         if best is None:
-            raise UsageError(f"driver {driver} is older than every CUDA release in the driver table")
+            raise UsageError(
+                f"driver {driver.strip()} is older than every CUDA release in the driver table "
+                "(a driver version looks like 535.104.05; pass a CUDA version with --cuda)"
+            )
         return DriverInfo(str(best), "--driver", driver_version=driver.strip(), override=True)
     if "CONDA_OVERRIDE_CUDA" in env:
         value = env["CONDA_OVERRIDE_CUDA"].strip()

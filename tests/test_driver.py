@@ -262,3 +262,9 @@ def test_repeated_gpu_tags_parse_in_linear_time() -> None:
     assert (report.cuda, report.gpus) == ("12.4", ())
     many = "<gpu id='x'><product_name>NVIDIA A100</product_name></gpu>" * 5_000
     assert len(driver.parse_smi_xml(many).gpus) == 64  # bounded
+
+
+def test_a_driver_older_than_the_table_is_one_clean_line() -> None:
+    with pytest.raises(UsageError) as raised:
+        driver.from_overrides(cuda=None, driver="12.4\n", env={})  # found by the fuzz run: a CUDA version as --driver
+    assert "\n" not in raised.value.summary and "--cuda" in raised.value.summary
