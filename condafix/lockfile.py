@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from condafix import cudagroup
 from condafix.errors import CondafixError, UsageError
@@ -76,9 +76,20 @@ class LockRun:
 # ---------------------------------------------------------------- reading
 
 
+def _split(url: str) -> SplitResult | None:
+    """urlsplit, or None for what it rejects (``http://u:pw@[::1/x``: "Invalid IPv6 URL")."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
 def _filename_parts(url: str) -> tuple[str, str, str] | None:
     """(name, version, build) from a package URL's file name (conda's ``name-version-build.ext``)."""
-    name = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    split = _split(url)
+    if split is None:
+        return None
+    name = unquote(split.path).rsplit("/", 1)[-1]
     for ext in (".conda", ".tar.bz2"):
         if name.endswith(ext):
             parts = name[: -len(ext)].rsplit("-", 2)
@@ -87,7 +98,8 @@ def _filename_parts(url: str) -> tuple[str, str, str] | None:
 
 
 def _subdir(url: str) -> str | None:
-    parts = unquote(urlsplit(url).path).rstrip("/").split("/")
+    split = _split(url)
+    parts = unquote(split.path).rstrip("/").split("/") if split is not None else []
     return parts[-2] if len(parts) >= 2 else None
 
 
@@ -107,7 +119,8 @@ def read_explicit(text: str, name: str) -> list[tuple[str, str, Locked, list[str
             continue
         url = body.split("#", 1)[0].strip()
         parts = _filename_parts(url)
-        if parts is None or urlsplit(url).scheme not in ("http", "https", "file"):
+        split = _split(url)
+        if parts is None or split is None or split.scheme not in ("http", "https", "file"):
             raise LockError(f"{name}:{number}: not a package URL: {body[:120]!r}")
         records.append(parts)
         if platform is None and _subdir(url) not in (None, "noarch"):

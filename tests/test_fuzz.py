@@ -8,12 +8,11 @@ arbitrary text. CI runs a short version; the long run (counts in the README's re
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,13 +38,13 @@ FUZZ = settings(
 )
 
 
-def _report() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Iterator[None]:
+    """Write the per-parser counts (conftest leaves the interpreter with os._exit, so no atexit)."""
+    yield
     path = os.environ.get("CONDAFIX_FUZZ_REPORT")
     if path and COUNTS:
         Path(path).write_text(json.dumps(dict(sorted(COUNTS.items())), indent=2) + "\n")
-
-
-atexit.register(_report)
 
 
 def outcome(parser: str, call: Callable[[], T]) -> T | CondafixError:
@@ -429,10 +428,20 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ("driver newline", lambda: planner.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
         ("cuda newline", lambda: planner.resolve_target(cudas=["12.4\n"], drivers=[])),
         ("deep record", lambda: envinfo.parse_record("[" * 100_000, "conda-meta/x.json")),
+        ("malformed IPv6 channel", lambda: planner.normalize_channel("http://user:pw@[::1/chan")),
     ],
 )
 def test_listed_cases_give_a_result_or_one_line(parser: str, call: Callable[[], object]) -> None:
     outcome(parser, call)
+
+
+def test_lockfile_with_a_malformed_ipv6_url(tmp_path: Path) -> None:
+    from condafix import lockfile
+
+    path = tmp_path / "explicit.txt"
+    path.write_text("@EXPLICIT\nhttp://u:pw@[::1/noarch/cuda-version-12.9-h4f385c5_3.conda#0123\n")
+    result = outcome("lockfiles", lambda: lockfile.check_file(path, CudaVersion(12, 4)))
+    assert isinstance(result, CondafixError) and "not a package URL" in result.summary
 
 
 def test_lock_wait_that_is_not_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,9 +146,24 @@ class Matrix:
                 self.leaks.append(f"{form!r} :: {what}: {path.relative_to(root)} holds the secret {count}x")
 
 
+TOTALS = {"forms": 0, "checks": 0, "leaks": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Iterator[None]:
+    """``CONDAFIX_LEAK_REPORT=path``: forms, checks and leaks of this run, for the README."""
+    yield
+    if os.environ.get("CONDAFIX_LEAK_REPORT") and TOTALS["forms"]:
+        Path(os.environ["CONDAFIX_LEAK_REPORT"]).write_text(json.dumps(TOTALS) + "\n")
+
+
 @pytest.fixture
 def matrix(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Matrix]:
-    yield Matrix(capfd, monkeypatch)
+    found = Matrix(capfd, monkeypatch)
+    yield found
+    TOTALS["forms"] += 1
+    TOTALS["checks"] += found.checks
+    TOTALS["leaks"] += len(found.leaks)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if type(handler).__name__ == "_RedactingHandler":
@@ -254,3 +269,42 @@ def test_every_command_is_in_the_matrix() -> None:
 def test_full_mode_is_documented() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "CONDAFIX_LEAK_FULL=1" in readme and "CONDAFIX_FUZZ_EXAMPLES" in readme
+
+
+CONDA_FORMS = ["http://user:{S}@{h}/chan", "http://{h}/t/{S}/chan", "http://u:p@{S}@{h}/t/{S}/chan"]
+
+
+@pytest.mark.parametrize("template", CONDA_FORMS)
+def test_no_credential_leaves_the_conda_plugin(
+    template: str, channel_server: tuple[str, int], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`conda cuda` and `conda doctor cuda` print through conda's streams: redacted the same way."""
+    from .realconda import BROKEN_SPECS
+
+    conda = request.getfixturevalue("real_conda")
+    host, port = channel_server
+    form = template.format(S=S, h=host, port=port)
+    prefix = conda.create(tmp_path / "env", BROKEN_SPECS, solver="libmamba", cuda="12.4")
+    condarc = tmp_path / "condarc"
+    condarc.write_text(f"channels:\n  - {form}\n")
+    env = {"CONDARC": str(condarc)}
+    leaks: list[str] = []
+    runs = [
+        ("cuda", "-p", str(prefix)),
+        ("cuda", "-p", str(prefix), "--json"),
+        ("cuda", "-p", str(prefix), "-c", form),
+        ("doctor", "cuda", "-p", str(prefix)),
+        ("cuda", "-p", str(prefix), "--apply", "--yes", "--json"),
+    ]
+    for args in runs:
+        done = conda.run(*args, check=False, env=env)
+        assert "Traceback" not in done.stderr, done.stderr[-2000:]
+        if args[0] == "cuda" and "-c" not in args:  # the condarc channel is reachable: these plan (and apply)
+            assert done.returncode == 0, done.stderr[-2000:]
+        for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+            if S in text:
+                leaks.append(f"conda {' '.join(args[:2])} [{stream}]: {next(x for x in text.splitlines() if S in x)}")
+    for path in (p for p in (prefix / "conda-meta" / "condafix").rglob("*") if p.is_file()):
+        if S.encode() in path.read_bytes():
+            leaks.append(f"{path.relative_to(prefix)} holds the secret")
+    assert leaks == [], "\n".join(leaks)
