@@ -466,7 +466,20 @@ def _ptxas_old(title: str, match: re.Match[str], facts: Facts, text: str) -> Exp
         f"(CUDA {code_cuda or '?'}): the ptxas on PATH or under CUDA_HOME is older than the compiler that wrote it",
         "the driver is not involved: upgrading it or pinning the env down does not change which ptxas runs",
     )
-    want = code_cuda or "the env's CUDA"
+    if code_cuda is None:
+        lines = (
+            f"a standalone ptxas of CUDA {ptxas_cuda or '?'} (PATH or CUDA_HOME) is in use, older than the code "
+            "or the tool (XLA, Triton) needs",
+            lines[1],
+        )
+        fixes = (
+            "put the env's own, newer ptxas first (conda install -c conda-forge cuda-nvcc; pip install "
+            "nvidia-cuda-nvcc-cu12 for JAX) and check `which ptxas`",
+            "or take the old toolkit's bin/ out of PATH (and unset CUDA_HOME / XLA_FLAGS=--xla_gpu_cuda_data_dir "
+            "that point at it)",
+        )
+        return Explanation(True, "ptxas_old", title, "neither", (), (), None, None, lines, fixes)
+    want = code_cuda
     fixes = (
         f"put a ptxas of CUDA >= {want} first: install it in the env (conda install {_target(facts)}-c conda-forge "
         f'"cuda-nvcc={want}"; pip install "nvidia-cuda-nvcc-cu{code_cuda.major if code_cuda else 12}=={want}.*") '

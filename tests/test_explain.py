@@ -299,3 +299,10 @@ def test_with_env_puts_nvjitlink_first_for_numba_cuda_without_it(tmp_path: Path)
     expl = with_env(explain(text("numba-cuda-no-nvjitlink-h200.txt")), envinfo.read_env(prefix))
     assert expl.fixes[0].endswith('pip install "nvidia-nvjitlink==13.2.*"')
     assert sum("nvJitLink" in f for f in expl.fixes) == 1  # replaced, not added twice
+
+
+def test_old_ptxas_named_by_xla_without_a_ptx_line() -> None:
+    expl = explain(text("ptxas-old-xla-warning.txt"))
+    assert (expl.family, expl.facts.ptxas_version if expl.facts else None) == ("ptxas_old", "11.0")
+    assert "CUDA 11.0" in expl.lines[0] and "?" not in expl.lines[0]
+    assert "which ptxas" in expl.fixes[0]
