@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 SEED = "condafix-bench"
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 ENV_PYTHON = "3.12"
@@ -340,7 +340,8 @@ RUNTIME_LIBS = (
     *("bzip2", "libffi", "ncurses", "readline", "sqlite", "tk", "tzdata", "xz", "libuuid", "libexpat"),
     *("libblas", "libcblas", "liblapack", "libopenblas", "pip", "setuptools", "wheel"),
 )
-EXTRA_POOL_FILLER = 400  # newer core versions may depend on the first filler names (they exist at every size)
+EXTRA_POOL_FILLER = 1500  # newer core versions may depend on the first filler names (all exist from 50k on)
+LEAF_LIBS = ("libgcc", "libstdcxx", "libzlib")
 CORE_DEPTH = 5  # dependency chains stay conda-forge-short: conda's classic solver recurses along them
 FILLER_DEPTH = 8
 # Names other packages pin with versions: their version lines are fixed so those pins resolve.
@@ -481,7 +482,9 @@ def core_records(scale: float) -> Iterator[Rec]:
                 deps_of.append(_dep_spec(dep_rng, dep.name, firsts[dep.name]))
         level[item.name] = 1 + max((level[d.split()[0]] for d in deps_of), default=-1)
         extra_rng = random.Random(f"{SEED}:{item.name}:extra-depends")
-        reach = [d for d in pool if d not in fixed] if item.name not in fixed else []  # no cycles back
+        # Newer versions reach into the first filler names, which depend only on leaf libraries
+        # (libgcc, libstdcxx, libzlib): chains grow with the channel but never lead back here.
+        reach = [] if item.name in LEAF_LIBS else [d for d in pool if d not in fixed or item.name not in fixed]
         more: dict[int, list[str]] = {}
         for position in range(BASE_VERSIONS if item.name not in SPECIAL_VERSIONS else len(base), len(versions)):
             if item.name == "numpy":
@@ -515,7 +518,6 @@ def filler_records(target: int, core_count: int) -> Iterator[Rec]:
     """Heavy-tailed names until about ``target`` records in all."""
     names = core_names()
     core_deps = [n.name for n in names if n.kind not in ("python", "abi")]
-    runtime_deps = [lib for lib in RUNTIME_LIBS if lib != "tzdata"]
     depth: dict[str, int] = {}
     written = core_count
     filler: list[str] = []
@@ -533,7 +535,7 @@ def filler_records(target: int, core_count: int) -> Iterator[Rec]:
         deps_of = []
         # The first filler names are what newer core versions reach into: they depend only on the
         # runtime libraries and on each other, so no chain leads back into the core.
-        reach = runtime_deps if item.index < EXTRA_POOL_FILLER else core_deps
+        reach = list(LEAF_LIBS) if item.index < EXTRA_POOL_FILLER else core_deps
         for dep in own.sample(reach, k=own.choice((0, 1, 1, 2, 3))):
             deps_of.append(_dep_spec(own, dep, "0"))
         shallow = [n for n in filler[-2000:] if depth[n] < FILLER_DEPTH]
