@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from condafix.errors import UsageError
+from condafix.errors import Hint, UsageError
+from condafix.findings import Finding, Severity
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "socks_proxy", "no_proxy")
 CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 CONNECT_TIMEOUT = 2.0
-Severity = Literal["error", "warning", "info"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,9 @@ class Setting:
     value: str  # raw: render redacts it
 
 
-@dataclass(frozen=True)
-class Finding:
-    severity: Severity
-    setting: str | None
-    message: str
-    fix: str
+def _finding(code: str, severity: Severity, setting: str | None, message: str, fix: str) -> Finding:
+    """A proxy problem in the project's one finding type: the setting it is about, and what to do."""
+    return Finding(code=code, severity=severity, message=message, hints=(Hint("fix", fix),), component=setting)
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,8 @@ def _condarc_values(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]],
             continue
         except yaml.YAMLError:
             problems.append(
-                Finding(
+                _finding(
+                    "condarc_invalid",
                     "warning",
                     str(path),
                     f"{path} is not valid YAML; conda will fail to read it",
@@ -131,22 +129,31 @@ def _check_url(name: str, raw: str) -> tuple[list[Finding], tuple[str, int] | No
     value = raw.strip()
     shown = value if value.isprintable() else repr(value)  # one line, whatever was pasted
     if not value:
-        return [Finding("warning", name, f"{name} is set but empty", f"unset {name}")], None
+        return [_finding("proxy_empty", "warning", name, f"{name} is set but empty", f"unset {name}")], None
     if "://" not in value:
         fix = f"write it as http://{shown}" if value.split(":")[0] else f"unset {name}"
-        return [Finding("error", name, f"{name}={shown} has no scheme; conda/requests cannot use it", fix)], None
+        return [
+            _finding(
+                "proxy_no_scheme", "error", name, f"{name}={shown} has no scheme; conda/requests cannot use it", fix
+            )
+        ], None
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        return [Finding("error", name, f"{name}={shown} is not a valid URL ({exc})", f"fix or unset {name}")], None
+        return [
+            _finding(
+                "proxy_invalid_url", "error", name, f"{name}={shown} is not a valid URL ({exc})", f"fix or unset {name}"
+            )
+        ], None
     findings: list[Finding] = []
     scheme = parts.scheme.lower()
     if not parts.hostname:
-        return [Finding("error", name, f"{name}={shown} has no host", f"fix or unset {name}")], None
+        return [_finding("proxy_no_host", "error", name, f"{name}={shown} has no host", f"fix or unset {name}")], None
     if scheme == "https":
         findings.append(
-            Finding(
+            _finding(
+                "proxy_https_scheme",
                 "warning",
                 name,
                 f"{name}={shown} uses https:// for the proxy itself; most proxies "
@@ -157,7 +164,8 @@ def _check_url(name: str, raw: str) -> tuple[list[Finding], tuple[str, int] | No
     elif scheme.startswith("socks"):
         if importlib.util.find_spec("socks") is None:
             findings.append(
-                Finding(
+                _finding(
+                    "proxy_socks_missing",
                     "error",
                     name,
                     f"{name}={shown} is a SOCKS proxy, but no SOCKS client library "
@@ -167,7 +175,13 @@ def _check_url(name: str, raw: str) -> tuple[list[Finding], tuple[str, int] | No
             )
     elif scheme != "http":
         findings.append(
-            Finding("error", name, f"{name}={shown}: unknown proxy scheme {scheme!r}", "use http://host:port")
+            _finding(
+                "proxy_unknown_scheme",
+                "error",
+                name,
+                f"{name}={shown}: unknown proxy scheme {scheme!r}",
+                "use http://host:port",
+            )
         )
         return findings, None
     default = 1080 if scheme.startswith("socks") else (443 if scheme == "https" else 80)
@@ -265,15 +279,20 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
         elif name in CA_VARS or (name == "ssl_verify" and raw.lower() not in ("true", "false", "truststore")):
             if raw and not Path(raw).expanduser().exists():
                 findings.append(
-                    Finding(
-                        "error", name, f"{name} points to {raw}, which does not exist", f"fix the path or unset {name}"
+                    _finding(
+                        "ca_bundle_missing",
+                        "error",
+                        name,
+                        f"{name} points to {raw}, which does not exist",
+                        f"fix the path or unset {name}",
                     )
                 )
                 if source.startswith("$"):
                     broken.add(name)
         elif name == "ssl_verify" and raw.lower() == "false":
             findings.append(
-                Finding(
+                _finding(
+                    "ssl_verify_off",
                     "warning",
                     name,
                     f"ssl_verify is false in {source}: TLS is not verified",
@@ -284,7 +303,8 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
         lower, upper = values.get(var), values.get(var.upper())
         if lower is not None and upper is not None and lower != upper:
             findings.append(
-                Finding(
+                _finding(
+                    "proxy_case_differs",
                     "warning",
                     var,
                     f"{var} and {var.upper()} differ ({lower} vs {upper}); tools disagree on which wins",
@@ -297,7 +317,11 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
             if why is None:
                 continue
             for name in probes[target]:
-                findings.append(Finding("error", name, f"{name}: {why}", f"fix the proxy address or unset {name}"))
+                findings.append(
+                    _finding(
+                        "proxy_unreachable", "error", name, f"{name}: {why}", f"fix the proxy address or unset {name}"
+                    )
+                )
                 if not name.startswith("proxy_servers."):
                     broken.add(name)
     hosts = tuple(h for h in (_channel_host(c) for c in channels) if h)
@@ -308,7 +332,8 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
     for host in hosts:
         if proxied and _is_internal(host) and not no_proxy_covers(no_proxy, host):
             findings.append(
-                Finding(
+                _finding(
+                    "no_proxy_misses_channel",
                     "warning",
                     "no_proxy",
                     f"channel host {host} is internal but no_proxy does not "

@@ -461,7 +461,8 @@ def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
         con.print(f"  {e(setting.name):<26} {e(setting.value)}  [dim]({e(setting.source)})[/]")
     for finding in report.findings:
         con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
-        con.print(f"  [cyan]hint:[/] {e(finding.fix)}")
+        for hint in finding.hints:
+            con.print(f"  [cyan]hint:[/] {e(hint.text)}")
     if report.broken:
         con.print(f"condafix drops {e(', '.join(report.broken))} for its own requests (--keep-proxy to keep them)")
     if report.ok and not report.findings and report.settings:

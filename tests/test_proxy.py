@@ -132,7 +132,7 @@ def findings_for(env: dict[str, str], channels: tuple[str, ...] = ()) -> dict[st
     report = proxy.diagnose(env, channels, connect=True)
     by_setting: dict[str, list[proxy.Finding]] = {}
     for finding in report.findings:
-        by_setting.setdefault(finding.setting or "", []).append(finding)
+        by_setting.setdefault(finding.component or "", []).append(finding)
     return by_setting
 
 
@@ -191,7 +191,7 @@ def test_condarc_proxy_servers_and_ssl_verify(clean_env: dict[str, str], tmp_pat
     render.print_json("proxy", report, 0, out=render.Output(shown, shown))
     assert "CondarcPw" not in shown.getvalue() and "http://***@127.0.0.1:1" in shown.getvalue()
     assert any("plain HTTP" in f.message for f in report.findings)
-    assert any(f.setting == "ssl_verify" and "does not exist" in f.message for f in report.findings)
+    assert any(f.component == "ssl_verify" and "does not exist" in f.message for f in report.findings)
 
 
 def test_sanitize_is_a_pure_function() -> None:
