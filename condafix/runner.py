@@ -60,6 +60,8 @@ def run(
     ``capture=False`` streams the child's output to ours (a conda/mamba install the user watches).
     """
     args = tuple(argv)
+    if not capture:
+        return _streamed(args, timeout, child_env(env_overrides, network=network))
     try:
         done = subprocess.run(
             args,
@@ -81,3 +83,51 @@ def run(
     except OSError as exc:
         return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
     return RunResult(args, done.returncode, done.stdout or "", done.stderr or "")
+
+
+def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> RunResult:
+    """Relay the child's stdout/stderr to ours through the output edge: conda prints channel URLs with
+    their credentials in its error reports, and what condafix shows is redacted (render.Output)."""
+    import threading
+
+    from condafix import render
+
+    out = render.Output()
+    try:
+        child = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+        )
+    except FileNotFoundError:
+        return RunResult(args, None, "", "", error=f"{args[0]} not found")
+    except PermissionError as exc:
+        return RunResult(args, None, "", "", error=f"{args[0]} not runnable: {exc.strerror}")
+    except OSError as exc:
+        return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
+
+    def relay(pipe: object, stream: render.RedactingWriter) -> None:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        read = pipe.read1 if hasattr(pipe, "read1") else pipe.read  # type: ignore[attr-defined]
+        while chunk := read(65536):
+            stream.write(decoder.decode(chunk))  # whole lines leave, redacted; a partial one waits
+        stream.write(decoder.decode(b"", final=True))
+        stream.flush()
+
+    threads = [
+        threading.Thread(target=relay, args=(child.stdout, out.stdout), daemon=True),
+        threading.Thread(target=relay, args=(child.stderr, out.stderr), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        for thread in threads:
+            thread.join(5)
+        return RunResult(args, None, "", "", error=f"timed out after {timeout:g} s")
+    for thread in threads:
+        thread.join(5)
+    return RunResult(args, code, "", "")

@@ -126,3 +126,20 @@ def test_typer_usage_errors_are_redacted() -> None:
     assert not leaked(done.stderr) and "http://***@host/x" in done.stderr
     done = cli("cuda", f"--bogus=http://bob:{PASSWORD}@host")
     assert done.returncode == 2 and not leaked(done.stderr)
+
+
+def test_a_streamed_child_is_relayed_through_the_edge(capfd: pytest.CaptureFixture[str]) -> None:
+    """`cuda --apply --via conda` streams conda's output; conda prints credentialed URLs in its error reports."""
+    from condafix import runner
+
+    script = (
+        "import sys; print('channel URLs : http://bob:hunter2pw@127.0.0.1:1/chan/linux-64', flush=True); "
+        "sys.stderr.write('HTTPError for url: http://127.0.0.1:1/t/SECRETTOK123/chan/noarch\\n'); sys.exit(3)"
+    )
+    done = runner.run([sys.executable, "-c", script], timeout=60, capture=False)
+    out, err = capfd.readouterr()
+    assert done.returncode == 3 and done.error is None
+    assert "channel URLs : http://***@127.0.0.1:1/chan/linux-64" in out
+    assert "/t/***/chan/noarch" in err and not leaked(out + err)
+    slow = runner.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5, capture=False)
+    assert slow.error == "timed out after 0.5 s"
