@@ -252,40 +252,17 @@ def channel_name(url: object) -> str | None:
 # ---------------------------------------------------------------- locating the env
 
 
-def _root_prefixes(env: Mapping[str, str]) -> list[Path]:
-    roots = [env.get("CONDA_ROOT"), env.get("MAMBA_ROOT_PREFIX")]
-    for exe in (env.get("CONDA_EXE"), env.get("MAMBA_EXE")):
-        if exe:
-            roots.append(str(Path(exe).resolve().parent.parent))
-    return [Path(r) for r in roots if r]
-
-
-def _envs_dirs(env: Mapping[str, str]) -> list[Path]:
-    dirs: list[Path] = []
-    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
-        dirs += [Path(p) for p in env.get(var, "").split(os.pathsep) if p]
-    dirs += [root / "envs" for root in _root_prefixes(env)]
-    dirs.append(Path.home() / ".conda" / "envs")
-    return dirs
-
-
 def find_named_env(name: str, env: Mapping[str, str]) -> Path:
-    """Resolve ``-n NAME`` the way conda does: envs dirs, then ``~/.conda/environments.txt``."""
-    if name == "base":
-        for root in _root_prefixes(env):
-            if (root / "conda-meta").is_dir():
-                return root
-    looked = _envs_dirs(env)
-    for directory in looked:
-        if (directory / name / "conda-meta").is_dir():
-            return directory / name
-    listing = Path.home() / ".conda" / "environments.txt"
-    if listing.is_file():
-        for line in listing.read_text(errors="replace").splitlines():
-            if line.strip() and Path(line.strip()).name == name and Path(line.strip(), "conda-meta").is_dir():
-                return Path(line.strip())
+    """Resolve ``-n NAME`` the way conda does: its envs dirs (``CONDA_ENVS_PATH``/``envs_dirs``, the
+    root's ``envs/``, ``~/.conda/envs``) and ``base``; never any folder name from environments.txt."""
+    from condafix import condarc
+
+    config = condarc.load(env)
+    found = condarc.find_named_env(name, config)
+    if found is not None:
+        return found
     raise InspectError(
-        f"no environment named {name!r} (looked in {', '.join(str(d) for d in looked)})",
+        f"no environment named {name!r} (looked in {', '.join(str(d) for d in config.envs_dirs)})",
         (Hint("use_prefix", "pass the environment's path with `-p PATH`"),),
     )
 

@@ -646,14 +646,53 @@ def install(
         raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
+def conda_archive(record: Any) -> Path | None:
+    """The package's archive in conda's package cache (``CONDA_PKGS_DIRS``/``pkgs_dirs``), checksum-checked."""
+    import hashlib
+
+    from condafix import condarc
+
+    name = str(record.file_name) if record.file_name else ""
+    if not name or "/" in name:
+        return None
+    sha = record.sha256.hex() if record.sha256 else None
+    for cache in condarc.load().pkgs_dirs:
+        archive = cache / name
+        if not archive.is_file():
+            continue
+        if sha is None:
+            return archive
+        digest = hashlib.sha256()
+        with open(archive, "rb") as data:
+            for block in iter(lambda: data.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() == sha:
+            return archive
+    return None
+
+
+def prefer_cached(records: Sequence[Any]) -> list[Any]:
+    """Install from conda's package cache where it holds the same archive (offline, no download)."""
+    out = []
+    for record in records:
+        archive = conda_archive(record)
+        stem = f"{record.name.normalized}-{record.version}-{record.build}"
+        if archive is not None and not (pkgs_dir() / stem).is_dir():
+            record.url = archive.as_uri()
+        out.append(record)
+    return out
+
+
 def package_source(record: Any) -> str | None:
-    """Where a package can be had again: ``cache``, ``channel``, or None (gone from both)."""
+    """Where a package can be had again: ``cache`` (conda's or condafix's), ``channel``, or None."""
     import urllib.request
     from urllib.parse import unquote, urlsplit
 
     stem = f"{record.name.normalized}-{record.version}-{record.build}"
     cache = pkgs_dir()
     if (cache / stem / "info").is_dir() or any((cache / f"{stem}{ext}").is_file() for ext in (".conda", ".tar.bz2")):
+        return "cache"
+    if conda_archive(record) is not None:
         return "cache"
     url = str(record.url)
     parts = urlsplit(url)
