@@ -235,6 +235,13 @@ def cuda(
         Optional[str],  # noqa: UP045
         typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
     ] = None,
+    no_pin: Annotated[
+        bool, typer.Option("--no-pin", help="Do not write the pin to conda-meta/pinned (conda may undo the fix).")
+    ] = False,
+    replace_pin: Annotated[
+        bool,
+        typer.Option("--replace-pin", help="Replace a conflicting pin in conda-meta/pinned (rollback puts it back)."),
+    ] = False,
     solver: SolverOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
@@ -254,6 +261,8 @@ def cuda(
         allow_major=allow_major,
         apply=apply,
         via=via,
+        pin=not no_pin,
+        replace_pin=replace_pin,
         solver=solver,  # type: ignore[arg-type]
         ui=_ui(as_json, yes),
     )
@@ -269,12 +278,17 @@ def rollback(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be restored; change nothing.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Roll back even though the env changed after condafix's change.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> int:
-    """Undo a condafix change: restore the exact package set of a snapshot."""
+    """Undo a condafix change: restore the snapshot, remove the pin and specs condafix added."""
     from condafix import commands
 
-    outcome = commands.rollback(name=name, prefix=prefix, to=to, dry_run=dry_run, list_only=list_, ui=_ui(as_json, yes))
+    outcome = commands.rollback(
+        name=name, prefix=prefix, to=to, dry_run=dry_run, list_only=list_, force=force, ui=_ui(as_json, yes)
+    )
     return _emit(outcome, as_json)
 
 

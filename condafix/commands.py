@@ -187,6 +187,8 @@ def cuda(
     allow_major: bool = False,
     apply: bool = False,
     via: str | None = None,
+    pin: bool = True,
+    replace_pin: bool = False,
     solver: SolverChoice = "auto",
     inside_conda: bool = False,
     ui: Ui | None = None,
@@ -227,7 +229,7 @@ def cuda(
     from condafix import envinfo, verdict
 
     with ui.progress() as step:
-        applied = backend.apply(result, via=via, step=step)
+        applied = backend.apply(result, via=via, step=step, pin=pin, replace_pin=replace_pin)
     info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
@@ -244,23 +246,27 @@ def rollback(
     to: str | None = None,
     dry_run: bool = False,
     list_only: bool = False,
+    force: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
-    """Undo a condafix change: restore the exact package set of a snapshot (asks through ``ui``)."""
+    """Undo a condafix change: restore the snapshot and remove the pin and specs condafix added (asks
+    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``."""
     from condafix import transaction
 
     ui = ui or Ui()
     where = selected_prefix(name, prefix, ui.env)
     if list_only:
         return Outcome(kind="rollback", result=transaction.list_snapshots(where), view="snapshots")
-    preview = transaction.rollback(where, to, dry_run=True)
+    preview = transaction.rollback(where, to, dry_run=True, force=force)
     if dry_run:
         return Outcome(kind="rollback", result=preview, view="restore-preview")
-    if preview.remove or preview.restore:
+    if preview.later_changes and not force:
+        transaction.rollback(where, to, dry_run=False, force=False)  # refuses, naming the later changes
+    if preview.remove or preview.restore or preview.pins_removed or preview.specs_restored:
         ui.show("restore-preview", preview)
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
             raise CondafixError("nothing was changed", (), 1)
-    done = transaction.rollback(where, to, dry_run=False)
+    done = transaction.rollback(where, to, dry_run=False, force=force)
     return Outcome(kind="rollback", result=done, view="restore")
 
 

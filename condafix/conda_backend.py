@@ -182,12 +182,12 @@ class CondaBackend:
             return True
         return bool(match.version.match(version))
 
-    def apply(self, plan: Any, *, via: str | None, step: Step) -> Any:
+    def apply(self, plan: Any, *, via: str | None, step: Step, pin: bool = True, replace_pin: bool = False) -> Any:
         """conda's own transaction inside condafix's lock, snapshot and journal; conda writes the history."""
         from condafix import transaction
 
         if via is not None:
-            return transaction.apply_plan(plan, via=via, step=step)
+            return transaction.apply_plan(plan, via=via, step=step, pin=pin, replace_pin=replace_pin)
         platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
 
         def install() -> None:
@@ -202,4 +202,6 @@ class CondaBackend:
                 except CondaError as exc:
                     raise _error(exc) from None
 
-        return transaction.apply_with(plan, install=install, via=self.label, writes_history=True, step=step)
+        return transaction.apply_with(
+            plan, install=install, via=self.label, writes_history=True, step=step, pin=pin, replace_pin=replace_pin
+        )

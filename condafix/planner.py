@@ -21,7 +21,7 @@ from condafix import envinfo, progress
 from condafix.errors import Hint, UsageError
 from condafix.knowledge import CudaVersion, driver_version_key, knowledge
 from condafix.solver import Backend, Record, SolveFailed
-from condafix.verdict import env_cuda, manager_target
+from condafix.verdict import env_cuda
 
 Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
@@ -341,17 +341,23 @@ def find_blockers(
 
 
 def equivalent_commands(
-    env_info: envinfo.EnvInfo, channel: str, pins: Sequence[str], env: Mapping[str, str]
+    env_info: envinfo.EnvInfo, channels: Sequence[str], pins: Sequence[str], env: Mapping[str, str]
 ) -> tuple[str, ...]:
-    """The same change for the user's own manager(s): conda / mamba / micromamba."""
+    """The same change for the user's own manager(s), as ``--via`` runs it: every channel (and only
+    those: ``--override-channels``), every pin, and ``-n`` only where conda's ``-n`` finds this env."""
+    import shlex
     import shutil
+
+    from condafix import condarc
 
     managers = [m for m in ("conda", "mamba", "micromamba") if shutil.which(m)]
     if env.get("MAMBA_EXE") and "micromamba" not in managers:
         managers.append("micromamba")
     managers = managers or ["conda"]
-    quoted = " ".join(f'"{p}"' for p in pins)
-    return tuple(f"{m} install {manager_target(env_info)}-c {channel} {quoted}" for m in managers)
+    where = condarc.target_args(Path(env_info.prefix or "."), condarc.load(env))
+    chans = " ".join(f"-c {shlex.quote(c)}" for c in channels)
+    quoted = " ".join(f'"{p}"' for p in pins)  # pins are plain match specs: no $ or " inside
+    return tuple(f"{m} install {where} --override-channels {chans} {quoted}" for m in managers)
 
 
 def plan(
@@ -447,7 +453,7 @@ def plan(
             attempts=tuple(attempts),
             changes=tuple(changes),
             unchanged=unchanged,
-            commands=equivalent_commands(env_info, chosen_channels[0], pins, env),
+            commands=equivalent_commands(env_info, chosen_channels, pins, env),
             solve_seconds=time.perf_counter() - started,
             records=tuple(r.native for r in solved),
         )

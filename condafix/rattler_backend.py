@@ -753,7 +753,16 @@ class RattlerBackend:
         return self._installed
 
     def channels(self, requested: Sequence[str], env_channels: Sequence[str]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(requested)) or tuple(env_channels)
+        """Names resolve through conda's ``channel_alias``/``custom_channels`` (rattler knows only the default)."""
+        from condafix import condarc
+
+        config = condarc.load()
+        picked = tuple(dict.fromkeys(requested)) or tuple(env_channels)
+        out = []
+        for channel in picked:
+            url = condarc.channel_url(channel, config)
+            out.append(channel if url == f"{condarc.DEFAULT_ALIAS}/{channel}" else url)
+        return tuple(dict.fromkeys(out))
 
     def cache_age(self, channels: Sequence[str]) -> float | None:
         """With --offline: the cache's age, or a clear error when a remote channel was never cached."""
@@ -797,10 +806,10 @@ class RattlerBackend:
     def spec_matches(self, spec: str, name: str, version: str) -> bool:
         return spec_matches(spec, name, version)
 
-    def apply(self, plan: Any, *, via: str | None, step: Any) -> Any:
+    def apply(self, plan: Any, *, via: str | None, step: Any, pin: bool = True, replace_pin: bool = False) -> Any:
         from condafix import transaction
 
-        return transaction.apply_plan(plan, via=via, step=step)
+        return transaction.apply_plan(plan, via=via, step=step, pin=pin, replace_pin=replace_pin)
 
 
 @dataclass(frozen=True)

@@ -474,6 +474,8 @@ def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) ->
     con.print(
         f"[green]applied[/] {applied.changes} changes with {_escape(applied.via)}; snapshot {_escape(applied.snapshot)}"
     )
+    for line in applied.pinned:
+        con.print(f"pinned [bold]{_escape(line)}[/] in conda-meta/pinned: conda keeps it (skip with --no-pin)")
     con.print(f"undo with: [bold cyan]condafix rollback -p {_escape(prefix)}[/]")
     if applied.after is not None:
         con.print("\n[bold]doctor, after the change[/]:")
@@ -483,13 +485,19 @@ def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) ->
 def restore_text(plan: RestorePlan, *, dry_run: bool, out: Output | None = None) -> None:
     con = console(out=out)
     verb = "would" if dry_run else "did"
-    if not plan.remove and not plan.restore:
+    for change in plan.later_changes:
+        con.print(f"[yellow]changed after condafix's change[/] (rollback reverts it): {_escape(change)}")
+    if not (plan.remove or plan.restore or plan.pins_removed or plan.specs_restored):
         con.print(f"the environment already matches snapshot {_escape(plan.snapshot)}: nothing to do")
         return
     con.print(
         f"snapshot {_escape(plan.snapshot)}: {verb} remove {_escape(', '.join(plan.remove) or '-')}; "
         f"{verb} restore {_escape(', '.join(plan.restore) or '-')}"
     )
+    for line in plan.pins_removed:
+        con.print(f"{verb} remove the pin {_escape(line)} from conda-meta/pinned")
+    for spec in plan.specs_restored:
+        con.print(f"{verb} {_escape(spec)} in conda's requested specs (history)")
     if plan.missing:
         missing = _escape(", ".join(plan.missing))
         con.print(f"not in the snapshot's backup: {missing} (from the package cache, else the channel)")

@@ -87,8 +87,8 @@ class Backend(Protocol):
         """Does a depends/constrains entry accept this version of ``name``?"""
         ...
 
-    def apply(self, plan: Any, *, via: str | None, step: Step) -> Any:
-        """Change the prefix as planned; returns ``transaction.Applied``."""
+    def apply(self, plan: Any, *, via: str | None, step: Step, pin: bool = True, replace_pin: bool = False) -> Any:
+        """Change the prefix as planned (``pin``: also in conda-meta/pinned); returns ``transaction.Applied``."""
         ...
 
 

@@ -506,7 +506,11 @@ def create_snapshot(
     (root / "conda-meta").mkdir(parents=True)
     records = _records(prefix)
     for path, record in records.values():
-        (root / "conda-meta" / path.name).write_text(json.dumps(scrub(record), indent=2, sort_keys=True))
+        clean = scrub(record)
+        if clean == record:
+            shutil.copy2(path, root / "conda-meta" / path.name)  # byte for byte, so a rollback is too
+        else:
+            (root / "conda-meta" / path.name).write_text(json.dumps(clean, indent=2, sort_keys=True))
     (root / "explicit.txt").write_text("\n".join(explicit_lines(r for _p, r in records.values())) + "\n")
     (root / "manifest.txt").write_text("".join(f"{rel}\n" for rel in _prefix_files(prefix)))
     pinned = prefix / "conda-meta" / "pinned"
@@ -754,6 +758,16 @@ def _linked_files(prefix: Path, meta: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _installer_leftovers(prefix: Path) -> set[str]:
+    """What the installer itself writes besides packages: half-written records, its cache tag."""
+    found = {f"conda-meta/{p.name}" for p in (prefix / "conda-meta").glob("prefix_record_*") if p.is_file()}
+    found |= {f"conda-meta/{p.name}" for p in (prefix / "conda-meta").glob(".*.tmp") if p.is_file()}
+    for probe in prefix.glob(".refprobe-*"):  # rattler's reflink probe folder
+        if probe.is_dir() and not probe.is_symlink():
+            found |= {f"{probe.name}/{p.name}" for p in probe.iterdir() if p.is_file() or p.is_symlink()}
+    return found | ({"CACHEDIR.TAG"} if (prefix / "CACHEDIR.TAG").is_file() else set())
+
+
 def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
@@ -796,7 +810,7 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     manifest = snapshot / "manifest.txt"
     if interrupted and manifest.is_file():
         known = set(manifest.read_text().splitlines())
-        orphans = sorted(rel for rel in _linked_files(prefix, meta) if rel not in known)
+        orphans = sorted(rel for rel in _linked_files(prefix, meta) | _installer_leftovers(prefix) if rel not in known)
         for rel in orphans:
             _unlink(safe_path(prefix, rel, f"snapshot {snapshot.name}"))
         removed += orphans
@@ -926,6 +940,7 @@ def apply_change(
             if interrupted():
                 raise KeyboardInterrupt
             scrub_records(prefix)
+            _drop_cache_tag(prefix, snapshot)
             if change.history is not None:
                 command, removed, added, specs = change.history
                 append_history(prefix, command, removed, added, update_specs=specs)
@@ -936,6 +951,13 @@ def apply_change(
             _undo_after_failure(prefix, snapshot, journal, exc, step)
         journal.unlink(missing_ok=True)
         return snapshot
+
+
+def _drop_cache_tag(prefix: Path, snapshot: Path) -> None:
+    """rattler tags the prefix as a cache (backup tools then skip the env); keep a conda env untagged."""
+    tag = prefix / "CACHEDIR.TAG"
+    if tag.is_file() and "CACHEDIR.TAG" not in (snapshot / "manifest.txt").read_text().splitlines():
+        tag.unlink()
 
 
 def _discard_partial_snapshot(prefix: Path) -> None:

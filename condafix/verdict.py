@@ -189,12 +189,12 @@ def _mixed_findings(env: EnvInfo, paths: tuple[CompilePath, ...]) -> list[Findin
 
 
 def manager_target(env: EnvInfo) -> str:
+    """``-n NAME`` where conda's own ``-n`` finds this env, else the shell-quoted ``-p PATH``."""
     if env.prefix is None:
         return ""
-    prefix = Path(env.prefix)
-    if prefix.parent.name == "envs" and env.name:
-        return f"-n {env.name} "
-    return f"-p {env.prefix} "
+    from condafix import condarc
+
+    return condarc.target_args(Path(env.prefix), condarc.load()) + " "
 
 
 def _pip_pin(comp: Component, target: CudaVersion) -> str:

@@ -52,7 +52,9 @@ def rollback_cmd(prefix: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "condafix", "rollback", "-p", str(prefix), *extra]
 
 
-def test_apply_then_rollback_byte_for_byte(installed_env: Callable[..., Path], cli_env: dict[str, str]) -> None:
+def test_apply_then_rollback_byte_for_byte(
+    installed_env: Callable[..., Path], cli_env: dict[str, str], channel: Path
+) -> None:
     prefix = installed_env(BROKEN, cuda="12.9")
     before = state_digest(prefix)
     records_before = {p.name: p.read_bytes() for p in (prefix / "conda-meta").glob("*.json")}
@@ -69,14 +71,16 @@ def test_apply_then_rollback_byte_for_byte(installed_env: Callable[..., Path], c
     ]
     assert (prefix / "share/condafix-fixture/cuda-version.txt").read_text() == "cuda-version 12.4\n"
     history = (prefix / "conda-meta" / "history").read_text()
-    assert "-cuda-version-12.9-h0_3" in history and "+cuda-version-12.4-h0_3" in history
+    chan = f"{channel.as_uri()}/noarch::"  # conda's channel/subdir::name-version-build
+    assert f"-{chan}cuda-version-12.9-h0_3" in history and f"+{chan}cuda-version-12.4-h0_3" in history
+    assert (prefix / "conda-meta" / "pinned").read_text() == "cuda-version 12.4.*\n"
     snap = Path(transaction.list_snapshots(prefix)[-1].path)
     assert "@EXPLICIT" in (snap / "explicit.txt").read_text() and "#sha256:" in (snap / "explicit.txt").read_text()
     assert run(rollback_cmd(prefix, "--dry-run"), cli_env).returncode == 0
     assert state_digest(prefix) != before  # --dry-run changed nothing
     undone = run(rollback_cmd(prefix, "--yes"), cli_env)
     assert undone.returncode == 0, undone.stderr
-    assert state_digest(prefix) == before
+    assert state_digest(prefix) == before and not (prefix / "conda-meta" / "pinned").exists()
     assert {p.name: p.read_bytes() for p in (prefix / "conda-meta").glob("*.json")} == records_before
 
 

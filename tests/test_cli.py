@@ -54,10 +54,14 @@ def test_doctor_check_exit_codes(make_prefix: Callable[..., Path], packages: lis
     assert done.returncode == code, done.stdout + done.stderr
 
 
-def test_doctor_text_shows_fix(make_prefix: Callable[..., Path]) -> None:
-    done = run("doctor", "-p", str(make_prefix(SEED_ENV)), "--driver", "470.82.01")
-    assert 'conda install -n env -c conda-forge "cudatoolkit=11.4"' in done.stdout
+def test_doctor_text_shows_fix(make_prefix: Callable[..., Path], tmp_path: Path) -> None:
+    prefix = make_prefix(SEED_ENV)
+    done = run("doctor", "-p", str(prefix), "--driver", "470.82.01", env={"HOME": str(tmp_path)})
+    # conda's -n would not find it (not in an envs dir): the printed command names the path
+    assert f'conda install -p {prefix} -c conda-forge "cudatoolkit=11.4"' in done.stdout
     assert "CUDA 11.4 (from --driver)" in done.stdout
+    listed = run("doctor", "-p", str(prefix), "--driver", "470.82.01", env={"CONDA_ENVS_PATH": str(prefix.parent)})
+    assert 'conda install -n env -c conda-forge "cudatoolkit=11.4"' in listed.stdout
 
 
 def test_doctor_json_is_the_dataclasses(make_prefix: Callable[..., Path]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from condafix import driver, envinfo, verdict
 
 from .conftest import CUDA12_ENV, SEED_ENV, Pkg
@@ -18,7 +20,10 @@ def diagnose(
     return verdict.diagnose(info, env)
 
 
-def test_seed_case_is_an_error_with_cudatoolkit_pin(make_prefix: Callable[..., Path]) -> None:
+def test_seed_case_is_an_error_with_cudatoolkit_pin(
+    make_prefix: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONDA_ENVS_PATH", str(tmp_path / "envs"))  # where conda's -n finds "env"
     report = diagnose(make_prefix, SEED_ENV, "11.4")
     assert report.status == "mismatch" and report.check_exit_code == 2
     (toolkit,) = [v for v in report.verdicts if v.name == "cudatoolkit"]
