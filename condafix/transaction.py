@@ -668,8 +668,8 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
             continue
         record = _read_json(path)
         was = by_name_then.get(str(record.get("name")))
-        found.append(f"{record.get('name')} {'was ' + was.removesuffix('.json') + ', now ' if was else 'added: '}"
-                     f"{record.get('version')} {record.get('build')}")  # fmt: skip
+        old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
+        found.append(f"{record.get('name')} {old} -> {record.get('version')} {record.get('build')}")
     names_now = {str(_read_json(p).get("name")) for p in current.values()}
     found += [f"{_name_of(f)} removed" for f in sorted(expected - set(current)) if _name_of(f) not in names_now]
     _state, revisions = history_state(_history_text(prefix))

@@ -24,6 +24,8 @@ CONDA_PYTHON = os.environ.get("CONDAFIX_TEST_CONDA_PYTHON", "")
 SOLVERS = ("libmamba", "rattler")  # conda's default and the rattler solver; classic where it reproduces the case
 ALL_SOLVERS = (*SOLVERS, "classic")
 BROKEN_SPECS = ("numba-cuda", "python=3.12.3", "numpy=2.0.0")  # CONDA_OVERRIDE_CUDA=12.4 -> cuda-version 12.9
+# the same bug with every other package at its newest: `conda update --all` has nothing else to change
+LATEST_SPECS = ("numba-cuda", "python=3.12.7", "numpy=2.1.0")
 
 _HISTORY_PROBE = """
 import json, sys
