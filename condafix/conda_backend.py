@@ -187,7 +187,9 @@ class CondaBackend:
         from condafix import transaction
 
         if via is not None:
-            return transaction.apply_plan(plan, via=via, step=step, pin=pin, replace_pin=replace_pin)
+            return transaction.apply_plan(
+                plan, via=via, step=step, pin=pin, replace_pin=replace_pin, spec_matches=self.spec_matches
+            )
         platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
 
         def install() -> None:
@@ -203,5 +205,12 @@ class CondaBackend:
                     raise _error(exc) from None
 
         return transaction.apply_with(
-            plan, install=install, via=self.label, writes_history=True, step=step, pin=pin, replace_pin=replace_pin
+            plan,
+            install=install,
+            via=self.label,
+            writes_history=True,
+            step=step,
+            pin=pin,
+            replace_pin=replace_pin,
+            spec_matches=self.spec_matches,
         )

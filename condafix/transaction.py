@@ -375,10 +375,22 @@ def pin_lines(pins: Sequence[str]) -> list[str]:
     return out
 
 
-def plan_pin_edits(prefix: Path, pins: Sequence[str], *, replace: bool) -> list[PinEdit]:
-    """What to write into ``conda-meta/pinned``; a pin there that excludes the target blocks (file:line)."""
+Matches = Callable[[str, str, str], bool]
+
+
+def plan_pin_edits(
+    prefix: Path, pins: Sequence[str], *, replace: bool, spec_matches: Matches | None = None
+) -> list[PinEdit]:
+    """What to write into ``conda-meta/pinned``; a pin there that excludes the target blocks (file:line).
+
+    ``spec_matches`` is the solver backend's own match-spec check (conda's inside conda, else rattler's).
+    """
     from condafix import envinfo
-    from condafix.rattler_backend import spec_matches
+
+    if spec_matches is None:
+        from condafix.rattler_backend import spec_matches as rattler_matches
+
+        spec_matches = rattler_matches
 
     path = prefix / "conda-meta" / "pinned"
     try:
@@ -1157,6 +1169,7 @@ def apply_with(
     pin: bool = True,
     replace_pin: bool = False,
     argv: Sequence[str] = (),
+    spec_matches: Matches | None = None,
 ) -> Applied:
     """Run one installer on a planner.Plan inside condafix's lock, snapshot, journal and pin.
 
@@ -1165,7 +1178,7 @@ def apply_with(
     """
     prefix = Path(plan.prefix)
     pins = plan_pins(plan)
-    edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin)) if pin else ()
+    edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=spec_matches)) if pin else ()
     touched = [c.name for c in plan.changes if c.action != "install"]
     command = f"condafix cuda -p {prefix} --apply --cuda {plan.target.cuda}" + (
         f" --via {via}" if via in VIA_TOOLS else ""
@@ -1209,6 +1222,7 @@ def apply_plan(
     pin: bool = True,
     replace_pin: bool = False,
     step: Step = lambda _m: None,
+    spec_matches: Matches | None = None,
 ) -> Applied:
     """Execute a planner.Plan: rattler installs the solved records (default) or the env's own tool runs."""
     prefix = Path(plan.prefix)
@@ -1242,6 +1256,7 @@ def apply_plan(
         pin=pin,
         replace_pin=replace_pin,
         argv=argv,
+        spec_matches=spec_matches,
     )
 
 
