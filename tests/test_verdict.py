@@ -12,6 +12,12 @@ from condafix import driver, envinfo, verdict
 from .conftest import CUDA12_ENV, SEED_ENV, Pkg
 
 
+@pytest.fixture(autouse=True)
+def _envs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_prefix's envs folder is an envs dir conda knows, so the fix commands name the env with -n."""
+    monkeypatch.setenv("CONDA_ENVS_PATH", str(tmp_path / "envs"))
+
+
 def diagnose(
     make_prefix: Callable[..., Path], packages: list[Pkg], cuda: str | None, **kw: object
 ) -> verdict.DoctorReport:
@@ -20,10 +26,7 @@ def diagnose(
     return verdict.diagnose(info, env)
 
 
-def test_seed_case_is_an_error_with_cudatoolkit_pin(
-    make_prefix: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CONDA_ENVS_PATH", str(tmp_path / "envs"))  # where conda's -n finds "env"
+def test_seed_case_is_an_error_with_cudatoolkit_pin(make_prefix: Callable[..., Path]) -> None:
     report = diagnose(make_prefix, SEED_ENV, "11.4")
     assert report.status == "mismatch" and report.check_exit_code == 2
     (toolkit,) = [v for v in report.verdicts if v.name == "cudatoolkit"]
