@@ -562,8 +562,10 @@ def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
     found = []
     for root in sorted(base.iterdir()) if base.is_dir() and not base.is_symlink() else []:
         meta = _read_json(root / "meta.json")
-        if not meta or root.is_symlink():
+        if root.is_symlink() or not root.is_dir():
             continue
+        if not meta:  # listed, so that rollback names it as damaged instead of ignoring it
+            meta = {"state": "damaged" if (root / "meta.json").exists() else "incomplete"}
         found.append(
             SnapshotInfo(
                 root.name,
@@ -572,7 +574,9 @@ def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
                 str(meta.get("state", "?")),
                 str(meta.get("reason", "")),
                 len(list((root / "conda-meta").glob("*.json"))),
-                tuple(str(b) for b in meta.get("backed_up", []) if isinstance(b, str)),
+                tuple(str(b) for b in meta.get("backed_up", []) if isinstance(b, str))
+                if isinstance(meta.get("backed_up"), list)
+                else (),
             )
         )
     return found
@@ -820,9 +824,11 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
         if not current.is_file() or current.read_bytes() != record_path.read_bytes():
             shutil.copy2(record_path, current)  # also records the installer rewrote in place
     manifest = snapshot / "manifest.txt"
-    if interrupted and manifest.is_file():
-        known = set(manifest.read_text().splitlines())
-        orphans = sorted(rel for rel in _linked_files(prefix, meta) | _installer_leftovers(prefix) if rel not in known)
+    known = set(manifest.read_text().splitlines()) if manifest.is_file() else set()
+    if interrupted and known:  # an empty or missing manifest is no licence to delete anything
+        owned = {rel for path in saved.values() for rel in _record_files(_read_json(path))}
+        candidates = _linked_files(prefix, meta) | _installer_leftovers(prefix)
+        orphans = sorted(rel for rel in candidates if rel not in known and rel not in owned)
         for rel in orphans:
             _unlink(safe_path(prefix, rel, f"snapshot {snapshot.name}"))
         removed += orphans
@@ -851,6 +857,7 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
     rb.install(wanted, prefix, rb.read_prefix_records(prefix), [])
     for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
         shutil.copy2(saved, prefix / "conda-meta" / saved.name)
+    _drop_cache_tag(prefix, snapshot)
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
     return plan
 
@@ -968,7 +975,8 @@ def apply_change(
 def _drop_cache_tag(prefix: Path, snapshot: Path) -> None:
     """rattler tags the prefix as a cache (backup tools then skip the env); keep a conda env untagged."""
     tag = prefix / "CACHEDIR.TAG"
-    if tag.is_file() and "CACHEDIR.TAG" not in (snapshot / "manifest.txt").read_text().splitlines():
+    manifest = snapshot / "manifest.txt"
+    if tag.is_file() and manifest.is_file() and "CACHEDIR.TAG" not in manifest.read_text().splitlines():
         tag.unlink()
 
 

@@ -192,6 +192,14 @@ def installed_env(channel: Path, pkgs_cache: Path, tmp_path: Path) -> Callable[.
 
 
 @pytest.fixture
+def cli_env(tmp_path: Path, pkgs_cache: Path) -> dict[str, str]:
+    """The environment for condafix subprocesses: no proxies, condafix's caches in tmp."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(NO_COLOR="1", CONDAFIX_PKGS_DIR=str(pkgs_cache), CONDAFIX_CACHE_DIR=str(tmp_path / "cache"))
+    return env
+
+
+@pytest.fixture
 def http_channel(channel: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Serve the fixture channel from a real HTTP server on 127.0.0.1."""
     import functools

@@ -33,13 +33,6 @@ def state_digest(prefix: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path, pkgs_cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(NO_COLOR="1", CONDAFIX_PKGS_DIR=str(pkgs_cache), CONDAFIX_CACHE_DIR=str(tmp_path / "cache"))
-    return env
-
-
 def apply_cmd(prefix: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "condafix", "cuda", "-p", str(prefix), "--cuda", "12.4", "--apply", *extra]
 

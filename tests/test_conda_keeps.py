@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,8 @@ def apply(
     return condafix(conda, "cuda", "-p", str(prefix), "--cuda", cuda, "--apply", "--yes", *extra, cuda=cuda, **env)
 
 
-def rollback(conda: RealConda, prefix: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return condafix(conda, "rollback", "-p", str(prefix), "--yes", *extra)
+def rollback(conda: RealConda, prefix: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return condafix(conda, "rollback", "-p", str(prefix), "--yes", *extra, **env)
 
 
 def tree(prefix: Path) -> dict[str, bytes]:
@@ -251,3 +252,35 @@ def test_bad_via_or_missing_tool_stops_before_any_lock(real_conda: RealConda, tm
     missing = apply(real_conda, prefix, "--via", "micromamba")
     assert missing.returncode == 2 and "micromamba is not on PATH" in missing.stderr
     assert tree(prefix) == before and not (prefix / "conda-meta" / "condafix").exists()
+
+
+def test_offline_rollback_uses_condas_package_cache(real_conda: RealConda, tmp_path: Path) -> None:
+    copy = tmp_path / "channel-copy"
+    shutil.copytree(real_conda.channel, copy)
+    prefix = tmp_path / "e1"
+    real_conda.run("create", "-y", "-q", "-p", str(prefix), "--override-channels", "-c", copy.as_uri(), *BROKEN_SPECS)
+    before = tree(prefix)
+    fresh = {"CONDAFIX_PKGS_DIR": str(tmp_path / "condafix-pkgs")}  # condafix's own cache has nothing of 12.9
+    assert apply(real_conda, prefix, **fresh).returncode == 0
+    snap = next((prefix / "conda-meta" / "condafix" / "snapshots").iterdir())
+    meta = json.loads((snap / "meta.json").read_text())
+    meta["backed_up"].remove("libnvjitlink")  # no backup: the package must come from a cache
+    (snap / "meta.json").write_text(json.dumps(meta))
+    (copy / "linux-64" / "libnvjitlink-12.9.86-h5888daf_0.tar.bz2").unlink()  # and the channel lost it
+    assert (real_conda.pkgs_dir / "libnvjitlink-12.9.86-h5888daf_0.tar.bz2").is_file()
+    done = rollback(real_conda, prefix, **fresh)
+    assert done.returncode == 0, done.stderr
+    assert tree(prefix) == before
+
+
+def test_channel_names_follow_condas_channel_alias(real_conda: RealConda, tmp_path: Path) -> None:
+    prefix = real_conda.create(tmp_path / "e1", BROKEN_SPECS, solver="libmamba")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "forge").symlink_to(real_conda.channel)
+    condarc = tmp_path / "condarc"
+    condarc.write_text(f"channel_alias: {mirror.as_uri()}\n")
+    done = condafix(real_conda, "cuda", "-p", str(prefix), "-c", "forge", "--cuda", "12.4", "--json",
+                    CONDARC=str(condarc))  # fmt: skip
+    result = json.loads(done.stdout)["result"]
+    assert result["status"] == "change" and result["channels"] == [f"{mirror.as_uri()}/forge"], done.stdout
