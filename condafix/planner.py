@@ -183,12 +183,12 @@ def normalize_channel(text: str) -> str:
         return value.rstrip("/")
     if parsed.scheme == "file":
         if not Path(parsed.path).is_absolute() or not Path(parsed.path).is_dir():
-            raise UsageError(f"channel directory does not exist: {value}")
+            raise UsageError(f"channel directory does not exist: {value!r}")
         return value.rstrip("/")
     if not parsed.scheme and (value.startswith(("/", "./", "../", "~"))):
         path = Path(value).expanduser().resolve()
         if not path.is_dir():
-            raise UsageError(f"channel directory does not exist: {value}")
+            raise UsageError(f"channel directory does not exist: {value!r}")
         return path.as_uri()
     raise UsageError(f"not a channel: {value!r} (use a name, an https:// URL, file:// URL or a directory)")
 
