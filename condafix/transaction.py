@@ -958,7 +958,7 @@ def apply_change(
             install()
             if interrupted():
                 raise KeyboardInterrupt
-            scrub_records(prefix)
+            scrub_records(prefix, _new_records(prefix, snapshot))
             _drop_cache_tag(prefix, snapshot)
             if change.history is not None:
                 command, removed, added, specs = change.history
@@ -978,6 +978,12 @@ def _drop_cache_tag(prefix: Path, snapshot: Path) -> None:
     manifest = snapshot / "manifest.txt"
     if tag.is_file() and manifest.is_file() and "CACHEDIR.TAG" not in manifest.read_text().splitlines():
         tag.unlink()
+
+
+def _new_records(prefix: Path, snapshot: Path) -> set[str]:
+    """Record files the change wrote (the others are the user's, left as they are)."""
+    saved = {p.name for p in (snapshot / "conda-meta").glob("*.json")}
+    return {p.name for p in (prefix / "conda-meta").glob("*.json") if p.name not in saved}
 
 
 def _discard_partial_snapshot(prefix: Path) -> None:
@@ -1038,6 +1044,9 @@ def rollback(prefix: Path, snapshot_id: str | None, *, dry_run: bool, force: boo
         raise ApplyError(f"no snapshot {wanted!r} in {prefix} (have: {', '.join(s.id for s in snapshots)})")
     root = Path(chosen.path)
     meta = _load_snapshot(prefix, root)
+    if chosen.state in ("rolled-back", "restored") and pending(prefix) != chosen.id:
+        # already undone: restoring it again would revert whatever the user did since
+        return RestorePlan(chosen.id, (), (), ())
     journal_op = _journal(prefix).get("op") if pending(prefix) == chosen.id else None
     resuming = journal_op == "rollback"
     later = [] if resuming or chosen.state != "applied" else later_changes(prefix, meta)

@@ -109,6 +109,8 @@ def test_round_trip_in_condas_own_terms(real_conda: RealConda, tmp_path: Path, s
     # any later install leaves the CUDA parts alone: the fix is not re-applied from the history
     real_conda.install(prefix, "libzlib", solver=solver)
     assert real_conda.installed(prefix)["cuda-version"] == "12.9"
+    again = rollback(real_conda, prefix)  # already undone: the later install stays
+    assert again.returncode == 0 and "nothing to do" in again.stdout and "libzlib" in real_conda.installed(prefix)
     # and conda can still go back to condafix's revision
     real_conda.run("install", "-y", "-q", "-p", str(prefix), "--revision", "1", "--override-channels", "-c", chan,
                    solver=solver)  # fmt: skip
