@@ -475,6 +475,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _copy_atomic(source: Path, target: Path) -> None:
+    """A record put back whole or not at all: a kill mid-copy must not leave a truncated record."""
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copy2(source, temp)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def _prefix_files(prefix: Path) -> list[str]:
     """Every file and link in the prefix except condafix's own state (the snapshot's manifest)."""
     own = state_dir(prefix)
@@ -822,7 +833,7 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     for name, record_path in saved.items():
         current = prefix / "conda-meta" / name
         if not current.is_file() or current.read_bytes() != record_path.read_bytes():
-            shutil.copy2(record_path, current)  # also records the installer rewrote in place
+            _copy_atomic(record_path, current)  # also records the installer rewrote in place
     manifest = snapshot / "manifest.txt"
     known = set(manifest.read_text().splitlines()) if manifest.is_file() else set()
     if interrupted and known:  # an empty or missing manifest is no licence to delete anything
@@ -856,7 +867,7 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
         )
     rb.install(wanted, prefix, rb.read_prefix_records(prefix), [])
     for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
-        shutil.copy2(saved, prefix / "conda-meta" / saved.name)
+        _copy_atomic(saved, prefix / "conda-meta" / saved.name)
     _drop_cache_tag(prefix, snapshot)
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
     return plan
