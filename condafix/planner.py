@@ -186,7 +186,10 @@ def normalize_channel(text: str) -> str:
             raise UsageError(f"channel directory does not exist: {value!r}")
         return value.rstrip("/")
     if not parsed.scheme and (value.startswith(("/", "./", "../", "~"))):
-        path = Path(value).expanduser().resolve()
+        try:
+            path = Path(value).expanduser().resolve()
+        except RuntimeError:  # ~user for a user that does not exist
+            raise UsageError(f"channel directory does not exist: {value!r} (no such user's home)") from None
         if not path.is_dir():
             raise UsageError(f"channel directory does not exist: {value!r}")
         return path.as_uri()

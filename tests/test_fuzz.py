@@ -429,6 +429,7 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ("cuda newline", lambda: planner.resolve_target(cudas=["12.4\n"], drivers=[])),
         ("deep record", lambda: envinfo.parse_record("[" * 100_000, "conda-meta/x.json")),
         ("malformed IPv6 channel", lambda: planner.normalize_channel("http://user:pw@[::1/chan")),
+        ("home of no user", lambda: planner.normalize_channel("~no-such-user-here/chan")),
     ],
 )
 def test_listed_cases_give_a_result_or_one_line(parser: str, call: Callable[[], object]) -> None:
