@@ -677,10 +677,6 @@ class RestorePlan:
     specs_restored: tuple[str, ...] = ()
 
 
-def _label(record: Mapping[str, Any]) -> str:
-    return f"{record.get('name')} {record.get('version')} {record.get('build')}"
-
-
 def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
     """What happened to the env after condafix's change: other records, later history revisions."""
     after = meta.get("after")

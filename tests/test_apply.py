@@ -240,3 +240,26 @@ def test_kill_trials(installed_env: Callable[..., Path], cli_env: dict[str, str]
             assert not (transaction.state_dir(prefix) / "lock").exists() or sig == signal.SIGKILL
     print(f"\nkill trials: {trials}, outcomes: {dict(outcomes)}, apply took {duration:.2f} s")
     assert sum(outcomes.values()) == trials
+
+
+@pytest.mark.parametrize("tool", ["mamba", "micromamba"])
+def test_via_mamba_runs_every_channel_and_pin_with_override_channels(
+    installed_env: Callable[..., Path], cli_env: dict[str, str], tmp_path: Path, channel: Path, tool: str
+) -> None:
+    prefix = installed_env(BROKEN, cuda="12.9")
+    record = tmp_path / "call.json"
+    stub = tmp_path / "bin" / tool
+    stub.parent.mkdir()
+    stub.write_text(f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n")
+    stub.chmod(0o755)
+    env = {**cli_env, "PATH": f"{stub.parent}{os.pathsep}{cli_env['PATH']}", "MAMBA_EXE": str(stub)}
+    extra = tmp_path / "extra-channel"
+    shutil.copytree(channel, extra)
+    done = run(apply_cmd(prefix, "--yes", "--via", tool, "-c", channel.as_uri(), "-c", extra.as_uri()), env)
+    argv = json.loads(record.read_text())
+    assert argv == ["install", "-p", str(prefix), "-y", "--override-channels", "-c", channel.as_uri(),
+                    "-c", extra.as_uri(), "cuda-version=12.4"]  # fmt: skip
+    # the stub changed nothing: condafix's snapshot says applied, the pin is there, no history of its own
+    assert done.returncode == 0, done.stderr
+    assert (prefix / "conda-meta" / "pinned").read_text() == "cuda-version 12.4.*\n"
+    assert "condafix cuda" not in (prefix / "conda-meta" / "history").read_text()

@@ -1,0 +1,63 @@
+"""conda's configuration as condafix reads it: envs dirs, package caches, channel names, credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from condafix import condarc
+
+
+def config(tmp_path: Path, text: str = "", **env: str) -> condarc.CondaConfig:
+    rc = tmp_path / "condarc"
+    rc.write_text(text)
+    return condarc.load({"HOME": str(tmp_path / "home"), "CONDARC": str(rc), **env})
+
+
+def test_envs_dirs_and_pkgs_dirs_in_condas_order(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "envs_dirs: [/data/envs]\npkgs_dirs: [/data/pkgs]\n", CONDA_EXE="/opt/conda/bin/conda")
+    assert cfg.root_prefix == Path("/opt/conda")
+    assert cfg.envs_dirs == (Path("/data/envs"), Path("/opt/conda/envs"), tmp_path / "home" / ".conda" / "envs")
+    assert cfg.pkgs_dirs[:2] == (Path("/data/pkgs"), Path("/opt/conda/pkgs"))
+    # the variables beat the files (conda's precedence); CONDA_PKGS_DIRS is comma-separated
+    env = config(tmp_path, "envs_dirs: [/data/envs]\n", CONDA_ENVS_PATH="/a:/b", CONDA_PKGS_DIRS="/p1,/p2")
+    assert env.envs_dirs[:2] == (Path("/a"), Path("/b")) and Path("/data/envs") not in env.envs_dirs
+    assert env.pkgs_dirs[:2] == (Path("/p1"), Path("/p2"))
+
+
+def test_named_env_is_found_in_envs_dirs_never_by_environments_txt(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listed = tmp_path / "elsewhere" / "e2"
+    (listed / "conda-meta").mkdir(parents=True)
+    (home / ".conda").mkdir(parents=True)
+    (home / ".conda" / "environments.txt").write_text(f"{listed}\n")
+    (home / ".conda" / "envs" / "e1" / "conda-meta").mkdir(parents=True)
+    cfg = config(tmp_path)
+    assert condarc.find_named_env("e1", cfg) == home / ".conda" / "envs" / "e1"
+    assert condarc.find_named_env("e2", cfg) is None
+    assert condarc.target_args(home / ".conda" / "envs" / "e1", cfg) == "-n e1"
+    odd = tmp_path / "my envs" / "e1"
+    assert condarc.target_args(odd, cfg) == f"-p '{odd}'"
+
+
+def test_channel_names_follow_alias_and_custom_channels(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path, "channel_alias: https://mirror.example/conda\ncustom_channels:\n  nvidia: https://nv.example\n"
+    )
+    assert condarc.channel_url("conda-forge", cfg) == "https://mirror.example/conda/conda-forge"
+    assert condarc.channel_url("nvidia/label/cuda-12.4", cfg) == "https://nv.example/nvidia/label/cuda-12.4"
+    assert condarc.channel_url("file:///srv/ch/", cfg) == "file:///srv/ch"
+    # history lines carry conda's canonical name: the alias or custom base stripped, credentials never
+    assert condarc.canonical_channel("https://u:p@mirror.example/conda/t/tk-1/conda-forge", cfg) == "conda-forge"
+    assert condarc.canonical_channel("https://nv.example/nvidia", cfg) == "nvidia"
+    assert condarc.canonical_channel("https://conda.anaconda.org/pytorch", cfg) == "pytorch"
+    assert condarc.canonical_channel("https://other.example/x", cfg) == "https://other.example/x"
+
+
+def test_strip_credentials(tmp_path: Path) -> None:
+    strip = condarc.strip_credentials
+    assert strip("https://alice:s3cr3t@host.example:8443/t/tk-99/ch/linux-64/a-1-0.conda") == (
+        "https://host.example:8443/ch/linux-64/a-1-0.conda"
+    )
+    assert strip("https://host.example/ch?token=abc&x=1") == "https://host.example/ch?x=1"
+    assert strip("file:///srv/t/ch") == "file:///srv/t/ch"  # no token segment after a bare 't' folder
+    assert strip("not a url") == "not a url"
