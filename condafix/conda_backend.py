@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,14 @@ def _conda_output(to_stderr: bool) -> Iterator[None]:
     if not to_stderr:
         yield
         return
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
+    from condafix import render
+
+    stderr = render.Output().stderr  # conda's reporters quote channel URLs: through the redacting edge
+    try:
+        with contextlib.redirect_stdout(stderr):
+            yield
+    finally:
+        stderr.flush()
 
 
 def to_record(record: Any) -> Record:
@@ -126,7 +131,7 @@ class CondaBackend:
             for name in names:
                 try:
                     records = SubdirData.query_all(MatchSpec(name), channels, self._subdirs(platform))
-                except CondaError as exc:
+                except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
                     raise _error(exc) from None
                 found += [to_record(r) for r in records]
         return found
@@ -162,6 +167,8 @@ class CondaBackend:
             except CondaError as exc:
                 if type(exc).__name__ in _UNSATISFIABLE:
                     raise SolveFailed(str(exc)) from None
+                raise _error(exc) from None
+            except OSError as exc:  # a channel's HTTP error escapes conda as requests' HTTPError
                 raise _error(exc) from None
         return [to_record(r) for r in final]
 
@@ -201,7 +208,7 @@ class CondaBackend:
                     txn = txn.solve_for_transaction()
                     txn.download_and_extract()
                     txn.execute()
-                except CondaError as exc:
+                except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
                     raise _error(exc) from None
 
         return transaction.apply_with(

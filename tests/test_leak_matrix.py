@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ import pytest
 from condafix import cli
 
 from .conftest import CUDA12_ENV, write_record
+from .test_network import sharded_channel  # noqa: F401  (fixture)
 
 S = "Zq9xS3cr3t"
 FULL = bool(os.environ.get("CONDAFIX_LEAK_FULL"))
@@ -304,7 +306,52 @@ def test_no_credential_leaves_the_conda_plugin(
         for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
             if S in text:
                 leaks.append(f"conda {' '.join(args[:2])} [{stream}]: {next(x for x in text.splitlines() if S in x)}")
+    # standalone condafix planning with conda's solver: conda's reporters print into condafix's stderr
+    for extra in ((), ("--json",)):
+        done = subprocess.run(
+            [conda.python, "-m", "condafix", "cuda", "-p", str(prefix), "--solver", "conda", "-c", form, *extra],
+            capture_output=True,
+            text=True,
+            env={**conda.env(), **env},
+            timeout=300,
+            check=False,
+        )
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr[-2000:]
+        for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+            if S in text:
+                leaks.append(f"condafix --solver conda [{stream}]: {next(x for x in text.splitlines() if S in x)}")
     for path in (p for p in (prefix / "conda-meta" / "condafix").rglob("*") if p.is_file()):
         if S.encode() in path.read_bytes():
             leaks.append(f"{path.relative_to(prefix)} holds the secret")
     assert leaks == [], "\n".join(leaks)
+
+
+def test_conda_solver_http_error_is_one_line(
+    sharded_channel: Path,  # noqa: F811
+    installed_env: Callable[..., Path],
+    request: pytest.FixtureRequest,
+) -> None:
+    """conda's fetch raising requests' HTTPError (a 404 on a shard the index names) was an internal error (exit 70)."""
+    conda = request.getfixturevalue("real_conda")
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(_Channel, directory=str(sharded_channel)),  # shards/<hash>: 404
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    form = f"http://user:{S}@127.0.0.1:{httpd.server_address[1]}/chan"
+    prefix = installed_env(["numba-cuda"], cuda="12.9", name="conda-http")
+    try:
+        done = subprocess.run(
+            [conda.python, "-m", "condafix", "cuda", "-p", str(prefix), "--solver", "conda", "-c", form],
+            capture_output=True,
+            text=True,
+            env={**conda.env(), "CONDA_OVERRIDE_CUDA": "12.4"},
+            timeout=300,
+            check=False,
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "error: conda: HTTPError: 404" in done.stderr and "internal error" not in done.stderr
+    assert S not in done.stdout + done.stderr
