@@ -846,7 +846,20 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
 
 def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
     """Restore with the installer: the snapshot's records from conda's or condafix's package cache, else the channel."""
-    from condafix import rattler_backend as rb
+    try:
+        from condafix import rattler_backend as rb
+    except ImportError as exc:  # beside conda-rattler-solver, py-rattler is 0.26: the installer is not usable
+        raise ApplyError(
+            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): the embedded installer "
+            f"needs py-rattler >= 0.28 ({exc}); nothing was changed",
+            (
+                Hint(
+                    "conda_revision",
+                    "let conda restore the revision before the change: `conda list --revisions`, "
+                    "then `conda install --revision N`",
+                ),
+            ),
+        ) from None
 
     meta = _read_json(snapshot / "meta.json")
     wanted = rb.prefer_cached(rb.records_from_dir(snapshot / "conda-meta"))

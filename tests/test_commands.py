@@ -102,3 +102,19 @@ def test_cuda_error_hints_follow_the_live_detection() -> None:
     assert code == "condafix_cuda_driver" and "CUDA 12.4" in text
     (code, text), *_ = commands.cuda_error_hints("nothing provides __cuda", env={"CONDA_OVERRIDE_CUDA": ""})
     assert code == "condafix_cuda_override" and "CONDA_OVERRIDE_CUDA=" in text
+
+
+def test_rollback_needing_the_installer_beside_conda_rattler_solver_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside conda-rattler-solver py-rattler is 0.26, which the embedded installer cannot use: one clear line."""
+    import sys
+
+    from condafix import transaction
+
+    monkeypatch.setitem(sys.modules, "condafix.rattler_backend", None)  # import raises ImportError
+    plan = transaction.RestorePlan(snapshot="s1", remove=(), restore=("cuda-nvrtc",), missing=("cuda-nvrtc",))
+    with pytest.raises(transaction.ApplyError, match="cannot reinstall cuda-nvrtc") as caught:
+        transaction._reinstall(tmp_path, tmp_path / "s1", plan)
+    assert "nothing was changed" in caught.value.summary
+    assert "conda install --revision" in caught.value.hints[0].text
