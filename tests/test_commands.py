@@ -110,9 +110,11 @@ def test_rollback_needing_the_installer_beside_conda_rattler_solver_says_so(
     """Beside conda-rattler-solver py-rattler is 0.26, which the embedded installer cannot use: one clear line."""
     import sys
 
+    import condafix
     from condafix import transaction
 
     monkeypatch.setitem(sys.modules, "condafix.rattler_backend", None)  # import raises ImportError
+    monkeypatch.delattr(condafix, "rattler_backend", raising=False)
     plan = transaction.RestorePlan(snapshot="s1", remove=(), restore=("cuda-nvrtc",), missing=("cuda-nvrtc",))
     with pytest.raises(transaction.ApplyError, match="cannot reinstall cuda-nvrtc") as caught:
         transaction._reinstall(tmp_path, tmp_path / "s1", plan)
