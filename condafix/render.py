@@ -476,7 +476,9 @@ def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) ->
     )
     for line in applied.pinned:
         con.print(f"pinned [bold]{_escape(line)}[/] in conda-meta/pinned: conda keeps it (skip with --no-pin)")
-    con.print(f"undo with: [bold cyan]condafix rollback -p {_escape(prefix)}[/]")
+    import shlex
+
+    con.print(f"undo with: [bold cyan]condafix rollback -p {_escape(shlex.quote(prefix))}[/]")
     if applied.after is not None:
         con.print("\n[bold]doctor, after the change[/]:")
         doctor_text(applied.after, out=out)

@@ -239,9 +239,17 @@ def test_via_conda_runs_the_whole_plan_with_one_revision(
     snapshots = json.loads(condafix(real_conda, "rollback", "-p", str(prefix), "--list", "--json").stdout)["result"]
     assert snapshots[-1]["state"] == "applied"
     assert (prefix / "conda-meta" / "pinned").read_text() == "cudatoolkit 11.4.*\ncuda-version 11.4.*\n"
+    exported = real_conda.run("env", "export", "-p", str(prefix), "--from-history", "--json").stdout
+    deps = json.loads(exported)["dependencies"]
+    assert any(d.startswith("cudatoolkit=11.4") for d in deps) and any(d.startswith("cuda-version=11.4") for d in deps)
     undone = rollback(real_conda, prefix)
     assert undone.returncode == 0, undone.stderr
     assert real_conda.installed(prefix)["cudatoolkit"] == "11.8.0"
+    listing = real_conda.run("list", "-p", str(prefix), "--revisions").stdout
+    assert f"(rev {revisions + 1})" in listing and "<unknown>" not in listing  # conda's revision, then ours
+    exported = real_conda.run("env", "export", "-p", str(prefix), "--from-history", "--json").stdout
+    deps = json.loads(exported)["dependencies"]
+    assert any(d.startswith("cudatoolkit=11.8") for d in deps) and not any("11.4" in d for d in deps)
     requested = real_conda.history(prefix).requested
     assert requested == {"cudatoolkit": "cudatoolkit=11.8", "cuda-version": "cuda-version=11.8"}
 
