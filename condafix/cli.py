@@ -44,6 +44,22 @@ DriverOpt = Annotated[
     typer.Option("--driver", help="Assume this NVIDIA driver version (e.g. 535.104.05); mapped to its max CUDA."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+# Target options shared by the commands that plan for a driver (cuda, env, lock): one spelling, one help text.
+TargetCudasOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
+]
+TargetDriversOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
+]
+DriversFileOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--drivers-file", help="One driver version per line, e.g. from every node of a cluster (oldest wins)."
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")]
 
 
 def _guard(
@@ -213,24 +229,15 @@ def cuda(
         Optional[list[str]],  # noqa: UP045
         typer.Option("-c", "--channel", help="Channel name, https:// or file:// URL (repeatable)."),
     ] = None,
-    cuda: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
-    ] = None,
-    driver: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
-    ] = None,
-    drivers_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--drivers-file", help="One driver version per line, e.g. from every node of a cluster."),
-    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
+    drivers_file: DriversFileOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Plan from the repodata cache only.")] = False,
     allow_major: Annotated[
         bool, typer.Option("--allow-major", help="Allow moving the env to an older CUDA major.")
     ] = False,
     apply: Annotated[bool, typer.Option("--apply", help="Change the env as planned (asks first).")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")] = False,
+    yes: YesOpt = False,
     via: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
@@ -277,7 +284,7 @@ def rollback(
     to: Annotated[Optional[str], typer.Option("--to", help="Snapshot id (default: the newest).")] = None,  # noqa: UP045
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be restored; change nothing.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")] = False,
+    yes: YesOpt = False,
     force: Annotated[
         bool, typer.Option("--force", help="Roll back even though the env changed after condafix's change.")
     ] = False,
@@ -299,11 +306,8 @@ def env_file(
         Optional[str],  # noqa: UP045
         typer.Argument(help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin)."),
     ] = None,
-    cuda: Annotated[Optional[list[str]], typer.Option("--cuda", help="Target CUDA version M.m.")] = None,  # noqa: UP045
-    driver: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--driver", help="Target driver version (repeatable: lowest CUDA wins)."),
-    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
     write: Annotated[bool, typer.Option("--write", help="Replace the file (keeps FILE.bak).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file would change (pre-commit, CI).")] = False,
     channel: Annotated[
@@ -344,18 +348,9 @@ def lock(
         Optional[list[str]],  # noqa: UP045
         typer.Argument(help="pixi.lock, conda-lock.yml or @EXPLICIT files (default: ./pixi.lock, ./conda-lock.yml)."),
     ] = None,
-    cuda: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
-    ] = None,
-    driver: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
-    ] = None,
-    drivers_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--drivers-file", help="One driver version per line (fleet: the oldest wins)."),
-    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
+    drivers_file: DriversFileOpt = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 0 every env fits, 1 warnings, 2 an env needs a newer CUDA.")
     ] = False,
