@@ -11,16 +11,19 @@ What it does, all on this machine and offline:
 2. writes two envs of 10 and 300 packages whose CUDA 12.9 is newer than a CUDA 12.4 driver
    (``bench/envs.py``);
 3. runs, interleaved round by round so machine noise hits all alike: ``condafix cuda -p ENV -c URL
-   --cuda 12.4`` (and ``--solver conda`` where condafix has it), the same solve as a bare
-   py-rattler script (``bench/bare_solve.py``), real conda 26.7.1 ``install --dry-run`` of the same
-   pin with the ``libmamba``, ``rattler`` and ``classic`` solvers, and for start-up ``python -c
-   pass``, ``condafix --help``, ``condafix doctor``, ``numba -s`` and ``env-doctor check``;
-4. reports the median wall time and peak RSS (``wait4``) of each whole process, ratios, and the
+   --cuda 12.4`` against the same solve as a bare py-rattler script (``bench/bare_solve.py``), warm
+   and cold; real conda 26.7.1 ``install --dry-run`` of the same pin with the ``libmamba``,
+   ``rattler`` and ``classic`` solvers, and ``condafix cuda --solver conda`` (condafix installed
+   beside conda) with each; for start-up ``python -c pass``, ``condafix --help``, ``condafix
+   doctor``, ``numba -s`` and ``env-doctor check``, plus an ``-X importtime`` attribution;
+4. reports the median wall time, CPU time and peak RSS of each whole process, ratios, and the
    targets of issue 16, as a markdown table (``--out``) and optionally in the README.
 
-conda comes from ``../shared/wheels`` in its own venv (``$TMPDIR/condafix-ci-conda`` is reused
-when it exists; conda's rattler solver needs py-rattler 0.26, condafix 0.28); numba and
-env-doctor come from PyPI into another venv. Both are made once, on the first run.
+Venvs, made on the first run under ``$TMPDIR/condafix-bench``: condafix built from this checkout
+as ``pip install .`` installs it (reinstalled when the source changes); plain conda from
+``../shared/wheels`` (``$TMPDIR/condafix-ci-conda`` is reused when it exists and holds no
+condafix); conda with condafix beside it (conda's rattler solver pins py-rattler 0.26, which
+condafix accepts); numba and env-doctor from PyPI.
 """
 
 from __future__ import annotations
