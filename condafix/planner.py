@@ -260,8 +260,15 @@ def moves_with_pin(name: str) -> bool:
 
 
 def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
-    """The user's requested specs (CUDA parts unpinned, so they can move), plus the new pins."""
-    specs = list(env_info.requested_specs) or list(installed_names)
+    """The user's requested specs (CUDA parts unpinned, so they can move), every other installed name, the pins.
+
+    Every installed package is asked for by name, not only the history's requests: a solve from the
+    requests alone drops whatever the history does not name and nothing depends on (a package added
+    by another tool, or by `conda install --no-deps`), and a CUDA fix must never remove a user's package.
+    """
+    requested = list(env_info.requested_specs)
+    named = {envinfo.spec_name(spec) for spec in requested}
+    specs = requested + [name for name in installed_names if name not in named]
     pinned = {envinfo.spec_name(p) for p in pins}
     out: list[str] = []
     for spec in specs:

@@ -205,3 +205,16 @@ def test_group_members_requested_with_a_version_move_with_the_pin(installed_env:
     changes = by_name(plan)
     assert changes["cuda"].to_version == "12.4.1" and changes["libcurand"].to_version == "10.3.5.147"
     assert "cuda" in plan.specs and "libcurand" in plan.specs  # requested without their old versions
+
+
+def test_a_package_the_history_does_not_request_is_never_removed(installed_env: Callable[..., Path]) -> None:
+    """conda's history names only what was asked for; libzlib here came another way and nothing needs it."""
+    prefix = installed_env([*BROKEN, "libzlib"], cuda="12.9")
+    (prefix / "conda-meta" / "history").write_text(
+        "==> 2026-01-01 00:00:00 <==\n# cmd: conda create -n gpu numba-cuda python=3.12.3 numpy=2.0.0\n"
+        "# conda version: 26.7.1\n# update specs: ['numba-cuda', 'python=3.12.3', 'numpy=2.0.0']\n"
+    )
+    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    assert plan.status == "change"
+    assert set(by_name(plan)) == {"cuda-version", "cuda-nvvm-impl", "cuda-nvrtc", "cuda-cudart", "libnvjitlink"}
+    assert all(c.action != "remove" for c in plan.changes)
