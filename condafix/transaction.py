@@ -932,7 +932,7 @@ def apply_change(
     plan: object,
     touched: Sequence[str],
     install: Callable[[], None],
-    change: Change = Change(),
+    change: Change | Callable[[], Change] = Change(),
     step: Step = lambda _m: None,
 ) -> Path:
     """Lock -> snapshot/backup -> journal -> pin -> install -> history; restore the backup on any failure."""
@@ -947,6 +947,8 @@ def apply_change(
                 f"an unfinished condafix change (snapshot {leftover}) is in {prefix}",
                 (Hint("rollback", f"run `condafix rollback -p {prefix}` first"),),
             )
+        if callable(change):  # read the prefix only while holding its lock
+            change = change()
         progress.begin(step, "snapshot", "saving a snapshot")
         extra = {
             "pin_edits": [{"added": e.added, "replaced": e.replaced} for e in change.pin_edits],
@@ -1016,7 +1018,13 @@ def _discard_partial_snapshot(prefix: Path) -> None:
 def _undo_after_failure(prefix: Path, snapshot: Path, journal: Path, exc: BaseException, step: Step) -> None:
     step("restoring the snapshot")
     try:
-        restore(prefix, snapshot, interrupted=True)
+        for _attempt in range(10):
+            restore(prefix, snapshot, interrupted=True)
+            # a failed install can leave the installer's other link tasks running a moment longer
+            time.sleep(0.2)
+            left = restore_plan(prefix, snapshot)
+            if not (left.remove or left.restore):
+                break
         _set_state(snapshot, "restored")
         _truncate_history(prefix, snapshot)
         journal.unlink(missing_ok=True)
@@ -1215,38 +1223,45 @@ def apply_with(
     """
     prefix = Path(plan.prefix)
     pins = plan_pins(plan)
-    edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=spec_matches)) if pin else ()
     touched = [c.name for c in plan.changes if c.action != "install"]
     command = f"condafix cuda -p {prefix} --apply --cuda {plan.target.cuda}" + (
         f" --via {via}" if via in VIA_TOOLS else ""
     )
-    config = _config()
-    by_name = {_record_dict(r)["name"]: r for r in plan.records}
-    old = _records(prefix)
-    dists = _current_dists(prefix, config)
-    removed = [dists[old[c.name][0].name] for c in plan.changes if c.from_version and c.name in old]
-    added_records = [_record_dict(by_name[c.name]) for c in plan.changes if c.to_version and c.name in by_name]
-    added = [dist_str(r, config) for r in added_records]
-    linking = tuple(f"{r['name']}-{r['version']}-{r['build']}" for r in added_records)
+    edits: tuple[PinEdit, ...] = ()
+
+    def describe() -> Change:
+        """Under the lock: the plan still fits the env, the pin edits, and conda's history lines."""
+        nonlocal edits
+        _check_plan_current(prefix, plan)
+        edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=spec_matches)) if pin else ()
+        config = _config()
+        by_name = {_record_dict(r)["name"]: r for r in plan.records}
+        old = _records(prefix)
+        dists = _current_dists(prefix, config)
+        removed = [dists[old[c.name][0].name] for c in plan.changes if c.from_version and c.name in old]
+        added_records = [_record_dict(by_name[c.name]) for c in plan.changes if c.to_version and c.name in by_name]
+        added = [dist_str(r, config) for r in added_records]
+        caches: tuple[str, ...] = ()
+        with contextlib.suppress(ImportError):
+            from condafix import rattler_backend as rb
+
+            caches = (str(rb.pkgs_dir()),)
+        return Change(
+            pin_edits=edits,
+            history=None if writes_history else (command, removed, added, [_conda_spec(p) for p in pins]),
+            linking=tuple(f"{r['name']}-{r['version']}-{r['build']}" for r in added_records),
+            caches=caches,
+        )
+
     from condafix.render import to_jsonable
 
-    caches: tuple[str, ...] = ()
-    with contextlib.suppress(ImportError):
-        from condafix import rattler_backend as rb
-
-        caches = (str(rb.pkgs_dir()),)
     snapshot = apply_change(
         prefix,
         reason=command,
         plan=to_jsonable(plan),
         touched=touched,
         install=install,
-        change=Change(
-            pin_edits=edits,
-            history=None if writes_history else (command, removed, added, [_conda_spec(p) for p in pins]),
-            linking=linking,
-            caches=caches,
-        ),
+        change=describe,
         step=step,
     )
     return Applied(snapshot.name, via, len(plan.changes), None, tuple(e.added for e in edits), tuple(scrub(list(argv))))
@@ -1295,6 +1310,23 @@ def apply_plan(
         argv=argv,
         spec_matches=spec_matches,
     )
+
+
+def _check_plan_current(prefix: Path, plan: Any) -> None:
+    """The env must still hold what the plan was made from (another change may have landed meanwhile)."""
+    present = {p.name.removesuffix(".json") for p in (prefix / "conda-meta").glob("*.json")}
+    names = {n.rsplit("-", 2)[0] for n in present}
+    stale = [
+        c.name
+        for c in plan.changes
+        if (c.from_version and f"{c.name}-{c.from_version}-{c.from_build}" not in present)
+        or (not c.from_version and c.name in names)
+    ]
+    if stale:
+        raise ApplyError(
+            f"{prefix} changed since this plan was made ({', '.join(stale)}); nothing was changed",
+            (Hint("replan", "run the command again to plan against the env as it is now"),),
+        )
 
 
 def _conda_spec(pin: str) -> str:
