@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from conda import plugins
@@ -116,7 +117,7 @@ def cuda_action(args: argparse.Namespace) -> int:
                 channels=args.channel,
                 cudas=args.cuda,
                 drivers=args.driver,
-                drivers_file=None if args.drivers_file is None else __import__("pathlib").Path(args.drivers_file),
+                drivers_file=None if args.drivers_file is None else Path(args.drivers_file),
                 offline=args.offline,
                 allow_major=args.allow_major,
                 apply=args.apply,
