@@ -100,35 +100,7 @@ _PROMPT = re.compile(r"^\(([A-Za-z0-9_.\-]{1,60})\) {0,4}[\w.\-]{0,40}@?[\w.\-]{
 _ENV_PATH = re.compile(r"((?:/[\w.\-]{1,80}){0,10}/envs/([A-Za-z0-9_.\-]{1,60}))/lib/python")
 _FRAME = re.compile(r"site-packages[/\\]([A-Za-z0-9_]{1,60})[/\\]")
 
-# Package names worth reading from list rows, and how their CUDA shows.
-_CUDA_PACKAGES: Final = frozenset(
-    {
-        "cuda-version",
-        "cudatoolkit",
-        "cuda-nvcc",
-        "cuda-nvvm",
-        "cuda-nvvm-impl",
-        "cuda-nvcc-impl",
-        "cuda-nvrtc",
-        "cuda-cudart",
-        "libnvjitlink",
-        "nvidia-nvvm",
-        "nvidia-nvjitlink",
-        "nvidia-nvjitlink-cu12",
-        "nvidia-cuda-nvcc-cu12",
-        "nvidia-cuda-nvrtc-cu12",
-        "nvidia-cuda-runtime-cu12",
-        "pytorch",
-        "torch",
-        "pytorch-cuda",
-        "torchvision",
-        "numba",
-        "numba-cuda",
-        "cupy",
-        "jaxlib",
-        "tensorflow",
-    }
-)
+# Toolkit packages: their version is the CUDA they carry.
 _CTK_NAMES: Final = frozenset(
     {
         "cuda-version",
@@ -147,6 +119,19 @@ _CTK_NAMES: Final = frozenset(
         "nvidia-cuda-nvrtc-cu12",
         "nvidia-cuda-runtime-cu12",
         "pytorch-cuda",
+    }
+)
+# ...and the packages whose builds name a CUDA (consumers and frameworks), read from list rows too.
+_CUDA_PACKAGES: Final = _CTK_NAMES | frozenset(
+    {
+        "pytorch",
+        "torch",
+        "torchvision",
+        "numba",
+        "numba-cuda",
+        "cupy",
+        "jaxlib",
+        "tensorflow",
     }
 )
 _BUILD_CUDA = re.compile(
