@@ -1,5 +1,5 @@
 """Allow ``python -m condafix``."""
 
-from condafix.cli import main
+from condafix.cli.app import main
 
 main()

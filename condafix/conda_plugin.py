@@ -23,7 +23,7 @@ GUARD_MODES = ("warn", "error", "off")
 
 
 def _ui(*, confirm: Callable[[str], Any] | None = None, show: bool = True) -> Any:
-    from condafix import commands, render
+    from condafix.cli import commands, render
 
     def ask(question: str) -> bool:
         if confirm is None:
@@ -35,7 +35,7 @@ def _ui(*, confirm: Callable[[str], Any] | None = None, show: bool = True) -> An
 
 
 def _print_error(kind: str, exc: Exception, as_json: bool) -> int:
-    from condafix import render
+    from condafix.cli import render
     from condafix.errors import CondafixError
 
     assert isinstance(exc, CondafixError)
@@ -96,7 +96,7 @@ def cuda_action(args: argparse.Namespace) -> int:
     from conda.base.context import context
     from conda.reporters import confirm_yn
 
-    from condafix import commands, render
+    from condafix.cli import commands, render
     from condafix.errors import CondafixError
 
     as_json = bool(args.json)
@@ -147,7 +147,7 @@ def conda_subcommands() -> Iterator[plugins.types.CondaSubcommand]:
 
 def check_action(prefix: str, verbose: bool) -> None:
     """``conda doctor``: the compact verdict of ``condafix doctor`` for this env."""
-    from condafix import commands, render
+    from condafix.cli import commands, render
     from condafix.errors import CondafixError
 
     try:
@@ -160,7 +160,7 @@ def check_action(prefix: str, verbose: bool) -> None:
 
 def check_fixer(prefix: str, args: argparse.Namespace, confirm: Callable[[str], Any]) -> int:
     """``conda doctor --fix cuda``: plan with conda's solver, ask through conda's confirm, apply."""
-    from condafix import commands, render
+    from condafix.cli import commands, render
     from condafix.errors import CondafixError
 
     try:
@@ -229,7 +229,7 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
     from conda.base.context import context
     from conda.core.prefix_data import PrefixData
 
-    from condafix import commands
+    from condafix.cli import commands
 
     gone = {str(r.name) for r in unlink_precs} | {str(r.name) for r in links}
     final: dict[str, str] = {}
@@ -248,7 +248,7 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
 
         hints = "\n".join(h.text for h in finding.hints)
         raise CondaError(f"{finding.message}\n{hints}  (setting {GUARD_SETTING}: error)")
-    from condafix import render
+    from condafix.cli import render
 
     render.guard_warning(finding)
 
@@ -266,7 +266,7 @@ def conda_error_hints(error: Any) -> Iterator[plugins.types.CondaErrorHint]:
     text = str(error)
     if "__cuda" not in text or GUARD_SETTING in text:  # not for the guard's own refusal
         return
-    from condafix import commands
+    from condafix.cli import commands
 
     for code, hint in commands.cuda_error_hints(text):
         yield plugins.types.CondaErrorHint(text=hint, hint_code=code)

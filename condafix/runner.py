@@ -90,7 +90,7 @@ def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> Run
     their credentials in its error reports, and what condafix shows is redacted (render.Output)."""
     import threading
 
-    from condafix import render
+    from condafix.cli import render
 
     out = render.Output()
     try:

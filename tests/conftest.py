@@ -138,7 +138,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Skip interpreter finalization once py-rattler is loaded: its runtime threads can crash it
-    (SIGSEGV / PyGILState_Release seen here) after every test has passed; see condafix.cli.main."""
+    (SIGSEGV / PyGILState_Release seen here) after every test has passed; see condafix.cli.app.main."""
     import sys
 
     if "rattler" in sys.modules and _EXIT_STATUS:
@@ -149,7 +149,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU checks skip cleanly unless NVIDIA driver libraries are present (never on CI)."""
-    from condafix.driver import native_libraries_missing
+    from condafix.detect.driver import native_libraries_missing
 
     missing = native_libraries_missing(os.environ)
     if missing is None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from condafix import transaction
+from condafix.change import lock as lock_mod
+from condafix.change import safety, snapshot
 
 BROKEN = ["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"]
 
@@ -67,7 +68,7 @@ def test_apply_then_rollback_byte_for_byte(
     chan = f"{channel.as_uri()}/noarch::"  # conda's channel/subdir::name-version-build
     assert f"-{chan}cuda-version-12.9-h0_3" in history and f"+{chan}cuda-version-12.4-h0_3" in history
     assert (prefix / "conda-meta" / "pinned").read_text() == "cuda-version 12.4.*\n"
-    snap = Path(transaction.list_snapshots(prefix)[-1].path)
+    snap = Path(snapshot.list_snapshots(prefix)[-1].path)
     assert "@EXPLICIT" in (snap / "explicit.txt").read_text() and "#sha256:" in (snap / "explicit.txt").read_text()
     assert run(rollback_cmd(prefix, "--dry-run"), cli_env).returncode == 0
     assert state_digest(prefix) != before  # --dry-run changed nothing
@@ -85,7 +86,7 @@ def test_apply_refuses_without_terminal_or_yes(installed_env: Callable[..., Path
 
 
 def drop_backup(prefix: Path, name: str) -> None:
-    snap = Path(transaction.list_snapshots(prefix)[-1].path)
+    snap = Path(snapshot.list_snapshots(prefix)[-1].path)
     meta = json.loads((snap / "meta.json").read_text())
     meta["backed_up"].remove(name)
     (snap / "meta.json").write_text(json.dumps(meta))
@@ -127,7 +128,7 @@ def test_rollback_that_cannot_restore_changes_nothing(channel: Path, tmp_path: P
 def test_lock_held_by_a_live_process(installed_env: Callable[..., Path], cli_env: dict[str, str]) -> None:
     prefix = installed_env(BROKEN, cuda="12.9")
     before = state_digest(prefix)
-    with transaction.prefix_lock(prefix):
+    with lock_mod.prefix_lock(prefix):
         done = run(apply_cmd(prefix, "--yes"), {**cli_env, "CONDAFIX_LOCK_WAIT": "0.5"})
     assert done.returncode == 4 and f"locked by another condafix (pid {os.getpid()}" in done.stderr
     assert "Traceback" not in done.stderr and state_digest(prefix) == before
@@ -135,7 +136,7 @@ def test_lock_held_by_a_live_process(installed_env: Callable[..., Path], cli_env
 
 def test_stale_lock_is_taken_over(installed_env: Callable[..., Path], cli_env: dict[str, str]) -> None:
     prefix = installed_env(BROKEN, cuda="12.9")
-    lock = transaction.state_dir(prefix) / "lock"
+    lock = safety.state_dir(prefix) / "lock"
     lock.parent.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -160,7 +161,7 @@ def test_two_concurrent_applies(installed_env: Callable[..., Path], cli_env: dic
     assert sorted(p.name for p in (prefix / "conda-meta").glob("cuda-version-*.json")) == [
         "cuda-version-12.4-h0_3.json"
     ]
-    assert transaction.pending(prefix) is None
+    assert snapshot.pending(prefix) is None
 
 
 def test_read_only_prefix(installed_env: Callable[..., Path], cli_env: dict[str, str]) -> None:
@@ -228,18 +229,18 @@ def test_kill_trials(installed_env: Callable[..., Path], cli_env: dict[str, str]
             child.send_signal(sig)
             child.wait(timeout=60)
             now = state_digest(prefix)
-            if now == old and transaction.pending(prefix) is None:
+            if now == old and snapshot.pending(prefix) is None:
                 outcomes["old"] += 1
-            elif now == new and transaction.pending(prefix) is None:
+            elif now == new and snapshot.pending(prefix) is None:
                 outcomes["new"] += 1
             else:
-                assert transaction.pending(prefix) is not None, (sig, step)
+                assert snapshot.pending(prefix) is not None, (sig, step)
                 doctor = run([sys.executable, "-m", "condafix", "doctor", "-p", str(prefix), "--cuda", "12.4"], cli_env)
                 assert "interrupted condafix change" in doctor.stdout
                 assert run(rollback_cmd(prefix, "--yes"), cli_env).returncode == 0
                 assert state_digest(prefix) == old
                 outcomes["recovered by rollback"] += 1
-            assert not (transaction.state_dir(prefix) / "lock").exists() or sig == signal.SIGKILL
+            assert not (safety.state_dir(prefix) / "lock").exists() or sig == signal.SIGKILL
     print(f"\nkill trials: {trials}, outcomes: {dict(outcomes)}, apply took {duration:.2f} s")
     assert sum(outcomes.values()) == trials
 

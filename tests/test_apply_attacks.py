@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import transaction
+from condafix.change import safety, snapshot
 
 from .test_apply import BROKEN, apply_cmd, rollback_cmd, run, state_digest
 
@@ -41,7 +41,7 @@ def _add_path(record_path: Path, rel: str) -> None:
 
 
 def _snapshot(prefix: Path) -> Path:
-    return Path(transaction.list_snapshots(prefix)[-1].path)
+    return Path(snapshot.list_snapshots(prefix)[-1].path)
 
 
 @pytest.mark.parametrize("rel", ["../outside/victim.txt", "/ABS/victim.txt"])
@@ -109,7 +109,7 @@ def _fake_interrupted(prefix: Path) -> None:
     meta["state"] = "started"
     (snap / "meta.json").write_text(json.dumps(meta))
     journal = {"snapshot": snap.name, "op": "apply", "pid": dead.pid, "started": time.time()}
-    (transaction.state_dir(prefix) / "journal.json").write_text(json.dumps(journal))
+    (safety.state_dir(prefix) / "journal.json").write_text(json.dumps(journal))
 
 
 def test_rollback_of_an_interrupted_change_keeps_what_the_user_added(env12: Path, cli_env: dict[str, str]) -> None:
@@ -131,7 +131,7 @@ def test_rollback_of_an_interrupted_change_keeps_what_the_user_added(env12: Path
     for rel, text in mine.items():
         assert (env12 / rel).read_text() == text
     assert {k: v for k, v in state_digest(env12).items() if k not in mine} == old
-    assert transaction.pending(env12) is None
+    assert snapshot.pending(env12) is None
 
 
 def test_kill_trials_during_rollback(env12: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -155,15 +155,15 @@ def test_kill_trials_during_rollback(env12: Path, cli_env: dict[str, str], tmp_p
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
         now = state_digest(prefix)
-        if transaction.pending(prefix) is None and now in (old, new):
+        if snapshot.pending(prefix) is None and now in (old, new):
             outcomes["old" if now == old else "new"] += 1
             continue
-        assert transaction.pending(prefix) is not None, step  # half-restored is never silent
+        assert snapshot.pending(prefix) is not None, step  # half-restored is never silent
         doctor = run([sys.executable, "-m", "condafix", "doctor", "-p", str(prefix), "--cuda", "12.4"], cli_env)
         assert "interrupted condafix change" in doctor.stdout
         again = run(rollback_cmd(prefix, "--yes"), cli_env)
         assert again.returncode == 0, again.stderr
-        assert state_digest(prefix) == old and transaction.pending(prefix) is None
+        assert state_digest(prefix) == old and snapshot.pending(prefix) is None
         outcomes["completed by a second rollback"] += 1
     print(f"\nrollback kill trials: {dict(outcomes)}, rollback took {duration:.2f} s")
     assert sum(outcomes.values()) == 14
@@ -172,9 +172,9 @@ def test_kill_trials_during_rollback(env12: Path, cli_env: dict[str, str], tmp_p
 _HOLDER = """
 import os, sys, time
 from pathlib import Path
-from condafix import transaction
+from condafix.change import lock as lock_mod, safety, snapshot
 prefix, marker = Path(sys.argv[1]), Path(sys.argv[2])
-with transaction.prefix_lock(prefix, wait=60):
+with lock_mod.prefix_lock(prefix, wait=60):
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
@@ -185,7 +185,7 @@ with transaction.prefix_lock(prefix, wait=60):
 
 
 def test_eight_processes_never_hold_the_lock_together(env12: Path, tmp_path: Path) -> None:
-    lock = transaction.state_dir(env12) / "lock"
+    lock = safety.state_dir(env12) / "lock"
     lock.parent.mkdir(parents=True)
     lock.write_text("")  # what a holder leaves visible right after creating the file: not a stale lock
     procs = [
@@ -201,7 +201,7 @@ def test_eight_processes_never_hold_the_lock_together(env12: Path, tmp_path: Pat
 def test_an_empty_lock_file_held_by_a_live_process_is_not_taken(env12: Path, cli_env: dict[str, str]) -> None:
     import fcntl
 
-    lock = transaction.state_dir(env12) / "lock"
+    lock = safety.state_dir(env12) / "lock"
     lock.parent.mkdir(parents=True)
     before = state_digest(env12)
     with open(lock, "w") as held:
@@ -260,7 +260,7 @@ def test_a_full_disk_ends_in_a_documented_code_and_a_restorable_env(
             assert "Traceback" not in done.stderr and "internal error" not in done.stderr
             filler.unlink()
             if done.returncode == 4:
-                if transaction.pending(prefix) is not None:
+                if snapshot.pending(prefix) is not None:
                     assert run(rollback_cmd(prefix, "--yes"), cli_env).returncode == 0
                     outcomes["restored by rollback"] += 1
                 else:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix import commands, compilepath, solver
+from condafix.cli import commands
+from condafix.diagnose import compilepath
 from condafix.errors import CondafixError, UsageError
+from condafix.plan import solver
 
 from .conftest import tree_digest
 
@@ -110,13 +112,15 @@ def test_rollback_needing_the_installer_beside_conda_rattler_solver_says_so(
     """Beside conda-rattler-solver py-rattler is 0.26, which the embedded installer cannot use: one clear line."""
     import sys
 
-    import condafix
-    from condafix import transaction
+    from condafix.change import restore as restore_mod
+    from condafix.change import safety
 
-    monkeypatch.setitem(sys.modules, "condafix.rattler_backend", None)  # import raises ImportError
-    monkeypatch.delattr(condafix, "rattler_backend", raising=False)
-    plan = transaction.RestorePlan(snapshot="s1", remove=(), restore=("cuda-nvrtc",), missing=("cuda-nvrtc",))
-    with pytest.raises(transaction.ApplyError, match="cannot reinstall cuda-nvrtc") as caught:
-        transaction._reinstall(tmp_path, tmp_path / "s1", plan)
+    monkeypatch.setitem(sys.modules, "condafix.backends.rattler.install", None)  # import raises ImportError
+    import condafix.backends.rattler
+
+    monkeypatch.delattr(condafix.backends.rattler, "install", raising=False)
+    plan = restore_mod.RestorePlan(snapshot="s1", remove=(), restore=("cuda-nvrtc",), missing=("cuda-nvrtc",))
+    with pytest.raises(safety.ApplyError, match="cannot reinstall cuda-nvrtc") as caught:
+        restore_mod._reinstall(tmp_path, tmp_path / "s1", plan)
     assert "nothing was changed" in caught.value.summary
     assert "conda install --revision" in caught.value.hints[0].text

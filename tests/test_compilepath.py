@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from condafix import compilepath, driver, envinfo, ptxprobe, verdict
+from condafix.detect import driver, ptxprobe
+from condafix.diagnose import compilepath, verdict
+from condafix.env import envinfo
 
 from .conftest import Pkg
 
@@ -128,7 +130,7 @@ def test_probe_says_would_jit_fail_only_for_driver_jit_consumers(make_prefix: Ca
 
 
 def test_doctor_reads_cupy_compile_with_ptx_from_the_environment(make_prefix: Callable[..., Path]) -> None:
-    from condafix import commands
+    from condafix.cli import commands
 
     packages: list[Pkg] = [
         ("cuda-version", "13.2", "h1_3", "noarch"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from condafix import condarc
+from condafix.env import condarc
 
 
 def config(tmp_path: Path, text: str = "", **env: str) -> condarc.CondaConfig:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import driver
+from condafix.detect import driver
 from condafix.errors import UsageError
 
 from .conftest import FIXTURES

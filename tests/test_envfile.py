@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condafix.envfile import EnvFileError, plan_file
 from condafix.errors import CondafixError
-from condafix.knowledge import CudaVersion
+from condafix.files.envfile import EnvFileError, plan_file
+from condafix.knowledge.cuda import CudaVersion
 
 from .conftest import FIXTURES
 
@@ -326,7 +326,7 @@ def test_a_symlinked_bak_is_replaced_not_written_through(tmp_path: Path) -> None
 def test_full_disk_keeps_the_previous_backup_and_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from condafix import envfile
+    from condafix.files import envfile
 
     env = tmp_path / "environment.yml"
     env.write_text("dependencies:\n  - cuda-version=12.9\n")
@@ -382,7 +382,7 @@ FORMS = [
 def test_spec_forms_are_split_as_real_conda_reads_them() -> None:
     import json
 
-    from condafix.envfile import split_spec
+    from condafix.files.envfile import split_spec
 
     probe = (
         "import json, sys\nfrom conda.models.match_spec import MatchSpec\n"
@@ -430,7 +430,7 @@ def test_rewritten_pins_mean_the_chosen_cuda_to_real_conda() -> None:
 
 @pytest.mark.parametrize("target", ["12.4", "11.4"])
 def test_write_leaves_every_file_that_needs_no_change_byte_identical(target: str, tmp_path: Path) -> None:
-    from condafix import commands
+    from condafix.cli import commands
 
     for name in NAMES:
         path = tmp_path / name

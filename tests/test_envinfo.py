@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import envinfo
+from condafix.env import envinfo
 from condafix.errors import InspectError
 
 from .conftest import CUDA12_ENV, SEED_ENV

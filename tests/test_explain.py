@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix import driver, envinfo
+from condafix.detect import driver
+from condafix.diagnose.explain import FAMILIES, explain, with_env, with_live
+from condafix.env import envinfo
 from condafix.errors import UsageError
-from condafix.explain import FAMILIES, explain, with_env, with_live
 
 from .conftest import FIXTURES
 

@@ -20,9 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condafix import driver, envfile, envinfo, explain, planner, proxy
+from condafix import proxy
+from condafix.detect import driver
+from condafix.diagnose import explain
+from condafix.env import envinfo
 from condafix.errors import CondafixError
-from condafix.knowledge import CudaVersion
+from condafix.files import envfile
+from condafix.knowledge.cuda import CudaVersion
+from condafix.plan import planner
 from condafix.redact import redact
 
 EXAMPLES = int(os.environ.get("CONDAFIX_FUZZ_EXAMPLES", "60"))
@@ -284,7 +289,7 @@ PIXI_FRAGMENTS = [
     target=st.sampled_from(["11.4", "12.4", "13.0"]),
 )
 def test_pixi_manifests_never_crash(text: str, target: str) -> None:
-    from condafix import pixifile
+    from condafix.files import pixifile
 
     outcome(
         "pixi manifests", lambda: pixifile.plan_manifest(text, "pixi.toml", CudaVersion.parse(target), offline=True)
@@ -317,7 +322,7 @@ LOCK_NAMES = ["pixi.lock", "conda-lock.yml", "explicit.txt"]
     target=st.sampled_from(["11.4", "12.4", "13.0"]),
 )
 def test_lockfiles_never_crash(text: str, name: str, target: str) -> None:
-    from condafix import lockfile
+    from condafix.files import lockfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
@@ -369,7 +374,8 @@ VERSION_FRAGMENTS = ["12.4", "535.104.05", "{}", ".", "..", "\n", " ", "-", "x",
 @FUZZ
 @given(cuda=pieces(VERSION_FRAGMENTS, size=5), drv=pieces(VERSION_FRAGMENTS, size=5), var=pieces(VERSION_FRAGMENTS))
 def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var: str) -> None:
-    from condafix import rattler_backend, transaction
+    from condafix.backends.rattler import net as net_rb
+    from condafix.change import lock as lock_mod
 
     outcome("--cuda/--driver/env vars", lambda: planner.resolve_target(cudas=[cuda], drivers=[]))
     outcome("--cuda/--driver/env vars", lambda: planner.resolve_target(cudas=[], drivers=[drv]))
@@ -377,13 +383,14 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         "--cuda/--driver/env vars",
         lambda: driver.from_overrides(cuda=None, driver=None, env={"CONDA_OVERRIDE_CUDA": var}),
     )
-    from condafix import progress, solver
+    from condafix import progress
+    from condafix.plan import solver
 
     outcome("--cuda/--driver/env vars", lambda: progress.stall_seconds({"CONDAFIX_STALL_SECONDS": var}))
     outcome("--cuda/--driver/env vars", lambda: driver._probe_timeout({"CONDAFIX_PROBE_TIMEOUT": var}))
     outcome("--cuda/--driver/env vars", lambda: solver.default_choice({"CONDAFIX_SOLVER": var}))
     for name in ("CONDAFIX_HTTP_TIMEOUT", "CONDAFIX_MAX_REPODATA_MB"):
-        outcome("--cuda/--driver/env vars", lambda name=name: rattler_backend.net_limits({name: var}))  # type: ignore[misc]
+        outcome("--cuda/--driver/env vars", lambda name=name: net_rb.net_limits({name: var}))  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "conda-meta").mkdir()
         old = os.environ.get("CONDAFIX_LOCK_WAIT")
@@ -391,7 +398,7 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         try:
 
             def lock() -> None:
-                with transaction.prefix_lock(Path(tmp)):
+                with lock_mod.prefix_lock(Path(tmp)):
                     pass
 
             outcome("--cuda/--driver/env vars", lock)
@@ -442,7 +449,7 @@ def test_listed_cases_give_a_result_or_one_line(parser: str, call: Callable[[], 
 
 
 def test_lockfile_with_a_malformed_ipv6_url(tmp_path: Path) -> None:
-    from condafix import lockfile
+    from condafix.files import lockfile
 
     path = tmp_path / "explicit.txt"
     path.write_text("@EXPLICIT\nhttp://u:pw@[::1/noarch/cuda-version-12.9-h4f385c5_3.conda#0123\n")
@@ -451,10 +458,10 @@ def test_lockfile_with_a_malformed_ipv6_url(tmp_path: Path) -> None:
 
 
 def test_lock_wait_that_is_not_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from condafix import transaction
+    from condafix.change import lock as lock_mod
 
     (tmp_path / "conda-meta").mkdir()
     monkeypatch.setenv("CONDAFIX_LOCK_WAIT", "abc")
-    with pytest.raises(CondafixError, match="CONDAFIX_LOCK_WAIT='abc'") as info, transaction.prefix_lock(tmp_path):
+    with pytest.raises(CondafixError, match="CONDAFIX_LOCK_WAIT='abc'") as info, lock_mod.prefix_lock(tmp_path):
         pass
     assert info.value.exit_code == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from condafix import driver, ptxprobe
-from condafix.knowledge import knowledge
+from condafix.detect import driver, ptxprobe
+from condafix.knowledge.cuda import knowledge
 
 pytestmark = pytest.mark.gpu
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from condafix import compilepath, driver, envinfo, verdict
-from condafix.explain import explain
+from condafix.detect import driver
+from condafix.diagnose import compilepath, verdict
+from condafix.diagnose.explain import explain
+from condafix.env import envinfo
 
 from .conftest import FIXTURES
 

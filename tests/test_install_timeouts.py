@@ -17,9 +17,9 @@ BROKEN = ["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"]
 
 
 def _solved(url: str, prefix: Path) -> list[object]:
-    from condafix import rattler_backend as rb
+    from condafix.backends.rattler import backend as backend_rb
 
-    backend = rb.RattlerBackend(prefix=prefix, offline=False)
+    backend = backend_rb.RattlerBackend(prefix=prefix, offline=False)
     solved = backend.solve(
         channels=[url],
         platform="linux-64",
@@ -49,26 +49,27 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_steady_download_longer_than_the_request_timeout_succeeds(
     channel: Path, installed_env: Callable[..., Path], isolated: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from condafix import rattler_backend as rb
+    from condafix.backends.rattler import install as install_rb
+    from condafix.backends.rattler import solve as solve_rb
 
     prefix = installed_env(BROKEN, cuda="12.9")
     with slow_server(channel, Pace(chunk=16, delay=0.05)) as url:  # ~1.7 s per ~550-byte package, never silent
         records = _solved(url, prefix)
         monkeypatch.setenv("CONDAFIX_HTTP_TIMEOUT", "1")  # the repodata limit; a whole download takes longer
-        rb.install(records, prefix, rb.read_prefix_records(prefix), BROKEN)
-    versions = {r.name.normalized: str(r.version) for r in rb.read_prefix_records(prefix)}
+        install_rb.install(records, prefix, solve_rb.read_prefix_records(prefix), BROKEN)
+    versions = {r.name.normalized: str(r.version) for r in solve_rb.read_prefix_records(prefix)}
     assert versions["cuda-version"] == "12.4" and versions["cuda-nvvm-impl"] == "12.4.131"
 
 
 def test_a_silent_download_stops_and_the_apply_is_undone(
     channel: Path, installed_env: Callable[..., Path], isolated: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from condafix import commands
-    from condafix import rattler_backend as rb
+    from condafix.backends.rattler import install as install_rb
+    from condafix.cli import commands
 
     prefix = installed_env(BROKEN, cuda="12.9")
     before = _digest(prefix)
-    monkeypatch.setattr(rb, "INSTALL_SILENCE_FLOOR_S", 0.0)
+    monkeypatch.setattr(install_rb, "INSTALL_SILENCE_FLOOR_S", 0.0)
     monkeypatch.setenv("CONDAFIX_HTTP_TIMEOUT", "0.3")  # silence allowed: 5 x 0.3 s
     ui = commands.Ui(confirm=lambda _q: True)
     pace = Pace(chunk=64, delay=0.0, pause_on="cuda-version-12.4", pause_s=6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from condafix.errors import UsageError
-from condafix.knowledge import CudaVersion, driver_version_key, knowledge
+from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
 
 V = CudaVersion.parse
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from condafix import cli
+from condafix.cli import app as cli
 
 from .conftest import CUDA12_ENV, write_record
 from .test_network import sharded_channel  # noqa: F401  (fixture)

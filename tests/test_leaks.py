@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix import envinfo, render
-from condafix.driver import DriverInfo
-from condafix.verdict import diagnose
+from condafix.cli import render
+from condafix.detect.driver import DriverInfo
+from condafix.diagnose.verdict import diagnose
+from condafix.env import envinfo
 
 from .conftest import CUDA12_ENV, write_record
 
@@ -84,8 +85,8 @@ def test_masked_channel_in_records_falls_back_to_the_url(tmp_path: Path) -> None
 def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
     installed_env: Callable[..., Path], http_channel: str
 ) -> None:
-    from condafix import planner
-    from condafix.planner import TargetCuda
+    from condafix.plan import planner
+    from condafix.plan.planner import TargetCuda
 
     prefix = installed_env(["numba-cuda"], cuda="12.9")
     credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")

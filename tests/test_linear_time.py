@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 import condafix
-from condafix import driver, paste
-from condafix.explain import FAMILIES, explain
+from condafix.detect import driver
+from condafix.diagnose import paste
+from condafix.diagnose.explain import FAMILIES, explain
 
 if sys.version_info >= (3, 11):
     from re import _compiler as sre_compile  # type: ignore[attr-defined]
@@ -85,16 +86,16 @@ def nested_unbounded(pattern: re.Pattern[str]) -> list[str]:
 
 def module_patterns() -> list[tuple[str, re.Pattern[str]]]:
     found: list[tuple[str, re.Pattern[str]]] = [(f"explain.{f.code}", f.pattern) for f in FAMILIES]
-    for info in pkgutil.iter_modules(condafix.__path__):
-        if info.name.startswith("__"):
+    for info in pkgutil.walk_packages(condafix.__path__, "condafix."):
+        if info.name.rsplit(".", 1)[-1].startswith("__"):
             continue
         try:
-            module = importlib.import_module(f"condafix.{info.name}")
+            module = importlib.import_module(info.name)
         except ImportError:  # an optional backend (conda) that this environment lacks
             continue
         for name, value in vars(module).items():
             if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
-                found.append((f"{info.name}.{name}", value))
+                found.append((f"{info.name.removeprefix('condafix.')}.{name}", value))
     return found
 
 

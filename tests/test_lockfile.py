@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from condafix.errors import UsageError
-from condafix.knowledge import CudaVersion
-from condafix.lockfile import LockError, check_file
+from condafix.files.lockfile import LockError, check_file
+from condafix.knowledge.cuda import CudaVersion
 
 from .conftest import FIXTURES, tree_digest
 
@@ -263,7 +263,7 @@ def test_relock_drift_past_the_declared_major_is_a_warning_even_when_the_driver_
 
 
 def test_declared_cuda_per_environment() -> None:
-    from condafix.pixifile import declared_cuda
+    from condafix.files.pixifile import declared_cuda
 
     v6 = LOCKS / "pixi-v6/pixi.toml"
     assert declared_cuda(v6.read_text(), str(v6)) == {"cuda12": CudaVersion(12, 0)}

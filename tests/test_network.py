@@ -157,14 +157,14 @@ def test_a_stalled_channel_is_named_within_the_timeout(
 
 @pytest.mark.parametrize("value", ["abc", "0", "-3", "nan", "inf", "1e400", "12\n"])
 def test_bad_limits_are_one_clear_line(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from condafix import rattler_backend as rb
+    from condafix.backends.rattler import net as net_rb
 
     monkeypatch.setenv("CONDAFIX_HTTP_TIMEOUT", value)
     if value.strip() == "12":
-        assert rb.net_limits().timeout_s == 12
+        assert net_rb.net_limits().timeout_s == 12
         return
     with pytest.raises(UsageError, match=r"CONDAFIX_HTTP_TIMEOUT=.*expected a positive number"):
-        rb.net_limits()
+        net_rb.net_limits()
 
 
 @pytest.fixture(scope="module")

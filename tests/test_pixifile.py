@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condafix.envfile import EnvFileError
-from condafix.knowledge import CudaVersion
-from condafix.pixifile import plan_manifest
+from condafix.files.envfile import EnvFileError
+from condafix.files.pixifile import plan_manifest
+from condafix.knowledge.cuda import CudaVersion
 
 from .conftest import FIXTURES
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix import planner, render
+from condafix.cli import render
+from condafix.cli.render import to_jsonable
 from condafix.errors import CondafixError, UsageError
-from condafix.render import to_jsonable
+from condafix.plan import planner
 
 from .conftest import tree_digest
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix import driver, envinfo, ptxprobe, verdict
-from condafix.explain import explain, with_env, with_live
+from condafix.detect import driver, ptxprobe
+from condafix.diagnose import verdict
+from condafix.diagnose.explain import explain, with_env, with_live
+from condafix.env import envinfo
 
 from .conftest import FIXTURES
 

@@ -140,7 +140,7 @@ def test_phase_helpers_fall_back_to_a_plain_step() -> None:
 
 
 def test_plain_lines_are_redacted() -> None:
-    from condafix.render_progress import summary_lines
+    from condafix.cli.render_progress import summary_lines
 
     stall = Stall(url="https://alice:Secr3t@repo.example/t/tok123/ch/linux-64/x.conda", seconds=12)
     lines = summary_lines(stall) + summary_lines(("resumed", stall))
@@ -159,7 +159,7 @@ class _Stream:
 
 
 def test_live_bars_only_on_a_terminal_outside_ci() -> None:
-    from condafix.render_progress import choose_mode
+    from condafix.cli.render_progress import choose_mode
 
     tty, pipe = _Stream(True), _Stream(False)
     assert choose_mode(tty, enabled=True, env={"TERM": "xterm"}) == "live"
@@ -170,7 +170,7 @@ def test_live_bars_only_on_a_terminal_outside_ci() -> None:
 
 
 def test_a_failed_phase_leaves_no_summary_line() -> None:
-    from condafix.render_progress import summary_lines
+    from condafix.cli.render_progress import summary_lines
 
     failed = PhaseSummary(kind="repodata", label="repodata for cuda-version", seconds=1, ok=False, requests=3)
     assert summary_lines(failed) == []  # the error line says it
@@ -194,8 +194,10 @@ def _sizes(channel: Path, names: list[str], cuda: str) -> dict[str, int]:
 def test_reporter_receives_streamed_bytes_from_rattler(
     channel: Path, installed_env: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from condafix import rattler_backend as rb
-    from condafix.solver import SolveFailed
+    from condafix.backends.rattler import backend as backend_rb
+    from condafix.backends.rattler import install as install_rb
+    from condafix.backends.rattler import solve as solve_rb
+    from condafix.plan.solver import SolveFailed
 
     prefix = installed_env(BROKEN, cuda="12.9")
     monkeypatch.setenv("CONDAFIX_PKGS_DIR", str(tmp_path / "pkgs"))
@@ -211,7 +213,7 @@ def test_reporter_receives_streamed_bytes_from_rattler(
 
     rep = Counting(stall_after=30)
     with slow_server(channel, Pace(chunk=128, delay=0.01)) as url, progress.active(rep):
-        backend = rb.RattlerBackend(prefix=prefix, offline=False)
+        backend = backend_rb.RattlerBackend(prefix=prefix, offline=False)
         with rep.phase("repodata", "repodata"):
             backend.query([url], ["cuda-version"], platform="linux-64")
         try:
@@ -225,7 +227,7 @@ def test_reporter_receives_streamed_bytes_from_rattler(
             )
         except SolveFailed as failed:  # pragma: no cover - the fixture channel solves
             pytest.fail(failed.message)
-        rb.install([r.native for r in solved], prefix, rb.read_prefix_records(prefix), BROKEN, rep)
+        install_rb.install([r.native for r in solved], prefix, solve_rb.read_prefix_records(prefix), BROKEN, rep)
     repodata, install = rep.summaries[0], rep.summaries[-1]
     assert repodata.kind == "repodata" and repodata.requests >= 2 and repodata.request_bytes > 0
     assert {s.split("/")[-1] for s in repodata.sources} == {"linux-64", "noarch"}

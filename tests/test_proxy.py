@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from condafix import proxy, render
+from condafix import proxy
+from condafix.cli import render
 from condafix.redact import redact
 
 PROXY_KEYS = [*proxy.PROXY_VARS, *(v.upper() for v in proxy.PROXY_VARS), *proxy.CA_VARS, "CONDARC"]

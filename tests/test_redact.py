@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from condafix import render
+from condafix.cli import render
 from condafix.errors import CondafixError, Hint
 from condafix.redact import redact
 
@@ -198,7 +198,7 @@ def test_writer_redacts_lines_split_across_writes() -> None:
 
 
 def test_every_report_function_takes_a_stream_and_redacts() -> None:
-    from condafix.envfile import EnvFileResult
+    from condafix.files.envfile import EnvFileResult
 
     url = f"http://bob:{SECRET}@repo.example/c"
     stdout = io.StringIO()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from condafix import driver, envinfo, verdict
+from condafix.detect import driver
+from condafix.diagnose import verdict
+from condafix.env import envinfo
 
 from .conftest import CUDA12_ENV, SEED_ENV, Pkg
 

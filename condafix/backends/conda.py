@@ -1,0 +1,223 @@
+"""conda's own configured solver behind the solver boundary (libmamba by default, classic, rattler).
+
+Why: inside a conda install the fix must be planned with the user's solver, channels,
+``.condarc`` (channel_alias, custom_channels, mirrors, auth), ``pkgs_dirs`` and ``conda-meta/pinned``,
+and applied with conda's own transaction, so that the history, the package cache and every later
+``conda install`` agree with it. This module and ``rattler_backend`` are the only ones that import
+a package manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from condafix.errors import CondafixError, Hint
+from condafix.plan.solver import Record, SolveFailed, Step
+
+_UNSATISFIABLE = (
+    "UnsatisfiableError",
+    "LibMambaUnsatisfiableError",
+    "ResolvePackageNotFound",
+    "PackagesNotFoundError",
+    "SpecsConfigurationConflictError",
+)
+
+
+@contextlib.contextmanager
+def cuda_override(cuda: str) -> Iterator[None]:
+    """conda's documented way to plan for another driver (``CONDA_OVERRIDE_CUDA``), scoped to one solve."""
+    saved = os.environ.get("CONDA_OVERRIDE_CUDA")
+    os.environ["CONDA_OVERRIDE_CUDA"] = cuda
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CONDA_OVERRIDE_CUDA", None)
+        else:
+            os.environ["CONDA_OVERRIDE_CUDA"] = saved
+
+
+@contextlib.contextmanager
+def _conda_output(to_stderr: bool) -> Iterator[None]:
+    """conda's reporters print to stdout; standalone, keep stdout for condafix's own result (--json)."""
+    if not to_stderr:
+        yield
+        return
+    from condafix.cli import render
+
+    stderr = render.Output().stderr  # conda's reporters quote channel URLs: through the redacting edge
+    try:
+        with contextlib.redirect_stdout(stderr):
+            yield
+    finally:
+        stderr.flush()
+
+
+def to_record(record: Any) -> Record:
+    """A conda PackageRecord / PrefixRecord as the planner's neutral record (raw channel URL kept)."""
+    channel = getattr(record, "channel", None)
+    return Record(
+        name=str(record.name),
+        version=str(record.version),
+        build=str(record.build),
+        subdir=str(getattr(record, "subdir", "") or ""),
+        channel=str(channel.base_url) if channel is not None and getattr(channel, "base_url", None) else None,
+        url=str(record.url) if getattr(record, "url", None) else None,
+        size=int(record.size) if getattr(record, "size", None) else None,
+        depends=tuple(str(d) for d in (record.depends or ())),
+        constrains=tuple(str(c) for c in (record.constrains or ())),
+        native=record,
+    )
+
+
+def _error(exc: Exception) -> CondafixError:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return CondafixError(
+        f"conda: {type(exc).__name__}: {' / '.join(lines[:4])}",
+        (Hint("conda_config", "check the channels and settings with `conda config --show channels`"),),
+    )
+
+
+class CondaBackend:
+    """conda's configured solver, channels and transaction (history and cache are conda's)."""
+
+    name = "conda"
+
+    def __init__(self, *, prefix: Path, offline: bool, configured: bool) -> None:
+        from conda.base.context import context, reset_context
+
+        if not configured:  # standalone: read .condarc and CONDA_* exactly as conda's CLI does
+            import argparse
+
+            reset_context(argparse_args=argparse.Namespace(offline=offline) if offline else None)
+        self.context = context
+        self.prefix = prefix
+        self.offline = offline
+        self.to_stderr = not configured
+        self.solver_name = str(context.solver)
+
+    @property
+    def label(self) -> str:
+        return f"conda ({self.solver_name})"
+
+    def channels(self, requested: Sequence[str], env_channels: Sequence[str]) -> tuple[str, ...]:
+        """``-c`` values as given (conda expands names with channel_alias), else the user's channels."""
+        if requested:
+            return tuple(dict.fromkeys(requested))
+        return tuple(str(c) for c in self.context.channels)
+
+    def cache_age(self, channels: Sequence[str]) -> float | None:
+        return None  # conda's --offline reads its own cache and says what is missing
+
+    def installed(self) -> list[Record]:
+        from conda.core.prefix_data import PrefixData
+
+        return [to_record(r) for r in PrefixData(str(self.prefix)).iter_records()]
+
+    def _subdirs(self, platform: str) -> tuple[str, ...]:
+        return (platform, "noarch")
+
+    def query(self, channels: Sequence[str], names: Sequence[str], *, platform: str) -> list[Record]:
+        from conda.core.subdir_data import SubdirData
+        from conda.exceptions import CondaError
+        from conda.models.match_spec import MatchSpec
+
+        found: list[Record] = []
+        with _conda_output(self.to_stderr):
+            for name in names:
+                try:
+                    records = SubdirData.query_all(MatchSpec(name), channels, self._subdirs(platform))
+                except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
+                    raise _error(exc) from None
+                found += [to_record(r) for r in records]
+        return found
+
+    def _solver(self, channels: Sequence[str], platform: str, pins: Sequence[str]) -> Any:
+        from conda.models.match_spec import MatchSpec
+
+        solver_type = self.context.plugin_manager.get_cached_solver_backend()
+        return solver_type(
+            str(self.prefix),
+            list(channels),
+            self._subdirs(platform),
+            specs_to_add=[MatchSpec(p) for p in pins],
+            command="install",
+        )
+
+    def solve(
+        self,
+        *,
+        channels: Sequence[str],
+        platform: str,
+        cuda: str,
+        cuda_arch: str | None,
+        pins: Sequence[str],
+        specs: Sequence[str],
+    ) -> list[Record]:
+        """``conda install PINS`` as conda would solve it, with ``__cuda`` set to the target."""
+        from conda.exceptions import CondaError
+
+        with cuda_override(cuda), _conda_output(self.to_stderr):
+            try:
+                final = self._solver(channels, platform, pins).solve_final_state()
+            except CondaError as exc:
+                if type(exc).__name__ in _UNSATISFIABLE:
+                    raise SolveFailed(str(exc)) from None
+                raise _error(exc) from None
+            except OSError as exc:  # a channel's HTTP error escapes conda as requests' HTTPError
+                raise _error(exc) from None
+        return [to_record(r) for r in final]
+
+    def version_less(self, left: str, right: str) -> bool:
+        from conda.models.version import VersionOrder
+
+        return bool(VersionOrder(left) < VersionOrder(right))
+
+    def spec_matches(self, spec: str, name: str, version: str) -> bool:
+        from conda.exceptions import CondaError
+        from conda.models.match_spec import MatchSpec
+
+        try:
+            match = MatchSpec(spec)
+        except CondaError:
+            return True
+        if match.name != name or match.version is None:
+            return True
+        return bool(match.version.match(version))
+
+    def apply(self, plan: Any, *, via: str | None, step: Step, pin: bool = True, replace_pin: bool = False) -> Any:
+        """conda's own transaction inside condafix's lock, snapshot and journal; conda writes the history."""
+        from condafix.change import apply as apply_mod
+
+        if via is not None:
+            return apply_mod.apply_plan(
+                plan, via=via, step=step, pin=pin, replace_pin=replace_pin, spec_matches=self.spec_matches
+            )
+        platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
+
+        def install() -> None:
+            from conda.exceptions import CondaError
+
+            with cuda_override(plan.target.cuda), _conda_output(self.to_stderr):
+                try:
+                    txn = self._solver(plan.channels, platform or self.context.subdir, plan.pins or (plan.pin,))
+                    txn = txn.solve_for_transaction()
+                    txn.download_and_extract()
+                    txn.execute()
+                except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
+                    raise _error(exc) from None
+
+        return apply_mod.apply_with(
+            plan,
+            install=install,
+            via=self.label,
+            writes_history=True,
+            step=step,
+            pin=pin,
+            replace_pin=replace_pin,
+            spec_matches=self.spec_matches,
+        )

@@ -1,0 +1,256 @@
+"""py-rattler's installer: makes a prefix equal to a record list, watched for silence (not total
+time), preferring conda's package cache so an offline rollback works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rattler import (
+    MatchSpec,
+    PrefixRecord,
+)
+
+from condafix import progress, proxy
+from condafix.backends.rattler.net import cache_dir, client, net_limits
+from condafix.errors import CondafixError, Hint
+
+
+def pkgs_dir() -> Path:
+    """The package cache condafix installs from: ``$CONDAFIX_PKGS_DIR`` or ``<cache>/pkgs``."""
+    return Path(os.environ.get("CONDAFIX_PKGS_DIR") or cache_dir() / "pkgs")
+
+
+class _InstallEvents:
+    """rattler's install reporter -> the progress model (downloads with bytes, link/unlink counts);
+    with a plain ``step`` callable, the old one-line messages."""
+
+    def __init__(self, step: Any, records: Sequence[Any]) -> None:
+        self.step = step
+        self.reporter = progress.reporter_of(step)
+        self.records = {r.name.normalized: r for r in records}
+        self.names: dict[int, str] = {}
+        self.tokens = itertools.count(1)
+        self.total = 0
+        self.done = 0
+
+    def _token(self, name: str) -> int:
+        token = next(self.tokens)
+        self.names[token] = name
+        return token
+
+    def on_transaction_start(self, total: int) -> None:
+        self.total = total
+        if self.reporter is not None:
+            self.reporter.operations(total)
+
+    def on_transaction_operation_complete(self, _index: int) -> None:
+        self.done += 1
+        if self.reporter is None:
+            self.step(f"installing: {self.done}/{self.total} operations")
+
+    def on_populate_cache_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_download_start(self, cache_entry: int) -> int:
+        name = self.names.get(cache_entry, "?")
+        if self.reporter is None:
+            self.step("downloading packages")
+        else:
+            record = self.records.get(name)
+            size = int(record.size) if record is not None and record.size else None
+            self.reporter.download_start(name, url=str(record.url) if record is not None else name, total=size)
+        return self._token(name)
+
+    def on_download_progress(self, index: int, done: int, total: int | None) -> None:
+        if self.reporter is not None:
+            self.reporter.download_progress(self.names.get(index, "?"), done, total)
+
+    def on_download_completed(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.download_done(self.names.get(index, "?"))
+
+    def on_link_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_link_complete(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.linked(self.names.get(index, "?"))
+
+    def on_unlink_start(self, _operation: int, name: str) -> int:
+        return self._token(name)
+
+    def on_unlink_complete(self, index: int) -> None:
+        if self.reporter is not None:
+            self.reporter.unlinked(self.names.get(index, "?"))
+
+    def __getattr__(self, name: str) -> Any:  # every other on_* event is accepted and ignored
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: 0
+        raise AttributeError(name)
+
+
+# A package download may take hours (CUDA parts are GB); what must not pass unnoticed is silence.
+INSTALL_REQUEST_TIMEOUT_S = 24 * 3600.0
+
+
+INSTALL_SILENCE_FLOOR_S = 300.0  # linking one large package sends no event for a while
+
+
+class _Heartbeat:
+    """Forwards rattler's install events and notes when the last one came (silence = a stalled install)."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.last = time.monotonic()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.events, name)
+        if not name.startswith("on_"):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.last = time.monotonic()
+            return target(*args, **kwargs)
+
+        return call
+
+
+def install_silence_s() -> float:
+    """How long an install may go without any download or link event: 5x CONDAFIX_HTTP_TIMEOUT, >= 300 s."""
+    return max(net_limits().timeout_s * 5, INSTALL_SILENCE_FLOOR_S)
+
+
+async def _until_silent(coro: Any, beat: _Heartbeat, silence_s: float) -> None:
+    task = asyncio.ensure_future(coro)
+    while True:
+        done, _pending = await asyncio.wait({task}, timeout=min(1.0, silence_s / 4))
+        if done:
+            task.result()
+            return
+        if time.monotonic() - beat.last > silence_s:
+            task.cancel()
+            await asyncio.wait({task}, timeout=2.0)
+            raise CondafixError(
+                f"the install stalled: no download or link progress for {silence_s:g} s",
+                (
+                    Hint(
+                        "timeout",
+                        "check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS "
+                        "allows 5x that much silence",
+                    ),
+                ),
+            )
+
+
+def install(
+    records: Sequence[Any],
+    prefix: Path,
+    installed: Sequence[PrefixRecord],
+    specs: Sequence[str],
+    step: Any = lambda _m: None,
+    *,
+    silence_s: float | None = None,
+) -> None:
+    """Make the prefix equal to ``records`` (rattler unlinks/links only what differs).
+
+    Not bounded by a total time: a steady multi-GB download is fine; silence longer than
+    ``silence_s`` (default ``install_silence_s()``) stops it.
+    """
+    from rattler import install as rattler_install
+    from rattler.exceptions import InstallerError, LinkError, TransactionError
+
+    beat = _Heartbeat(_InstallEvents(step, records))
+    try:
+        with progress.phase(step, "install", f"installing into {prefix}"):
+            asyncio.run(
+                _until_silent(
+                    rattler_install(
+                        list(records),
+                        target_prefix=prefix,
+                        cache_dir=pkgs_dir(),
+                        installed_packages=list(installed),
+                        show_progress=False,
+                        client=client(timeout_s=INSTALL_REQUEST_TIMEOUT_S),
+                        requested_specs=[MatchSpec(s)._match_spec for s in specs],
+                        reporter=beat,
+                    ),
+                    beat,
+                    install_silence_s() if silence_s is None else silence_s,
+                )
+            )
+    except (InstallerError, LinkError, TransactionError) as exc:
+        raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def conda_archive(record: Any) -> Path | None:
+    """The package's archive in conda's package cache (``CONDA_PKGS_DIRS``/``pkgs_dirs``), checksum-checked."""
+    import hashlib
+
+    from condafix.env import condarc
+
+    name = str(record.file_name) if record.file_name else ""
+    if not name or "/" in name:
+        return None
+    sha = record.sha256.hex() if record.sha256 else None
+    for cache in condarc.load().pkgs_dirs:
+        archive = cache / name
+        if not archive.is_file():
+            continue
+        if sha is None:
+            return archive
+        digest = hashlib.sha256()
+        with open(archive, "rb") as data:
+            for block in iter(lambda: data.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() == sha:
+            return archive
+    return None
+
+
+def prefer_cached(records: Sequence[Any]) -> list[Any]:
+    """Install from conda's package cache where it holds the same archive (offline, no download)."""
+    out = []
+    for record in records:
+        archive = conda_archive(record)
+        stem = f"{record.name.normalized}-{record.version}-{record.build}"
+        if archive is not None and not (pkgs_dir() / stem).is_dir():
+            record.url = archive.as_uri()
+        out.append(record)
+    return out
+
+
+def package_source(record: Any) -> str | None:
+    """Where a package can be had again: ``cache`` (conda's or condafix's), ``channel``, or None."""
+    import urllib.request
+    from urllib.parse import unquote
+
+    stem = f"{record.name.normalized}-{record.version}-{record.build}"
+    cache = pkgs_dir()
+    if (cache / stem / "info").is_dir() or any((cache / f"{stem}{ext}").is_file() for ext in (".conda", ".tar.bz2")):
+        return "cache"
+    if conda_archive(record) is not None:
+        return "cache"
+    url = str(record.url)
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return "channel" if Path(unquote(parts.path)).is_file() else None
+    if parts.scheme in ("http", "https"):
+        with proxy.applied():
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15) as answer:
+                    return "channel" if answer.status < 400 else None
+            except OSError:
+                return None
+    return None
+
+
+def records_from_dir(directory: Path) -> list[PrefixRecord]:
+    return [PrefixRecord.from_path(p) for p in sorted(directory.glob("*.json"))]

@@ -1,0 +1,215 @@
+"""Put a prefix back to a snapshot: only what condafix linked or backed up is removed or restored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from condafix.change.condafiles import _commands, _history_text, _undo_pin_edits, history_state, requested_map
+from condafix.change.safety import (
+    ApplyError,
+    _check_records,
+    _copy_atomic,
+    _link_or_copy,
+    _prune_dirs,
+    _read_json,
+    _record_files,
+    _unlink,
+    safe_path,
+)
+from condafix.change.snapshot import _drop_cache_tag, _load_snapshot
+from condafix.errors import Hint
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a rollback would do: packages to remove and put back, those it must fetch, and what
+    changed after condafix's change (which the rollback would revert too)."""
+
+    snapshot: str
+    remove: tuple[str, ...]
+    restore: tuple[str, ...]
+    missing: tuple[str, ...]
+    later_changes: tuple[str, ...] = ()
+    pins_removed: tuple[str, ...] = ()
+    specs_restored: tuple[str, ...] = ()
+
+
+def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
+    """What happened to the env after condafix's change: other records, later history revisions."""
+    after = meta.get("after")
+    if not isinstance(after, dict):
+        return []
+    expected = set(after.get("records", []))
+    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    by_name_then = {str(_name_of(f)): f for f in expected}
+    found = []
+    for file, path in current.items():
+        if file in expected:
+            continue
+        record = _read_json(path)
+        was = by_name_then.get(str(record.get("name")))
+        old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
+        found.append(f"{record.get('name')} {old} -> {record.get('version')} {record.get('build')}")
+    names_now = {str(_read_json(p).get("name")) for p in current.values()}
+    found += [f"{_name_of(f)} removed" for f in sorted(expected - set(current)) if _name_of(f) not in names_now]
+    _state, revisions = history_state(_history_text(prefix))
+    since = int(after.get("history_revisions", revisions))
+    if revisions > since:
+        requests = _commands(_history_text(prefix))[since:]
+        found += [f"history revision {since + i + 1}: {cmd}" for i, cmd in enumerate(requests)]
+    return found
+
+
+def _name_of(file: str) -> str:
+    return file.removesuffix(".json").rsplit("-", 2)[0]
+
+
+def restore_plan(prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = None) -> RestorePlan:
+    """Compare record files (by file name: a half-done install can hold two builds of one name)."""
+    meta = _load_snapshot(prefix, snapshot) if meta is None else meta
+    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
+    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    backed = set(meta.get("backed_up", []))
+    remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved})
+    restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current})
+    missing = tuple(n for n in restore if n not in backed)
+    pins = tuple(str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict))
+    specs = tuple(_spec_changes(prefix, meta))
+    return RestorePlan(snapshot.name, tuple(remove), tuple(restore), missing, (), pins, specs)
+
+
+def _spec_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
+    before = meta.get("requested_before")
+    if not isinstance(before, dict):
+        return []
+    now = requested_map(prefix)
+    out = [f"remove {now[n]}" for n in sorted(now) if n not in before]
+    out += [f"restore {before[n]}" for n in sorted(before) if n in now and now[n] != before[n]]
+    return out
+
+
+def _linked_files(prefix: Path, meta: Mapping[str, Any]) -> set[str]:
+    """Files of the packages the change was to link (from their extracted copy in a package cache).
+
+    After a kill mid-install a package can be half linked with no record yet: these are the only
+    unrecorded files a rollback may delete.
+    """
+    from condafix.env import condarc
+
+    caches = [Path(p) for p in meta.get("caches", []) if isinstance(p, str)]
+    caches += list(condarc.load().pkgs_dirs)
+    found: set[str] = set()
+    for dist in meta.get("linking", []):
+        if not isinstance(dist, str) or "/" in dist or dist in ("", ".", ".."):
+            continue
+        for cache in caches:
+            paths = _read_json(cache / dist / "info" / "paths.json").get("paths")
+            if isinstance(paths, list):
+                found |= {p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str)}
+                break
+    return found
+
+
+def _installer_leftovers(prefix: Path) -> set[str]:
+    """What the installer itself writes besides packages: half-written records, its cache tag."""
+    found = {f"conda-meta/{p.name}" for p in (prefix / "conda-meta").glob("prefix_record_*") if p.is_file()}
+    found |= {f"conda-meta/{p.name}" for p in (prefix / "conda-meta").glob(".*.tmp") if p.is_file()}
+    for probe in prefix.glob(".refprobe-*"):  # rattler's reflink probe folder
+        if probe.is_dir() and not probe.is_symlink():
+            found |= {f"{probe.name}/{p.name}" for p in probe.iterdir() if p.is_file() or p.is_symlink()}
+    return found | ({"CACHEDIR.TAG"} if (prefix / "CACHEDIR.TAG").is_file() else set())
+
+
+def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
+    """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
+
+    Packages the snapshot holds no backup of come from the package cache first and the channel
+    second; if any of them is in neither, nothing changes and they are named. ``interrupted``:
+    the change may have stopped half-way, so files of the packages it was linking that were not
+    in the prefix before are removed too; nothing else unrecorded is ever deleted.
+    """
+    meta = _load_snapshot(prefix, snapshot)
+    current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in sorted((prefix / "conda-meta").glob("*.json"))]
+    _check_records(prefix, current_records)
+    plan = restore_plan(prefix, snapshot, meta)
+    if plan.missing:
+        return _reinstall(prefix, snapshot, plan)
+    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
+    removed: list[str] = []
+    for record_path in sorted((prefix / "conda-meta").glob("*.json")):
+        if record_path.name in saved:
+            continue
+        files = _record_files(_read_json(record_path))
+        for rel in files:
+            _unlink(safe_path(prefix, rel, f"conda-meta/{record_path.name}"))
+        removed += files
+        record_path.unlink()
+    backed = set(meta.get("backed_up", []))
+    for record_path in saved.values():
+        record = _read_json(record_path)
+        if record.get("name") not in backed:
+            continue
+        for rel in _record_files(record):
+            backup = safe_path(snapshot / "files", rel, f"snapshot {snapshot.name}")
+            if backup.exists() or backup.is_symlink():
+                target = safe_path(prefix, rel, f"snapshot {snapshot.name}")
+                _unlink(target)
+                _link_or_copy(backup, target)
+    for name, record_path in saved.items():
+        current = prefix / "conda-meta" / name
+        if not current.is_file() or current.read_bytes() != record_path.read_bytes():
+            _copy_atomic(record_path, current)  # also records the installer rewrote in place
+    manifest = snapshot / "manifest.txt"
+    known = set(manifest.read_text().splitlines()) if manifest.is_file() else set()
+    if interrupted and known:  # an empty or missing manifest is no licence to delete anything
+        owned = {rel for path in saved.values() for rel in _record_files(_read_json(path))}
+        candidates = _linked_files(prefix, meta) | _installer_leftovers(prefix)
+        orphans = sorted(rel for rel in candidates if rel not in known and rel not in owned)
+        for rel in orphans:
+            _unlink(safe_path(prefix, rel, f"snapshot {snapshot.name}"))
+        removed += orphans
+    _prune_dirs(prefix, removed)
+    _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
+    return plan
+
+
+def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
+    """Restore with the installer: the snapshot's records from conda's or condafix's package cache, else the channel."""
+    try:
+        from condafix.backends.rattler import install as install_rb
+        from condafix.backends.rattler import solve as solve_rb
+    except ImportError as exc:  # beside conda-rattler-solver, py-rattler is 0.26: the installer is not usable
+        raise ApplyError(
+            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): the embedded installer "
+            f"needs py-rattler >= 0.28 ({exc}); nothing was changed",
+            (
+                Hint(
+                    "conda_revision",
+                    "let conda restore the revision before the change: `conda list --revisions`, "
+                    "then `conda install --revision N`",
+                ),
+            ),
+        ) from None
+
+    meta = _read_json(snapshot / "meta.json")
+    wanted = install_rb.prefer_cached(install_rb.records_from_dir(snapshot / "conda-meta"))
+    gone = [
+        f"{r.name.normalized} {r.version} {r.build}"
+        for r in wanted
+        if r.name.normalized in plan.missing and install_rb.package_source(r) is None
+    ]
+    if gone:
+        raise ApplyError(
+            f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
+            "(the build left the channel); nothing was changed",
+            (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
+        )
+    install_rb.install(wanted, prefix, solve_rb.read_prefix_records(prefix), [])
+    for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
+        _copy_atomic(saved, prefix / "conda-meta" / saved.name)
+    _drop_cache_tag(prefix, snapshot)
+    _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
+    return plan

@@ -1,0 +1,110 @@
+"""``condafix rollback``: restore a snapshot, remove exactly the pin and specs condafix added, journaled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from condafix.change.condafiles import _config, _current_dists, append_history, requested_map
+from condafix.change.lock import _deferred_signals, prefix_lock
+from condafix.change.restore import RestorePlan, later_changes, restore, restore_plan
+from condafix.change.safety import ApplyError, Refused, _read_json, check_state_dir
+from condafix.change.snapshot import (
+    _journal,
+    _load_snapshot,
+    _set_state,
+    _start_journal,
+    _update_meta,
+    list_snapshots,
+    pending,
+)
+from condafix.errors import Hint
+
+
+def rollback(prefix: Path, snapshot_id: str | None, *, dry_run: bool, force: bool = False) -> RestorePlan:
+    """Undo condafix's change: restore the snapshot, remove the pin and specs it added.
+
+    Refuses when the env changed after condafix's change (unless ``force``); a rollback that was
+    interrupted is finished without asking. Journaled like a change.
+    """
+    check_state_dir(prefix)
+    snapshots = list_snapshots(prefix)
+    if not snapshots:
+        raise ApplyError(f"no condafix snapshots in {prefix}; nothing to roll back")
+    wanted = (
+        snapshot_id
+        or pending(prefix)
+        or next((s.id for s in reversed(snapshots) if s.state in ("applied", "started")), snapshots[-1].id)
+    )
+    chosen = next((s for s in snapshots if s.id == wanted), None)
+    if chosen is None:
+        raise ApplyError(f"no snapshot {wanted!r} in {prefix} (have: {', '.join(s.id for s in snapshots)})")
+    root = Path(chosen.path)
+    meta = _load_snapshot(prefix, root)
+    if chosen.state in ("rolled-back", "restored") and pending(prefix) != chosen.id:
+        # already undone: restoring it again would revert whatever the user did since
+        return RestorePlan(chosen.id, (), (), ())
+    journal_op = _journal(prefix).get("op") if pending(prefix) == chosen.id else None
+    resuming = journal_op == "rollback"
+    later = [] if resuming or chosen.state != "applied" else later_changes(prefix, meta)
+    preview = restore_plan(prefix, root, meta)
+    preview = RestorePlan(**{**preview.__dict__, "later_changes": tuple(later)})
+    if dry_run:
+        return preview
+    if later and not force:
+        raise Refused(
+            f"{prefix} changed after condafix's change, and rolling back would revert that too: " + "; ".join(later),
+            (Hint("force", "pass --force to roll back anyway (those changes are undone as well)"),),
+        )
+    if not os.access(prefix / "conda-meta", os.W_OK):
+        raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
+    with _deferred_signals(), prefix_lock(prefix):
+        unfinished = pending(prefix) == chosen.id or chosen.state == "started"
+        config = _config()
+        try:
+            if not resuming:
+                pre = {"dists": _current_dists(prefix, config), "requested": requested_map(prefix)}
+                _update_meta(root, pre_rollback=pre)
+            journal = _start_journal(prefix, root, "rollback")
+            done = restore(prefix, root, interrupted=unfinished)
+        except OSError as exc:
+            raise ApplyError(
+                f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix}); the journal is kept",
+                (Hint("rollback", f"free space or fix the cause, then run `condafix rollback -p {prefix}` again"),),
+            ) from None
+        try:
+            _write_rollback_history(prefix, root, chosen.id, config)
+            _set_state(root, "rolled-back")
+            journal.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ApplyError(
+                f"the packages were restored but writing conda's history failed: {exc.strerror or exc}; "
+                "the journal is kept",
+                (Hint("rollback", f"free space, then run `condafix rollback -p {prefix}` again"),),
+            ) from None
+    return RestorePlan(**{**done.__dict__, "later_changes": tuple(later)})
+
+
+def _write_rollback_history(prefix: Path, snapshot: Path, snapshot_id: str, config: Any) -> None:
+    """The rollback as a conda revision: what went and came back, and the requested specs as they were."""
+    meta = _read_json(snapshot / "meta.json")
+    pre: dict[str, Any] = meta["pre_rollback"] if isinstance(meta.get("pre_rollback"), dict) else {}
+    dists_before: dict[str, Any] = pre["dists"] if isinstance(pre.get("dists"), dict) else {}
+    dists_now = _current_dists(prefix, config)
+    removed = [str(d) for f, d in sorted(dists_before.items()) if f not in dists_now]
+    added = [d for f, d in sorted(dists_now.items()) if f not in dists_before]
+    before: dict[str, Any] = meta["requested_before"] if isinstance(meta.get("requested_before"), dict) else {}
+    now: dict[str, Any] = pre["requested"] if isinstance(pre.get("requested"), dict) else requested_map(prefix)
+    remove_specs = [n for n in sorted(now) if n not in before]
+    update_specs = [str(before[n]) for n in sorted(before) if n in now and now[n] != before[n]]
+    if not (removed or added or remove_specs or update_specs):
+        return
+    append_history(
+        prefix,
+        f"condafix rollback -p {prefix} --to {snapshot_id}",
+        removed,
+        added,
+        update_specs=update_specs,
+        remove_specs=remove_specs,
+    )

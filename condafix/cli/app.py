@@ -1,0 +1,479 @@
+"""The typer app: parse arguments, call the core, hand the result to ``render``.
+
+Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspect the env;
+``explain`` 0 recognised / 1 unknown text / 2 bad input. 130 on Ctrl-C.
+
+No ``from __future__ import annotations`` here, on purpose: typer reads every command's signature
+on each start, and string annotations cost it an eval apiece (~5x slower command building).
+"""
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
+
+import typer
+
+from condafix import __version__
+from condafix.errors import CondafixError, UsageError
+
+if TYPE_CHECKING:
+    from condafix.cli import commands as commands_mod
+
+app = typer.Typer(
+    name="condafix",
+    help="Make CUDA work in conda environments: diagnose, explain, and fix driver/toolkit mismatches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+NameOpt = Annotated[Optional[str], typer.Option("-n", "--name", help="Environment name.")]  # noqa: UP045
+PrefixOpt = Annotated[Optional[str], typer.Option("-p", "--prefix", help="Environment path.")]  # noqa: UP045
+CudaOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--cuda", help="Assume the driver supports this CUDA version (M.m); for GPU-less hosts."),
+]
+DriverOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--driver", help="Assume this NVIDIA driver version (e.g. 535.104.05); mapped to its max CUDA."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+# Target options shared by the commands that plan for a driver (cuda, env, lock): one spelling, one help text.
+TargetCudasOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
+]
+TargetDriversOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
+]
+DriversFileOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--drivers-file", help="One driver version per line, e.g. from every node of a cluster (oldest wins)."
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")]
+
+
+def _guard(
+    kind: str, as_json: Callable[[dict[str, object]], bool]
+) -> Callable[[Callable[..., int]], Callable[..., None]]:
+    """Turn CondafixError into one line + exit code; Ctrl-C into 130; never a traceback for bad input."""
+
+    def wrap(func: Callable[..., int]) -> Callable[..., None]:
+        @functools.wraps(func)
+        def inner(**kwargs: object) -> None:
+            from condafix.cli import render
+
+            try:
+                code = func(**kwargs)
+                _say_dropped_proxies()
+            except CondafixError as exc:
+                _say_dropped_proxies()
+                render.print_error(kind, exc, as_json(kwargs))
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                sys.stderr.write("interrupted\n")
+                raise typer.Exit(130) from None
+            raise typer.Exit(code)
+
+        return inner
+
+    return wrap
+
+
+def _say_dropped_proxies() -> None:
+    """Sanitizing is never silent: name what was dropped (on stderr, so --json stays clean)."""
+    from condafix.cli import render
+
+    proxy = sys.modules.get("condafix.proxy")  # never imported = nothing sanitized (start-up)
+    if proxy is not None and proxy.POLICY.dropped and not render.quiet():
+        sys.stderr.write(
+            f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
+            "(see `condafix proxy`; --keep-proxy uses them as set)\n"
+        )
+
+
+def _json_flag(kwargs: dict[str, object]) -> bool:
+    return bool(kwargs.get("as_json"))
+
+
+def _ui(as_json: bool, yes: bool = False) -> "commands_mod.Ui":
+    """The typer app's front end: terminal prompts, text views and the rich spinner on stderr."""
+    from condafix.cli import commands, render
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to change the environment without --yes (no terminal to ask)")
+        return bool(typer.confirm(question, default=False))
+
+    def show(view: str, payload: object) -> None:
+        if not as_json:
+            render.show(view, payload)
+
+    return commands.Ui(
+        confirm=confirm,
+        show=show,
+        progress=render.progress,  # stderr only: --json keeps stdout one document
+        env=os.environ,
+    )
+
+
+def _emit(outcome: "commands_mod.Outcome", as_json: bool) -> int:
+    from condafix.cli import render
+
+    render.outcome(outcome, as_json=as_json)
+    return outcome.code
+
+
+@app.command()
+@_guard("doctor", _json_flag)
+def doctor(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    cuda: CudaOpt = None,
+    driver: DriverOpt = None,
+    as_json: JsonOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 ok, 1 warnings, 2 mismatch (for CI).")] = False,
+    all_sources: Annotated[
+        bool, typer.Option("--all-sources", help="Ask NVML, libcuda and nvidia-smi, not just the first that answers.")
+    ] = False,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Compile a kernel with the env's NVVM, compare its PTX with the driver.")
+    ] = False,
+) -> int:
+    """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
+    from condafix.cli import commands
+
+    outcome = commands.doctor(
+        name=name,
+        prefix=prefix,
+        cuda=cuda,
+        driver=driver,
+        check=check,
+        all_sources=all_sources,
+        probe=probe,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
+
+
+def _read_text(text: str | None, file: Path | None) -> str:
+    if text is not None and file is not None:
+        raise UsageError("pass the error as TEXT or with -f FILE, not both")
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        try:
+            return file.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if text is not None:
+        return text
+    if sys.stdin.isatty():
+        raise UsageError("no error text given (pass TEXT, -f FILE, or pipe it on stdin)")
+    return sys.stdin.read()
+
+
+@app.command()
+@_guard("explain", _json_flag)
+def explain(
+    text: Annotated[Optional[str], typer.Argument(help="The error message (else -f FILE or stdin).")] = None,  # noqa: UP045
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the error from FILE (- for stdin).")] = None,
+    cuda: CudaOpt = None,
+    driver: DriverOpt = None,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not look at this machine's driver.")] = False,
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
+    from condafix.cli import commands
+
+    outcome = commands.explain(
+        text=_read_text(text, file),
+        cuda=cuda,
+        driver=driver,
+        no_detect=no_detect,
+        name=name,
+        prefix=prefix,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
+
+
+SolverOpt = Annotated[
+    str,
+    typer.Option(
+        "--solver",
+        help="Plan with conda's configured solver (default inside a conda install) or the embedded py-rattler.",
+    ),
+]
+
+
+@app.command()
+@_guard("cuda", _json_flag)
+def cuda(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Channel name, https:// or file:// URL (repeatable)."),
+    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
+    drivers_file: DriversFileOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Plan from the repodata cache only.")] = False,
+    allow_major: Annotated[
+        bool, typer.Option("--allow-major", help="Allow moving the env to an older CUDA major.")
+    ] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Change the env as planned (asks first).")] = False,
+    yes: YesOpt = False,
+    via: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
+    ] = None,
+    no_pin: Annotated[
+        bool, typer.Option("--no-pin", help="Do not write the pin to conda-meta/pinned (conda may undo the fix).")
+    ] = False,
+    replace_pin: Annotated[
+        bool,
+        typer.Option("--replace-pin", help="Replace a conflicting pin in conda-meta/pinned (rollback puts it back)."),
+    ] = False,
+    solver: SolverOpt = "auto",
+    as_json: JsonOpt = False,
+) -> int:
+    """Plan the fix with a real solver: newest cuda-version/cudatoolkit <= the driver (dry run)."""
+    from condafix.cli import commands
+
+    if solver not in ("auto", "conda", "rattler"):
+        raise UsageError(f"--solver must be conda or rattler, not {solver!r}")
+    outcome = commands.cuda(
+        name=name,
+        prefix=prefix,
+        channels=channel or [],
+        cudas=cuda or [],
+        drivers=driver or [],
+        drivers_file=drivers_file,
+        offline=offline,
+        allow_major=allow_major,
+        apply=apply,
+        via=via,
+        pin=not no_pin,
+        replace_pin=replace_pin,
+        solver=solver,  # type: ignore[arg-type]
+        ui=_ui(as_json, yes),
+    )
+    return _emit(outcome, as_json)
+
+
+@app.command()
+@_guard("rollback", _json_flag)
+def rollback(
+    name: NameOpt = None,
+    prefix: PrefixOpt = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Snapshot id (default: the newest).")] = None,  # noqa: UP045
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be restored; change nothing.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    yes: YesOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Roll back even though the env changed after condafix's change.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Undo a condafix change: restore the snapshot, remove the pin and specs condafix added."""
+    from condafix.cli import commands
+
+    outcome = commands.rollback(
+        name=name, prefix=prefix, to=to, dry_run=dry_run, list_only=list_, force=force, ui=_ui(as_json, yes)
+    )
+    return _emit(outcome, as_json)
+
+
+@app.command("env")
+@_guard("env", _json_flag)
+def env_file(
+    file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin)."),
+    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
+    write: Annotated[bool, typer.Option("--write", help="Replace the file (keeps FILE.bak).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file would change (pre-commit, CI).")] = False,
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Check the pin on this channel (default: the file's channels)."),
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not check the pin against a channel.")] = False,
+    allow_major: Annotated[
+        bool, typer.Option("--allow-major", help="Allow moving the file's CUDA group to an older major.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write)."""
+    from condafix.cli import commands
+    from condafix.files import envfile
+
+    path = file or envfile.default_file()
+    raw, source_name = envfile.read_source(path)
+    outcome = commands.env_file(
+        path=path,
+        raw=raw,
+        source_name=source_name,
+        cudas=cuda or [],
+        drivers=driver or [],
+        write=write,
+        check=check,
+        channels=channel or [],
+        offline=offline,
+        allow_major=allow_major,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
+
+
+@app.command("lock")
+@_guard("lock", _json_flag)
+def lock(
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="pixi.lock, conda-lock.yml or @EXPLICIT files (default: ./pixi.lock, ./conda-lock.yml)."),
+    ] = None,
+    cuda: TargetCudasOpt = None,
+    driver: TargetDriversOpt = None,
+    drivers_file: DriversFileOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 0 every env fits, 1 warnings, 2 an env needs a newer CUDA.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> int:
+    """The CUDA each locked env holds, per platform, against the driver (lockfiles are never rewritten)."""
+    from condafix.cli import commands
+
+    outcome = commands.lock(
+        paths=files or [],
+        cudas=cuda or [],
+        drivers=driver or [],
+        drivers_file=drivers_file,
+        check=check,
+        ui=_ui(as_json),
+    )
+    return _emit(outcome, as_json)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"condafix {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+    no_proxy: Annotated[
+        bool, typer.Option("--no-proxy", help="Drop every proxy setting for condafix's requests.")
+    ] = False,
+    proxy: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--proxy", help="Use this proxy (http://host:port) for every request condafix makes."),
+    ] = None,
+    keep_proxy: Annotated[
+        bool, typer.Option("--keep-proxy", help="Use the proxy settings exactly as set, even broken ones.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only results and errors (no progress, no notes).")
+    ] = False,
+) -> None:
+    """condafix: make CUDA work in conda environments."""
+    from condafix.cli.render import set_quiet
+
+    set_quiet(quiet)
+    if not (no_proxy or proxy or keep_proxy) and "condafix.proxy" not in sys.modules:
+        return  # the default policy already (keep valid proxies); proxy.py loads with the first network use
+    from condafix import proxy as proxy_mod
+    from condafix.cli.render import print_error
+
+    try:
+        proxy_mod.set_policy(no_proxy=no_proxy, proxy=proxy, keep=keep_proxy)
+    except CondafixError as exc:
+        print_error("condafix", exc, False)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@app.command("proxy")
+@_guard("proxy", _json_flag)
+def proxy_command(
+    channel: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("-c", "--channel", help="Check no_proxy against this channel's host (repeatable)."),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 ok, 1 warnings, 2 errors.")] = False,
+    connect: Annotated[
+        bool, typer.Option("--connect/--no-connect", help="Probe each proxy host:port (TCP, <= 2 s, concurrent).")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> int:
+    """Diagnose proxy settings (variables, .condarc, CA bundles): what is wrong and what to do."""
+    from condafix.cli import commands
+
+    outcome = commands.proxy(channels=channel or [], check=check, connect=connect, ui=_ui(as_json))
+    return _emit(outcome, as_json)
+
+
+def _run_app() -> int:
+    """Run typer and return the exit code; typer's own usage errors go through the redactor too."""
+    from condafix.cli import render
+
+    # click's base exception, whether typer vendors click (>= 0.27) or depends on it
+    click_exception: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException" and issubclass(c, Exception)
+    )
+
+    render.capture_logs()
+    try:
+        code = app(standalone_mode=False)
+    except click_exception as exc:  # usage errors quote the arguments, URLs included
+        stderr = render.Output().stderr
+        exc.show(file=stderr)  # type: ignore[attr-defined]
+        stderr.flush()
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        render.Output().text("Aborted!", err=True)
+        return 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if os.environ.get("CONDAFIX_DEBUG"):
+        code = _run_app()
+    else:
+        try:
+            code = _run_app()
+        except Exception as exc:  # a bug, not bad input: say so in one line
+            from condafix.cli import render
+
+            render.Output().internal_error(exc)
+            code = 70
+    if "rattler" in sys.modules:
+        # py-rattler's runtime threads can crash interpreter finalization (seen here: SIGSEGV and
+        # "PyGILState_Release: thread state must be current" after all output was written), so once
+        # it is loaded we flush and leave without finalizing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

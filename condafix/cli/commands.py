@@ -1,0 +1,449 @@
+"""The command layer: one function per command, called by the typer app and by the conda plugin.
+
+Why a layer of its own: the typer app and conda's plugin hooks must run the same workflow with
+different front ends (typer prompts vs conda's ``confirm``; our rendering vs conda's stdout).
+So nothing here parses arguments, prints, prompts, exits the process, or changes ``os.environ``:
+a front end lends a :class:`Ui` (how to confirm, how to show an interim result, how to report
+progress) and renders the :class:`Outcome` it gets back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from condafix.errors import CondafixError, Hint, UsageError
+from condafix.findings import Finding
+
+if TYPE_CHECKING:
+    from condafix.env.envinfo import EnvInfo
+    from condafix.plan.planner import TargetCuda
+
+Step = Callable[[str], None]
+SolverChoice = Literal["auto", "conda", "rattler"]
+
+
+@contextlib.contextmanager
+def _silent_progress() -> Iterator[Step]:
+    yield lambda _message: None
+
+
+def _decline(question: str) -> bool:
+    raise UsageError(f"refusing to change anything without consent ({question!r} needs --yes)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ui:
+    """What a front end lends a command.
+
+    ``confirm(question)`` returns True to go on; it may raise instead (conda's confirm raises
+    ``DryRunExit`` under ``--dry-run``). ``show(kind, result)`` renders an interim result, e.g. the
+    plan before asking. ``progress()`` is a context manager yielding a ``step(message)`` callback.
+    """
+
+    confirm: Callable[[str], bool] = _decline
+    show: Callable[[str, object], None] = lambda _kind, _result: None
+    progress: Callable[[], ContextManager[Step]] = _silent_progress
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A command's result, the JSON ``kind`` it is rendered as, and the process exit code."""
+
+    kind: str
+    result: Any
+    code: int = 0
+    #: for text output: which renderer (defaults to ``kind``) and whether a change happened.
+    view: str | None = None
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def doctor(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    cuda: str | None = None,
+    driver: str | None = None,
+    check: bool = False,
+    all_sources: bool = False,
+    probe: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
+    from condafix.detect import driver as driver_mod
+    from condafix.diagnose import verdict
+    from condafix.env import envinfo
+
+    ui = ui or Ui()
+    env = envinfo.inspect_env(name=name, path=prefix, env=ui.env)
+    info = driver_mod.detect(cuda=cuda, driver=driver, all_sources=all_sources)
+    probed = None
+    if probe:
+        from condafix.detect import ptxprobe
+
+        probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
+    unfinished = None
+    if env.prefix and env.kind == "conda":
+        from condafix.change import snapshot
+
+        unfinished = snapshot.pending(Path(env.prefix))
+    report = verdict.diagnose(
+        info, env, envinfo.system_toolkit(), probed, unfinished=unfinished, env_vars=ui.env
+    )  # env_vars: CUPY_COMPILE_WITH_PTX changes CuPy's compile path
+    return Outcome(kind="doctor", result=report, code=report.check_exit_code if check else 0)
+
+
+# ---------------------------------------------------------------- explain
+
+
+def _env_for_explain(name: str | None, prefix: str | None, env: Mapping[str, str]) -> EnvInfo | None:
+    """The env named on the command line (errors are errors), else the active one (errors ignored)."""
+    from condafix.env import envinfo
+    from condafix.errors import InspectError
+
+    if name or prefix:
+        return envinfo.inspect_env(name=name, path=prefix, env=env)
+    try:
+        found = envinfo.inspect_env(name=None, path=None, env=env)
+    except InspectError:
+        return None
+    return found if found.prefix else None
+
+
+def explain(
+    *,
+    text: str,
+    cuda: str | None = None,
+    driver: str | None = None,
+    no_detect: bool = False,
+    name: str | None = None,
+    prefix: str | None = None,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
+    from condafix.diagnose import explain as explain_mod
+
+    ui = ui or Ui()
+    result = explain_mod.explain(text)
+    if result.recognised and result.family in explain_mod.LIVE_FAMILIES and not no_detect:
+        from condafix.detect import driver as driver_mod
+
+        result = explain_mod.with_live(result, driver_mod.detect(cuda=cuda, driver=driver))
+    if result.recognised:
+        env = _env_for_explain(name, prefix, ui.env)
+        if env is not None:
+            result = explain_mod.with_env(result, env)
+    return Outcome(kind="explain", result=result, code=0 if result.recognised else 1)
+
+
+# ---------------------------------------------------------------- cuda: plan, apply
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaResult:
+    """``condafix cuda``'s JSON result when it applied: the plan and what the change did."""
+
+    plan: Any
+    applied: Any
+
+
+def selected_prefix(name: str | None, prefix: str | None, env: Mapping[str, str]) -> Path:
+    """The env a changing command works on; refusing to guess when none is selected."""
+    from condafix.env import envinfo
+
+    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
+    if where is None:
+        raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    return where
+
+
+def target_cuda(
+    *, cudas: Sequence[str], drivers: Sequence[str], drivers_file: Path | None, env: Mapping[str, str]
+) -> TargetCuda:
+    """The CUDA to plan for: overrides, a fleet's lowest, or the detected driver."""
+    from condafix.plan import planner
+
+    listed = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
+    return planner.resolve_target(cudas=cudas, drivers=listed, env=env)
+
+
+def cuda(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    channels: Sequence[str] = (),
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
+    offline: bool = False,
+    allow_major: bool = False,
+    apply: bool = False,
+    via: str | None = None,
+    pin: bool = True,
+    replace_pin: bool = False,
+    solver: SolverChoice = "auto",
+    inside_conda: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Plan the fix with a real solver (dry run); with ``apply``, ask through ``ui`` and change the env.
+
+    ``inside_conda``: called from a conda plugin hook, so conda's context is already configured.
+    """
+    from condafix.plan import planner
+    from condafix.plan import solver as solver_mod
+
+    ui = ui or Ui()
+    if via is not None:
+        from condafix.change import apply as apply_mod
+
+        apply_mod.find_tool(via)  # a bad --via or a missing tool fails before any lock or snapshot
+    where = selected_prefix(name, prefix, ui.env)
+    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
+    backend = solver_mod.open_backend(solver, prefix=where, offline=offline, env=ui.env, configured=inside_conda)
+    with ui.progress() as step:
+        result = planner.plan(
+            prefix=where,
+            target=target,
+            channels=channels,
+            offline=offline,
+            allow_major=allow_major,
+            env=ui.env,
+            step=step,
+            backend=backend,
+        )
+    code = 2 if result.status == "blocked" else 0
+    if not (apply and result.status == "change"):
+        return Outcome(kind="cuda", result=result, code=code, view="plan-applying" if apply else "plan")
+    ui.show("plan-applying", result)
+    if not ui.confirm(f"Apply these {len(result.changes)} changes to {where}?"):
+        raise CondafixError("nothing was changed", (), 1)
+    from condafix.detect import driver as driver_mod
+    from condafix.diagnose import verdict
+    from condafix.env import envinfo
+
+    with ui.progress() as step:
+        applied = backend.apply(result, via=via, step=step, pin=pin, replace_pin=replace_pin)
+    info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+    after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
+    applied = dataclasses.replace(applied, after=after)
+    return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
+
+
+# ---------------------------------------------------------------- rollback
+
+
+def rollback(
+    *,
+    name: str | None = None,
+    prefix: str | None = None,
+    to: str | None = None,
+    dry_run: bool = False,
+    list_only: bool = False,
+    force: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Undo a condafix change: restore the snapshot and remove the pin and specs condafix added (asks
+    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``."""
+    from condafix.change import rollback as rollback_mod
+    from condafix.change import snapshot
+
+    ui = ui or Ui()
+    where = selected_prefix(name, prefix, ui.env)
+    if list_only:
+        return Outcome(kind="rollback", result=snapshot.list_snapshots(where), view="snapshots")
+    preview = rollback_mod.rollback(where, to, dry_run=True, force=force)
+    if dry_run:
+        return Outcome(kind="rollback", result=preview, view="restore-preview")
+    if preview.later_changes and not force:
+        rollback_mod.rollback(where, to, dry_run=False, force=False)  # refuses, naming the later changes
+    if preview.remove or preview.restore or preview.pins_removed or preview.specs_restored:
+        ui.show("restore-preview", preview)
+        if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
+            raise CondafixError("nothing was changed", (), 1)
+    done = rollback_mod.rollback(where, to, dry_run=False, force=force)
+    return Outcome(kind="rollback", result=done, view="restore")
+
+
+# ---------------------------------------------------------------- env files
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvFileOutcome:
+    """What ``env`` decided, plus the text to emit when the file is stdin/stdout (``-``)."""
+
+    result: Any
+    stdout_text: str | None = None
+
+
+def env_file(
+    *,
+    path: str,
+    raw: str,
+    source_name: str,
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    write: bool = False,
+    check: bool = False,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    allow_major: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
+
+    Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
+    """
+    from condafix.files import envfile
+    from condafix.knowledge.cuda import CudaVersion
+    from condafix.plan import planner
+
+    ui = ui or Ui()
+    target = planner.resolve_target(cudas=cudas, drivers=drivers, env=ui.env)
+    cuda = CudaVersion.parse(target.cuda)
+    if is_pixi_manifest(source_name, raw):
+        from condafix.files import pixifile
+
+        result, new_raw = pixifile.plan_manifest(
+            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+        )
+    else:
+        result, new_raw = envfile.plan_file(
+            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+        )
+    if write and path == "-":
+        return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
+    if write and result.changed:
+        backup = envfile.write_atomically(Path(path), new_raw)
+        result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
+    code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
+    return Outcome(kind="env", result=result, code=code)
+
+
+def is_pixi_manifest(name: str, raw: str) -> bool:
+    """pixi.toml, or a pyproject.toml with a ``[tool.pixi]`` table: TOML goes to the pixi reader."""
+    return Path(name).name.endswith(".toml")  # pixifile says so when a pyproject.toml has no [tool.pixi]
+
+
+# ---------------------------------------------------------------- lockfiles
+
+
+def lock(
+    *,
+    paths: Sequence[str],
+    cudas: Sequence[str] = (),
+    drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
+    check: bool = False,
+    ui: Ui | None = None,
+) -> Outcome:
+    """The locked CUDA of every env and platform against the target; exit as doctor's with ``check``."""
+    from condafix.files import lockfile
+    from condafix.knowledge.cuda import CudaVersion
+    from condafix.plan import planner
+
+    ui = ui or Ui()
+    files = list(paths) or lockfile.default_files()
+    all_drivers = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
+    target = planner.resolve_target(cudas=cudas, drivers=all_drivers, env=ui.env)
+    cuda = CudaVersion.parse(target.cuda)
+    reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
+    run = lockfile.LockRun(target.cuda, target.source, reports)
+    code = max((r.check_exit_code for r in reports), default=0) if check else 0
+    return Outcome(kind="lock", result=run, code=code)
+
+
+# ---------------------------------------------------------------- proxy
+
+
+def proxy(*, channels: Sequence[str] = (), check: bool = False, connect: bool = True, ui: Ui | None = None) -> Outcome:
+    """Diagnose proxy settings (variables, .condarc, CA bundles)."""
+    from condafix import proxy as proxy_mod
+
+    ui = ui or Ui()
+    report = proxy_mod.diagnose(ui.env, channels, connect=connect)
+    worst = max(({"error": 2, "warning": 1, "info": 0}[f.severity] for f in report.findings), default=0)
+    return Outcome(kind="proxy", result=report, code=worst if check else 0)
+
+
+# ---------------------------------------------------------------- conda's solve guard and error hints
+
+
+def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
+    from condafix.knowledge.cuda import CudaVersion
+
+    for family in ("cuda-version", "cudatoolkit"):
+        if family in final:
+            try:
+                return family, CudaVersion.parse(final[family])
+            except UsageError:
+                return None
+    return None
+
+
+def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
+    """A final state (name -> version) against ``__cuda``: a toolkit minor above the driver is only a
+    problem for a package that hands PTX to the driver's JIT (see ``compilepath``)."""
+    from condafix.diagnose import compilepath
+    from condafix.knowledge.cuda import CudaVersion
+
+    found = _cuda_of(final)
+    try:
+        driver = CudaVersion.parse(cuda)
+    except UsageError:
+        return None
+    if found is None or found[1] <= driver:
+        return None
+    family, toolkit = found
+    users = compilepath.driver_jit_users(final)
+    if not users:
+        return None
+    pin = f"{family}={driver}"
+    return Finding(
+        code="toolkit_newer_than_driver",
+        severity="error",
+        message=(
+            f"this transaction links {family} {final[family]} (CUDA {toolkit}), newer than the driver's "
+            f"__cuda {driver}; {', '.join(users)} {'hands' if len(users) == 1 else 'hand'} PTX to the driver's JIT, "
+            "which will refuse it "
+            "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
+        ),
+        hints=(Hint("pin", f'add "{pin}" to the command (or run `conda cuda` / `condafix cuda` afterwards)'),),
+        component=family,
+    )
+
+
+def cuda_error_hints(text: str, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Hints for conda's ``__cuda`` solver errors, decided by what this machine really has."""
+    from condafix.detect import driver as driver_mod
+    from condafix.errors import CondafixError
+
+    env = os.environ if env is None else env
+    try:
+        info = driver_mod.detect(env=env)
+    except CondafixError:
+        info = None
+    if info is not None and info.cuda is not None:
+        return [
+            (
+                "condafix_cuda_driver",
+                f"this machine's driver supports CUDA {info.cuda} (from {info.source}): pin the toolkit to it, "
+                f'e.g. "cuda-version={info.cuda}", or upgrade the driver for a newer CUDA',
+            )
+        ]
+    return [
+        (
+            "condafix_cuda_override",
+            "no NVIDIA driver was found here, so conda exposes no __cuda. On a GPU-less build or CI host set "
+            "CONDA_OVERRIDE_CUDA to the target machines' CUDA (e.g. CONDA_OVERRIDE_CUDA=12.4); on a GPU "
+            "machine install or repair the NVIDIA driver (`condafix doctor` says what failed)",
+        )
+    ]

@@ -1,0 +1,353 @@
+"""Which path turns each consumer's PTX into machine code, and whether that path works on this driver.
+
+The old rule ("a toolkit minor newer than the driver breaks every JIT user") is wrong for modern
+numba-cuda: it links through nvJitLink, which writes SASS, and SASS runs on any driver of the same
+major (minor version compatibility). What still needs PTX ISA <= the driver's is the driver's own
+JIT: numba's built-in ``numba.cuda``, numba-cuda without nvJitLink, CuPy asked for PTX. nvJitLink
+itself must be at least the NVVM that wrote the code. The table (``data/compile_paths.json``) says
+which consumer version takes which path, with sources; the rules here judge each path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+
+from condafix.env.envinfo import Component, EnvInfo
+from condafix.findings import Severity
+from condafix.knowledge.cuda import CudaVersion, knowledge
+
+PathKind = Literal["nvjitlink", "pynvjitlink", "nvrtc-cubin", "xla-ptxas", "driver-jit"]
+Outcome = Literal["ok", "jit-fails", "link-fails", "slow-compile", "unknown"]
+
+# Which writer roles a consumer's code comes from (PTX/LTO-IR), by path.
+_WRITER_ROLES: Mapping[str, tuple[str, ...]] = {
+    "numba-cuda": ("nvvm", "toolkit", "pin"),
+    "numba": ("nvvm", "toolkit", "pin"),
+    "cupy": ("nvrtc", "toolkit", "pin"),
+    "jaxlib": ("nvvm", "toolkit", "pin"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    since: Version
+    path: PathKind
+    source: str
+    needs: str | None = None
+    min_nvjitlink: CudaVersion | None = None
+    fallback: PathKind | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table:
+    consumers: Mapping[str, tuple[Row, ...]]
+    aliases: Mapping[str, str]
+    removed_settings: Mapping[str, str]
+    nvjitlink_conda: str
+    nvjitlink_pip: Mapping[int, str]
+
+
+@functools.cache
+def table() -> Table:
+    """Load data/compile_paths.json once per process."""
+    raw: dict[str, Any] = json.loads(
+        resources.files("condafix.data").joinpath("compile_paths.json").read_text(encoding="utf-8")
+    )
+    consumers = {
+        name: tuple(
+            Row(
+                since=Version(r["since"]),
+                path=r["path"],
+                source=r["source"],
+                needs=r.get("needs"),
+                min_nvjitlink=CudaVersion.parse(r["min_nvjitlink"]) if r.get("min_nvjitlink") else None,
+                fallback=r.get("fallback"),
+            )
+            for r in entry["rows"]
+        )
+        for name, entry in raw["consumers"].items()
+    }
+    removed = {r["name"]: f"{r['consumer']} {r['removed_in']}" for r in raw["removed_settings"]["rows"]}
+    pip = {int(k): v for k, v in raw["nvjitlink_packages"]["pip"].items()}
+    return Table(
+        consumers=consumers,
+        aliases=dict(raw["aliases"]["names"]),
+        removed_settings=removed,
+        nvjitlink_conda=raw["nvjitlink_packages"]["conda"],
+        nvjitlink_pip=pip,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompilePath:
+    """One consumer, the path its kernels take to machine code here, and what happens on this driver."""
+
+    consumer: str
+    version: str
+    kind: str
+    path: PathKind
+    why: str
+    writer: str | None
+    writer_cuda: str | None
+    linker: str | None
+    linker_cuda: str | None
+    outcome: Outcome
+    severity: Severity
+    message: str
+    missing: PathKind | None = None  # the path this consumer would take with nvJitLink/pynvjitlink present
+
+    @property
+    def uses_driver_jit(self) -> bool:
+        return self.path == "driver-jit"
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _cuda(comp: Component | None) -> CudaVersion | None:
+    if comp is None or not comp.cuda:
+        return None
+    return CudaVersion.parse(comp.cuda)
+
+
+def _newest(env: EnvInfo, roles: tuple[str, ...]) -> Component | None:
+    """The newest component of the first role that has one (NVVM before cudatoolkit before the pin)."""
+    for role in roles:
+        found = [c for c in env.components if c.role == role and c.cuda]
+        if found:
+            return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0"))
+    return None
+
+
+def _ptxas(env: EnvInfo) -> Component | None:
+    """XLA's ptxas ships with nvcc (conda cuda-nvcc*, pip nvidia-cuda-nvcc*), not with NVVM alone."""
+    found = [c for c in env.components if c.role == "nvvm" and "nvcc" in c.name and c.cuda]
+    if found:
+        return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0"))
+    return _newest(env, ("toolkit", "pin"))
+
+
+def _has(env: EnvInfo, *names: str) -> bool:
+    return any(c.name in names for c in env.components)
+
+
+def _choose(
+    kind: str, version: str, env: EnvInfo, env_vars: Mapping[str, str]
+) -> tuple[PathKind, str, PathKind | None]:
+    rows = table().consumers[kind]
+    parsed = _version(version)
+    row = next((r for r in rows if parsed is not None and parsed >= r.since), rows[-1])
+    why = row.source.split(":")[0]
+    if row.needs == "nvjitlink":
+        link = _cuda(_newest(env, ("nvjitlink",)))
+        fallback = row.fallback or "driver-jit"
+        if link is None:
+            return fallback, f"{kind} {version} links with nvJitLink when present; none in this env", row.path
+        if row.min_nvjitlink is not None and link < row.min_nvjitlink:
+            return fallback, f"{kind} {version} needs nvJitLink >= {row.min_nvjitlink}, not {link}", row.path
+    if row.needs == "pynvjitlink" and not _has(env, "pynvjitlink", "pynvjitlink-cu12"):
+        why = f"{kind} {version} links with pynvjitlink when present; none in this env"
+        return row.fallback or "driver-jit", why, row.path
+    if kind == "cupy" and env_vars.get("CUPY_COMPILE_WITH_PTX", "").strip() not in ("", "0"):
+        return "driver-jit", "CUPY_COMPILE_WITH_PTX is set: CuPy loads PTX through the driver's JIT", None
+    return row.path, why, None
+
+
+def _driver_jit(base: dict[str, Any], writer: CudaVersion | None, driver: CudaVersion) -> tuple[Outcome, Severity, str]:
+    who = f"{base['consumer']} {base['version']}"
+    if writer is None:
+        return "unknown", "info", f"{who} loads PTX through the driver's JIT; no NVVM/NVRTC version in this env"
+    kb = knowledge()
+    ptx, accepted = kb.ptx_for_cuda(writer), kb.ptx_for_cuda(driver)
+    if writer.major > driver.major or (ptx is not None and accepted is not None and ptx > accepted):
+        return (
+            "jit-fails",
+            "error",
+            f"{who} loads PTX through the driver's JIT: PTX ISA {ptx or '?'} (CUDA {writer}) > "
+            f"{accepted or '?'} that the driver (CUDA {driver}) accepts, so JIT compilation fails",
+        )
+    return "ok", "ok", f"{who} loads PTX through the driver's JIT: PTX ISA {ptx or '?'} <= {accepted or '?'}"
+
+
+def _judge(
+    base: dict[str, Any], env: EnvInfo, driver: CudaVersion, gpu_arch: CudaVersion | None
+) -> tuple[Outcome, Severity, str, dict[str, Any]]:
+    path: PathKind = base["path"]
+    writer = CudaVersion.parse(base["writer_cuda"]) if base["writer_cuda"] else None
+    who = f"{base['consumer']} {base['version']}"
+    extra: dict[str, Any] = {}
+    if path == "driver-jit":
+        return (*_driver_jit(base, writer, driver), extra)
+    if path == "nvjitlink":
+        link_comp = _newest(env, ("nvjitlink",))
+        link = _cuda(link_comp)
+        extra = {"linker": link_comp.name if link_comp else None, "linker_cuda": str(link) if link else None}
+        if link is not None and writer is not None and link < writer:
+            return (
+                "link-fails",
+                "error",
+                f"{who} links through nvJitLink {link}, older than the NVVM {writer} that writes its code: "
+                "linking fails (ERROR_OUTDATED_LIBRARY; with debug=True, ERROR_PTX_COMPILE)",
+                extra,
+            )
+        top = max(v for v in (link, writer) if v is not None) if (link or writer) else None
+        if top is not None and top.major > driver.major:
+            return (
+                "jit-fails",
+                "error",
+                f"{who}: SASS from CUDA {top} needs a CUDA {top.major} driver; this one supports CUDA {driver}",
+                extra,
+            )
+        return (
+            "ok",
+            "ok",
+            f"{who} links through nvJitLink {link} into SASS, which runs on the CUDA {driver} driver "
+            "(minor version compatibility)",
+            extra,
+        )
+    if path == "pynvjitlink":
+        return "ok", "ok", f"{who} links through pynvjitlink into SASS (minor version compatibility)", extra
+    if path == "nvrtc-cubin":
+        newest = knowledge().newest_sm(writer) if writer else None
+        if gpu_arch is not None and newest is not None and gpu_arch > newest:
+            fail = _driver_jit(base, writer, driver)
+            note = f"; the GPU (sm {gpu_arch}) is newer than NVRTC {writer} knows, so CuPy falls back to PTX"
+            return fail[0], fail[1], fail[2] + note, {"path": "driver-jit"}
+        if writer is not None and writer.major > driver.major:
+            return (
+                "jit-fails",
+                "error",
+                f"{who}: NVRTC {writer} writes SASS for CUDA {writer.major}; this driver supports CUDA {driver}",
+                extra,
+            )
+        return "ok", "ok", f"{who} compiles with NVRTC {writer or '?'} to cubin (SASS) for this GPU", extra
+    # xla-ptxas
+    if writer is not None and writer.major > driver.major:
+        why = f"{who}: ptxas {writer} writes SASS for CUDA {writer.major}; the driver supports CUDA {driver}"
+        return "jit-fails", "error", why, extra
+    if writer is not None and writer > driver:
+        return (
+            "slow-compile",
+            "warning",
+            f"{who}: ptxas CUDA {writer} is newer than the driver's CUDA {driver}; XLA warns and turns parallel "
+            "compilation off (slower compiles, kernels still run)",
+            extra,
+        )
+    return "ok", "ok", f"{who} compiles with ptxas {writer or '?'} to SASS", extra
+
+
+def consumers(env: EnvInfo) -> list[tuple[Component, str]]:
+    """(component, table key) for every consumer with a row; numba only when numba-cuda is absent."""
+    known = table()
+    found: list[tuple[Component, str]] = []
+    seen: set[str] = set()
+    numba_cuda = _has(env, "numba-cuda")
+    for comp in env.components:
+        kind = known.aliases.get(comp.name, comp.name)
+        if kind not in known.consumers or kind in seen:
+            continue
+        if kind == "numba" and numba_cuda:
+            continue  # numba-cuda's redirector takes over numba.cuda
+        seen.add(kind)
+        found.append((comp, kind))
+    return found
+
+
+def compile_paths(
+    env: EnvInfo,
+    driver: CudaVersion | None,
+    *,
+    gpu_arch: str | None = None,
+    env_vars: Mapping[str, str] | None = None,
+) -> tuple[CompilePath, ...]:
+    """Every consumer's compile path and its outcome on ``driver`` (None: no driver, outcome unknown)."""
+    env_vars = {} if env_vars is None else env_vars
+    arch = CudaVersion.parse(gpu_arch) if gpu_arch else None
+    result: list[CompilePath] = []
+    for comp, kind in consumers(env):
+        path, why, missing = _choose(kind, comp.version, env, env_vars)
+        writer = _ptxas(env) if kind == "jaxlib" else _newest(env, _WRITER_ROLES[kind])
+        base: dict[str, Any] = {
+            "consumer": comp.name,
+            "version": comp.version,
+            "kind": kind,
+            "path": path,
+            "why": why,
+            "writer": writer.name if writer else None,
+            "writer_cuda": writer.cuda if writer else None,
+            "linker": None,
+            "linker_cuda": None,
+        }
+        if driver is None:
+            outcome: Outcome = "unknown"
+            severity: Severity = "info"
+            message = f"{comp.name} {comp.version} compiles through {path}; no driver to judge it against"
+        else:
+            outcome, severity, message, extra = _judge(base, env, driver, arch)
+            base.update(extra)
+        result.append(CompilePath(**base, outcome=outcome, severity=severity, message=message, missing=missing))
+    return tuple(result)
+
+
+def nvjitlink_spec(env: EnvInfo, cuda: CudaVersion) -> tuple[str, str] | None:
+    """(manager, spec) that installs nvJitLink of ``cuda``: conda ``libnvjitlink=X.Y`` or the pip wheel."""
+    link = _newest(env, ("nvjitlink",))
+    nvvm = _newest(env, ("nvvm", "toolkit", "pin"))
+    known = link or nvvm
+    source = known.source if known is not None else "conda"
+    if source == "pip":
+        name = table().nvjitlink_pip.get(cuda.major)
+        return ("pip", f"{name}=={cuda}.*") if name else None
+    return "conda", f"{table().nvjitlink_conda}={cuda}"
+
+
+def removed_setting(name: str) -> str | None:
+    """Where a numba-cuda setting was removed (``NUMBA_CUDA_ENABLE_MINOR_VERSION_COMPATIBILITY`` -> 0.20.0)."""
+    return table().removed_settings.get(name)
+
+
+# ---------------------------------------------------------------- final package sets (conda's post-solve guard)
+
+_NVJITLINK_NAMES = ("libnvjitlink", "nvidia-nvjitlink", "nvidia-nvjitlink-cu12")
+_PYNVJITLINK_NAMES = ("pynvjitlink", "pynvjitlink-cu12")
+
+
+def _row(kind: str, version: str) -> Row:
+    rows = table().consumers[kind]
+    parsed = _version(version)
+    return next((r for r in rows if parsed is not None and parsed >= r.since), rows[-1])
+
+
+def numba_cuda_links_with_nvjitlink(final: Mapping[str, str]) -> bool:
+    """Does this numba-cuda link through nvJitLink (SASS), given what else is installed (name -> version)?"""
+    version = final.get("numba-cuda")
+    if version is None:
+        return False
+    row = _row("numba-cuda", version)
+    if row.needs == "nvjitlink":
+        return any(name in final for name in _NVJITLINK_NAMES)
+    if row.needs == "pynvjitlink":
+        return any(name in final for name in _PYNVJITLINK_NAMES)
+    return row.path != "driver-jit"
+
+
+def driver_jit_users(final: Mapping[str, str]) -> list[str]:
+    """Packages in a final state (name -> version) whose kernels reach the driver's PTX JIT."""
+    users = []
+    if "numba-cuda" in final:
+        if not numba_cuda_links_with_nvjitlink(final):
+            users.append(f"numba-cuda {final['numba-cuda']}")
+    elif "numba" in final:
+        users.append(f"numba {final['numba']} (built-in numba.cuda)")
+    return users

@@ -1,0 +1,558 @@
+"""``condafix env``: move the CUDA pins of an environment.yml as one group, in place.
+
+ruamel.yaml (round-trip) parses the file and says where each dependency sits; the edit itself is
+made on those lines of the original text, so every other byte (comments, quoting, key order,
+blank lines, anchors, CRLF line endings, a UTF-8 BOM) stays exactly as it was. Which specs carry
+CUDA and where they move is decided by ``cudagroup`` (shared with pixi manifests); specs are read
+with conda's MatchSpec grammar (rattler).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from condafix.errors import CondafixError, UsageError
+from condafix.files import cudagroup
+from condafix.knowledge.cuda import CudaVersion
+
+BOM = "\ufeff"
+Status = Literal["ok", "change", "refused"]
+# Template placeholders of the generators people run before conda: autoconf/CMake @VAR@, Jinja
+# {{ var }} / {% %}, shell and envsubst ${VAR}. Linear-time patterns (no nested quantifiers).
+_PLACEHOLDER = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*@|\{\{[^{}\n]*\}\}|\{%[^%\n]*%\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_HEAD = re.compile(r"(?:[^\s:\[=<>!~]+::)?[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_PIP_CUDA = re.compile(r"^(nvidia-[a-z0-9-]+|cudatoolkit|cupy-cuda\d+x|jax-cuda\d+-plugin|torch)\b", re.IGNORECASE)
+
+
+class EnvFileError(CondafixError):
+    """The file cannot be used (bad YAML, wrong shape, a template): exit code 2, file untouched."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary, (), 2)
+
+
+@dataclass(frozen=True)
+class Edit:
+    line: int
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Note:
+    line: int | None
+    spec: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One CUDA-bearing spec of the file and its part in the group."""
+
+    line: int | None
+    spec: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class EnvFileResult:
+    path: str
+    target_cuda: str
+    family: str | None
+    pin: str | None
+    checked: str
+    edits: tuple[Edit, ...]
+    notes: tuple[Note, ...]
+    diff: str
+    changed: bool
+    written: bool = False
+    backup: str | None = None
+    status: Status = "ok"
+    reason: str = ""
+    group: tuple[GroupMember, ...] = ()
+    attempts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dep:
+    """One conda dependency of the file: its text and where it sits (0-based line and column)."""
+
+    spec: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Parsed:
+    text: str  # without BOM, original line endings
+    bom: bool
+    newline: str
+    channels: tuple[str, ...]
+    deps: tuple[Dep, ...]
+    pip: tuple[Dep, ...]
+    deps_line: int
+
+
+@dataclass(frozen=True)
+class SpecText:
+    """Where the version and build sit inside one spec string (spans into ``text``)."""
+
+    text: str
+    name: str
+    version: tuple[int, int]  # empty span at the end of the name when unpinned
+    build: tuple[int, int] | None
+    normalized: str | None
+    channel: str | None
+
+    @property
+    def version_text(self) -> str:
+        return self.text[self.version[0] : self.version[1]]
+
+    @property
+    def build_text(self) -> str:
+        return self.text[self.build[0] : self.build[1]] if self.build else ""
+
+    def with_parts(self, version: str | None, build: str | None) -> str:
+        """The same spec with the version and/or build text replaced; everything else as written."""
+        pieces = [(self.version, version)]
+        if self.build is not None and build is not None:
+            pieces.append((self.build, build))
+        out = self.text
+        for (start, end), new in sorted(pieces, key=lambda p: p[0][0], reverse=True):
+            if new is not None:
+                out = out[:start] + new + out[end:]
+        return out
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_source(path: str) -> tuple[str, str]:
+    """Text of the file (``-`` for stdin) and its display name; one clear error if unreadable."""
+    import sys
+
+    if path == "-":
+        return sys.stdin.buffer.read().decode("utf-8", errors="strict"), "<stdin>"
+    try:
+        return Path(path).read_bytes().decode("utf-8"), path
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise EnvFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+
+
+def default_file() -> str:
+    for name in ("environment.yml", "environment.yaml", "pixi.toml"):
+        if Path(name).is_file():
+            return name
+    raise UsageError("no environment.yml, environment.yaml or pixi.toml here; pass the file to rewrite")
+
+
+def _in_url(line: str, at: int) -> bool:
+    """Is position ``at`` inside a URL (``user:p@ss@host``: an ``@x@`` there is a password, not a template)?"""
+    scheme = line.rfind("://", 0, at)
+    return scheme != -1 and not any(char.isspace() for char in line[scheme:at])
+
+
+def find_template(text: str, name: str) -> str | None:
+    """``name:LINE: `text` ...`` for the first template placeholder outside comments, else None."""
+    for number, line in enumerate(text.splitlines(), 1):
+        body = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        found = next((m for m in _PLACEHOLDER.finditer(body) if not _in_url(body, m.start())), None)
+        if found:
+            return (
+                f"{name}:{number}: `{line.strip()}` holds the template placeholder {found.group(0)}: "
+                "this is a template, not an environment file; render it first and run condafix on the result "
+                "(nothing changed)"
+            )
+    return None
+
+
+MAX_FLOW_DEPTH = 64
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting (a bound: brackets inside strings count too)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
+def parse(raw: str, name: str) -> Parsed:
+    """Parse with ruamel round-trip; errors carry the line and column."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    bom = raw.startswith(BOM)
+    text = raw[1:] if bom else raw
+    newline = "\r\n" if "\r\n" in text else "\n"
+    template = find_template(text, name)
+    if template:
+        raise EnvFileError(template)
+    if _flow_depth(text) > MAX_FLOW_DEPTH:  # ruamel recurses per level: refuse before it does, in linear time
+        raise EnvFileError(f"{name}: invalid YAML: nested too deeply for an environment file")
+    doc: Any
+    try:
+        doc = YAML(typ="rt").load(text.replace("\r\n", "\n"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        raise EnvFileError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except RecursionError:
+        raise EnvFileError(f"{name}: invalid YAML: nested too deeply for an environment file") from None
+    except (YAMLError, ValueError, TypeError) as exc:  # ruamel raises plain errors for some inputs
+        raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvFileError(f"{name}: not an environment file (the top level is not a mapping)")
+    marks: Any = doc  # ruamel's CommentedMap: positions live in .lc
+    deps_node: Any = doc.get("dependencies")
+    deps_line = marks.lc.key("dependencies")[0] if "dependencies" in doc else -1
+    if deps_node is None:
+        deps_node = []
+    if not isinstance(deps_node, list):
+        line, col = marks.lc.value("dependencies")
+        raise EnvFileError(f"{name}:{line + 1}:{col + 1}: `dependencies` is not a list")
+    deps: list[Dep] = []
+    pip: list[Dep] = []
+    items: Any = deps_node
+    for index, item in enumerate(items):
+        line, col = items.lc.item(index)
+        if isinstance(item, str):
+            deps.append(Dep(str(item), line, col))
+        elif isinstance(item, dict) and isinstance(item.get("pip"), list):
+            pip_list = item["pip"]
+            for j, pip_item in enumerate(pip_list):
+                if isinstance(pip_item, str):
+                    pline, pcol = pip_list.lc.item(j)
+                    pip.append(Dep(str(pip_item), pline, pcol))
+    channels = doc.get("channels")
+    chan = tuple(str(c) for c in channels) if isinstance(channels, list) else ()
+    return Parsed(text, bom, newline, chan, tuple(deps), tuple(pip), deps_line)
+
+
+# ---------------------------------------------------------------- specs
+
+
+def split_spec(spec: str) -> SpecText | None:
+    """Locate the version and build of a conda spec in its text; rattler's MatchSpec must agree."""
+    from condafix.backends.rattler.grammar import parse_spec
+
+    text = spec.strip()
+    parts = parse_spec(text)
+    head = _HEAD.match(text)
+    if parts is None or head is None:
+        return None
+    end = head.end()
+    rest = text[end:]
+    version: tuple[int, int] = (end, end)
+    build: tuple[int, int] | None = None
+    if rest.startswith("["):
+        for key in ("version", "build"):
+            found = re.search(rf"\b{key}\s*=\s*(['\"]?)([^'\"\],]*(?:,[^'\"\],]*)*)\1", rest)
+            if found:
+                span = (end + found.start(2), end + found.end(2))
+                if key == "version":
+                    version = span
+                else:
+                    build = span
+    elif rest.startswith("=") and not rest.startswith("=="):
+        second = rest.find("=", 1)
+        version = (end, end + (second if second > 0 else len(rest)))
+        if second > 0:
+            build = (end + second + 1, end + len(rest))
+    elif rest.startswith(("==", "<", ">", "!", "~")):
+        token = rest.split(None, 1)[0]
+        version = (end, end + len(token))
+        tail = rest[len(token) :]
+        if tail.strip():
+            start = end + len(token) + (len(tail) - len(tail.lstrip()))
+            build = (start, start + len(tail.strip()))
+    elif rest[:1].isspace():
+        tokens = list(re.finditer(r"\S+", rest))
+        if tokens:
+            version = (end + tokens[0].start(), end + tokens[0].end())
+        if len(tokens) > 1:
+            build = (end + tokens[1].start(), end + tokens[-1].end())
+    elif rest:
+        return None
+    return SpecText(text, parts.name, version, build, parts.version, parts.channel)
+
+
+def _version_glob(spec: SpecText) -> bool:
+    """``pytorch *cuda112*``: conda reads a lone glob in the version place as a *version* (it matches
+    no release; checked with conda 26.7's MatchSpec), while rattler reads it as a build."""
+    version = spec.version_text
+    return not spec.build_text and version.startswith("*") and version.strip() != "*"
+
+
+def _item(spec: SpecText) -> cudagroup.Item:
+    if _version_glob(spec):  # follow conda: not a build pin, so not part of the CUDA group
+        return cudagroup.Item(spec.name, "", "", None)
+    return cudagroup.Item(spec.name, spec.version_text if spec.normalized else "", spec.build_text, spec.normalized)
+
+
+# ---------------------------------------------------------------- deciding
+
+
+def _replace_on_line(lines: list[str], dep: Dep, new_spec: str) -> tuple[str, str]:
+    line = lines[dep.line]
+    body = line.rstrip("\r\n")
+    at = body.find(dep.spec, dep.column)
+    if at < 0:
+        raise EnvFileError(f"line {dep.line + 1}: cannot locate {dep.spec!r} to edit it")
+    lines[dep.line] = body[:at] + new_spec + body[at + len(dep.spec) :] + line[len(body) :]
+    return body, lines[dep.line].rstrip("\r\n")
+
+
+def _pip_notes(parsed: Parsed, target: CudaVersion) -> list[Note]:
+    notes = []
+    for dep in parsed.pip:
+        found = _PIP_CUDA.match(dep.spec.strip())
+        if found:
+            notes.append(
+                Note(
+                    dep.line + 1,
+                    dep.spec,
+                    f"a pip dependency: reported, not changed (pin its CUDA to <= {target} yourself)",
+                )
+            )
+    return notes
+
+
+Render = Callable[[dict[int, cudagroup.Move], "tuple[str, str] | None"], list[str]]
+
+
+def channel_check(
+    channels: Sequence[str], target: CudaVersion, offline: bool, render: Render, *, platform: str = "linux-64"
+) -> tuple[cudagroup.Lookup, cudagroup.Check, str]:
+    """Channel look-ups and a whole-file solve per candidate CUDA (rattler, with ``__cuda`` = target)."""
+    from condafix.backends.rattler import net as net_rb
+    from condafix.backends.rattler import solve as solve_rb
+    from condafix.plan.planner import normalize_channel
+    from condafix.plan.solver import SolveFailed
+
+    chosen = tuple(normalize_channel(c) for c in channels) or ("conda-forge",)
+    gw = net_rb.gateway(offline=offline)
+    rb_target = net_rb.Target(tuple(chosen), platform, str(target))
+    cache: dict[str, Any] = {}
+
+    def lookup(name: str) -> cudagroup.Records:
+        if name not in cache:
+            cache[name] = solve_rb.records_of(gw, rb_target, name)
+        return cache[name]  # type: ignore[no-any-return]
+
+    def check(_cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
+        try:
+            solve_rb.solve(gw, rb_target, render(moves, add), [])
+        except SolveFailed as failed:
+            lines = [line.strip() for line in failed.message.splitlines() if line.strip()]
+            return "does not solve with the file's specs: " + " / ".join(lines[:3])
+        return None
+
+    return lookup, check, ", ".join(chosen)
+
+
+def plan_file(
+    raw: str,
+    name: str,
+    target: CudaVersion,
+    *,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    check_channel: bool = True,
+    allow_major: bool = False,
+) -> tuple[EnvFileResult, str]:
+    """Decide the new text; nothing is written here."""
+    parsed = parse(raw, name)
+    specs: dict[int, SpecText] = {}
+    notes: list[Note] = []
+    for index, dep in enumerate(parsed.deps):
+        spec = split_spec(dep.spec)
+        if spec is None:
+            head = _HEAD.match(dep.spec.strip())
+            if head and cudagroup.kind_of(head.group(0).split("::")[-1].lower()):
+                raise EnvFileError(f"{name}:{dep.line + 1}: `{dep.spec}` is not a conda spec conda would accept")
+            notes.append(Note(dep.line + 1, dep.spec, "not a conda spec: left as it is and left out of the check"))
+            continue
+        if _version_glob(spec):
+            notes.append(
+                Note(
+                    dep.line + 1,
+                    dep.spec,
+                    f"conda reads `{spec.version_text}` as a version, which no {spec.name} release matches; "
+                    f"for a build pin write `{spec.name} * {spec.version_text}` (reported, not changed, left out "
+                    "of the check)",
+                )
+            )
+            continue
+        specs[index] = spec
+    order = sorted(specs)
+    items = [_item(specs[i]) for i in order]
+    group = tuple(
+        GroupMember(parsed.deps[i].line + 1, parsed.deps[i].spec, kind)
+        for i, item in zip(order, items, strict=True)
+        if (kind := cudagroup.kind_of(item.name, item.build))
+    )
+    lookup: cudagroup.Lookup | None = None
+    check: cudagroup.Check | None = None
+    where = ""
+    if check_channel and not offline and group:
+
+        def render(moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> list[str]:
+            out = [
+                specs[i].with_parts(moves[p].version, moves[p].build) if p in moves else specs[i].text
+                for p, i in enumerate(order)
+            ]
+            return [*out, f"{add[0]}={add[1]}"] if add else out
+
+        lookup, check, where = channel_check(list(channels) or list(parsed.channels), target, offline, render)
+
+    decision = cudagroup.decide(
+        items, target, allow_major=allow_major, lookup=lookup, check=check, channels=parsed.channels or channels
+    )
+    notes += [Note(None, "", n) for n in decision.notes] + _pip_notes(parsed, target)
+    base = EnvFileResult(
+        path=name,
+        target_cuda=str(target),
+        family=None,
+        pin=None,
+        checked=decision.checked,
+        edits=(),
+        notes=tuple(notes),
+        diff="",
+        changed=False,
+        status=decision.status,
+        reason=decision.reason,
+        group=group,
+        attempts=decision.attempts,
+    )
+    if decision.status != "change" or decision.cuda is None:
+        return base, raw
+    lines = parsed.text.splitlines(keepends=True)
+    edits: list[Edit] = []
+    for position, move in sorted(decision.moves.items()):
+        index = order[position]
+        dep = parsed.deps[index]
+        new_spec = specs[index].with_parts(move.version, move.build)
+        old, new = _replace_on_line(lines, dep, new_spec)
+        edits.append(Edit(dep.line + 1, old, new, move.reason))
+    if decision.add:
+        _insert_pin(parsed, lines, edits, [parsed.deps[order[i]] for i, _ in enumerate(items)], decision.add, target)
+    new_raw = (BOM if parsed.bom else "") + "".join(lines)
+    diff = "".join(
+        difflib.unified_diff(
+            raw.splitlines(keepends=True), new_raw.splitlines(keepends=True), fromfile=f"a/{name}", tofile=f"b/{name}"
+        )
+    )
+    pin = f"{decision.add[0]}={decision.add[1]}" if decision.add else f"CUDA {decision.cuda}"
+    anchors = [e.new.strip().lstrip("- ").strip("'\"").split("#")[0].strip() for e in edits]
+    if not decision.add and anchors:
+        pin = ", ".join(anchors)
+    checked = decision.checked + (f" ({where})" if where else "")
+    result = EnvFileResult(
+        path=name,
+        target_cuda=str(target),
+        family=decision.add[0] if decision.add else None,
+        pin=pin,
+        checked=checked,
+        edits=tuple(edits),
+        notes=tuple(notes),
+        diff=diff,
+        changed=new_raw != raw,
+        status="change",
+        reason=decision.reason,
+        group=group,
+        attempts=decision.attempts,
+    )
+    return result, new_raw
+
+
+def _insert_pin(
+    parsed: Parsed,
+    lines: list[str],
+    edits: list[Edit],
+    deps: Sequence[Dep],
+    add: tuple[str, str],
+    target: CudaVersion,
+) -> None:
+    """Add ``cuda-version=X.Y`` after the last CUDA-bearing dependency, with its indentation."""
+    cuda_deps = [d for d in deps if (s := split_spec(d.spec)) and cudagroup.kind_of(s.name, s.build_text)]
+    anchor = max(cuda_deps or list(parsed.deps), key=lambda d: d.line)
+    body = lines[anchor.line].rstrip("\r\n")
+    indent = body[: anchor.column]
+    new_line = f"{indent}{add[0]}={add[1]}{parsed.newline}"
+    if not lines[anchor.line].endswith(("\n", "\r")):
+        lines[anchor.line] += parsed.newline
+    lines.insert(anchor.line + 1, new_line)
+    for i, edit in enumerate(edits):
+        if edit.line > anchor.line + 1:
+            edits[i] = Edit(edit.line + 1, edit.old, edit.new, edit.reason)
+    edits.append(
+        Edit(anchor.line + 2, "", new_line.rstrip("\r\n"), f"no CUDA pin in the file: added one for CUDA {target}")
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_atomically(path: Path, content: str, *, backup: bool = True) -> Path | None:
+    """Replace the file's content safely; return the backup's path.
+
+    A symlink keeps being a link: the file it points to is written. The backup sits beside that
+    file and is written to a temp file first, then renamed over the old ``.bak`` (a rename replaces a
+    ``.bak`` symlink itself, never what it points to); if the disk is full the old ``.bak`` stays. The
+    new content goes the same way, with the original's mode and owner.
+    """
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"{path}: cannot resolve the file to write ({exc})") from None
+    info = real.stat()
+    saved: Path | None = None
+    if backup:
+        saved = real.with_name(real.name + ".bak")
+        _replace_with(saved, real.read_bytes(), info, "the backup")
+    _replace_with(real, content.encode("utf-8"), info, "the new file")
+    return saved
+
+
+def _replace_with(dest: Path, data: bytes, info: os.stat_result, what: str) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, info.st_mode & 0o7777)
+        if hasattr(os, "chown") and (os.stat(temp).st_uid, os.stat(temp).st_gid) != (info.st_uid, info.st_gid):
+            try:
+                os.chown(temp, info.st_uid, info.st_gid)
+            except PermissionError:
+                raise CondafixError(
+                    f"{dest}: cannot keep the file's owner {info.st_uid}:{info.st_gid} (run as that user); "
+                    "nothing changed"
+                ) from None
+        os.replace(temp, dest)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise CondafixError(f"could not write {what} {dest}: {exc.strerror or exc}; nothing changed") from None
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,356 @@
+"""``condafix env pixi.toml``: CUDA pins of a pixi manifest (pixi.toml or pyproject ``[tool.pixi]``).
+
+tomlkit edits the document in place, so comments, order and formatting stay; a manifest that
+needs no change is never re-serialised (byte-identical). Each scope moves as one CUDA group: the
+default dependencies (with their ``[target.*]`` tables) and each feature (with its targets). A
+feature whose CUDA comes only through a package (cupy, pytorch-gpu) gets its own ``cuda-version``
+pin; one that needs a newer CUDA major than the driver is reported, not rewritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from condafix.files import cudagroup
+from condafix.files.envfile import Edit, EnvFileError, EnvFileResult, GroupMember, Note, channel_check, find_template
+from condafix.knowledge.cuda import CudaVersion
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One conda dependency of a scope: the table holding it, its key, version and build text."""
+
+    table: Any
+    key: str
+    version: str
+    build: str
+    where: str  # e.g. "[feature.gpu.dependencies]"
+    platform: str | None = None  # from a [target.<platform>] table
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str  # "default" or the feature's name
+    deps_table: Any  # where an added pin goes
+    deps_where: str
+    deps: tuple[Dependency, ...]
+    system_cuda: tuple[Any, str] | None  # (table, where) holding `cuda = "12"`
+
+
+def _load(raw: str, name: str) -> Any:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    template = find_template(raw, name)
+    if template:
+        raise EnvFileError(template)
+    try:
+        return tomlkit.parse(raw)
+    except ParseError as exc:
+        raise EnvFileError(f"{name}:{exc.line}:{exc.col}: invalid TOML: {str(exc).split(' at line')[0]}") from None
+    except Exception as exc:  # tomlkit raises assorted errors on odd input
+        raise EnvFileError(f"{name}: invalid TOML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+
+
+def _root(doc: Any, name: str) -> tuple[Any, str]:
+    """The pixi table and its name prefix (``tool.pixi.`` inside pyproject.toml)."""
+    tool = doc.get("tool")
+    if isinstance(tool, dict) and isinstance(tool.get("pixi"), dict):
+        return tool["pixi"], "tool.pixi."
+    if Path(name).name == "pyproject.toml":
+        raise EnvFileError(f"{name}: no [tool.pixi] table, so not a pixi manifest")
+    if any(k in doc for k in ("workspace", "project", "dependencies", "feature")):
+        return doc, ""
+    raise EnvFileError(f"{name}: not a pixi manifest (no [workspace], [project] or [tool.pixi] table)")
+
+
+def _table(parent: Any, key: str) -> Any | None:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _deps(table: Any, where: str, name: str, platform: str | None = None) -> Iterator[Dependency]:
+    for key, value in table.items():
+        if isinstance(value, str):
+            yield Dependency(table, str(key), str(value), "", where, platform)
+        elif isinstance(value, dict):
+            version = value.get("version", "*")
+            build = value.get("build", "")
+            if not isinstance(version, str) or not isinstance(build, str):
+                raise EnvFileError(f"{name}: {where} {key}: version and build must be strings")
+            yield Dependency(table, str(key), version, build, where, platform)
+        else:
+            raise EnvFileError(f"{name}: {where} {key}: not a version string or a table")
+
+
+def _scope(node: Any, label: str, prefix: str, name: str) -> Scope:
+    """One scope's dependencies: its own table and those of its ``[target.<platform>]`` tables."""
+    base = f"{prefix}{'' if label == 'default' else f'feature.{label}.'}"
+    deps: list[Dependency] = []
+    table = _table(node, "dependencies")
+    if table is not None:
+        deps += _deps(table, f"[{base}dependencies]", name)
+    targets = _table(node, "target") or {}
+    for platform, target in targets.items():
+        sub = _table(target, "dependencies")
+        if sub is not None:
+            deps += _deps(sub, f"[{base}target.{platform}.dependencies]", name, str(platform))
+    system = _table(node, "system-requirements")
+    sysreq = (system, f"[{base}system-requirements]") if system is not None and "cuda" in system else None
+    return Scope(label, table, f"[{base}dependencies]", tuple(deps), sysreq)
+
+
+def _item(dep: Dependency) -> cudagroup.Item:
+    from condafix.backends.rattler.grammar import parse_spec
+
+    parts = parse_spec(f"{dep.key} {dep.version.strip() or '*'}")
+    normalized = parts.version if parts and parts.version not in (None, "*") else None
+    return cudagroup.Item(dep.key.lower(), dep.version if normalized else "", dep.build, normalized)
+
+
+def _set(dep: Dependency, move: cudagroup.Move) -> None:
+    value = dep.table[dep.key]
+    if isinstance(value, dict):
+        if move.version is not None:
+            value["version"] = move.version
+        if move.build is not None:
+            value["build"] = move.build
+    elif move.build is not None:
+        import tomlkit
+
+        inline = tomlkit.inline_table()
+        inline.update({"version": move.version or dep.version, "build": move.build})
+        dep.table[dep.key] = inline
+    elif move.version is not None:
+        dep.table[dep.key] = move.version
+
+
+def _shown(dep: Dependency, move: cudagroup.Move | None) -> str:
+    """``[table] key = "version"`` (or the inline table with the build) as the manifest says it."""
+    version = move.version if move and move.version is not None else dep.version
+    build = move.build if move and move.build is not None else dep.build
+    value = f'{{ version = "{version}", build = "{build}" }}' if build else f'"{version}"'
+    return f"{dep.where} {dep.key} = {value}"
+
+
+def _spec(dep: Dependency, move: cudagroup.Move | None) -> str:
+    version = move.version if move and move.version is not None else dep.version
+    build = move.build if move and move.build is not None else dep.build
+    return f"{dep.key} {version.strip() or '*'}{' ' + build if build else ''}"
+
+
+def plan_manifest(
+    raw: str,
+    name: str,
+    target: CudaVersion,
+    *,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    check_channel: bool = True,
+    allow_major: bool = False,
+) -> tuple[EnvFileResult, str]:
+    """Decide the new manifest text; nothing is written here."""
+    doc = _load(raw, name)
+    root, prefix = _root(doc, name)
+    meta = _table(root, "workspace") or _table(root, "project") or {}
+    listed = meta.get("channels", [])
+    manifest_channels = [str(c if isinstance(c, str) else c.get("channel", "")) for c in listed]
+    platforms = [str(p) for p in meta.get("platforms", []) if isinstance(p, str)]
+    solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
+    scopes = [_scope(root, "default", prefix, name)]
+    for feature, node in (_table(root, "feature") or {}).items():
+        if isinstance(node, dict):
+            scopes.append(_scope(node, str(feature), prefix, name))
+    notes: list[Note] = []
+    edits: list[Edit] = []
+    group: list[GroupMember] = []
+    reasons: list[str] = []
+    refused: list[str] = []
+    reported: list[str] = []  # a newer major than the driver: a fact about that feature, not a failure
+    checked: set[str] = set()
+    for scope in scopes:
+        items = [_item(d) for d in scope.deps]
+        kinds = [cudagroup.kind_of(i.name, i.build) for i in items]
+        group += [
+            GroupMember(None, f"{d.where} {d.key} = {d.version!r}", k)
+            for d, k in zip(scope.deps, kinds, strict=True)
+            if k
+        ]
+        sysreq = _system_cuda(scope, name)
+        if sysreq is None and scope is not scopes[0]:  # an environment adds its features to the default
+            sysreq = _system_cuda(scopes[0], name)
+            scope = replace(scope, system_cuda=None)
+        if sysreq is not None and sysreq.major > target.major:
+            where = (scope.system_cuda or scopes[0].system_cuda or (None, "system-requirements"))[1]
+            reported.append(
+                f"{scope.name}: {where} cuda = {_raw_system_cuda(scope, scopes[0])!r} needs a CUDA "
+                f"{sysreq.major} driver and this one supports CUDA {target}: reported, not rewritten"
+            )
+            continue
+        if not any(kinds):
+            if sysreq is not None and (sysreq > target):
+                refused.append(f"{scope.name}: system-requirements cuda = {sysreq} is newer than the driver's {target}")
+            continue
+        lookup = check = None
+        if check_channel and not offline:
+
+            def render(
+                moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
+            ) -> list[str]:
+                out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
+                return [*out, f"{add[0]} {add[1]}.*"] if add else out
+
+            lookup, check, where = channel_check(
+                list(channels) or manifest_channels, target, offline, render, platform=solve_platform
+            )
+        decision = cudagroup.decide(
+            items,
+            target,
+            allow_major=allow_major,
+            lookup=lookup,
+            check=check,
+            channels=list(channels) or manifest_channels,
+            pin_style="{}.*",
+        )
+        if decision.status == "refused":
+            (reported if "crosses a major" in decision.reason else refused).append(f"{scope.name}: {decision.reason}")
+            continue
+        if decision.status == "ok":
+            reasons.append(f"{scope.name}: {decision.reason}")
+            continue
+        checked.add(decision.checked)
+        cuda = decision.cuda
+        assert cuda is not None
+        for index, move in sorted(decision.moves.items()):
+            dep = scope.deps[index]
+            old = _shown(dep, None)
+            _set(dep, move)
+            edits.append(Edit(0, old, _shown(dep, move), move.reason))
+        if decision.add:  # beside the package that brings CUDA in, in the same table
+            carrier = [d for d, k in zip(scope.deps, kinds, strict=True) if k][-1]
+            carrier.table[decision.add[0]] = f"{decision.add[1]}.*"
+            edits.append(
+                Edit(
+                    0,
+                    "",
+                    f'{carrier.where} {decision.add[0]} = "{decision.add[1]}.*"',
+                    f"its CUDA comes only through {carrier.key}: pinned to CUDA {decision.add[1]}",
+                )
+            )
+        if sysreq is not None and sysreq > cuda and scope.system_cuda is not None:
+            table, where = scope.system_cuda
+            text = str(cuda) if "." in str(table["cuda"]) else str(cuda.major)
+            said = f"{where} cuda = {str(table['cuda'])!r}".replace("'", '"')
+            table["cuda"] = text
+            edits.append(Edit(0, said, f'{where} cuda = "{text}"', "moves with the group"))
+        reasons.append(f"{scope.name}: {decision.reason}")
+    notes += [Note(None, "", r) for r in reported + refused]
+    notes += _pypi_notes(root, target)
+    new_raw = raw
+    if edits:
+        import tomlkit
+
+        new_raw = tomlkit.dumps(doc)
+    diff = "".join(
+        difflib.unified_diff(
+            raw.splitlines(keepends=True), new_raw.splitlines(keepends=True), fromfile=f"a/{name}", tofile=f"b/{name}"
+        )
+    )
+    status: cudagroup.Status = "change" if new_raw != raw else "refused" if refused else "ok"
+    summary = refused if status == "refused" else reasons + reported
+    reason = "; ".join(summary) or "no CUDA package in this manifest: nothing to change"
+    result = EnvFileResult(
+        path=name,
+        target_cuda=str(target),
+        family=None,
+        pin=", ".join(e.new for e in edits) or None,
+        checked=" / ".join(sorted(checked)) or "not needed",
+        edits=tuple(_numbered(edits, new_raw)),
+        notes=tuple(notes),
+        diff=diff,
+        changed=new_raw != raw,
+        status=status,
+        reason=reason,
+        group=tuple(group),
+    )
+    return result, new_raw
+
+
+def _numbered(edits: list[Edit], text: str) -> list[Edit]:
+    """Give each edit the line it landed on: its key's first line under its table header."""
+    lines = text.splitlines()
+    out = []
+    for edit in edits:
+        header, _, rest = edit.new.partition("] ")
+        key = rest.split(" ", 1)[0]
+        start = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), -1)
+        found = next(
+            (n + 1 for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith((key + " ", key + "="))),
+            0,
+        )
+        out.append(replace(edit, line=found))
+    return out
+
+
+def _raw_system_cuda(scope: Scope, default: Scope) -> str:
+    held = scope.system_cuda or default.system_cuda
+    return str(held[0]["cuda"]) if held else "?"
+
+
+def _system_cuda(scope: Scope, name: str) -> CudaVersion | None:
+    if scope.system_cuda is None:
+        return None
+    table, where = scope.system_cuda
+    value = str(table["cuda"]).strip()
+    try:
+        return CudaVersion.parse(value if "." in value else f"{value}.0")
+    except Exception:
+        raise EnvFileError(f"{name}: {where} cuda = {value!r} is not a CUDA version") from None
+
+
+def _pypi_notes(root: Any, target: CudaVersion) -> list[Note]:
+    """PyPI dependencies with CUDA in them are reported, never changed."""
+    notes = []
+    tables = [(_table(root, "pypi-dependencies"), "[pypi-dependencies]")]
+    for feature, node in (_table(root, "feature") or {}).items():
+        tables.append((_table(node, "pypi-dependencies"), f"[feature.{feature}.pypi-dependencies]"))
+    for table, where in tables:
+        for key in table or {}:
+            if str(key).startswith(("nvidia-", "cupy-cuda", "jax-cuda")) or str(key) == "torch":
+                said = f"a PyPI dependency: reported, not changed (keep its CUDA <= {target})"
+                notes.append(Note(None, f"{where} {key}", said))
+    return notes
+
+
+def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
+    """The CUDA each environment declares in ``system-requirements`` (its features', else the default's).
+
+    pixi solves an environment with ``__cuda`` set to this, so a lock holding a newer major needs a
+    newer driver than the manifest says: the relock drift users report.
+    """
+    root, _prefix = _root(_load(raw, name), name)
+
+    def sysreq(node: Any) -> CudaVersion | None:
+        table = _table(node, "system-requirements")
+        value = str(table["cuda"]).strip() if table is not None and "cuda" in table else ""
+        try:
+            return CudaVersion.parse(value if "." in value else f"{value}.0") if value else None
+        except Exception:
+            return None
+
+    default = sysreq(root)
+    features = _table(root, "feature") or {}
+    out: dict[str, CudaVersion] = {"default": default} if default else {}
+    for env, spec in (_table(root, "environments") or {}).items():
+        names = spec if isinstance(spec, list) else spec.get("features", []) if isinstance(spec, dict) else []
+        use_default = not (isinstance(spec, dict) and spec.get("no-default-feature"))
+        found = [v for f in names if (v := sysreq(features.get(str(f)))) is not None]
+        if use_default and default is not None:
+            found.append(default)
+        if found:
+            out[str(env)] = max(found)
+    return out

@@ -1,0 +1,508 @@
+"""Plan the fix with a real solver: the newest cuda-version/cudatoolkit minor <= the target CUDA.
+
+Candidates come from the channel (never from a table), the whole env is re-solved with its
+installed records locked, and each candidate that does not solve is recorded before the next
+lower one is tried. Nothing on disk changes here except rattler's repodata cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from condafix import progress
+from condafix.detect import driver as driver_mod
+from condafix.diagnose.verdict import env_cuda
+from condafix.env import envinfo
+from condafix.errors import Hint, UsageError
+from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
+from condafix.plan.solver import Backend, Record, SolveFailed
+
+Family = Literal["cuda-version", "cudatoolkit"]
+Status = Literal["change", "nothing-to-do", "blocked"]
+Step = Callable[[str], None]
+
+# Names whose version moves with the pin: requested specs on them lose their version part.
+CUDA_MOVERS = frozenset(
+    name
+    for name, role in envinfo.CONDA_ROLES.items()
+    if role in ("pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime")
+) | {
+    "cuda-cudart-dev",
+    "cuda-nvrtc-dev",
+    "libnvjitlink-dev",
+    "cuda-nvcc-dev_linux-64",
+    "cuda-crt-dev_linux-64",
+    "cuda-crt-tools",
+    "cuda-driver-dev",
+    "cuda-cudart-static",
+    "cuda-nvcc_linux-64",
+}
+
+
+@dataclass(frozen=True)
+class TargetCuda:
+    """The CUDA version the env must run on, and where it came from (one driver or a fleet)."""
+
+    cuda: str
+    source: str
+    inputs: tuple[str, ...] = ()
+    cuda_arch: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["downgrade", "upgrade", "install", "remove", "rebuild"]
+    name: str
+    from_version: str | None
+    from_build: str | None
+    to_version: str | None
+    to_build: str | None
+    channel: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class SolveAttempt:
+    pin: str
+    solved: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """An installed package whose own requirement rules out every candidate."""
+
+    name: str
+    version: str
+    build: str
+    requirement: str
+    needs_cuda: str | None
+    needs_driver: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    prefix: str
+    status: Status
+    reason: str
+    target: TargetCuda
+    env_cuda: str | None
+    family: Family | None
+    channels: tuple[str, ...]
+    candidates: tuple[str, ...] = ()
+    pin: str | None = None
+    specs: tuple[str, ...] = ()
+    attempts: tuple[SolveAttempt, ...] = ()
+    changes: tuple[Change, ...] = ()
+    unchanged: int = 0
+    blockers: tuple[Blocker, ...] = ()
+    commands: tuple[str, ...] = ()
+    offline: bool = False
+    cache_age_s: float | None = None
+    solve_seconds: float = 0.0
+    solver: str = "rattler"
+    pins: tuple[str, ...] = ()
+    records: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
+
+
+# ---------------------------------------------------------------- the target CUDA
+
+
+def read_drivers_file(path: Path) -> list[str]:
+    """One driver version per line (``#`` comments and blank lines allowed), e.g. from every node."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    drivers = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            driver_version_key(text)
+        except UsageError:
+            raise UsageError(f"{path}:{number}: not an NVIDIA driver version: {text!r}") from None
+        drivers.append(text)
+    if not drivers:
+        raise UsageError(f"{path}: no driver versions in the file")
+    return drivers
+
+
+def resolve_target(*, cudas: Sequence[str], drivers: Sequence[str], env: Mapping[str, str] | None = None) -> TargetCuda:
+    """Overrides, or the lowest of several (fleet mode), or the detected driver; refuse to guess."""
+    values: list[tuple[CudaVersion, str]] = []
+    for text in cudas:
+        values.append((CudaVersion.parse(text), f"--cuda {text}"))
+    for text in drivers:
+        info = driver_mod.from_overrides(cuda=None, driver=text, env={})
+        assert info is not None and info.cuda is not None
+        values.append((CudaVersion.parse(info.cuda), f"driver {text} -> CUDA {info.cuda}"))
+    if values:
+        lowest = min(v for v, _ in values)
+        source = values[0][1] if len(values) == 1 else f"fleet of {len(values)}: lowest"
+        return TargetCuda(str(lowest), source, tuple(label for _, label in values))
+    info = driver_mod.detect(env=env)
+    if info.cuda is None:
+        raise UsageError(
+            "no NVIDIA driver found here, and condafix will not guess the CUDA version to plan for",
+            (
+                Hint("pass_cuda", "pass the GPU machine's CUDA version: `--cuda 12.4` (nvidia-smi's 'CUDA Version')"),
+                Hint("pass_driver", "or its driver: `--driver 550.54.14`; for a cluster, `--drivers-file nodes.txt`"),
+            ),
+        )
+    return TargetCuda(info.cuda, info.source or "detected", (), info.cuda_arch)
+
+
+# ---------------------------------------------------------------- channels
+
+
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/label/[A-Za-z0-9_.-]+)?$")
+
+
+def normalize_channel(text: str) -> str:
+    """Accept a name, an http(s) URL, a file:// URL or a local directory; one clear error otherwise."""
+    value = text.strip()
+    if _CHANNEL_NAME.match(value):
+        return value
+    if "\x00" in value or any(ch in value for ch in "\n\r"):
+        raise UsageError(f"not a channel: {value!r} (control characters)")
+    try:
+        parsed = urlparse(value)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for http://[::1
+        raise UsageError(f"not a channel URL: {value!r} ({exc})") from None
+    if parsed.scheme in ("http", "https"):
+        if not parsed.netloc or " " in value:
+            raise UsageError(f"not a channel URL: {value!r}")
+        return value.rstrip("/")
+    if parsed.scheme == "file":
+        if not Path(parsed.path).is_absolute() or not Path(parsed.path).is_dir():
+            raise UsageError(f"channel directory does not exist: {value!r}")
+        return value.rstrip("/")
+    if not parsed.scheme and (value.startswith(("/", "./", "../", "~"))):
+        try:
+            path = Path(value).expanduser().resolve()
+        except RuntimeError:  # ~user for a user that does not exist
+            raise UsageError(f"channel directory does not exist: {value!r} (no such user's home)") from None
+        if not path.is_dir():
+            raise UsageError(f"channel directory does not exist: {value!r}")
+        return path.as_uri()
+    raise UsageError(f"not a channel: {value!r} (use a name, an https:// URL, file:// URL or a directory)")
+
+
+def condarc_channels(env: Mapping[str, str]) -> list[str]:
+    """``channels:`` from the condarc files conda reads (user, env, $CONDARC), first found wins."""
+    import yaml
+
+    paths = [
+        env.get("CONDARC"),
+        os.path.join(env.get("CONDA_PREFIX", ""), ".condarc") if env.get("CONDA_PREFIX") else None,
+        str(Path.home() / ".condarc"),
+        str(Path.home() / ".config" / "conda" / ".condarc"),
+    ]
+    for path in filter(None, paths):
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        channels = data.get("channels") if isinstance(data, dict) else None
+        if isinstance(channels, list) and channels:
+            return [str(c) for c in channels if str(c) != "defaults"]
+    return []
+
+
+def pick_channels(cli: Sequence[str], env_info: envinfo.EnvInfo, env: Mapping[str, str]) -> tuple[str, ...]:
+    if cli:
+        return tuple(dict.fromkeys(normalize_channel(c) for c in cli))
+    found = [c for c in env_info.channels if c and c != "pypi"]
+    return tuple(dict.fromkeys(found or condarc_channels(env) or ["conda-forge"]))
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def env_family(env_info: envinfo.EnvInfo) -> Family | None:
+    names = {c.name for c in env_info.components if c.source == "conda"}
+    if "cudatoolkit" in names:
+        return "cudatoolkit"
+    roles = {c.role for c in env_info.components if c.source == "conda"}
+    if "cuda-version" in names or roles & {"nvvm", "nvrtc", "nvjitlink", "runtime"}:
+        return "cuda-version"
+    return None
+
+
+def candidate_minors(versions: Sequence[str], *, major: int, limit: CudaVersion) -> list[CudaVersion]:
+    """Distinct major.minor of the channel's records, same major, <= limit, newest first."""
+    found = set()
+    for text in versions:
+        try:
+            version = CudaVersion.parse(text)
+        except UsageError:
+            continue
+        if version.major == major and version <= limit:
+            found.add(version)
+    return sorted(found, reverse=True)
+
+
+def moves_with_pin(name: str) -> bool:
+    """A requested spec on this package loses its version so the CUDA group can move together
+    (the group table of ``condafix env``: metapackages at full releases, CTK libraries, pytorch-cuda)."""
+    from condafix.files import cudagroup
+
+    kind = cudagroup.kind_of(name)
+    return name in CUDA_MOVERS or kind in ("pin", "toolkit", "pytorch-cuda", "metapackage", "component", "library")
+
+
+def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
+    """The user's requested specs (CUDA parts unpinned, so they can move), every other installed name, the pins.
+
+    Every installed package is asked for by name, not only the history's requests: a solve from the
+    requests alone drops whatever the history does not name and nothing depends on (a package added
+    by another tool, or by `conda install --no-deps`), and a CUDA fix must never remove a user's package.
+    """
+    requested = list(env_info.requested_specs)
+    named = {envinfo.spec_name(spec) for spec in requested}
+    specs = requested + [name for name in installed_names if name not in named]
+    pinned = {envinfo.spec_name(p) for p in pins}
+    out: list[str] = []
+    for spec in specs:
+        name = envinfo.spec_name(spec)
+        if name in pinned:
+            continue
+        out.append(name if moves_with_pin(name) else spec.split("::")[-1])
+    return list(dict.fromkeys(out)) + list(pins)
+
+
+def diff(installed: Sequence[Record], solved: Sequence[Record], backend: Backend) -> tuple[list[Change], int]:
+    """What the change would do, by name: version/build changes, installs and removals."""
+    before = {r.name: r for r in installed}
+    after = {r.name: r for r in solved}
+    changes: list[Change] = []
+    unchanged = 0
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old is not None and new is not None and old.version == new.version and old.build == new.build:
+            unchanged += 1
+            continue
+        if new is None:
+            action: Any = "remove"
+        elif old is None:
+            action = "install"
+        elif backend.version_less(new.version, old.version):
+            action = "downgrade"
+        elif backend.version_less(old.version, new.version):
+            action = "upgrade"
+        else:
+            action = "rebuild"
+        changes.append(
+            Change(
+                action,
+                name,
+                old.version if old else None,
+                old.build if old else None,
+                new.version if new else None,
+                new.build if new else None,
+                envinfo.channel_name(new.channel) if new is not None and new.channel else None,
+                new.size if new is not None else None,
+            )
+        )
+    return changes, unchanged
+
+
+def find_blockers(
+    installed: Sequence[Record],
+    family: Family,
+    best: CudaVersion,
+    channel_versions: Sequence[str],
+    spec_matches: Callable[[str, str, str], bool],
+) -> list[Blocker]:
+    """Installed non-CUDA packages whose own requirement on the family package excludes ``best``."""
+    kb = knowledge()
+    blockers = []
+    for record in installed:
+        if record.name in CUDA_MOVERS:  # they move with the pin; other builds exist
+            continue
+        for dep in list(record.depends) + list(record.constrains):
+            if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
+                continue
+            fits = sorted(
+                CudaVersion.parse(v)
+                for v in channel_versions
+                if spec_matches(dep, family, v) and re.match(r"^\d+\.\d+", v)
+            )
+            needs = fits[0] if fits else None
+            blockers.append(
+                Blocker(
+                    record.name,
+                    record.version,
+                    record.build,
+                    dep,
+                    str(needs) if needs else None,
+                    kb.min_driver_for(needs) if needs else None,
+                )
+            )
+    return blockers
+
+
+def equivalent_commands(
+    env_info: envinfo.EnvInfo, channels: Sequence[str], pins: Sequence[str], env: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The same change for the user's own manager(s), as ``--via`` runs it: every channel (and only
+    those: ``--override-channels``), every pin, and ``-n`` only where conda's ``-n`` finds this env."""
+    import shlex
+    import shutil
+
+    from condafix.env import condarc
+
+    managers = [m for m in ("conda", "mamba", "micromamba") if shutil.which(m)]
+    if env.get("MAMBA_EXE") and "micromamba" not in managers:
+        managers.append("micromamba")
+    managers = managers or ["conda"]
+    where = condarc.target_args(Path(env_info.prefix or "."), condarc.load(env))
+    chans = " ".join(f"-c {shlex.quote(c)}" for c in channels)
+    quoted = " ".join(f'"{p}"' for p in pins)  # pins are plain match specs: no $ or " inside
+    return tuple(f"{m} install {where} --override-channels {chans} {quoted}" for m in managers)
+
+
+def plan(
+    *,
+    prefix: Path,
+    target: TargetCuda,
+    channels: Sequence[str] = (),
+    offline: bool = False,
+    allow_major: bool = False,
+    env: Mapping[str, str] | None = None,
+    step: Step = lambda _msg: None,
+    backend: Backend | None = None,
+) -> Plan:
+    """Plan the smallest solver-checked change that makes the env's CUDA <= the target."""
+    env = os.environ if env is None else env
+    env_info = envinfo.read_env(prefix, "-p")
+    if backend is None:
+        from condafix.plan.solver import open_backend
+
+        backend = open_backend("rattler", prefix=prefix, offline=offline, env=env)
+    chosen_channels = backend.channels([normalize_channel(c) for c in channels], pick_channels((), env_info, env))
+    target_cuda = CudaVersion.parse(target.cuda)
+    current = env_cuda(env_info)
+    family = env_family(env_info)
+    base = Plan(
+        prefix=str(prefix),
+        status="nothing-to-do",
+        reason="",
+        target=target,
+        env_cuda=str(current) if current else None,
+        family=family,
+        channels=tuple(chosen_channels),
+        offline=offline,
+        solver=getattr(backend, "label", backend.name),
+    )
+    if family is None or current is None:
+        return replace(base, reason="no conda CUDA toolkit in this env")
+    if current <= target_cuda or current.major < target_cuda.major:
+        why = f"the env's CUDA {current} already runs on a CUDA {target_cuda} driver; condafix never moves it up"
+        return replace(base, reason=why)
+    if current.major > target_cuda.major and not allow_major:
+        need = knowledge().min_driver_for(current)
+        why = (
+            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major; "
+            f"upgrade the driver to >= {need} or pass --allow-major to plan CUDA {target_cuda.major}"
+        )
+        return replace(base, status="blocked", reason=why)
+
+    age = backend.cache_age(chosen_channels)
+    installed = backend.installed()
+    platform = _platform(installed)
+    with progress.phase(step, "repodata", f"repodata for {family} from {', '.join(chosen_channels)}"):
+        versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
+    major = target_cuda.major if allow_major else current.major
+    candidates = candidate_minors(versions, major=major, limit=target_cuda)
+    base = replace(base, cache_age_s=age, candidates=tuple(str(c) for c in candidates))
+    if not candidates:
+        return replace(
+            base, status="blocked", reason=f"the channel has no {family} for CUDA {major}.x <= {target_cuda}"
+        )
+    names = [r.name for r in installed]
+    attempts: list[SolveAttempt] = []
+    started = time.perf_counter()
+    progress.begin(step, "solve", f"solving with {backend.name}")
+    for number, candidate in enumerate(candidates, 1):
+        pins = [f"{family}={candidate}"]
+        if family == "cudatoolkit" and "cuda-version" in names:
+            pins.append(f"cuda-version={candidate}")
+        specs = request_specs(env_info, names, pins)
+        step(f"solving with {pins[0]} ({number}/{len(candidates)}, {backend.name})")
+        try:
+            solved = backend.solve(
+                channels=chosen_channels,
+                platform=platform,
+                cuda=str(target_cuda),
+                cuda_arch=target.cuda_arch,
+                pins=pins,
+                specs=specs,
+            )
+        except SolveFailed as failed:
+            attempts.append(SolveAttempt(pins[0], False, _first_lines(failed.message)))
+            continue
+        attempts.append(SolveAttempt(pins[0], True, "solved"))
+        progress.end(step, f"solved with {pins[0]} ({number} of {len(candidates)} candidates tried)")
+        changes, unchanged = diff(installed, solved, backend)
+        return replace(
+            base,
+            status="change" if changes else "nothing-to-do",
+            reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}",
+            pin=pins[0],
+            pins=tuple(pins),
+            specs=tuple(specs),
+            attempts=tuple(attempts),
+            changes=tuple(changes),
+            unchanged=unchanged,
+            commands=equivalent_commands(env_info, chosen_channels, pins, env),
+            solve_seconds=time.perf_counter() - started,
+            records=tuple(r.native for r in solved),
+        )
+    progress.end(step, f"no candidate solves ({len(candidates)} tried)")
+    blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
+    why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
+    if blockers:
+        named = "; ".join(_blocker_text(b) for b in blockers)
+        why = f"no {family} <= {target_cuda} solves: {named}. Upgrade the driver, or remove/replace that package"
+    return replace(
+        base,
+        status="blocked",
+        reason=why,
+        attempts=tuple(attempts),
+        blockers=tuple(blockers),
+        solve_seconds=time.perf_counter() - started,
+    )
+
+
+def _blocker_text(blocker: Blocker) -> str:
+    text = f"{blocker.name} {blocker.version} needs {blocker.requirement}"
+    if blocker.needs_driver:
+        text += f" (CUDA {blocker.needs_cuda}: driver >= {blocker.needs_driver})"
+    return text
+
+
+def _first_lines(text: str, count: int = 6) -> str:
+    return " / ".join([line.strip() for line in text.splitlines() if line.strip()][:count])
+
+
+def _platform(installed: Sequence[Record]) -> str:
+    """The env's subdir from its installed records (linux-64 etc.), else this machine's."""
+    for record in installed:
+        if record.subdir and record.subdir != "noarch":
+            return record.subdir
+    import platform
+    import sys
+
+    machine = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
+    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
+    return f"{system}-{machine.get(platform.machine().lower(), platform.machine().lower())}"
