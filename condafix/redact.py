@@ -18,8 +18,11 @@ it, and every step is a bounded scan of one word: linear time on any input.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 from urllib.parse import unquote
 
 MASK = "***"
@@ -163,3 +166,51 @@ def redact(text: str) -> str:
             parts[index] = _redact_piece(parts[index])
     joined = "".join(parts)
     return _AUTH_SCHEME.sub(lambda m: f"{m[1]}{m[2]}{MASK}", joined)
+
+
+class RedactingWriter(io.TextIOBase):
+    """A text stream that redacts each line before it reaches ``target``.
+
+    Whole lines are redacted at once (a URL is never cut in two); ``flush`` passes a pending partial
+    line on (a prompt must show before its answer is read).
+    """
+
+    def __init__(self, target: IO[str] | Callable[[], IO[str]]) -> None:
+        super().__init__()
+        self._target = target
+        self._pending = ""
+
+    @property
+    def target(self) -> IO[str]:
+        return self._target() if callable(self._target) else self._target
+
+    def write(self, text: str) -> int:
+        data = self._pending + text
+        cut = data.rfind("\n") + 1
+        self._pending = data[cut:]
+        if cut:
+            self.target.write(redact(data[:cut]))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self.target.write(redact(pending))
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            self.target.flush()
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self.target.isatty())
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", None) or "utf-8"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,12 +88,12 @@ def run(
 
 def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> RunResult:
     """Relay the child's stdout/stderr to ours through the output edge: conda prints channel URLs with
-    their credentials in its error reports, and what condafix shows is redacted (render.Output)."""
+    their credentials in its error reports, and what condafix shows is redacted (redact.RedactingWriter)."""
     import threading
 
-    from condafix.cli import render
+    from condafix.redact import RedactingWriter
 
-    out = render.Output()
+    streams = (RedactingWriter(lambda: sys.stdout), RedactingWriter(lambda: sys.stderr))
     try:
         child = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
@@ -104,7 +105,7 @@ def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> Run
     except OSError as exc:
         return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
 
-    def relay(pipe: object, stream: render.RedactingWriter) -> None:
+    def relay(pipe: object, stream: RedactingWriter) -> None:
         import codecs
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -115,8 +116,8 @@ def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> Run
         stream.flush()
 
     threads = [
-        threading.Thread(target=relay, args=(child.stdout, out.stdout), daemon=True),
-        threading.Thread(target=relay, args=(child.stderr, out.stderr), daemon=True),
+        threading.Thread(target=relay, args=(child.stdout, streams[0]), daemon=True),
+        threading.Thread(target=relay, args=(child.stderr, streams[1]), daemon=True),
     ]
     for thread in threads:
         thread.start()

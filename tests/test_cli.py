@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from condafix.cli.render import to_jsonable
 from condafix.detect import driver
 from condafix.diagnose import verdict
 from condafix.env import envinfo
+from condafix.schema import to_jsonable
 
 from .conftest import CUDA12_ENV, FIXTURES, SEED_ENV
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from condafix import proxy
 from condafix.detect import driver
+from condafix.detect import target as target_mod
 from condafix.diagnose import explain
 from condafix.env import envinfo
 from condafix.errors import CondafixError
@@ -377,8 +378,8 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
     from condafix.backends.rattler import net as net_rb
     from condafix.change import lock as lock_mod
 
-    outcome("--cuda/--driver/env vars", lambda: planner.resolve_target(cudas=[cuda], drivers=[]))
-    outcome("--cuda/--driver/env vars", lambda: planner.resolve_target(cudas=[], drivers=[drv]))
+    outcome("--cuda/--driver/env vars", lambda: target_mod.resolve_target(cudas=[cuda], drivers=[]))
+    outcome("--cuda/--driver/env vars", lambda: target_mod.resolve_target(cudas=[], drivers=[drv]))
     outcome(
         "--cuda/--driver/env vars",
         lambda: driver.from_overrides(cuda=None, driver=None, env={"CONDA_OVERRIDE_CUDA": var}),
@@ -437,8 +438,8 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
                 'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4), offline=True
             ),
         ),
-        ("driver newline", lambda: planner.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
-        ("cuda newline", lambda: planner.resolve_target(cudas=["12.4\n"], drivers=[])),
+        ("driver newline", lambda: target_mod.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
+        ("cuda newline", lambda: target_mod.resolve_target(cudas=["12.4\n"], drivers=[])),
         ("deep record", lambda: envinfo.parse_record("[" * 100_000, "conda-meta/x.json")),
         ("malformed IPv6 channel", lambda: planner.normalize_channel("http://user:pw@[::1/chan")),
         ("home of no user", lambda: planner.normalize_channel("~no-such-user-here/chan")),

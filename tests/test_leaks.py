@@ -85,8 +85,8 @@ def test_masked_channel_in_records_falls_back_to_the_url(tmp_path: Path) -> None
 def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
     installed_env: Callable[..., Path], http_channel: str
 ) -> None:
+    from condafix.detect.target import TargetCuda
     from condafix.plan import planner
-    from condafix.plan.planner import TargetCuda
 
     prefix = installed_env(["numba-cuda"], cuda="12.9")
     credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")

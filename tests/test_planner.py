@@ -13,17 +13,18 @@ from pathlib import Path
 import pytest
 
 from condafix.cli import render
-from condafix.cli.render import to_jsonable
+from condafix.detect import target as target_mod
 from condafix.errors import CondafixError, UsageError
 from condafix.plan import planner
+from condafix.schema import to_jsonable
 
 from .conftest import tree_digest
 
 BROKEN = ["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"]
 
 
-def target(cuda: str) -> planner.TargetCuda:
-    return planner.TargetCuda(cuda, "--cuda", (f"--cuda {cuda}",))
+def target(cuda: str) -> target_mod.TargetCuda:
+    return target_mod.TargetCuda(cuda, "--cuda", (f"--cuda {cuda}",))
 
 
 def by_name(plan: planner.Plan) -> dict[str, planner.Change]:
@@ -51,17 +52,17 @@ def test_target_12_7_uses_12_6_from_the_channel(installed_env: Callable[..., Pat
 
 
 def test_fleet_mode_picks_the_lowest() -> None:
-    fleet = planner.resolve_target(cudas=["12.6"], drivers=["570.26", "535.104.05", "550.54.14"])
+    fleet = target_mod.resolve_target(cudas=["12.6"], drivers=["570.26", "535.104.05", "550.54.14"])
     assert fleet.cuda == "12.2" and len(fleet.inputs) == 4 and fleet.source.startswith("fleet")
 
 
 def test_drivers_file(tmp_path: Path) -> None:
     nodes = tmp_path / "nodes.txt"
     nodes.write_text("# gpu partition\n550.54.14\n\n535.104.05  # old rack\n")
-    assert planner.read_drivers_file(nodes) == ["550.54.14", "535.104.05"]
+    assert target_mod.read_drivers_file(nodes) == ["550.54.14", "535.104.05"]
     nodes.write_text("550.54.14\nbanana\n")
     with pytest.raises(UsageError, match=r"nodes\.txt:2"):
-        planner.read_drivers_file(nodes)
+        target_mod.read_drivers_file(nodes)
 
 
 def test_blocked_case_names_the_blocker(installed_env: Callable[..., Path]) -> None:
@@ -119,7 +120,7 @@ def test_json_plan_validates_against_the_dataclasses(installed_env: Callable[...
     rebuilt = planner.Plan(
         **{
             **result,
-            "target": planner.TargetCuda(
+            "target": target_mod.TargetCuda(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in result["target"].items()}
             ),
             "changes": tuple(planner.Change(**c) for c in result["changes"]),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from condafix.cli import render
 from condafix.errors import CondafixError, Hint
-from condafix.redact import redact
+from condafix.redact import RedactingWriter, redact
 
 SECRET = "Zq9xS3cr3t"
 
@@ -189,7 +189,7 @@ def test_output_redacts_text_json_and_errors() -> None:
 
 def test_writer_redacts_lines_split_across_writes() -> None:
     target = io.StringIO()
-    writer = render.RedactingWriter(target)
+    writer = RedactingWriter(target)
     for piece in ("conda install -c http://us", f"er:{SECRET}", "@host/chan pkg\nnext"):
         writer.write(piece)
     writer.flush()

@@ -47,9 +47,11 @@ def _conda_output(to_stderr: bool) -> Iterator[None]:
     if not to_stderr:
         yield
         return
-    from condafix.cli import render
+    import sys
 
-    stderr = render.Output().stderr  # conda's reporters quote channel URLs: through the redacting edge
+    from condafix.redact import RedactingWriter
+
+    stderr = RedactingWriter(lambda: sys.stderr)  # conda's reporters quote channel URLs: through the redacting edge
     try:
         with contextlib.redirect_stdout(stderr):
             yield

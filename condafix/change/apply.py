@@ -271,7 +271,7 @@ def apply_with(
             caches=caches,
         )
 
-    from condafix.cli.render import to_jsonable
+    from condafix.schema import to_jsonable
 
     snapshot = apply_change(
         prefix,

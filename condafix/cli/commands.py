@@ -22,8 +22,8 @@ from condafix.errors import CondafixError, Hint, UsageError
 from condafix.findings import Finding
 
 if TYPE_CHECKING:
+    from condafix.detect.target import TargetCuda
     from condafix.env.envinfo import EnvInfo
-    from condafix.plan.planner import TargetCuda
 
 Step = Callable[[str], None]
 SolverChoice = Literal["auto", "conda", "rattler"]
@@ -170,10 +170,9 @@ def target_cuda(
     *, cudas: Sequence[str], drivers: Sequence[str], drivers_file: Path | None, env: Mapping[str, str]
 ) -> TargetCuda:
     """The CUDA to plan for: overrides, a fleet's lowest, or the detected driver."""
-    from condafix.plan import planner
+    from condafix.detect import target
 
-    listed = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
-    return planner.resolve_target(cudas=cudas, drivers=listed, env=env)
+    return target.from_options(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=env)
 
 
 def cuda(
@@ -304,10 +303,9 @@ def env_file(
     """
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
-    from condafix.plan import planner
 
     ui = ui or Ui()
-    target = planner.resolve_target(cudas=cudas, drivers=drivers, env=ui.env)
+    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     if is_pixi_manifest(source_name, raw):
         from condafix.files import pixifile
@@ -348,12 +346,10 @@ def lock(
     """The locked CUDA of every env and platform against the target; exit as doctor's with ``check``."""
     from condafix.files import lockfile
     from condafix.knowledge.cuda import CudaVersion
-    from condafix.plan import planner
 
     ui = ui or Ui()
     files = list(paths) or lockfile.default_files()
-    all_drivers = list(drivers) + (planner.read_drivers_file(drivers_file) if drivers_file else [])
-    target = planner.resolve_target(cudas=cudas, drivers=all_drivers, env=ui.env)
+    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
     run = lockfile.LockRun(target.cuda, target.source, reports)

@@ -13,17 +13,16 @@ rich is imported inside the functions so that importing the CLI stays cheap.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import io
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from condafix import __version__
 from condafix.errors import CondafixError
-from condafix.redact import redact, redact_json
+from condafix.redact import RedactingWriter, redact, redact_json
+from condafix.schema import to_jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,54 +40,6 @@ if TYPE_CHECKING:
     from condafix.proxy import ProxyReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
-
-
-class RedactingWriter(io.TextIOBase):
-    """A text stream that redacts each line before it reaches ``target``.
-
-    Whole lines are redacted at once (a URL is never cut in two); ``flush`` passes a pending partial
-    line on (a prompt must show before its answer is read).
-    """
-
-    def __init__(self, target: IO[str] | Callable[[], IO[str]]) -> None:
-        super().__init__()
-        self._target = target
-        self._pending = ""
-
-    @property
-    def target(self) -> IO[str]:
-        return self._target() if callable(self._target) else self._target
-
-    def write(self, text: str) -> int:
-        data = self._pending + text
-        cut = data.rfind("\n") + 1
-        self._pending = data[cut:]
-        if cut:
-            self.target.write(redact(data[:cut]))
-        return len(text)
-
-    def flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, ""
-            self.target.write(redact(pending))
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            self.target.flush()
-
-    def isatty(self) -> bool:
-        try:
-            return bool(self.target.isatty())
-        except (AttributeError, ValueError, OSError):
-            return False
-
-    def fileno(self) -> int:
-        return self.target.fileno()
-
-    def writable(self) -> bool:
-        return True
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.target, "encoding", None) or "utf-8"
 
 
 class Output:
@@ -207,19 +158,6 @@ def capture_logs(out: Output | None = None) -> None:
             root.removeHandler(handler)
     root.addHandler(_RedactingHandler(_out(out)))
     logging.captureWarnings(True)
-
-
-def to_jsonable(obj: object) -> Any:
-    """Dataclasses -> dicts (tuples -> lists); the dataclasses are the JSON schema."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {
-            f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)
-        }
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(x) for x in obj]
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    return obj
 
 
 def print_json(kind: str, payload: object, exit_code: int, *, out: Output | None = None) -> None:
