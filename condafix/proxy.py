@@ -58,45 +58,26 @@ class ProxyReport:
 # ---------------------------------------------------------------- reading
 
 
-def condarc_paths(env: Mapping[str, str]) -> list[Path]:
-    """The condarc files conda reads (system, user, env, $CONDARC), in conda's order."""
-    paths = [Path("/etc/conda/.condarc"), Path("/etc/conda/condarc"), Path("/var/lib/conda/.condarc")]
-    if env.get("CONDA_ROOT"):
-        paths.append(Path(env["CONDA_ROOT"]) / ".condarc")
-    home = Path(env.get("HOME") or str(Path.home()))
-    paths += [home / ".config" / "conda" / ".condarc", home / ".conda" / ".condarc", home / ".condarc"]
-    if env.get("CONDA_PREFIX"):
-        paths.append(Path(env["CONDA_PREFIX"]) / ".condarc")
-    if env.get("CONDARC"):
-        paths.append(Path(env["CONDARC"]))
-    return paths
-
-
 def _condarc_values(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]], list[Finding]]:
+    """``proxy_servers`` and ``ssl_verify`` from every condarc conda reads (``env.condarc``, the one reader)."""
+    from condafix.env import condarc
+
     values: list[tuple[str, str, str]] = []
     problems: list[Finding] = []
-    existing = [path for path in condarc_paths(env) if path.is_file()]
-    if not existing:
-        return values, problems  # the common case: no YAML parser to import (start-up)
-    import yaml
-
-    for path in existing:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError:
+    for path in condarc.search_path(env, condarc.root_prefix(env)):
+        if not path.is_file():
             continue
-        except yaml.YAMLError:
+        data = condarc.read_file(path)
+        if data is None:
             problems.append(
                 _finding(
                     "condarc_invalid",
                     "warning",
                     str(path),
-                    f"{path} is not valid YAML; conda will fail to read it",
+                    f"{path} is not valid YAML (or not UTF-8); conda will fail to read it",
                     "fix or remove the file",
                 )
             )
-            continue
-        if not isinstance(data, dict):
             continue
         servers = data.get("proxy_servers")
         if isinstance(servers, dict):

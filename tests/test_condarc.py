@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from condafix.env import condarc
 
 
@@ -61,3 +63,32 @@ def test_strip_credentials(tmp_path: Path) -> None:
     assert strip("https://host.example/ch?token=abc&x=1") == "https://host.example/ch?x=1"
     assert strip("file:///srv/t/ch") == "file:///srv/t/ch"  # no token segment after a bare 't' folder
     assert strip("not a url") == "not a url"
+
+
+def test_channels_are_merged_over_every_condarc_as_conda_merges_them(tmp_path: Path) -> None:
+    """Two condarc files with channels: conda merges them (higher priority first); the planner took only
+    the first file it found on b1aaa3b. The expectation is real conda's own ``config --show channels``."""
+    import json
+    import os
+    import subprocess
+
+    from condafix.plan import planner
+
+    python = os.environ.get("CONDAFIX_TEST_CONDA_PYTHON", "")
+    if not python:
+        pytest.skip("real conda not installed (run .ci/conda-venv and set CONDAFIX_TEST_CONDA_PYTHON)")
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    (home / ".conda").mkdir(parents=True)
+    (xdg / "conda").mkdir(parents=True)
+    (xdg / "conda" / "condarc").write_text("channels:\n  - nvidia\n  - conda-forge\n")
+    (home / ".condarc").write_text("channels:\n  - pytorch\n  - conda-forge\n")
+    (home / ".conda" / "condarc").write_text("channels:\n  - bioconda\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MAMBA"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(xdg), CONDA_PKGS_DIRS=str(tmp_path / "pkgs"))
+    done = subprocess.run(
+        [python, "-m", "conda", "config", "--show", "channels", "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    conda_says = [c for c in json.loads(done.stdout)["channels"] if c != "defaults"]
+    assert len(conda_says) == 4  # the check is about merging: every file contributes
+    assert planner.condarc_channels(env) == conda_says

@@ -61,10 +61,17 @@ def test_venv_without_conda_meta(tmp_path: Path) -> None:
         ("py3.10_cuda11.8_cudnn8.7.0_0", "11.8"),
         ("cpu_generic_py312_h1_0", None),
         ("cuda130_mkl_py313_h0_1", "13.0"),
+        ("py3.10_cuda11.3_cudnn8.3.2_0", "11.3"),  # the paste reader once read this as 1.1
+        ("cuda_11.8", "11.8"),
+        ("py38_cu102", "10.2"),  # torchvision on the pytorch channel
+        ("cuda112py39h1234567_0", "11.2"),
+        ("cuda1_0", None),
     ],
 )
 def test_cuda_of_build(build: str, cuda: str | None) -> None:
-    assert envinfo.cuda_of_build(build) == cuda
+    from condafix.knowledge import roles
+
+    assert roles.cuda_of_build(build) == cuda
 
 
 def test_pytorch_build_string_gives_its_cuda(make_prefix: Callable[..., Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,25 @@ def test_old_ptxas_named_by_xla_without_a_ptx_line() -> None:
     assert (expl.family, expl.facts.ptxas_version if expl.facts else None) == ("ptxas_old", "11.0")
     assert "CUDA 11.0" in expl.lines[0] and "?" not in expl.lines[0]
     assert "which ptxas" in expl.fixes[0]
+
+
+def test_a_pytorch_build_in_a_paste_is_read_as_its_cuda_not_1_1() -> None:
+    """``conda list`` rows in a paste: ``py3.10_cuda11.3_cudnn8.3.2_0`` is CUDA 11.3 (was read as 1.1 on b1aaa3b)."""
+    import json
+    import subprocess
+    import sys
+
+    paste = "pytorch 1.12.1 py3.10_cuda11.3_cudnn8.3.2_0 pytorch\nCUDA_ERROR_UNSUPPORTED_PTX_VERSION\n"
+    env = {**os.environ, "CONDAFIX_NO_DETECT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "condafix", "explain", "--no-detect", "--json"],
+        input=paste, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    doc = json.loads(done.stdout)
+    text = json.dumps(doc["result"])
+    assert "11.3" in text and '"1.1"' not in text and "CUDA 1.1" not in text, text
+    human = subprocess.run(
+        [sys.executable, "-m", "condafix", "explain", "--no-detect"],
+        input=paste, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert "1.1 " not in human.stdout.replace("11.", "") and "CUDA 11.3" in human.stdout, human.stdout

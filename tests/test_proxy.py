@@ -289,3 +289,30 @@ def test_probe_round_is_bounded_even_when_resolution_hangs(monkeypatch: pytest.M
     answers = proxy.probe_all([("proxy.corp", 3128), ("10.0.0.1", 8080)], budget=0.3)
     assert time.monotonic() - started < 1.5
     assert all("no answer within 0.3 s" in (why or "") for why in answers.values())
+
+
+def test_a_proxy_set_only_in_xdg_condarc_is_found(clean_env: dict[str, str], tmp_path: Path) -> None:
+    """conda reads ``$XDG_CONFIG_HOME/conda/condarc``; ``condafix proxy`` missed it on b1aaa3b."""
+    xdg = tmp_path / "xdg"
+    (xdg / "conda").mkdir(parents=True)
+    (xdg / "conda" / "condarc").write_text("proxy_servers:\n  https: http://proxy.example.internal:3128\n")
+    env = {**clean_env, "XDG_CONFIG_HOME": str(xdg)}
+    done = subprocess.run(
+        [sys.executable, "-m", "condafix", "proxy", "--json", "--no-connect"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    doc = json.loads(done.stdout)
+    settings = json.dumps(doc["result"])
+    assert "proxy.example.internal:3128" in settings, settings
+    assert str(xdg / "conda" / "condarc") in settings
+
+
+def test_a_condarc_that_is_not_utf8_is_one_finding_not_a_traceback(clean_env: dict[str, str], tmp_path: Path) -> None:
+    home = Path(clean_env["HOME"])
+    (home / ".condarc").write_bytes(b"proxy_servers:\n  https: http://h\xff\xfe:3128\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "condafix", "proxy", "--json", "--no-connect"],
+        capture_output=True, text=True, env=clean_env, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert "condarc_invalid" in done.stdout

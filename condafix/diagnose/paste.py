@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from condafix.errors import UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
 
 MAX_INPUT: Final = 1 << 20  # 1 MiB: longer pastes keep their head and their tail (the error is usually last)
@@ -134,10 +135,6 @@ _CUDA_PACKAGES: Final = _CTK_NAMES | frozenset(
         "tensorflow",
     }
 )
-_BUILD_CUDA = re.compile(
-    r"(?:^|[_.])(?:cuda_?|cu)(\d{2,3})(?:[_.]|$)|(?:^|[_.])cuda(\d{1,2}\.\d)(?:[_.]|$)"
-)  # cuda129_..., py3.8_cuda10.2_..., torchvision py38_cu102
-_LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
 
 
 def _cuda_digits(digits: str) -> str:
@@ -150,13 +147,7 @@ def _package_cuda(name: str, version: str, build: str) -> str | None:
             return str(CudaVersion.parse(version))
         except UsageError:
             return None
-    local = _LOCAL_CUDA.search(version)
-    if local:
-        return _cuda_digits(local.group(1))
-    match = _BUILD_CUDA.search(build)
-    if match:
-        return match.group(2) or _cuda_digits(match.group(1))
-    return None
+    return roles.cuda_of_local_version(version) or roles.cuda_of_build(build)
 
 
 def _plausible_cuda(text: str) -> str | None:

@@ -28,6 +28,7 @@ class CondaConfig:
     pkgs_dirs: tuple[Path, ...]
     channel_alias: str
     custom_channels: tuple[tuple[str, str], ...]
+    channels: tuple[str, ...] = ()
 
 
 def root_prefix(env: Mapping[str, str]) -> Path | None:
@@ -43,32 +44,64 @@ def root_prefix(env: Mapping[str, str]) -> Path | None:
 
 
 def search_path(env: Mapping[str, str], root: Path | None) -> list[Path]:
-    """conda's condarc search path (conda/base/constants.py SEARCH_PATH), lowest priority first."""
+    """conda's condarc search path (conda 26.7 ``conda/base/constants.py`` SEARCH_PATH), lowest priority
+    first; a ``condarc.d/`` directory contributes its ``*.yml``/``*.yaml`` files in name order, and an entry
+    whose variable is unset is skipped, as conda skips it."""
     home = Path(env.get("HOME") or Path.home())
-    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
-    places: list[Path] = [Path("/etc/conda/.condarc"), Path("/etc/conda/condarc"), Path("/var/lib/conda/.condarc")]
-    if root is not None:
-        places += [root / ".condarc", root / "condarc"]
-    places += [xdg / "conda" / ".condarc", xdg / "conda" / "condarc", home / ".conda" / ".condarc", home / ".condarc"]
+    dirs: list[Path | None] = [Path("/etc/conda"), Path("/var/lib/conda"), root]
+    xdg = env.get("XDG_CONFIG_HOME")
+    dirs += [Path(xdg) / "conda" if xdg else None, home / ".config" / "conda", home / ".conda"]
+    places: list[Path] = []
+    for base in [d for d in dirs if d is not None]:
+        places += [base / ".condarc", base / "condarc", *_drop_in(base / "condarc.d")]
+    places.append(home / ".condarc")
     if env.get("CONDA_PREFIX"):
-        places.append(Path(env["CONDA_PREFIX"]) / ".condarc")
+        prefix = Path(env["CONDA_PREFIX"])
+        places += [prefix / ".condarc", prefix / "condarc", *_drop_in(prefix / "condarc.d")]
     if env.get("CONDARC"):
         places.append(Path(env["CONDARC"]))
-    return places
+    return list(dict.fromkeys(places))
 
 
-def _files(env: Mapping[str, str], root: Path | None) -> list[dict[str, Any]]:
+def _drop_in(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    except OSError:
+        return []
+
+
+def _files(env: Mapping[str, str], root: Path | None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every condarc conda reads, parsed; a file that is not YAML (or not UTF-8) is skipped, as it is unreadable."""
+    existing = [path for path in search_path(env, root) if path.is_file()]
+    if not existing:
+        return []  # the common case: no YAML parser to import (start-up)
     import yaml
 
     found = []
-    for path in search_path(env, root):
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue
-        if isinstance(data, dict):
-            found.append(data)
+    for path in existing:
+        data = read_file(path, yaml)
+        if data is not None:
+            found.append((path, data))
     return found
+
+
+def read_file(path: Path, yaml: Any = None) -> dict[str, Any] | None:
+    """One condarc's mapping ({} when empty or unreadable); None when it is not YAML or not UTF-8."""
+    if yaml is None:
+        import yaml
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else {}
+
+
+def files(env: Mapping[str, str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, contents) of every condarc conda reads here, lowest priority first: the one reader."""
+    env = os.environ if env is None else env
+    return _files(env, root_prefix(env))
 
 
 def _list(value: object) -> list[str]:
@@ -85,7 +118,7 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
     """Env vars beat files; among files the later (more specific) one wins, lists keep every entry."""
     env = os.environ if env is None else env
     root = root_prefix(env)
-    files = _files(env, root)
+    files = [data for _path, data in _files(env, root)]
     home = Path(env.get("HOME") or Path.home())
 
     def merged(key: str) -> list[str]:
@@ -118,6 +151,7 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
         tuple(dict.fromkeys(pkgs)),
         alias.rstrip("/"),
         tuple(sorted(custom.items())),
+        tuple(_split(env.get("CONDA_CHANNELS", ""), ",") or merged("channels")),
     )
 
 

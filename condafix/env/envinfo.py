@@ -17,6 +17,7 @@ from typing import Final, Literal
 
 from condafix.errors import Hint, InspectError, UsageError
 from condafix.knowledge.cuda import CudaVersion
+from condafix.knowledge.roles import cuda_of_build, cuda_of_local_version
 
 Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat", "linker"]
 
@@ -97,8 +98,6 @@ JIT_CONSUMERS: Final = frozenset(
     }
 )
 
-_CUDA_BUILD = re.compile(r"cuda_?(\d+)(?:\.(\d+))?")
-
 
 @dataclass(frozen=True)
 class Component:
@@ -145,25 +144,6 @@ class EnvInfo:
 
 
 # ---------------------------------------------------------------- parsing (pure)
-
-
-def cuda_of_build(build: str) -> str | None:
-    """CUDA of a build string: ``cuda129_generic_py312_h1_300`` and ``py3.10_cuda11.8_cudnn8_0``."""
-    match = _CUDA_BUILD.search(build)
-    if not match:
-        return None
-    if match.group(2) is not None:
-        return f"{int(match.group(1))}.{int(match.group(2))}"
-    digits = match.group(1)
-    if len(digits) < 2:
-        return None
-    return f"{int(digits[:-1])}.{digits[-1]}"
-
-
-def cuda_of_local_version(version: str) -> str | None:
-    """CUDA of a pip local version: ``2.5.1+cu121`` -> 12.1."""
-    match = re.search(r"\+cu(\d{2,3})\b", version)
-    return f"{int(match.group(1)[:-1])}.{match.group(1)[-1]}" if match else None
 
 
 def component_cuda(name: str, version: str, build: str, role: Role) -> str | None:

@@ -139,24 +139,10 @@ def normalize_channel(text: str) -> str:
 
 
 def condarc_channels(env: Mapping[str, str]) -> list[str]:
-    """``channels:`` from the condarc files conda reads (user, env, $CONDARC), first found wins."""
-    import yaml
+    """``channels:`` as conda merges them over every condarc it reads (``env.condarc``), ``defaults`` left out."""
+    from condafix.env import condarc
 
-    paths = [
-        env.get("CONDARC"),
-        os.path.join(env.get("CONDA_PREFIX", ""), ".condarc") if env.get("CONDA_PREFIX") else None,
-        str(Path.home() / ".condarc"),
-        str(Path.home() / ".config" / "conda" / ".condarc"),
-    ]
-    for path in filter(None, paths):
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError):
-            continue
-        channels = data.get("channels") if isinstance(data, dict) else None
-        if isinstance(channels, list) and channels:
-            return [str(c) for c in channels if str(c) != "defaults"]
-    return []
+    return [c for c in condarc.load(env).channels if c != "defaults"]
 
 
 def pick_channels(cli: Sequence[str], env_info: envinfo.EnvInfo, env: Mapping[str, str]) -> tuple[str, ...]:
