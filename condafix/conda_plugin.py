@@ -1,135 +1,22 @@
-"""condafix inside conda: ``conda cuda``, a ``cuda`` check for ``conda doctor`` with a fixer, a
-post-solve guard and hints for conda's ``__cuda`` errors.
+"""condafix inside conda: conda's hooks only (like conda-libmamba-solver's ``plugin.py``).
 
-conda imports this module on every command, so it imports nothing of condafix at module level:
-each hook loads what it needs when it runs. Every hook plans with conda's own configured solver
-(libmamba by default) and channels, through the same command layer as the ``condafix`` app.
+``conda cuda``, a ``cuda`` check for ``conda doctor`` with a fixer, a post-solve guard, hints for
+conda's ``__cuda`` errors and the guard's setting. conda imports this module on every command, so it
+imports nothing heavy: each action lives in ``cli/conda_cuda.py`` or ``cli/conda_guard.py`` and loads
+what it needs when it runs. Every hook plans with conda's own configured solver and channels,
+through the same command layer as the ``condafix`` app.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from conda import plugins
 
-GUARD_SETTING = "condafix_cuda_guard"
-GUARD_MODES = ("warn", "error", "off")
+from condafix.cli import conda_cuda, conda_guard
 
-
-# ---------------------------------------------------------------- shared pieces
-
-
-def _ui(*, confirm: Callable[[str], Any] | None = None, show: bool = True) -> Any:
-    from condafix.cli import commands, render
-
-    def ask(question: str) -> bool:
-        if confirm is None:
-            return False
-        confirm(question)  # conda's confirm raises when the user declines or under --dry-run
-        return True
-
-    return commands.Ui(confirm=ask, show=render.show if show else (lambda _v, _p: None))
-
-
-def _print_error(kind: str, exc: Exception, as_json: bool) -> int:
-    from condafix.cli import render
-    from condafix.errors import CondafixError
-
-    assert isinstance(exc, CondafixError)
-    render.print_error(kind, exc, as_json)
-    return exc.exit_code
-
-
-# ---------------------------------------------------------------- conda cuda
-
-
-def configure_cuda_parser(parser: argparse.ArgumentParser) -> None:
-    """The options of ``condafix cuda`` (and its rollback), for ``conda cuda``."""
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("-n", "--name", help="Environment name (conda's envs dirs).")
-    where.add_argument("-p", "--prefix", help="Environment path.")
-    parser.add_argument("-c", "--channel", action="append", default=[], help="Channel (default: your .condarc).")
-    parser.add_argument("--cuda", action="append", default=[], help="Target CUDA M.m (repeatable: lowest wins).")
-    parser.add_argument("--driver", action="append", default=[], help="Target driver version (repeatable).")
-    parser.add_argument("--drivers-file", help="One driver version per line (a fleet).")
-    parser.add_argument("--offline", action="store_true", help="Plan from conda's cache only.")
-    parser.add_argument("--allow-major", action="store_true", help="Allow moving to an older CUDA major.")
-    parser.add_argument("--apply", action="store_true", help="Change the env as planned (asks first).")
-    parser.add_argument("-y", "--yes", action="store_true", help="Do not ask.")
-    parser.add_argument("--via", choices=("conda", "mamba", "micromamba"), help="Let this tool install the pin.")
-    parser.add_argument(  # not --solver: conda reads args.solver as its own solver setting
-        "--planner",
-        dest="condafix_planner",
-        choices=("conda", "rattler"),
-        default="conda",
-        help="Plan with conda's configured solver (default) or condafix's embedded py-rattler.",
-    )
-    parser.add_argument(  # dest "solver": conda's context takes it as its solver, as `conda install --solver` does
-        "--solver",
-        dest="solver",
-        choices=("libmamba", "classic", "rattler"),
-        default=argparse.SUPPRESS,  # absent, not None: conda would read None as a solver named "none"
-        help="Which conda solver plans it (default: your `solver` setting, libmamba).",
-    )
-    parser.add_argument("--rollback", action="store_true", help="Undo condafix's last change instead.")
-    parser.add_argument("--to", help="With --rollback: the snapshot id.")
-    parser.add_argument("--dry-run", action="store_true", help="With --rollback: say what would be restored.")
-    parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
-
-
-def _prefix_of(args: argparse.Namespace) -> str:
-    """``-n``/``-p`` resolved by conda itself (envs_dirs, CONDA_ENVS_PATH), else the active env."""
-    from conda.base.context import context, locate_prefix_by_name
-
-    if getattr(args, "prefix", None):
-        return str(args.prefix)
-    if getattr(args, "name", None):
-        return str(locate_prefix_by_name(args.name))
-    return str(context.target_prefix)
-
-
-def cuda_action(args: argparse.Namespace) -> int:
-    """``conda cuda``: plan (dry run), ``--apply`` or ``--rollback`` with conda's solver."""
-    from conda.base.context import context
-    from conda.reporters import confirm_yn
-
-    from condafix.cli import commands, render
-    from condafix.errors import CondafixError
-
-    as_json = bool(args.json)
-
-    def confirm(question: str) -> Any:
-        if args.yes or context.always_yes:
-            return True
-        return confirm_yn(question, default="no", dry_run=False)
-
-    try:
-        prefix = _prefix_of(args)
-        ui = _ui(confirm=confirm, show=not as_json)
-        if args.rollback:
-            outcome = commands.rollback(prefix=prefix, to=args.to, dry_run=args.dry_run, ui=ui)
-        else:
-            outcome = commands.cuda(
-                prefix=prefix,
-                channels=args.channel,
-                cudas=args.cuda,
-                drivers=args.driver,
-                drivers_file=None if args.drivers_file is None else Path(args.drivers_file),
-                offline=args.offline,
-                allow_major=args.allow_major,
-                apply=args.apply,
-                via=args.via,
-                solver=args.condafix_planner,
-                inside_conda=True,
-                ui=ui,
-            )
-    except CondafixError as exc:
-        return _print_error("cuda", exc, as_json)
-    render.outcome(outcome, as_json=as_json)
-    return int(outcome.code)
+GUARD_SETTING = conda_guard.GUARD_SETTING
 
 
 @plugins.hookimpl
@@ -137,52 +24,20 @@ def conda_subcommands() -> Iterator[plugins.types.CondaSubcommand]:
     yield plugins.types.CondaSubcommand(
         name="cuda",
         summary="Fix a CUDA toolkit newer than the driver (condafix; conda's solver and channels).",
-        action=cuda_action,
-        configure_parser=configure_cuda_parser,
+        action=conda_cuda.cuda_action,
+        configure_parser=conda_cuda.configure_cuda_parser,
     )
-
-
-# ---------------------------------------------------------------- conda doctor cuda
-
-
-def check_action(prefix: str, verbose: bool) -> None:
-    """``conda doctor``: the compact verdict of ``condafix doctor`` for this env."""
-    from condafix.cli import commands, render
-    from condafix.errors import CondafixError
-
-    try:
-        outcome = commands.doctor(prefix=prefix)
-    except CondafixError as exc:
-        render.print_error("doctor", exc, False)
-        return
-    render.doctor_compact(outcome.result, verbose=verbose, fixer="conda doctor --fix cuda")
-
-
-def check_fixer(prefix: str, args: argparse.Namespace, confirm: Callable[[str], Any]) -> int:
-    """``conda doctor --fix cuda``: plan with conda's solver, ask through conda's confirm, apply."""
-    from condafix.cli import commands, render
-    from condafix.errors import CondafixError
-
-    try:
-        outcome = commands.cuda(prefix=prefix, apply=True, solver="conda", inside_conda=True, ui=_ui(confirm=confirm))
-    except CondafixError as exc:
-        return _print_error("cuda", exc, False)
-    render.outcome(outcome, as_json=False)
-    return int(outcome.code)
 
 
 @plugins.hookimpl
 def conda_health_checks() -> Iterator[plugins.types.CondaHealthCheck]:
     yield plugins.types.CondaHealthCheck(
         name="cuda",
-        action=check_action,
-        fixer=check_fixer,
+        action=conda_cuda.check_action,
+        fixer=conda_cuda.check_fixer,
         summary="CUDA toolkit vs the NVIDIA driver (condafix)",
         fix="Pin cuda-version/cudatoolkit to the driver's CUDA with conda's solver",
     )
-
-
-# ---------------------------------------------------------------- the post-solve guard
 
 
 @plugins.hookimpl
@@ -199,58 +54,9 @@ def conda_settings() -> Iterator[plugins.types.CondaSetting]:
     )
 
 
-def _guard_mode() -> str:
-    from conda.base.context import context
-
-    mode = str(getattr(context.plugins, GUARD_SETTING, "warn") or "warn").strip().lower()
-    return mode if mode in GUARD_MODES else "warn"
-
-
-def _virtual_cuda() -> str | None:
-    from conda.base.context import context
-
-    for record in context.plugin_manager.get_virtual_package_records():
-        if record.name == "__cuda":
-            return str(record.version)
-    return None
-
-
 def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterable[Any]) -> None:
-    """Warn (or refuse) before linking a cuda-version/cudatoolkit minor above ``__cuda`` for a JIT user."""
-    mode = _guard_mode()
-    if mode == "off":
-        return
-    links = list(link_precs)
-    if not any(str(r.name) in ("cuda-version", "cudatoolkit") for r in links):
-        return
-    cuda = _virtual_cuda()
-    if not cuda:
-        return
-    from conda.base.context import context
-    from conda.core.prefix_data import PrefixData
-
-    from condafix.cli import commands
-
-    gone = {str(r.name) for r in unlink_precs} | {str(r.name) for r in links}
-    final: dict[str, str] = {}
-    try:
-        for record in PrefixData(str(context.target_prefix)).iter_records():
-            if str(record.name) not in gone:
-                final[str(record.name)] = str(record.version)
-    except Exception:  # a new env has no prefix yet; the link set is the final state
-        final = {}
-    final.update({str(r.name): str(r.version) for r in links})
-    finding = commands.guard_transaction(final, cuda)
-    if finding is None:
-        return
-    if mode == "error":
-        from conda.exceptions import CondaError
-
-        hints = "\n".join(h.text for h in finding.hints)
-        raise CondaError(f"{finding.message}\n{hints}  (setting {GUARD_SETTING}: error)")
-    from condafix.cli import render
-
-    render.guard_warning(finding)
+    """conda's post-solve hook: the guard (``cli.conda_guard.post_solve``)."""
+    conda_guard.post_solve(repodata_fn, unlink_precs, link_precs)
 
 
 @plugins.hookimpl
@@ -258,15 +64,7 @@ def conda_post_solves() -> Iterator[plugins.types.CondaPostSolve]:
     yield plugins.types.CondaPostSolve(name="condafix-cuda-guard", action=post_solve)
 
 
-# ---------------------------------------------------------------- hints for conda's __cuda errors
-
-
 @plugins.hookimpl
 def conda_error_hints(error: Any) -> Iterator[plugins.types.CondaErrorHint]:
-    text = str(error)
-    if "__cuda" not in text or GUARD_SETTING in text:  # not for the guard's own refusal
-        return
-    from condafix.cli import commands
-
-    for code, hint in commands.cuda_error_hints(text):
+    for code, hint in conda_guard.error_hints(error):
         yield plugins.types.CondaErrorHint(text=hint, hint_code=code)
