@@ -1,14 +1,11 @@
 """condafix: make CUDA work in conda environments.
 
-Pipeline, one module per job:
-
-    driver.py     what the driver supports (NVML -> libcuda -> nvidia-smi, or an override)
-    envinfo.py    what the environment holds (conda-meta records, history, pip CUDA wheels)
-    knowledge.py  the CUDA tables (package data with sources): PTX ISA, drivers, conda-forge versions
-    verdict.py    driver + environment -> findings and the fix to run
-    explain.py    an error message (+ live detection) -> which side is newer and the fix
-    cli.py        typer commands: parse arguments, call the core, hand dataclasses to render.py
-    render.py     the only module that prints (text or a versioned JSON envelope)
+The pipeline as rooms, imports pointing down only (``tests/test_layers.py`` keeps it): ``knowledge/``
+(sourced tables), ``env/`` (conda's files, read as conda reads them), ``detect/`` (the driver, the target
+CUDA), ``change/`` (lock, snapshot, journal, conda's history and pinned), ``plan/`` (the solver port and
+the planner), ``diagnose/`` (verdicts, compile paths, pasted errors), ``backends/`` (the only code that
+imports conda or rattler), ``files/`` (env files, manifests, lockfiles), ``cli/`` (the front ends and the
+only printer). See README "Layout".
 
 Core modules return frozen dataclasses; they are also the ``--json`` schema.
 """
