@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from condafix.detect import driver
 from condafix.diagnose import verdict
 from condafix.env import envinfo
+from condafix.schema import to_jsonable
 
 from .conftest import CUDA12_ENV, SEED_ENV, Pkg
 
@@ -190,3 +192,39 @@ def test_gpu_architecture_against_the_envs_cuda(make_prefix: Callable[..., Path]
     )
     (newer,) = [f for f in older.findings if f.code == "gpu_arch_newer"]
     assert newer.severity == "warning" and "CUDA >= 12.8" in newer.message
+
+
+@pytest.mark.parametrize(("env", "cuda"), [(SEED_ENV, "11.4"), (CUDA12_ENV, "12.4"), (CUDA12_ENV, "12.7")])
+def test_doctor_the_guard_and_explain_advise_the_same_pin(
+    make_prefix: Callable[..., Path], env: list[Pkg], cuda: str
+) -> None:
+    """One pin rule: doctor's fix, conda's post-solve guard and explain name the same pins (a 12.7 driver
+    gets cuda-version=12.6: conda-forge has no 12.7; the guard said 12.7 on b1aaa3b)."""
+    import re
+
+    from condafix.cli import commands
+    from condafix.diagnose import explain
+
+    report = diagnose(make_prefix, env, cuda)
+    assert report.fix is not None
+    final = {name: version for name, version, _build, _subdir in env}
+    finding = commands.guard_transaction(final, cuda)
+    assert finding is not None
+    assert tuple(re.findall(r'"([a-z-]+=[\d.]+)"', finding.hints[0].text)) == report.fix.pins
+    ptx = {"11.4": "7.4", "12.4": "8.4"}.get(cuda)
+    if ptx is None:  # no CUDA release 12.7 writes or reads its own PTX ISA: explain has no case here
+        return
+    written = "7.7" if "cudatoolkit" in final else "8.8"
+    said = explain.explain(f"ptxas fatal : Unsupported .version {written}; current version is '{ptx}'")
+    advice = json.dumps(to_jsonable(said))
+    for pin in report.fix.pins:
+        assert pin in advice, (pin, advice)
+
+
+def test_the_guard_never_advises_crossing_a_major() -> None:
+    from condafix.cli import commands
+
+    finding = commands.guard_transaction({"cuda-version": "12.9", "numba": "0.60.0"}, "11.8")
+    assert finding is not None
+    text = finding.hints[0].text
+    assert "upgrade the NVIDIA driver" in text and "cuda-version=11" not in text

@@ -16,7 +16,7 @@ from condafix.detect.driver import DriverInfo
 from condafix.diagnose.paste import Facts, bound, read
 from condafix.env.envinfo import Component, EnvInfo
 from condafix.errors import UsageError
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.cuda import CudaVersion, knowledge, pins_for
 
 Newer = Literal["toolkit", "driver", "neither", "unknown"]
 
@@ -209,19 +209,6 @@ def _cudas_for_ptx(ptx: CudaVersion) -> tuple[CudaVersion, ...]:
 
 def _fmt(versions: tuple[CudaVersion, ...]) -> str:
     return " or ".join(str(v) for v in versions) if versions else "unknown"
-
-
-def pins_for(driver: CudaVersion) -> tuple[str, ...]:
-    """The pins that bring an env to the newest CUDA <= driver (cudatoolkit only exists for <= 11)."""
-    kb = knowledge()
-    pins: list[str] = []
-    toolkit = kb.newest_cudatoolkit(driver)
-    if toolkit is not None:
-        pins.append(f"cudatoolkit={CudaVersion.parse(toolkit)}")
-    pin = kb.newest_cuda_version_pin(driver)
-    if pin is not None:
-        pins.append(f"cuda-version={pin}")
-    return tuple(pins)
 
 
 def _target(facts: Facts | None) -> str:

@@ -22,7 +22,7 @@ from condafix.env.envinfo import PTX_WRITERS, Component, EnvInfo, SystemToolkit
 from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
-from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
+from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge, pins_for
 
 if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
     from condafix.detect.ptxprobe import ProbeResult
@@ -303,14 +303,8 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
     pins: list[str] = []
     conda_names = {c.name for c in env.components if c.source == "conda"}
     pin = kb.newest_cuda_version_pin(target)
-    if "cudatoolkit" in conda_names:
-        toolkit = kb.newest_cudatoolkit(target)
-        if toolkit is not None:
-            pins.append(f"cudatoolkit={CudaVersion.parse(toolkit)}")
-        if "cuda-version" in conda_names and pin is not None:
-            pins.append(f"cuda-version={pin}")
-    elif conda_names & {c.name for c in env.components if c.role in _CTK_ROLES | {"pin"}} and pin is not None:
-        pins.append(f"cuda-version={pin}")
+    if "cudatoolkit" in conda_names or conda_names & {c.name for c in env.components if c.role in _CTK_ROLES | {"pin"}}:
+        pins = list(pins_for(target, conda_names))
     commands: list[str] = []
     if pins:
         channel = _conda_channel(env, ("cuda-version", "cudatoolkit"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -136,6 +137,26 @@ class Knowledge:
             if CudaVersion.parse(v).major == limit.major and CudaVersion.parse(v) <= limit
         ]
         return max(fits, key=lambda v: tuple(int(p) for p in v.split("."))) if fits else None
+
+
+def pins_for(target: CudaVersion, installed: Collection[str] | None = None) -> tuple[str, ...]:
+    """The one pin rule (explain, doctor's fix and conda's guard): the pins that bring an env to the
+    newest CUDA <= ``target`` of the same major, only versions conda-forge has (12.7 has no
+    ``cuda-version``: a 12.7 driver gets 12.6).
+
+    ``installed``: the env's package names; ``None`` when they are unknown (a pasted error), which
+    names both families where they exist. ``cudatoolkit`` (CUDA <= 11) only for an env that has it;
+    ``cuda-version`` for an env that has it or has no ``cudatoolkit``.
+    """
+    kb = knowledge()
+    pins: list[str] = []
+    toolkit = kb.newest_cudatoolkit(target)
+    if toolkit is not None and (installed is None or "cudatoolkit" in installed):
+        pins.append(f"cudatoolkit={CudaVersion.parse(toolkit)}")
+    pin = kb.newest_cuda_version_pin(target)
+    if pin is not None and (installed is None or "cuda-version" in installed or "cudatoolkit" not in installed):
+        pins.append(f"cuda-version={pin}")
+    return tuple(pins)
 
 
 def _versions(raw: list[str]) -> tuple[CudaVersion, ...]:
