@@ -25,6 +25,7 @@ MAX_LINES = 550
 RANKS: Mapping[str, int] = {
     "errors": 0,
     "progress": 0,
+    "progress_view": 0,
     "redact": 0,
     "schema": 0,
     "data": 0,
@@ -203,7 +204,6 @@ LONG: Mapping[str, str] = {
     "condafix.diagnose.explain": "the error families table and the explanation logic share it; split along them",
     "condafix.diagnose.verdict": "9 lines over; shrinks when verdict reports the one Finding shape",
     "condafix.files.envfile": "8 lines over; shrinks when env files solve through the Backend port",
-    "condafix.progress": "the progress model and its rate/ETA arithmetic; split when the renderer stops needing both",
 }
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from condafix import progress
-from condafix.progress import PhaseSummary, Reporter, Stall
+from condafix.progress import Reporter
+from condafix.progress_view import PhaseSummary, Stall
 
 from .slow_http import Pace, slow_server
 

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from condafix import progress
-from condafix.progress import PhaseSummary, Reporter, Stall, View, duration, plural, size
+from condafix.progress import Reporter
+from condafix.progress_view import PhaseSummary, Stall, View, duration, plural, size
 from condafix.redact import redact
 
 if TYPE_CHECKING:
