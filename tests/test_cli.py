@@ -10,11 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from condafix.detect import driver
-from condafix.diagnose import verdict
-from condafix.env import envinfo
-from condafix.schema import to_jsonable
-
 from .conftest import CUDA12_ENV, FIXTURES, SEED_ENV
 
 
@@ -71,9 +66,10 @@ def test_doctor_json_is_the_dataclasses(make_prefix: Callable[..., Path]) -> Non
     done = run("doctor", "-p", str(prefix), "--cuda", "12.4", "--json", "--check")
     doc = json.loads(done.stdout)
     assert doc["schema"] == "condafix/doctor/v1" and doc["exit_code"] == done.returncode == 2
-    expected = verdict.diagnose(driver.detect(cuda="12.4"), envinfo.read_env(prefix, "-p"), envinfo.system_toolkit())
-    assert doc["result"] == to_jsonable(expected)
+    # the keys are pinned by tests/test_schemas.py; here the values a user reads
     assert doc["result"]["fix"]["pins"] == ["cuda-version=12.4"]
+    assert doc["result"]["driver"]["cuda"] == "12.4" and doc["result"]["env_cuda"] == "12.9"
+    assert doc["result"]["status"] == "mismatch"
 
 
 @pytest.mark.parametrize(
