@@ -129,7 +129,7 @@ ERROR_FRAGMENTS = [
 def test_explain_never_crashes(text: str) -> None:
     result = outcome("error text (explain)", lambda: explain.explain(text))
     if not isinstance(result, CondafixError):
-        live = driver.DriverInfo("12.4", "--cuda", override=True)
+        live = driver.DriverInfo(cuda="12.4", source="--cuda", override=True)
         outcome("error text (explain)", lambda: explain.with_live(result, live))
 
 

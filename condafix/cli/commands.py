@@ -231,7 +231,7 @@ def cuda(
 
     with ui.progress() as step:
         applied = backend.apply(result, via=via, step=step, pin=pin, replace_pin=replace_pin)
-    info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+    info = driver_mod.DriverInfo(cuda=target.cuda, source=target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
@@ -352,7 +352,7 @@ def lock(
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
-    run = lockfile.LockRun(target.cuda, target.source, reports)
+    run = lockfile.LockRun(target_cuda=target.cuda, target_source=target.source, reports=reports)
     code = max((r.check_exit_code for r in reports), default=0) if check else 0
     return Outcome(kind="lock", result=run, code=code)
 
