@@ -115,6 +115,9 @@ def test_file_without_cuda_changes_nothing() -> None:
         ("- just\n- a list\n", "not an environment file"),
         ("name: x\ndependencies:\n  python: 3\n", "x.yml:3:3: `dependencies` is not a list"),
         ("name: x\n\tdependencies: []\n", "x.yml:2:1: invalid YAML"),
+        # issue 22: a tagged node was an internal error (TypeError from the node's missing positions)
+        ("dependencies: !!python/object:os.system [echo]\n", "YAML tag !!python/object:os.system"),
+        ("dependencies:\n  - !!python/name:os.system x\n", "YAML tag !!python/name:os.system"),
     ],
 )
 def test_bad_files_give_one_line_with_position(text: str, needle: str) -> None:

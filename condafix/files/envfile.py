@@ -221,6 +221,7 @@ def parse(raw: str, name: str) -> Parsed:
         raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     if not isinstance(doc, dict):
         raise EnvFileError(f"{name}: not an environment file (the top level is not a mapping)")
+    _refuse_tags(doc, name)
     marks: Any = doc  # ruamel's CommentedMap: positions live in .lc
     deps_node: Any = doc.get("dependencies")
     deps_line = marks.lc.key("dependencies")[0] if "dependencies" in doc else -1
@@ -245,6 +246,25 @@ def parse(raw: str, name: str) -> Parsed:
     channels = doc.get("channels")
     chan = tuple(str(c) for c in channels) if isinstance(channels, list) else ()
     return Parsed(text, bom, newline, chan, tuple(deps), tuple(pip), deps_line)
+
+
+def _refuse_tags(doc: Any, name: str) -> None:
+    """An explicit YAML tag (``!!python/object:os.system``) has no meaning in an environment file: refuse it.
+
+    ruamel's round-trip loader keeps tags instead of constructing objects, so nothing ran; but the node is
+    not a list or a string any more. One linear walk with a stack (no recursion).
+    """
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise EnvFileError(f"{name}: YAML tag {shown} is not part of an environment file")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 # ---------------------------------------------------------------- specs
