@@ -84,12 +84,35 @@ def _error(exc: Exception) -> CondafixError:
     )
 
 
+@contextlib.contextmanager
+def _empty_prefix() -> Iterator[str]:
+    """Where conda solves a new environment: a path that holds nothing (conda reads no records, history
+    or pins there; the solve writes nothing)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="condafix-solve-") as root:
+        yield str(Path(root) / "env")
+
+
+def _name_only(spec: str) -> str | None:
+    """The package name when ``spec`` is a bare name (``numpy``), else None."""
+    from conda.models.match_spec import MatchSpec
+
+    match = MatchSpec(spec)
+    return str(match.name) if match.is_name_only_spec else None
+
+
 class CondaBackend:
-    """conda's configured solver, channels and transaction (history and cache are conda's)."""
+    """conda's configured solver, channels and transaction (history and cache are conda's).
+
+    ``cuda_arch`` cannot be said to conda: conda 26.7.1 has ``__cuda`` (``CONDA_OVERRIDE_CUDA``) but no
+    ``__cuda_arch`` virtual package (no plugin of it defines one; ``CONDA_OVERRIDE_CUDA_ARCH`` changes
+    nothing), so a solve here sees no ``__cuda_arch``, exactly as the user's own ``conda install``.
+    """
 
     name = "conda"
 
-    def __init__(self, *, prefix: Path, offline: bool, configured: bool) -> None:
+    def __init__(self, *, prefix: Path | None, offline: bool, configured: bool) -> None:
         from conda.base.context import context, reset_context
 
         if not configured:  # standalone: read .condarc and CONDA_* exactly as conda's CLI does
@@ -118,6 +141,8 @@ class CondaBackend:
     def installed(self) -> list[Record]:
         from conda.core.prefix_data import PrefixData
 
+        if self.prefix is None:  # a new environment: nothing installed
+            return []
         return [to_record(r) for r in PrefixData(str(self.prefix)).iter_records()]
 
     def _subdirs(self, platform: str) -> tuple[str, ...]:
@@ -138,16 +163,17 @@ class CondaBackend:
                 found += [to_record(r) for r in records]
         return found
 
-    def _solver(self, channels: Sequence[str], platform: str, pins: Sequence[str]) -> Any:
+    def _solver(self, channels: Sequence[str], platform: str, pins: Sequence[str], *, prefix: str | None = None) -> Any:
+        """conda's configured solver for ``conda install PINS`` (``conda create`` in ``prefix`` when given)."""
         from conda.models.match_spec import MatchSpec
 
         solver_type = self.context.plugin_manager.get_cached_solver_backend()
         return solver_type(
-            str(self.prefix),
+            prefix or str(self.prefix),
             list(channels),
             self._subdirs(platform),
             specs_to_add=[MatchSpec(p) for p in pins],
-            command="install",
+            command="create" if prefix else "install",
         )
 
     def solve(
@@ -160,18 +186,34 @@ class CondaBackend:
         pins: Sequence[str],
         specs: Sequence[str],
     ) -> list[Record]:
-        """``conda install PINS`` as conda would solve it, with ``__cuda`` set to the target."""
+        """``conda install PINS SPECS`` as conda would solve it, with ``__cuda`` set to the target.
+
+        Every spec holds in the answer. A bare name of an installed package is not handed to conda
+        (conda would read it as a request to update that package) but must stay in the final state.
+        Without a prefix this is ``conda create SPECS PINS`` in an empty prefix: the user's solver,
+        channels and ``.condarc`` (``pinned_packages`` included), nothing installed. ``cuda_arch``
+        is not expressible to conda (no ``__cuda_arch``; see the class).
+        """
         from conda.exceptions import CondaError
 
-        with cuda_override(cuda), _conda_output(self.to_stderr):
+        installed = {r.name for r in self.installed()}
+        wanted = list(dict.fromkeys([*pins, *specs]))
+        with cuda_override(cuda), _conda_output(self.to_stderr), contextlib.ExitStack() as stack:
+            where = stack.enter_context(_empty_prefix()) if self.prefix is None else None
             try:
-                final = self._solver(channels, platform, pins).solve_final_state()
+                kept = {s: name for s in wanted if (name := _name_only(s)) in installed}
+                asked = [s for s in wanted if s not in kept]
+                final = self._solver(channels, platform, asked, prefix=where).solve_final_state()
             except CondaError as exc:
                 if type(exc).__name__ in _UNSATISFIABLE:
                     raise SolveFailed(str(exc)) from None
                 raise _error(exc) from None
             except OSError as exc:  # a channel's HTTP error escapes conda as requests' HTTPError
                 raise _error(exc) from None
+        names = {str(r.name) for r in final}
+        dropped = sorted(name for name in kept.values() if name not in names)
+        if dropped:
+            raise SolveFailed(f"conda's solution removes {', '.join(dropped)}, which the specs keep")
         return [to_record(r) for r in final]
 
     def version_less(self, left: str, right: str) -> bool:
