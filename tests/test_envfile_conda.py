@@ -108,6 +108,7 @@ print(json.dumps({
     "forbidden": solve(["cuda-version=12.4"], ["cuda-nvrtc>=12.9"]),
     "bounded": solve(["cuda-version<=12.6"], []),
     "narrowed": solve(["cuda-version<=12.6"], ["cuda-nvrtc<12.5"]),
+    "kept": solve(["cuda-version=12.4"], ["numpy>=2"]),
 }))
 """
 
@@ -131,5 +132,6 @@ def test_conda_backend_solve_honours_its_specs(real_conda: RealConda, tmp_path: 
     # a spec that narrows the answer: conda must pick the CUDA the spec allows, not the newest
     assert answers["bounded"]["cuda-version"] == "12.6"
     assert answers["narrowed"]["cuda-version"] == "12.4" and answers["narrowed"]["cuda-nvrtc"].startswith("12.4")
-    # the bare names of installed packages keep them, without asking conda to update them
+    # specs the installed packages already meet keep them, without asking conda to update them
     assert answers["plain"]["numpy"] == "2.0.0" and answers["plain"]["python"] == "3.12.3"
+    assert answers["kept"]["numpy"] == "2.0.0"

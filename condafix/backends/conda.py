@@ -94,12 +94,24 @@ def _empty_prefix() -> Iterator[str]:
         yield str(Path(root) / "env")
 
 
-def _name_only(spec: str) -> str | None:
-    """The package name when ``spec`` is a bare name (``numpy``), else None."""
+def _split_specs(pins: Sequence[str], specs: Sequence[str], installed: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(asked, held): the MatchSpecs to hand conda, and those the installed set already satisfies.
+
+    A spec the installed package already meets is not handed to conda: conda reads a requested spec
+    of an installed package as "update it" (``numpy`` or ``numpy>=2`` would move numpy to its newest),
+    where the planner means "keep it meeting this". Such specs are checked on the answer instead.
+    The pins are always asked: moving them is the point of the solve.
+    """
     from conda.models.match_spec import MatchSpec
 
-    match = MatchSpec(spec)
-    return str(match.name) if match.is_name_only_spec else None
+    by_name = {str(r.name): r for r in installed}
+    asked = [MatchSpec(p) for p in dict.fromkeys(pins)]
+    held: list[Any] = []
+    for spec in dict.fromkeys(s for s in specs if s not in pins):
+        match = MatchSpec(spec)
+        record = by_name.get(str(match.name))
+        (held if record is not None and match.match(record) else asked).append(match)
+    return asked, held
 
 
 class CondaBackend:
@@ -188,32 +200,29 @@ class CondaBackend:
     ) -> list[Record]:
         """``conda install PINS SPECS`` as conda would solve it, with ``__cuda`` set to the target.
 
-        Every spec holds in the answer. A bare name of an installed package is not handed to conda
-        (conda would read it as a request to update that package) but must stay in the final state.
+        Every spec holds in the answer: the ones the installed set does not meet are handed to conda;
+        the ones it meets are checked on conda's answer (handed over, conda would update them).
         Without a prefix this is ``conda create SPECS PINS`` in an empty prefix: the user's solver,
         channels and ``.condarc`` (``pinned_packages`` included), nothing installed. ``cuda_arch``
         is not expressible to conda (no ``__cuda_arch``; see the class).
         """
         from conda.exceptions import CondaError
 
-        installed = {r.name for r in self.installed()}
-        wanted = list(dict.fromkeys([*pins, *specs]))
+        installed = [r.native for r in self.installed()]
         with cuda_override(cuda), _conda_output(self.to_stderr), contextlib.ExitStack() as stack:
             where = stack.enter_context(_empty_prefix()) if self.prefix is None else None
             try:
-                kept = {s: name for s in wanted if (name := _name_only(s)) in installed}
-                asked = [s for s in wanted if s not in kept]
-                final = self._solver(channels, platform, asked, prefix=where).solve_final_state()
+                asked, held = _split_specs(pins, specs, installed)
+                final = self._solver(channels, platform, [str(m) for m in asked], prefix=where).solve_final_state()
             except CondaError as exc:
                 if type(exc).__name__ in _UNSATISFIABLE:
                     raise SolveFailed(str(exc)) from None
                 raise _error(exc) from None
             except OSError as exc:  # a channel's HTTP error escapes conda as requests' HTTPError
                 raise _error(exc) from None
-        names = {str(r.name) for r in final}
-        dropped = sorted(name for name in kept.values() if name not in names)
-        if dropped:
-            raise SolveFailed(f"conda's solution removes {', '.join(dropped)}, which the specs keep")
+        broken = [str(m) for m in held if not any(m.match(r) for r in final)]
+        if broken:
+            raise SolveFailed(f"conda's solution breaks specs the env keeps: {', '.join(broken)}")
         return [to_record(r) for r in final]
 
     def version_less(self, left: str, right: str) -> bool:
