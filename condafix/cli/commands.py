@@ -301,9 +301,9 @@ def env_file(
 ) -> Outcome:
     """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
 
-    The candidates are checked through the ``Backend`` port opened here without a prefix (a new
-    env of the file's specs): inside a conda install that is conda's configured solver, channels and
-    ``.condarc``, as ``conda env create`` would solve the file; ``offline`` checks nothing.
+    The candidates are checked through the ``Backend`` port opened here without a prefix (a new env
+    of the file's specs on its channels, or ``-c``, else the backend's own): inside a conda install
+    that is conda's configured solver and ``.condarc``; ``offline`` checks nothing.
     Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
     """
     from condafix.files import envfile
