@@ -295,32 +295,45 @@ def env_file(
     channels: Sequence[str] = (),
     offline: bool = False,
     allow_major: bool = False,
+    solver: SolverChoice = "auto",
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
     """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
 
+    The candidates are checked through the ``Backend`` port opened here without a prefix (a new env
+    of the file's specs on its channels, or ``-c``, else the backend's own): inside a conda install
+    that is conda's configured solver and ``.condarc``; ``offline`` checks nothing.
     Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
     """
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
+    from condafix.plan import solver as solver_mod
 
     ui = ui or Ui()
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
+    backend = (
+        None
+        if offline
+        else solver_mod.open_backend(solver, prefix=None, offline=False, env=ui.env, configured=inside_conda)
+    )
     if is_pixi_manifest(source_name, raw):
         from condafix.files import pixifile
 
         result, new_raw = pixifile.plan_manifest(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     else:
         result, new_raw = envfile.plan_file(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
-        backup = envfile.write_atomically(Path(path), new_raw)
+        from condafix.files.atomic import write_atomically
+
+        backup = write_atomically(Path(path), new_raw)
         result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
     code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)

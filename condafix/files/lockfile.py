@@ -342,11 +342,11 @@ def _manifest_fix(manifest: Path, target: CudaVersion, pixi: bool) -> list[str]:
         if pixi:
             from condafix.files.pixifile import plan_manifest
 
-            result, _new = plan_manifest(raw, str(manifest), target, offline=True)
+            result, _new = plan_manifest(raw, str(manifest), target)
         else:
             from condafix.files.envfile import plan_file
 
-            result, _new = plan_file(raw, str(manifest), target, offline=True)
+            result, _new = plan_file(raw, str(manifest), target)
     except (CondafixError, OSError) as exc:
         return [f"{manifest}: {exc}"]
     lines = [f"{manifest}:{e.line}: {_change(e.old.strip(), e.new.strip())}" for e in result.edits]

@@ -46,7 +46,7 @@ class Record:
 
 
 class Backend(Protocol):
-    """Query candidates, solve with the installed set kept and a given ``__cuda``, apply."""
+    """Query candidates, solve with the installed set kept (none without a prefix) and a given ``__cuda``, apply."""
 
     name: str
 
@@ -76,7 +76,14 @@ class Backend(Protocol):
         pins: Sequence[str],
         specs: Sequence[str],
     ) -> list[Record]:
-        """The final state with ``pins`` added; raises :class:`SolveFailed`."""
+        """The final state with ``pins`` added; raises :class:`SolveFailed`.
+
+        Every spec in ``specs`` holds in the answer. A backend opened without a prefix
+        (``open_backend(prefix=None)``) has nothing installed: this is then the solve of a new
+        environment of ``specs`` (``conda create``), e.g. for ``condafix env``. ``cuda_arch`` is
+        ``__cuda_arch`` where the backend can express it (rattler); conda 26.7 has no such virtual
+        package, so the conda backend solves without it.
+        """
         ...
 
     def version_less(self, left: str, right: str) -> bool:
@@ -107,9 +114,17 @@ def default_choice(env: Mapping[str, str] | None = None) -> Literal["conda", "ra
 
 
 def open_backend(
-    choice: str, *, prefix: Path, offline: bool, env: Mapping[str, str] | None = None, configured: bool = False
+    choice: str,
+    *,
+    prefix: Path | None,
+    offline: bool,
+    env: Mapping[str, str] | None = None,
+    configured: bool = False,
 ) -> Backend:
-    """The backend for ``--solver``; ``configured`` means conda's context is already set up (plugin)."""
+    """The backend for ``--solver``; ``configured`` means conda's context is already set up (plugin).
+
+    ``prefix=None``: no environment; the backend solves files (``condafix env``) with nothing installed.
+    """
     picked = default_choice(env) if choice == "auto" else choice
     if picked == "conda":
         if not conda_available():
