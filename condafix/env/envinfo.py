@@ -1,12 +1,11 @@
 """What CUDA parts an environment holds: conda-meta records, history, pip CUDA wheels.
 
-Reads the filesystem only (stdlib ``json``): ``doctor`` must start fast, so py-rattler's
+Reads conda-meta through :mod:`condafix.env.condameta` (stdlib ``json``): ``doctor`` must start fast, so py-rattler's
 ``PrefixRecord`` is left to the planner, which needs full records for the solver.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from condafix.env import condameta
 from condafix.errors import Hint, InspectError, UsageError
 from condafix.knowledge.cuda import CudaVersion
 from condafix.knowledge.roles import cuda_of_build, cuda_of_local_version
@@ -167,52 +167,6 @@ def conda_role(name: str) -> Role | None:
     return role
 
 
-def spec_name(spec: str) -> str:
-    """Package name of a conda MatchSpec string (``conda-forge::cuda-version=12.4`` -> cuda-version)."""
-    text = spec.strip().split("::")[-1]
-    return re.split(r"[\s=<>!~\[]", text, maxsplit=1)[0].lower()
-
-
-def parse_history(text: str) -> tuple[str, ...]:
-    """The user's requested specs after replaying ``conda-meta/history`` (update/install/remove)."""
-    requested: dict[str, str] = {}
-    for line in text.splitlines():
-        match = re.match(r"#\s*(update|install|create|remove|neutered)\s+specs:\s*(\[.*\])\s*$", line)
-        if not match:
-            continue
-        try:
-            specs = ast.literal_eval(match.group(2))
-        except (ValueError, SyntaxError):
-            continue
-        for spec in specs if isinstance(specs, list) else []:
-            if not isinstance(spec, str) or not spec.strip():
-                continue
-            if match.group(1) == "remove":
-                requested.pop(spec_name(spec), None)
-            else:
-                requested[spec_name(spec)] = spec.strip()
-    return tuple(requested.values())
-
-
-def parse_record(text: str, origin: str) -> dict[str, object]:
-    """Validate one conda-meta JSON record; a broken one is an InspectError naming the file."""
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise InspectError(f"{origin}: not a valid package record (nested too deeply)") from None
-    except json.JSONDecodeError as exc:
-        raise InspectError(
-            f"{origin}: not a valid package record (invalid JSON at line {exc.lineno} column {exc.colno})",
-            (Hint("broken_record", "move the file aside or reinstall that package with conda"),),
-        ) from None
-    if not isinstance(data, dict):
-        raise InspectError(f"{origin}: not a valid package record (expected a JSON object)")
-    for key in ("name", "version", "build"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise InspectError(f"{origin}: not a valid package record (missing {key!r})")
-    return data
-
-
 def channel_name(url: object) -> str | None:
     """Channel of a record: ``https://conda.anaconda.org/conda-forge/linux-64`` -> ``conda-forge``.
 
@@ -296,7 +250,7 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         return EnvInfo(None, None, "none", None, (), (), (), 0)
     if not prefix.is_dir():
         raise InspectError(f"prefix does not exist: {prefix}")
-    meta = prefix / "conda-meta"
+    meta = condameta.meta_dir(prefix)
     if not meta.is_dir():
         if (prefix / "pyvenv.cfg").is_file():
             pip = read_pip_components(prefix, ())
@@ -309,29 +263,24 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
     channels: list[str] = []
     names: list[str] = []
     requested_from_records: list[str] = []
-    try:
-        record_paths = sorted(meta.glob("*.json"))
-        for path in record_paths:
-            record = parse_record(path.read_text(encoding="utf-8", errors="replace"), f"conda-meta/{path.name}")
-            name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
-            names.append(name)
-            channel = channel_name(record.get("channel"))
-            if channel is None or "********" in channel or "<TOKEN>" in channel:
-                # rattler/conda store the channel with its token masked; the url keeps the real one
-                channel = channel_name(record.get("url")) or channel
-            if channel and channel not in channels and channel != "pypi":
-                channels.append(channel)
-            specs = record.get("requested_specs")
-            if isinstance(specs, list):
-                requested_from_records += [s for s in specs if isinstance(s, str)]
-            role = conda_role(name)
-            if role is not None:
-                cuda = component_cuda(name, version, build, role)
-                components.append(Component(name, version, build, "conda", role, cuda, channel))
-        history = meta / "history"
-        requested = parse_history(history.read_text(errors="replace")) if history.is_file() else ()
-    except PermissionError as exc:
-        raise InspectError(f"cannot read {exc.filename}: permission denied") from None
+    all_records = condameta.records(prefix)
+    for _path, record in all_records:
+        name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
+        names.append(name)
+        channel = channel_name(record.get("channel"))
+        if channel is None or "********" in channel or "<TOKEN>" in channel:
+            # rattler/conda store the channel with its token masked; the url keeps the real one
+            channel = channel_name(record.get("url")) or channel
+        if channel and channel not in channels and channel != "pypi":
+            channels.append(channel)
+        specs = record.get("requested_specs")
+        if isinstance(specs, list):
+            requested_from_records += [s for s in specs if isinstance(s, str)]
+        role = conda_role(name)
+        if role is not None:
+            cuda = component_cuda(name, version, build, role)
+            components.append(Component(name, version, build, "conda", role, cuda, channel))
+    requested = tuple(condameta.read_history(prefix).requested_specs(names).values())
     components += read_pip_components(prefix, names)
     return EnvInfo(
         prefix=str(prefix),
@@ -341,7 +290,7 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         components=tuple(components),
         requested_specs=requested or tuple(dict.fromkeys(requested_from_records)),
         channels=tuple(channels),
-        package_count=len(record_paths),
+        package_count=len(all_records),
     )
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from condafix import progress
 from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
 from condafix.knowledge.cuda import CudaVersion, knowledge
 from condafix.plan.solver import Backend, Record, SolveFailed
@@ -195,12 +195,12 @@ def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pin
     by another tool, or by `conda install --no-deps`), and a CUDA fix must never remove a user's package.
     """
     requested = list(env_info.requested_specs)
-    named = {envinfo.spec_name(spec) for spec in requested}
+    named = {condameta.spec_name(spec) for spec in requested}
     specs = requested + [name for name in installed_names if name not in named]
-    pinned = {envinfo.spec_name(p) for p in pins}
+    pinned = {condameta.spec_name(p) for p in pins}
     out: list[str] = []
     for spec in specs:
-        name = envinfo.spec_name(spec)
+        name = condameta.spec_name(spec)
         if name in pinned:
             continue
         out.append(name if moves_with_pin(name) else spec.split("::")[-1])
@@ -257,7 +257,7 @@ def find_blockers(
         if record.name in CUDA_MOVERS:  # they move with the pin; other builds exist
             continue
         for dep in list(record.depends) + list(record.constrains):
-            if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
+            if condameta.spec_name(dep) != family or spec_matches(dep, family, str(best)):
                 continue
             fits = sorted(
                 CudaVersion.parse(v)
