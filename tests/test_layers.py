@@ -79,11 +79,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.backends.rattler.solve",
     ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
     (
-        "arrows-point-down",
-        "condafix.plan.planner",
-        "condafix.files.cudagroup",
-    ): "one package-role table in knowledge/ (issue 20 item 3): the planner asks cudagroup's kinds",
-    (
         "no-backends-below",
         "condafix.change.apply",
         "condafix.backends.rattler.install",

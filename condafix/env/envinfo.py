@@ -12,93 +12,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
 from condafix.env import condameta
 from condafix.errors import Hint, InspectError, UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion
-from condafix.knowledge.roles import cuda_of_build, cuda_of_local_version
-
-Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat", "linker"]
-
-# Roles whose version decides which PTX ISA the env writes (what the driver's JIT must accept).
-PTX_WRITERS: Final = frozenset({"pin", "toolkit", "nvvm", "nvrtc"})
-
-# conda package name -> role. CTK split packages (CUDA >= 12) pin cuda-version to their own X.Y.
-CONDA_ROLES: Final[Mapping[str, Role]] = {
-    "cuda-version": "pin",
-    "pytorch-cuda": "pin",
-    "cudatoolkit": "toolkit",
-    "cuda-nvcc": "nvvm",
-    "cuda-nvcc-impl": "nvvm",
-    "cuda-nvcc-tools": "nvvm",
-    "cuda-nvvm": "nvvm",
-    "cuda-nvvm-impl": "nvvm",
-    "cuda-nvvm-tools": "nvvm",
-    "cuda-nvvm-dev_linux-64": "nvvm",
-    "nvcc_linux-64": "nvvm",  # the old conda-forge nvcc wrapper (nvcc-feedstock#108: 11.8 beside 12.5)
-    "cuda-nvrtc": "nvrtc",
-    "libnvjitlink": "nvjitlink",
-    "cuda-cudart": "runtime",
-    "cuda-cudart_linux-64": "runtime",
-    "numba": "consumer",
-    "numba-cuda": "consumer",
-    "cupy": "consumer",
-    "cupy-core": "consumer",
-    "jaxlib": "consumer",
-    "pytorch": "framework",
-    "cuda-compat": "compat",
-    # Link helpers that change numba's compile path (condafix.diagnose.compilepath); no CUDA version of their own.
-    "pynvjitlink": "linker",
-    "cubinlinker": "linker",
-    "ptxcompiler": "linker",
-}
-_CONDA_PREFIXED: Final = (("cuda-nvcc_", "nvvm"), ("cuda-nvvm-dev_", "nvvm"), ("cuda-cudart_", "runtime"))
-
-# pip distribution name (normalized) -> role; NVIDIA's cu12 wheels and the unsuffixed cu13 ones.
-PIP_ROLES: Final[Mapping[str, Role]] = {
-    "nvidia-cuda-nvcc-cu12": "nvvm",
-    "nvidia-cuda-nvcc": "nvvm",
-    "nvidia-nvvm": "nvvm",
-    "nvidia-cuda-nvrtc-cu12": "nvrtc",
-    "nvidia-cuda-nvrtc-cu11": "nvrtc",
-    "nvidia-cuda-nvrtc": "nvrtc",
-    "nvidia-nvjitlink-cu12": "nvjitlink",
-    "nvidia-nvjitlink": "nvjitlink",
-    "nvidia-cuda-runtime-cu12": "runtime",
-    "nvidia-cuda-runtime-cu11": "runtime",
-    "nvidia-cuda-runtime": "runtime",
-    "cuda-toolkit": "pin",
-    "numba-cuda": "consumer",
-    "numba": "consumer",
-    "cupy-cuda11x": "consumer",
-    "cupy-cuda12x": "consumer",
-    "cupy-cuda13x": "consumer",
-    "jax-cuda12-plugin": "consumer",
-    "jax-cuda13-plugin": "consumer",
-    "torch": "framework",
-    "pynvjitlink-cu12": "linker",
-    "cubinlinker-cu11": "linker",
-    "ptxcompiler-cu11": "linker",
-}
-
-# Consumers that compile PTX at run time through the driver (or NVRTC): the JIT rule applies.
-JIT_CONSUMERS: Final = frozenset(
-    {
-        "numba",
-        "numba-cuda",
-        "cupy",
-        "cupy-core",
-        "jaxlib",
-        "cupy-cuda11x",
-        "cupy-cuda12x",
-        "cupy-cuda13x",
-        "jax-cuda12-plugin",
-        "jax-cuda13-plugin",
-    }
-)
+from condafix.knowledge.roles import Role, cuda_of_build, cuda_of_local_version
 
 
+# The role table (conda and pip names, PTX writers, JIT consumers) is data/package_roles.json,
+# loaded by condafix.knowledge.roles: the doctor, the planner and the env-file groups read one table.
 @dataclass(frozen=True)
 class Component:
     """One CUDA-relevant package of the env and the CUDA major.minor it was built for."""
@@ -137,7 +61,8 @@ class EnvInfo:
 
     @property
     def jit_consumers(self) -> tuple[Component, ...]:
-        return tuple(c for c in self.components if c.name in JIT_CONSUMERS)
+        jit = roles.table().jit_consumers
+        return tuple(c for c in self.components if c.name in jit)
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.components if c.name == name), None)
@@ -161,10 +86,7 @@ def component_cuda(name: str, version: str, build: str, role: Role) -> str | Non
 
 
 def conda_role(name: str) -> Role | None:
-    role = CONDA_ROLES.get(name)
-    if role is None:
-        role = next((r for prefix, r in _CONDA_PREFIXED if name.startswith(prefix)), None)  # type: ignore[misc]
-    return role
+    return roles.conda_role(name)
 
 
 def channel_name(url: object) -> str | None:
@@ -234,7 +156,7 @@ def read_pip_components(prefix: Path, conda_names: Iterable[str]) -> list[Compon
                 continue
             raw_name, version = stem.split("-", 1)
             name = re.sub(r"[-_.]+", "-", raw_name).lower()
-            role = PIP_ROLES.get(name)
+            role = roles.pip_role(name)
             if role is None or name in skip:
                 continue
             installer = info / "INSTALLER"
