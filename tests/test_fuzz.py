@@ -24,7 +24,7 @@ from condafix import proxy
 from condafix.detect import driver
 from condafix.detect import target as target_mod
 from condafix.diagnose import explain
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import CondafixError
 from condafix.files import envfile
 from condafix.knowledge.cuda import CudaVersion
@@ -192,7 +192,7 @@ def record_texts(draw: Any) -> str:
 @FUZZ
 @given(text=record_texts())
 def test_conda_meta_records_never_crash(text: str) -> None:
-    outcome("conda-meta records", lambda: envinfo.parse_record(text, "conda-meta/x-1-0.json"))
+    outcome("conda-meta records", lambda: condameta.parse_record(text, "conda-meta/x-1-0.json"))
     with tempfile.TemporaryDirectory() as tmp:
         meta = Path(tmp) / "conda-meta"
         meta.mkdir()
@@ -216,7 +216,7 @@ HISTORY_FRAGMENTS = [
 @FUZZ
 @given(text=pieces(HISTORY_FRAGMENTS, size=20))
 def test_history_never_crashes(text: str) -> None:
-    outcome("conda-meta/history", lambda: envinfo.parse_history(text))
+    outcome("conda-meta/history", lambda: condameta.parse_history(text))
 
 
 # ---------------------------------------------------------------- environment.yml
@@ -435,7 +435,7 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ),
         ("driver newline", lambda: target_mod.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
         ("cuda newline", lambda: target_mod.resolve_target(cudas=["12.4\n"], drivers=[])),
-        ("deep record", lambda: envinfo.parse_record("[" * 100_000, "conda-meta/x.json")),
+        ("deep record", lambda: condameta.parse_record("[" * 100_000, "conda-meta/x.json")),
         ("malformed IPv6 channel", lambda: planner.normalize_channel("http://user:pw@[::1/chan")),
         ("home of no user", lambda: planner.normalize_channel("~no-such-user-here/chan")),
     ],

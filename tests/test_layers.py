@@ -82,11 +82,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.backends.rattler.solve",
     ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
     (
-        "arrows-point-down",
-        "condafix.plan.planner",
-        "condafix.files.cudagroup",
-    ): "one package-role table in knowledge/ (issue 20 item 3): the planner asks cudagroup's kinds",
-    (
         "no-backends-below",
         "condafix.change.apply",
         "condafix.backends.rattler.install",
@@ -146,61 +141,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.runner",
         "sys.stdout",
     ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "one-reader-per-format",
-        "condafix.backends.rattler.solve",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.apply",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.apply",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "pinned",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.restore",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.safety",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "pinned",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
 }
 # Modules allowed over MAX_LINES, with why.
 LONG: Mapping[str, str] = {
@@ -368,6 +308,66 @@ READERS: Mapping[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
 }
 
 
+CONDAMETA = "condafix.env.condameta"
+_META_FILES = {"history": "history", "pinned": "pinned"}
+_META_PATH = re.compile(r"^(?:[^\s]*/)?conda-meta/(history|pinned)$")
+
+
+def _is_meta(node: ast.AST, names: set[str]) -> bool:
+    """An expression that is the conda-meta directory: ``"conda-meta"``, ``x / "conda-meta"``, a name bound
+    to one in the same function, ``os.path.join(..., "conda-meta")``, or ``condameta.meta_dir(...)``."""
+    if isinstance(node, ast.Constant):
+        return node.value == "conda-meta"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _is_meta(node.right, names)
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "meta_dir":
+            return True
+        if node.func.attr == "join" and node.args:
+            return _is_meta(node.args[-1], names)
+    return False
+
+
+def _meta_reads(scope: ast.AST) -> Iterator[str]:
+    """Formats a function (or a module's top level) reads from conda-meta itself: ``meta / "history"``,
+    ``os.path.join(prefix, "conda-meta", "pinned")``, ``meta.glob("*.json")``, ``os.listdir(meta)``."""
+    names: set[str] = set()
+    for _round in range(3):  # names bound to names bound to conda-meta
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if _is_meta(node.value, names):
+                    names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and _is_meta(node.left, names):
+            yield from _file_named(node.right)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _META_PATH.match(node.value):
+            yield _META_PATH.match(node.value).group(1)  # type: ignore[union-attr]
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        attr, args = node.func.attr, node.args
+        if attr in ("glob", "rglob") and _is_meta(node.func.value, names) and _lists_records(args):
+            yield "conda-meta records"
+        if (attr == "iterdir" and _is_meta(node.func.value, names)) or (
+            attr in ("listdir", "scandir") and args and _is_meta(args[0], names)
+        ):
+            yield "conda-meta records"
+        if attr == "join" and len(args) >= 2 and _is_meta(args[-2], names):
+            yield from _file_named(args[-1])
+
+
+def _file_named(node: ast.AST) -> Iterator[str]:
+    if isinstance(node, ast.Constant) and node.value in _META_FILES:
+        yield _META_FILES[node.value]
+
+
+def _lists_records(args: list[ast.expr]) -> bool:
+    """``glob("*.json")`` or ``glob("*")`` lists records; ``glob("prefix_record_*")`` (installer leftovers) does not."""
+    return bool(args) and isinstance(args[0], ast.Constant) and str(args[0].value) in ("*", "*.json")
+
+
 def reader_violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
     found = set()
     for fmt, (pattern, owners) in READERS.items():
@@ -377,6 +377,16 @@ def reader_violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
             for line in text.splitlines():
                 if not line.strip().startswith("#") and pattern.search(line):
                     found.add(("one-reader-per-format", name, fmt))
+    for name, text in tree.items():
+        if name == CONDAMETA:
+            continue
+        module = ast.parse(text)
+        top = ast.Module(
+            body=[n for n in module.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[]
+        )
+        scopes = [top, *(n for n in ast.walk(module) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]
+        for scope in scopes:
+            found |= {("one-reader-per-format", name, fmt) for fmt in _meta_reads(scope)}
     return found
 
 
@@ -480,6 +490,34 @@ def test_the_reader_check_sees_a_second_reader() -> None:
         ("one-reader-per-format", "condafix.proxy"),
         ("one-reader-per-format", "condafix.diagnose.paste"),
         ("one-reader-per-format", "condafix.change.snapshot"),
+    }
+
+
+def test_the_reader_check_sees_conda_meta_read_a_second_way() -> None:
+    """The one conda-meta reader is env/condameta.py: a path built in steps, joined with os.path, or
+    listed, elsewhere, is a second reader; the owner itself and a snapshot's own ``pinned`` copy are not."""
+    tree = {
+        CONDAMETA: "def f(prefix):\n    meta = prefix / 'conda-meta'\n    return (meta / 'history').read_text()\n",
+        "condafix.change.apply": "def f(prefix):\n    meta = prefix / 'conda-meta'\n"
+        "    d = meta\n    return d / 'history'\n"
+        "def g(prefix):\n    return (prefix / 'conda-meta').glob('prefix_record_*')\n",
+        "condafix.change.restore": "import os\ndef f(p):\n    return open(os.path.join(p, 'conda-meta', 'pinned'))\n",
+        "condafix.diagnose.verdict": "import os\ndef f(p):\n    return os.listdir(os.path.join(p, 'conda-meta'))\n",
+        "condafix.cli.commands": "def f(prefix):\n"
+        "    return [p.read_text() for p in (prefix / 'conda-meta').iterdir()]\n",
+        "condafix.env.envinfo": "def f(prefix):\n    return (condameta.meta_dir(prefix) / 'pinned').read_text()\n",
+        "condafix.files.envfile": "PINNED = 'conda-meta/pinned'\n",
+        "condafix.change.snapshot": "def f(root):\n"
+        "    (root / 'conda-meta').mkdir()\n    copy(pinned, root / 'pinned')\n",
+    }
+    found = reader_violations(tree)
+    assert found == {
+        ("one-reader-per-format", "condafix.change.apply", "history"),
+        ("one-reader-per-format", "condafix.change.restore", "pinned"),
+        ("one-reader-per-format", "condafix.diagnose.verdict", "conda-meta records"),
+        ("one-reader-per-format", "condafix.cli.commands", "conda-meta records"),
+        ("one-reader-per-format", "condafix.env.envinfo", "pinned"),
+        ("one-reader-per-format", "condafix.files.envfile", "pinned"),
     }
 
 

@@ -54,6 +54,7 @@ from condafix.change.snapshot import (
     create_snapshot,
     pending,
 )
+from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
 
 
@@ -133,7 +134,7 @@ def apply_change(
                 command, removed, added, specs = change.history
                 append_history(prefix, command, removed, added, update_specs=specs)
             _state, revisions = history_state(_history_text(prefix))
-            records = sorted(p.name for p in (prefix / "conda-meta").glob("*.json"))
+            records = sorted(p.name for p in condameta.record_paths(prefix))
             _update_meta(snapshot, state="applied", after={"records": records, "history_revisions": revisions})
         except BaseException as exc:
             _undo_after_failure(prefix, snapshot, journal, exc, step)
@@ -172,7 +173,7 @@ def _undo_after_failure(prefix: Path, snapshot: Path, journal: Path, exc: BaseEx
 def _truncate_history(prefix: Path, snapshot: Path) -> None:
     """A failed change leaves no revision behind: history goes back to its size at snapshot time."""
     size = _read_json(snapshot / "meta.json").get("history_size")
-    path = prefix / "conda-meta" / "history"
+    path = condameta.history_path(prefix)
     if isinstance(size, int) and path.is_file() and not path.is_symlink() and path.stat().st_size > size:
         with open(path, "r+b") as out:
             out.truncate(size)
@@ -335,7 +336,7 @@ def apply_plan(
 
 def _check_plan_current(prefix: Path, plan: Any) -> None:
     """The env must still hold what the plan was made from (another change may have landed meanwhile)."""
-    present = {p.name.removesuffix(".json") for p in (prefix / "conda-meta").glob("*.json")}
+    present = {p.name.removesuffix(".json") for p in condameta.record_paths(prefix)}
     names = {n.rsplit("-", 2)[0] for n in present}
     stale = [
         c.name
@@ -357,7 +358,7 @@ def _conda_spec(pin: str) -> str:
 
 def _keep_channel_urls(prefix: Path, urls: Mapping[str, str]) -> None:
     """Records installed from conda's package cache keep their channel URL (conda reads the channel from it)."""
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
+    for path in condameta.record_paths(prefix):
         record = _read_json(path)
         url = urls.get(path.name)
         if url and record.get("url") != url:

@@ -20,6 +20,7 @@ from condafix.change.safety import (
     safe_path,
 )
 from condafix.change.snapshot import _drop_cache_tag, _load_snapshot
+from condafix.env import condameta
 from condafix.errors import Hint
 
 
@@ -43,7 +44,7 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
     if not isinstance(after, dict):
         return []
     expected = set(after.get("records", []))
-    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    current = {p.name: p for p in condameta.record_paths(prefix)}
     by_name_then = {str(_name_of(f)): f for f in expected}
     found = []
     for file, path in current.items():
@@ -70,8 +71,8 @@ def _name_of(file: str) -> str:
 def restore_plan(prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = None) -> RestorePlan:
     """Compare record files (by file name: a half-done install can hold two builds of one name)."""
     meta = _load_snapshot(prefix, snapshot) if meta is None else meta
-    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
-    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    saved = {p.name: p for p in condameta.record_paths(snapshot)}
+    current = {p.name: p for p in condameta.record_paths(prefix)}
     backed = set(meta.get("backed_up", []))
     remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved})
     restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current})
@@ -132,14 +133,14 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     in the prefix before are removed too; nothing else unrecorded is ever deleted.
     """
     meta = _load_snapshot(prefix, snapshot)
-    current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in sorted((prefix / "conda-meta").glob("*.json"))]
+    current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in condameta.record_paths(prefix)]
     _check_records(prefix, current_records)
     plan = restore_plan(prefix, snapshot, meta)
     if plan.missing:
         return _reinstall(prefix, snapshot, plan)
-    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
+    saved = {p.name: p for p in condameta.record_paths(snapshot)}
     removed: list[str] = []
-    for record_path in sorted((prefix / "conda-meta").glob("*.json")):
+    for record_path in condameta.record_paths(prefix):
         if record_path.name in saved:
             continue
         files = _record_files(_read_json(record_path))
@@ -208,7 +209,7 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
             (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
         )
     install_rb.install(wanted, prefix, solve_rb.read_prefix_records(prefix), [])
-    for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
+    for saved in condameta.record_paths(snapshot):  # the installer writes fresh records
         _copy_atomic(saved, prefix / "conda-meta" / saved.name)
     _drop_cache_tag(prefix, snapshot)
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Literal
 
 from condafix.detect.driver import DriverInfo
 from condafix.diagnose.compilepath import CompilePath, compile_paths, nvjitlink_spec
-from condafix.env.envinfo import PTX_WRITERS, Component, EnvInfo, SystemToolkit
+from condafix.env.envinfo import Component, EnvInfo, SystemToolkit
 from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge, pins_for
 
 if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
@@ -83,7 +84,7 @@ def env_cuda(env: EnvInfo) -> CudaVersion | None:
         comp = env.component(name)
         if comp and comp.cuda:
             return CudaVersion.parse(comp.cuda)
-    writers = [CudaVersion.parse(c.cuda) for c in env.components if c.role in PTX_WRITERS and c.cuda]
+    writers = [CudaVersion.parse(c.cuda) for c in env.components if c.role in roles.table().ptx_writers and c.cuda]
     return max(writers) if writers else None
 
 
@@ -114,10 +115,10 @@ def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath
         return ComponentVerdict(*base, "ok", "ok", f"CUDA {cuda} <= driver CUDA {driver}")
     kb = knowledge()
     ptx_env, ptx_drv = kb.ptx_for_cuda(cuda), kb.ptx_for_cuda(driver)
-    if comp.role in PTX_WRITERS and ptx_env is not None and ptx_env == ptx_drv:
+    if comp.role in roles.table().ptx_writers and ptx_env is not None and ptx_env == ptx_drv:
         why = f"CUDA {cuda} writes the same PTX ISA {ptx_env} as the driver's CUDA {driver}"
         return ComponentVerdict(*base, "ok", "ok", why)
-    users = _users(comp, paths) if comp.role in PTX_WRITERS else ()
+    users = _users(comp, paths) if comp.role in roles.table().ptx_writers else ()
     jit = [p for p in users if p.uses_driver_jit]
     if jit:
         names = ", ".join(f"{p.consumer} {p.version}" for p in jit)
@@ -126,7 +127,7 @@ def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath
             f"(CUDA {driver}) and {names} loads PTX through it: JIT compilation fails"
         )
         return ComponentVerdict(*base, "newer-than-driver", "error", why)
-    sass = [p for p in (users if comp.role in PTX_WRITERS else paths) if not p.uses_driver_jit]
+    sass = [p for p in (users if comp.role in roles.table().ptx_writers else paths) if not p.uses_driver_jit]
     if sass:
         how = ", ".join(f"{p.consumer} ({p.path})" for p in sass)
         why = (

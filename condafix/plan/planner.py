@@ -19,31 +19,15 @@ from urllib.parse import urlparse
 from condafix import progress
 from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
 from condafix.plan.solver import Backend, Record, SolveFailed
 
 Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
 Step = Callable[[str], None]
-
-# Names whose version moves with the pin: requested specs on them lose their version part.
-CUDA_MOVERS = frozenset(
-    name
-    for name, role in envinfo.CONDA_ROLES.items()
-    if role in ("pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime")
-) | {
-    "cuda-cudart-dev",
-    "cuda-nvrtc-dev",
-    "libnvjitlink-dev",
-    "cuda-nvcc-dev_linux-64",
-    "cuda-crt-dev_linux-64",
-    "cuda-crt-tools",
-    "cuda-driver-dev",
-    "cuda-cudart-static",
-    "cuda-nvcc_linux-64",
-}
 
 
 @dataclass(frozen=True)
@@ -178,15 +162,6 @@ def candidate_minors(versions: Sequence[str], *, major: int, limit: CudaVersion)
     return sorted(found, reverse=True)
 
 
-def moves_with_pin(name: str) -> bool:
-    """A requested spec on this package loses its version so the CUDA group can move together
-    (the group table of ``condafix env``: metapackages at full releases, CTK libraries, pytorch-cuda)."""
-    from condafix.files import cudagroup
-
-    kind = cudagroup.kind_of(name)
-    return name in CUDA_MOVERS or kind in ("pin", "toolkit", "pytorch-cuda", "metapackage", "component", "library")
-
-
 def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
     """The user's requested specs (CUDA parts unpinned, so they can move), every other installed name, the pins.
 
@@ -195,15 +170,15 @@ def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pin
     by another tool, or by `conda install --no-deps`), and a CUDA fix must never remove a user's package.
     """
     requested = list(env_info.requested_specs)
-    named = {envinfo.spec_name(spec) for spec in requested}
+    named = {condameta.spec_name(spec) for spec in requested}
     specs = requested + [name for name in installed_names if name not in named]
-    pinned = {envinfo.spec_name(p) for p in pins}
+    pinned = {condameta.spec_name(p) for p in pins}
     out: list[str] = []
     for spec in specs:
-        name = envinfo.spec_name(spec)
+        name = condameta.spec_name(spec)
         if name in pinned:
             continue
-        out.append(name if moves_with_pin(name) else spec.split("::")[-1])
+        out.append(name if roles.moves_with_pin(name) else spec.split("::")[-1])
     return list(dict.fromkeys(out)) + list(pins)
 
 
@@ -254,10 +229,10 @@ def find_blockers(
     kb = knowledge()
     blockers = []
     for record in installed:
-        if record.name in CUDA_MOVERS:  # they move with the pin; other builds exist
+        if roles.pin_mover(record.name):  # they move with the pin; other builds exist
             continue
         for dep in list(record.depends) + list(record.constrains):
-            if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
+            if condameta.spec_name(dep) != family or spec_matches(dep, family, str(best)):
                 continue
             fits = sorted(
                 CudaVersion.parse(v)
