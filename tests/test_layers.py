@@ -55,84 +55,9 @@ CONDA_FRONT = ("condafix.conda_plugin", "condafix.cli.conda_cuda", "condafix.cli
 DEBT: Mapping[tuple[str, str, str], str] = {
     (
         "arrows-point-down",
-        "condafix.change.apply",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.apply",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.condafiles",
-        "condafix.backends.rattler.grammar",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.restore",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.restore",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
         "condafix.plan.planner",
         "condafix.files.cudagroup",
     ): "one package-role table in knowledge/ (issue 20 item 3): the planner asks cudagroup's kinds",
-    (
-        "no-backends-below",
-        "condafix.change.apply",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.apply",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.condafiles",
-        "condafix.backends.rattler.grammar",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.restore",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.restore",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.plan.solver",
-        "condafix.backends.conda",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.plan.solver",
-        "condafix.backends.rattler.backend",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-import-cycle",
-        "condafix.backends.conda",
-        "condafix.backends.conda -> condafix.backends.rattler.backend -> condafix.backends.rattler.solve -> condafix.change.apply -> condafix.change.restore -> condafix.plan.solver",  # noqa: E501
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "nothing-below-cli-prints",
-        "condafix.backends.conda",
-        "sys.stderr",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "nothing-below-cli-prints",
-        "condafix.change.lock",
-        "sys.stderr",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
     (
         "nothing-below-cli-prints",
         "condafix.runner",
