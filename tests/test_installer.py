@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -250,3 +251,28 @@ def test_a_restore_that_needs_packages_uses_the_reinstaller_it_is_handed(
     versions = {p.name for p in (prefix / "conda-meta").glob("cuda-version-*.json")}
     assert versions == {"cuda-version-12.9-h0_3.json"}
     assert (prefix / "share/condafix-fixture/cuda-version.txt").read_text() == "cuda-version 12.9\n"
+
+
+def test_a_ctrl_c_during_the_install_is_told_through_the_lent_notify_and_undone(
+    installed_env: Callable[..., Path], isolated: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing below cli/ prints: the change path tells the user through the ``notify`` its caller lends."""
+    import signal
+
+    prefix = installed_env(BROKEN, cuda="12.9")
+    before = digest(prefix, history=True)
+    told: list[str] = []
+
+    def install(_step: Callable[[str], None]) -> None:
+        (prefix / "share" / "new-part.txt").write_text("new\n")
+        (prefix / "conda-meta" / "cuda-version-12.4-h0_3.json").write_text(
+            json.dumps({"name": "cuda-version", "version": "12.4", "build": "h0_3", "files": ["share/new-part.txt"]})
+        )
+        os.kill(os.getpid(), signal.SIGINT)  # noted, not raised: the install step finishes first
+
+    ctrl_c = Installer(label="ctrl-c", install=install, writes_history=True, spec_matches=never_matches)
+    with pytest.raises(safety.ApplyError, match="interrupted: the environment was restored"):
+        apply_mod.apply(hand_made_request(prefix), ctrl_c, notify=told.append)
+    assert told == ["interrupted: undoing the change as soon as the current step ends"]
+    assert capsys.readouterr().err == ""  # nothing of its own on stderr
+    assert digest(prefix, history=True) == before
