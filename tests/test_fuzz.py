@@ -129,7 +129,7 @@ ERROR_FRAGMENTS = [
 def test_explain_never_crashes(text: str) -> None:
     result = outcome("error text (explain)", lambda: explain.explain(text))
     if not isinstance(result, CondafixError):
-        live = driver.DriverInfo("12.4", "--cuda", override=True)
+        live = driver.DriverInfo(cuda="12.4", source="--cuda", override=True)
         outcome("error text (explain)", lambda: explain.with_live(result, live))
 
 
@@ -257,7 +257,7 @@ def env_texts(draw: Any) -> str:
 def test_environment_yml_never_crashes(text: str, target: str) -> None:
     outcome(
         "environment.yml",
-        lambda: envfile.plan_file(text, "environment.yml", CudaVersion.parse(target), offline=True),
+        lambda: envfile.plan_file(text, "environment.yml", CudaVersion.parse(target)),
     )
 
 
@@ -292,9 +292,7 @@ PIXI_FRAGMENTS = [
 def test_pixi_manifests_never_crash(text: str, target: str) -> None:
     from condafix.files import pixifile
 
-    outcome(
-        "pixi manifests", lambda: pixifile.plan_manifest(text, "pixi.toml", CudaVersion.parse(target), offline=True)
-    )
+    outcome("pixi manifests", lambda: pixifile.plan_manifest(text, "pixi.toml", CudaVersion.parse(target)))
 
 
 # ---------------------------------------------------------------- lockfiles (pixi.lock, conda-lock.yml, @EXPLICIT)
@@ -419,9 +417,7 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ("explain 0000", lambda: explain.explain("The NVIDIA driver on your system is too old (found version 0000).")),
         (
             "deep YAML",
-            lambda: envfile.plan_file(
-                "dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(12, 4), offline=True
-            ),
+            lambda: envfile.plan_file("dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(12, 4)),
         ),
         (
             "python tag",
@@ -429,13 +425,12 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
                 "dependencies:\n  - !!python/object:os.system {}\n  - cuda-version=12.9\n",
                 "e.yml",
                 CudaVersion(12, 4),
-                offline=True,
             ),
         ),
         (
             "bad spec",
             lambda: envfile.plan_file(
-                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4), offline=True
+                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4)
             ),
         ),
         ("driver newline", lambda: target_mod.resolve_target(cudas=[], drivers=["535.104.05\nx"])),

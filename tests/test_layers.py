@@ -47,6 +47,9 @@ RANKS: Mapping[str, int] = {
 }
 FRONT_ENDS = ("cli", "conda_plugin", "__main__")
 NO_BACKENDS = ("change", "plan", "env", "detect", "diagnose", "knowledge")
+# files/ solves through the Backend port the command layer opens and hands it (issue 20 item 4); of backends/
+# it may read conda's grammars only (match specs, version specs, pixi.lock), never a solver, gateway or installer.
+FILES_MAY_IMPORT = ("condafix.backends.rattler.grammar",)
 # Child processes whose stdout is a JSON answer to the parent (run with ``python -m``), not output for a user.
 CHILD_PROCESSES = ("condafix.detect._native_probe", "condafix.detect._ptx_child")
 CONDA_FRONT = ("condafix.conda_plugin", "condafix.cli.conda_cuda", "condafix.cli.conda_guard")
@@ -128,7 +131,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
 LONG: Mapping[str, str] = {
     "condafix.diagnose.explain": "the error families table and the explanation logic share it; split along them",
     "condafix.diagnose.verdict": "9 lines over; shrinks when verdict reports the one Finding shape",
-    "condafix.files.envfile": "8 lines over; shrinks when env files solve through the Backend port",
 }
 
 
@@ -219,6 +221,8 @@ def violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
                 found.add(("cli-only-from-front-ends", name, imp.target))
             if target_room == "backends" and own in NO_BACKENDS:
                 found.add(("no-backends-below", name, imp.target))
+            if target_room == "backends" and own == "files" and imp.target not in FILES_MAY_IMPORT:
+                found.add(("files-solve-through-the-port", name, imp.target))
             if not typing_only and target_room != own and RANKS.get(target_room, 99) > RANKS.get(own, -1):
                 found.add(("arrows-point-down", name, imp.target))
         if room(name) not in FRONT_ENDS and name not in CHILD_PROCESSES:
@@ -352,6 +356,10 @@ BROKEN = {
     "condafix.cli.render": "from condafix.env import envinfo\n",
     "condafix.files": "",
     "condafix.files.envfile": "if TYPE_CHECKING:\n    from condafix.cli import render\n",
+    "condafix.files.pixifile": "from condafix.backends.rattler import solve\nfrom condafix.backends.rattler import grammar\n",  # noqa: E501
+    "condafix.backends.rattler": "",
+    "condafix.backends.rattler.solve": "",
+    "condafix.backends.rattler.grammar": "",
 }
 
 
@@ -368,6 +376,7 @@ def test_the_checker_sees_every_kind_of_break() -> None:
         ("nothing-below-cli-prints", "condafix.change.apply", "print()"),
         ("nothing-below-cli-prints", "condafix.diagnose.verdict", "sys.stderr"),
         ("module-size", "condafix.diagnose.verdict", "over 550 lines"),
+        ("files-solve-through-the-port", "condafix.files.pixifile", "condafix.backends.rattler.solve"),
         (
             "no-import-cycle",
             "condafix.env.envinfo",
@@ -378,6 +387,8 @@ def test_the_checker_sees_every_kind_of_break() -> None:
     # the conda backend may import conda; a TYPE_CHECKING import draws no arrow
     assert not any(v[1] == "condafix.backends.conda" for v in found)
     assert ("arrows-point-down", "condafix.files.envfile", "condafix.cli.render") not in found
+    # the grammar is not a solver: files/ may read specs with it
+    assert not any(v[0] == "files-solve-through-the-port" and v[2].endswith(".grammar") for v in found)
 
 
 def test_the_reader_check_sees_a_second_reader() -> None:

@@ -64,7 +64,7 @@ def test_doctor_fix_line_and_json_are_redacted_but_the_model_is_raw(tmp_path: Pa
         assert not leaked(done.stdout + done.stderr), args
         assert "-c https://***@repo.example.com/t/***/chan" in done.stdout
     # the model keeps what a re-run and --via need
-    report = diagnose(DriverInfo("12.4", "--cuda", override=True), envinfo.read_env(prefix, "-p"))
+    report = diagnose(DriverInfo(cuda="12.4", source="--cuda", override=True), envinfo.read_env(prefix, "-p"))
     assert report.fix is not None and any(CRED_CHANNEL in c for c in report.fix.commands)
 
 

@@ -11,13 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from condafix.backends.choice import open_backend
 from condafix.files.envfile import EnvFileError
 from condafix.files.pixifile import plan_manifest
 from condafix.knowledge.cuda import CudaVersion
+from condafix.plan.solver import Backend
 
 from .conftest import FIXTURES
 
 PIXI = FIXTURES / "pixi"
+
+
+def rattler() -> Backend:
+    """The embedded solver without a prefix, as ``condafix env`` opens it outside conda."""
+    return open_backend("rattler", prefix=None, offline=False)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,7 +39,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_features_move_on_their_own_and_a_newer_major_is_reported() -> None:
     raw = (PIXI / "pixi.toml").read_text()
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert result.status == "change"
     changed = [line for line in new.splitlines() if line not in raw.splitlines()]
     assert changed == ['cuda-version = "12.4.*"  # bumped by the last `pixi update`', 'cuda-version = "12.4.*"']
@@ -40,20 +47,20 @@ def test_features_move_on_their_own_and_a_newer_major_is_reported() -> None:
     assert cupy_table == 'cupy = ">=13"\ncuda-version = "12.4.*"'  # its own pin, beside the package
     assert 'cuda-version = "13.0.*"' in new  # the CUDA 13 feature is reported, not rewritten
     assert any("cuda13" in n.message and "reported, not rewritten" in n.message for n in result.notes)
-    again, same = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    again, same = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
     assert not again.changed and same == new
 
 
 def test_old_driver_reports_every_cuda_12_scope_and_changes_nothing() -> None:
     raw = (PIXI / "pixi.toml").read_text()
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("11.4"), offline=True)
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("11.4"))
     assert result.status == "ok" and new == raw and not result.changed
     assert {n.message.split(":", 1)[0] for n in result.notes} == {"default", "cuda12", "cupy", "cuda13"}
 
 
 def test_pyproject_tool_pixi_keeps_inline_tables_and_lowers_the_system_requirement() -> None:
     raw = (PIXI / "pyproject.toml").read_text()
-    result, new = plan_manifest(raw, "pyproject.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(raw, "pyproject.toml", CudaVersion.parse("12.4"))
     assert result.changed
     assert 'cuda-version = { version = ">=12.0,<12.5", channel = "conda-forge" }' in new
     assert 'cuda-nvrtc = "12.4.*"' in new and '[tool.pixi.system-requirements]\ncuda = "12.4"' in new
@@ -86,7 +93,9 @@ def test_write_and_check_on_a_pixi_manifest(tmp_path: Path) -> None:
 
 def test_pin_checked_on_a_channel(channel: Path) -> None:
     raw = '[workspace]\nchannels = ["conda-forge"]\n\n[dependencies]\npython = "3.12.*"\nnumba-cuda = "*"\n'
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.7"), channels=[channel.as_uri()])
+    result, new = plan_manifest(
+        raw, "pixi.toml", CudaVersion.parse("12.7"), channels=[channel.as_uri()], backend=rattler()
+    )
     assert result.status == "change" and 'cuda-version = "12.6.*"' in new
     assert result.checked.startswith("checked on the channel")
 
@@ -104,7 +113,7 @@ def test_pin_checked_on_a_channel(channel: Path) -> None:
 )
 def test_bad_manifests_give_one_line(text: str, needle: str, tmp_path: Path) -> None:
     with pytest.raises(EnvFileError, match=needle):
-        plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+        plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"))
     path = tmp_path / "pixi.toml"
     path.write_text(text)
     done = run(str(path), "--cuda", "12.4", "--offline", "--write")
@@ -144,11 +153,11 @@ def test_fuzzed_manifests_never_crash(extra: object, deps: dict[str, object], sy
         doc["feature"] = {"f": {"dependencies": deps, "extra": extra}}
     for text in (tomlkit.dumps(doc), noise):
         try:
-            result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+            result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"))
         except EnvFileError:
             continue
         assert result.changed == (new != text)
-        again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+        again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
         assert not again.changed or not result.changed
 
 
@@ -165,7 +174,9 @@ def test_target_tables_of_other_platforms_stay_out_of_the_solve(channel: Path) -
         '[dependencies]\npython = "3.12.*"\nnumba-cuda = "*"\n\n'
         '[target.osx-arm64.dependencies]\nonly-on-macos = "*"\n'
     )
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()])
+    result, new = plan_manifest(
+        raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+    )
     assert result.status == "change" and 'cuda-version = "12.4.*"' in new, result.reason
 
 
@@ -175,13 +186,13 @@ def test_pytorch_cuda_in_a_feature_moves_or_is_reported() -> None:
         '[feature.torch.dependencies]\npytorch = "2.4.*"\npytorch-cuda = "12.4.*"\n\n'
         '[environments]\ntorch = ["torch"]\n'
     )
-    moved, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.2"), offline=True)
+    moved, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.2"))
     assert moved.status == "change" and 'pytorch-cuda = "12.1.*"' in new  # 12.2 has no pytorch-cuda: 12.1
-    reported, same = plan_manifest(raw, "pixi.toml", CudaVersion.parse("11.4"), offline=True)
+    reported, same = plan_manifest(raw, "pixi.toml", CudaVersion.parse("11.4"))
     assert same == raw and reported.status == "ok" and "crosses a major" in reported.notes[0].message
 
 
 def test_cuda_compat_is_a_driver_not_part_of_the_group() -> None:
     raw = '[workspace]\nchannels = ["conda-forge"]\n\n[dependencies]\ncuda-compat = "12.6.*"\ncuda-version = "12.4.*"\n'
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert result.status == "ok" and new == raw

@@ -43,7 +43,7 @@ def _no_rattler(exc: ImportError) -> UsageError:
 def open_backend(
     choice: str,
     *,
-    prefix: Path,
+    prefix: Path | None,
     offline: bool,
     env: Mapping[str, str] | None = None,
     configured: bool = False,
@@ -51,6 +51,7 @@ def open_backend(
 ) -> Backend:
     """The backend for ``--solver``; ``configured`` means conda's context is already set up (plugin).
 
+    ``prefix=None``: no environment; the backend solves files (``condafix env``) with nothing installed.
     ``relay``: where conda's reporters may write when standalone (stdout stays condafix's own result);
     the command layer lends it.
     """

@@ -259,7 +259,7 @@ def cuda(
             notify=ui.notify,
             reinstaller=choice.reinstaller(),
         )
-    info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+    info = driver_mod.DriverInfo(cuda=target.cuda, source=target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
@@ -326,32 +326,47 @@ def env_file(
     channels: Sequence[str] = (),
     offline: bool = False,
     allow_major: bool = False,
+    solver: SolverChoice = "auto",
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
     """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
 
+    The candidates are checked through the ``Backend`` port opened here without a prefix (a new env
+    of the file's specs on its channels, or ``-c``, else the backend's own): inside a conda install
+    that is conda's configured solver and ``.condarc``; ``offline`` checks nothing.
     Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
     """
+    from condafix.backends import choice
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
 
     ui = ui or Ui()
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
+    backend = (
+        None
+        if offline
+        else choice.open_backend(
+            solver, prefix=None, offline=False, env=ui.env, configured=inside_conda, relay=ui.relay
+        )
+    )
     if is_pixi_manifest(source_name, raw):
         from condafix.files import pixifile
 
         result, new_raw = pixifile.plan_manifest(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     else:
         result, new_raw = envfile.plan_file(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
-        backup = envfile.write_atomically(Path(path), new_raw)
+        from condafix.files.atomic import write_atomically
+
+        backup = write_atomically(Path(path), new_raw)
         result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
     code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)
@@ -383,7 +398,7 @@ def lock(
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
-    run = lockfile.LockRun(target.cuda, target.source, reports)
+    run = lockfile.LockRun(target_cuda=target.cuda, target_source=target.source, reports=reports)
     code = max((r.check_exit_code for r in reports), default=0) if check else 0
     return Outcome(kind="lock", result=run, code=code)
 

@@ -13,11 +13,23 @@ import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from condafix.files import cudagroup
-from condafix.files.envfile import Edit, EnvFileError, EnvFileResult, GroupMember, Note, channel_check, find_template
+from condafix.files.envfile import (
+    Edit,
+    EnvFileError,
+    EnvFileResult,
+    GroupMember,
+    Note,
+    channel_check,
+    find_template,
+    solver_label,
+)
 from condafix.knowledge.cuda import CudaVersion
+
+if TYPE_CHECKING:
+    from condafix.plan.solver import Backend
 
 
 @dataclass(frozen=True)
@@ -149,11 +161,10 @@ def plan_manifest(
     target: CudaVersion,
     *,
     channels: Sequence[str] = (),
-    offline: bool = False,
-    check_channel: bool = True,
+    backend: Backend | None = None,
     allow_major: bool = False,
 ) -> tuple[EnvFileResult, str]:
-    """Decide the new manifest text; nothing is written here."""
+    """Decide the new manifest text; nothing is written here. Without a ``backend``, no channel check."""
     doc = _load(raw, name)
     root, prefix = _root(doc, name)
     meta = _table(root, "workspace") or _table(root, "project") or {}
@@ -172,6 +183,7 @@ def plan_manifest(
     refused: list[str] = []
     reported: list[str] = []  # a newer major than the driver: a fact about that feature, not a failure
     checked: set[str] = set()
+    solver: str | None = None
     for scope in scopes:
         items = [_item(d) for d in scope.deps]
         kinds = [cudagroup.kind_of(i.name, i.build) for i in items]
@@ -196,7 +208,8 @@ def plan_manifest(
                 refused.append(f"{scope.name}: system-requirements cuda = {sysreq} is newer than the driver's {target}")
             continue
         lookup = check = None
-        if check_channel and not offline:
+        if backend is not None:
+            solver = solver_label(backend)
 
             def render(
                 moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
@@ -204,8 +217,8 @@ def plan_manifest(
                 out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
                 return [*out, f"{add[0]} {add[1]}.*"] if add else out
 
-            lookup, check, where = channel_check(
-                list(channels) or manifest_channels, target, offline, render, platform=solve_platform
+            lookup, check, _where = channel_check(
+                backend, list(channels) or manifest_channels, target, render, platform=solve_platform
             )
         decision = cudagroup.decide(
             items,
@@ -276,6 +289,7 @@ def plan_manifest(
         status=status,
         reason=reason,
         group=tuple(group),
+        solver=solver,
     )
     return result, new_raw
 

@@ -51,7 +51,7 @@ def driver_version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.strip().split("."))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriverRow:
     """Minimum driver of a CUDA minor's GA release."""
 
@@ -60,7 +60,7 @@ class DriverRow:
     windows: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Knowledge:
     """All tables, validated at load time; one instance per process."""
 
@@ -168,7 +168,10 @@ def _build(raw: dict[str, Any]) -> Knowledge:
         CudaVersion.parse(row["ptx"]): tuple(CudaVersion.parse(c) for c in row["cuda"])
         for row in raw["ptx_isa"]["rows"]
     }
-    rows = tuple(DriverRow(CudaVersion.parse(r["cuda"]), r["linux"], r["windows"]) for r in raw["min_driver"]["rows"])
+    rows = tuple(
+        DriverRow(cuda=CudaVersion.parse(r["cuda"]), linux=r["linux"], windows=r["windows"])
+        for r in raw["min_driver"]["rows"]
+    )
     floors = {int(r["major"]): (r["linux"], r["windows"]) for r in raw["mvc_floor"]["rows"]}
     sources = {key: value["source"] for key, value in raw.items() if isinstance(value, dict)}
     return Knowledge(

@@ -26,7 +26,8 @@ class SolveFailed(Exception):
 
 
 class Backend(Protocol):
-    """Query candidates, solve with the installed set kept and a given ``__cuda``, build an installer."""
+    """Query candidates, solve with the installed set kept (none without a prefix) and a given ``__cuda``,
+    build an installer."""
 
     name: str
 
@@ -56,7 +57,14 @@ class Backend(Protocol):
         pins: Sequence[str],
         specs: Sequence[str],
     ) -> list[Record]:
-        """The final state with ``pins`` added; raises :class:`SolveFailed`."""
+        """The final state with ``pins`` added; raises :class:`SolveFailed`.
+
+        Every spec in ``specs`` holds in the answer. A backend opened without a prefix
+        (``open_backend(prefix=None)``) has nothing installed: this is then the solve of a new
+        environment of ``specs`` (``conda create``), e.g. for ``condafix env``. ``cuda_arch`` is
+        ``__cuda_arch`` where the backend can express it (rattler); conda 26.7 has no such virtual
+        package, so the conda backend solves without it.
+        """
         ...
 
     def version_less(self, left: str, right: str) -> bool:

@@ -46,7 +46,7 @@ class RattlerBackend:
 
     name = "rattler"
 
-    def __init__(self, *, prefix: Path, offline: bool) -> None:
+    def __init__(self, *, prefix: Path | None, offline: bool) -> None:
         self.prefix = prefix
         self.offline = offline
         self._gateway: Gateway | None = None
@@ -74,8 +74,8 @@ class RattlerBackend:
         return self._gateway
 
     def _native_installed(self) -> list[PrefixRecord]:
-        if self._installed is None:
-            self._installed = read_prefix_records(self.prefix)
+        if self._installed is None:  # no prefix: a new environment, nothing installed
+            self._installed = read_prefix_records(self.prefix) if self.prefix is not None else []
         return self._installed
 
     def channels(self, requested: Sequence[str], env_channels: Sequence[str]) -> tuple[str, ...]:
@@ -123,7 +123,8 @@ class RattlerBackend:
         specs: Sequence[str],
     ) -> list[Record]:
         target = Target(tuple(channels), platform, cuda, cuda_arch)
-        return self._neutral(solve(self._gw(), target, specs, self._native_installed()))
+        wanted = list(dict.fromkeys([*specs, *pins]))
+        return self._neutral(solve(self._gw(), target, wanted, self._native_installed()))
 
     def version_less(self, left: str, right: str) -> bool:
         return bool(Version(left) < Version(right))
