@@ -13,10 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from condafix.backends.choice import open_backend
 from condafix.errors import CondafixError
 from condafix.files.envfile import EnvFileError, plan_file
 from condafix.knowledge.cuda import CudaVersion
-from condafix.plan.solver import Backend, open_backend
+from condafix.plan.solver import Backend
 
 from .conftest import FIXTURES
 

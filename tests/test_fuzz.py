@@ -383,11 +383,11 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         lambda: driver.from_overrides(cuda=None, driver=None, env={"CONDA_OVERRIDE_CUDA": var}),
     )
     from condafix import progress
-    from condafix.plan import solver
+    from condafix.backends import choice
 
     outcome("--cuda/--driver/env vars", lambda: progress.stall_seconds({"CONDAFIX_STALL_SECONDS": var}))
     outcome("--cuda/--driver/env vars", lambda: driver._probe_timeout({"CONDAFIX_PROBE_TIMEOUT": var}))
-    outcome("--cuda/--driver/env vars", lambda: solver.default_choice({"CONDAFIX_SOLVER": var}))
+    outcome("--cuda/--driver/env vars", lambda: choice.default_choice({"CONDAFIX_SOLVER": var}))
     for name in ("CONDAFIX_HTTP_TIMEOUT", "CONDAFIX_MAX_REPODATA_MB"):
         outcome("--cuda/--driver/env vars", lambda name=name: net_rb.net_limits({name: var}))  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as tmp:

@@ -85,12 +85,16 @@ def test_masked_channel_in_records_falls_back_to_the_url(tmp_path: Path) -> None
 def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
     installed_env: Callable[..., Path], http_channel: str
 ) -> None:
+    from condafix.backends import choice
     from condafix.detect.target import TargetCuda
     from condafix.plan import planner
 
     prefix = installed_env(["numba-cuda"], cuda="12.9")
     credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")
-    plan = planner.plan(prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed])
+    backend = choice.open_backend("rattler", prefix=prefix, offline=False)
+    plan = planner.plan(
+        prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed], backend=backend
+    )
     assert plan.status == "change" and plan.channels == (credentialed,)
     assert any(credentialed in c for c in plan.commands)  # what --via hands to conda
     shown = io.StringIO()

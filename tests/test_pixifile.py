@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from condafix.backends.choice import open_backend
 from condafix.files.envfile import EnvFileError
 from condafix.files.pixifile import plan_manifest
 from condafix.knowledge.cuda import CudaVersion
-from condafix.plan.solver import Backend, open_backend
+from condafix.plan.solver import Backend
 
 from .conftest import FIXTURES
 

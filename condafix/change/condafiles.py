@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condafix import __version__
+from condafix.change.installer import Matches
 from condafix.change.safety import Refused, _atomic_write, scrub
 from condafix.env import condameta
 from condafix.errors import Hint, InspectError
@@ -99,21 +100,11 @@ def pin_lines(pins: Sequence[str]) -> list[str]:
     return out
 
 
-Matches = Callable[[str, str, str], bool]
-
-
-def plan_pin_edits(
-    prefix: Path, pins: Sequence[str], *, replace: bool, spec_matches: Matches | None = None
-) -> list[PinEdit]:
+def plan_pin_edits(prefix: Path, pins: Sequence[str], *, replace: bool, spec_matches: Matches) -> list[PinEdit]:
     """What to write into ``conda-meta/pinned``; a pin there that excludes the target blocks (file:line).
 
-    ``spec_matches`` is the solver backend's own match-spec check (conda's inside conda, else rattler's).
+    ``spec_matches`` is the installer's own match-spec check (conda's inside conda, else rattler's).
     """
-    if spec_matches is None:
-        from condafix.backends.rattler.grammar import spec_matches as rattler_matches
-
-        spec_matches = rattler_matches
-
     path = condameta.pinned_path(prefix)
     try:
         existing = condameta.pinned_lines(prefix)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from condafix.change.condafiles import _commands, _history_text, _undo_pin_edits, history_state, requested_map
+from condafix.change.installer import Reinstaller
 from condafix.change.safety import (
     ApplyError,
     _check_records,
@@ -124,20 +125,21 @@ def _installer_leftovers(prefix: Path) -> set[str]:
     return found | ({"CACHEDIR.TAG"} if (prefix / "CACHEDIR.TAG").is_file() else set())
 
 
-def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
+def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Reinstaller | None = None) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
     Packages the snapshot holds no backup of come from the package cache first and the channel
     second; if any of them is in neither, nothing changes and they are named. ``interrupted``:
     the change may have stopped half-way, so files of the packages it was linking that were not
-    in the prefix before are removed too; nothing else unrecorded is ever deleted.
+    in the prefix before are removed too; nothing else unrecorded is ever deleted. ``reinstaller``
+    fetches what the backup lacks (the command layer hands it in; without one such a restore refuses).
     """
     meta = _load_snapshot(prefix, snapshot)
     current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in condameta.record_paths(prefix)]
     _check_records(prefix, current_records)
     plan = restore_plan(prefix, snapshot, meta)
     if plan.missing:
-        return _reinstall(prefix, snapshot, plan)
+        return _reinstall(prefix, snapshot, plan, reinstaller)
     saved = {p.name: p for p in condameta.record_paths(snapshot)}
     removed: list[str] = []
     for record_path in condameta.record_paths(prefix):
@@ -177,15 +179,13 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     return plan
 
 
-def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
-    """Restore with the installer: the snapshot's records from conda's or condafix's package cache, else the channel."""
-    try:
-        from condafix.backends.rattler import install as install_rb
-        from condafix.backends.rattler import solve as solve_rb
-    except ImportError as exc:  # beside conda-rattler-solver, py-rattler is 0.26: the installer is not usable
+def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None) -> RestorePlan:
+    """Restore with the reinstaller the command layer handed in: the snapshot's records from a package cache,
+    else the channel."""
+    if reinstaller is None or reinstaller.unusable is not None:
+        why = reinstaller.unusable if reinstaller is not None else "no installer was handed to the restore"
         raise ApplyError(
-            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): the embedded installer "
-            f"needs py-rattler >= 0.28 ({exc}); nothing was changed",
+            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): {why}; nothing was changed",
             (
                 Hint(
                     "conda_revision",
@@ -193,22 +193,16 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
                     "then `conda install --revision N`",
                 ),
             ),
-        ) from None
-
+        )
     meta = _read_json(snapshot / "meta.json")
-    wanted = install_rb.prefer_cached(install_rb.records_from_dir(snapshot / "conda-meta"))
-    gone = [
-        f"{r.name.normalized} {r.version} {r.build}"
-        for r in wanted
-        if r.name.normalized in plan.missing and install_rb.package_source(r) is None
-    ]
+    gone = reinstaller.unavailable(snapshot / "conda-meta", plan.missing)
     if gone:
         raise ApplyError(
             f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
             "(the build left the channel); nothing was changed",
             (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
         )
-    install_rb.install(wanted, prefix, solve_rb.read_prefix_records(prefix), [])
+    reinstaller.reinstall(prefix, snapshot / "conda-meta")
     for saved in condameta.record_paths(snapshot):  # the installer writes fresh records
         _copy_atomic(saved, prefix / "conda-meta" / saved.name)
     _drop_cache_tag(prefix, snapshot)

@@ -17,13 +17,15 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from condafix import progress
+from condafix.change.installer import Move
 from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
 from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
 from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
-from condafix.plan.solver import Backend, Record, SolveFailed
+from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
+from condafix.schema import to_jsonable
 
 Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
@@ -83,7 +85,7 @@ class Plan:
     solve_seconds: float = 0.0
     solver: str = "rattler"
     pins: tuple[str, ...] = ()
-    records: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
+    records: tuple[Record, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
 
 
 # ---------------------------------------------------------------- channels
@@ -282,15 +284,13 @@ def plan(
     allow_major: bool = False,
     env: Mapping[str, str] | None = None,
     step: Step = lambda _msg: None,
-    backend: Backend | None = None,
+    backend: Backend,
 ) -> Plan:
-    """Plan the smallest solver-checked change that makes the env's CUDA <= the target."""
+    """Plan the smallest solver-checked change that makes the env's CUDA <= the target.
+
+    ``backend``: the solver (``backends.choice.open_backend``); the planner never picks one itself."""
     env = os.environ if env is None else env
     env_info = envinfo.read_env(prefix, "-p")
-    if backend is None:
-        from condafix.plan.solver import open_backend
-
-        backend = open_backend("rattler", prefix=prefix, offline=offline, env=env)
     chosen_channels = backend.channels([normalize_channel(c) for c in channels], pick_channels((), env_info, env))
     target_cuda = CudaVersion.parse(target.cuda)
     current = env_cuda(env_info)
@@ -368,7 +368,7 @@ def plan(
             unchanged=unchanged,
             commands=equivalent_commands(env_info, chosen_channels, pins, env),
             solve_seconds=time.perf_counter() - started,
-            records=tuple(r.native for r in solved),
+            records=tuple(solved),
         )
     progress.end(step, f"no candidate solves ({len(candidates)} tried)")
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
@@ -408,3 +408,30 @@ def _platform(installed: Sequence[Record]) -> str:
     machine = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
     system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
     return f"{system}-{machine.get(platform.machine().lower(), platform.machine().lower())}"
+
+
+def install_request(plan: Plan, *, via: str | None = None) -> InstallRequest:
+    """A plan as ``change.apply`` and an installer take it: the solved records, the moves, the pins, and
+    the command conda's history records (``via``: the tool named on the command line, if any)."""
+    pins = plan.pins or ((plan.pin,) if plan.pin else ())
+    command = f"condafix cuda -p {plan.prefix} --apply --cuda {plan.target.cuda}" + (f" --via {via}" if via else "")
+    return InstallRequest(
+        prefix=Path(plan.prefix),
+        cuda=plan.target.cuda,
+        channels=plan.channels,
+        pins=tuple(pins),
+        specs=plan.specs,
+        records=plan.records,
+        moves=tuple(
+            Move(
+                name=c.name,
+                from_version=c.from_version,
+                from_build=c.from_build,
+                to_version=c.to_version,
+                to_build=c.to_build,
+            )
+            for c in plan.changes
+        ),
+        command=command,
+        plan=to_jsonable(plan),
+    )
