@@ -91,3 +91,22 @@ def test_a_pip_wheel_and_the_jit_rule_read_the_same_table() -> None:
     assert roles.pip_role("nvidia-cuda-nvrtc-cu12") == "nvrtc"
     assert {"numba-cuda", "cupy", "jaxlib"} <= roles.table().jit_consumers
     assert roles.table().ptx_writers == {"pin", "toolkit", "nvvm", "nvrtc"}
+
+
+@pytest.mark.parametrize(
+    ("build", "cuda", "token", "form"),
+    [
+        ("cuda112py39h0_300", "11.2", "cuda112", "cuda{major}{minor}"),
+        ("cuda128_generic_py312_h1_300", "12.8", "cuda128", "cuda{major}{minor}"),
+        ("py3.10_cuda11.3_cudnn8.3.2_0", "11.3", "cuda11.3", "cuda{major}.{minor}"),
+        ("cuda_11.8_py39", "11.8", "cuda_11.8", "cuda_{major}.{minor}"),
+        ("py38_cu102", "10.2", "cu102", "cu{major}{minor}"),
+    ],
+)
+def test_one_build_parser_gives_the_place_and_the_style(build: str, cuda: str, token: str, form: str) -> None:
+    """Env-file rewrites once used a second parser (regexes in cuda_groups.json); the one parser now
+    says where the CUDA stands and how to write another one in the same style."""
+    found = roles.build_cuda(build)
+    assert found is not None and found.cuda == cuda and found.form == form
+    assert build[found.start : found.end] == token
+    assert found.form.format(major=12, minor=4) in ("cuda124", "cuda12.4", "cuda_12.4", "cu124")

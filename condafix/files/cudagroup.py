@@ -39,7 +39,6 @@ class Tables:
     metapackages: frozenset[str]
     releases: tuple[str, ...]
     components_from: CudaVersion
-    build_patterns: tuple[tuple[re.Pattern[str], str], ...]
     framework: dict[tuple[str, str], tuple[str, tuple[CudaVersion, ...]]]
     framework_channel: str
     sources: dict[str, str]
@@ -63,20 +62,17 @@ def tables() -> Tables:
         metapackages=roles.table().metapackages,
         releases=tuple(raw["metapackages"]["releases"]),
         components_from=CudaVersion.parse(raw["components"]["conda_forge_from"]),
-        build_patterns=tuple((re.compile(p["regex"]), p["form"]) for p in raw["build_strings"]["patterns"]),
         framework=framework,
         framework_channel=raw["framework_builds"]["channel"],
         sources=sources,
     )
 
 
-def build_cuda(build: str) -> tuple[CudaVersion, re.Match[str], str] | None:
-    """The CUDA a build string names (``*cuda112*`` -> 11.2, ``py3.9_cuda11.3_*`` -> 11.3)."""
-    for pattern, form in tables().build_patterns:
-        found = pattern.search(build)
-        if found:
-            return CudaVersion(int(found.group(1)), int(found.group(2))), found, form
-    return None
+def build_cuda(build: str) -> tuple[CudaVersion, roles.BuildCuda] | None:
+    """The CUDA a build string names (``*cuda112*`` -> 11.2, ``py3.9_cuda11.3_*`` -> 11.3), read by the
+    one build-string parser (``knowledge.roles.build_cuda``), with where it stands in the text."""
+    found = roles.build_cuda(build)
+    return (CudaVersion.parse(found.cuda), found) if found else None
 
 
 def kind_of(name: str, build: str = "") -> Kind | None:
@@ -304,9 +300,9 @@ class _Planner:
         found = build_cuda(item.build)
         if found is None:
             return Move(None, None, "")
-        _old, match, form = found
-        token = form.format(major=cuda.major, minor=cuda.minor)
-        new_build = item.build[: match.start()] + token + item.build[match.end() :]
+        _old, where = found
+        token = where.form.format(major=cuda.major, minor=cuda.minor)
+        new_build = item.build[: where.start] + token + item.build[where.end :]
         if self.lookup is not None:
             ok = any(
                 token in build and (not item.normalized or _matches(item.normalized, version))

@@ -214,7 +214,8 @@ def locked_cuda(records: Locked) -> tuple[CudaVersion | None, str | None]:
         if name in by:
             found = cudagroup.build_cuda(by[name][1])
             if found:
-                return found[0], f"{name} {by[name][0]} ({found[1].group(0)} build)"
+                text = by[name][1][found[1].start : found[1].end]
+                return found[0], f"{name} {by[name][0]} ({text} build)"
     for name, (version, build) in sorted(by.items()):
         if cudagroup.kind_of(name, build) in ("component", "metapackage"):
             cuda = cudagroup.cuda_of_record(name, version, build)

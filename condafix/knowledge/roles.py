@@ -37,16 +37,47 @@ def _packed(digits: str) -> str | None:
     return f"{int(digits[:-1])}.{digits[-1]}"
 
 
-def cuda_of_build(build: str) -> str | None:
-    """CUDA of a build string: ``cuda129_generic_py312_h1_300``, ``py3.10_cuda11.3_cudnn8.3.2_0``, ``py38_cu102``."""
+@dataclass(frozen=True, kw_only=True)
+class BuildCuda:
+    """Where a build string names its CUDA, and how to write another CUDA in the same style.
+
+    ``form`` takes ``major`` and ``minor`` (``cuda{major}{minor}``, ``cuda_{major}.{minor}``,
+    ``cu{major}{minor}``), so an env file's ``*cuda118*`` becomes ``*cuda124*`` and not ``*cuda12.4*``.
+    Sources: [V] pytorch-cpu-feedstock builds ``cuda{XY}_...``; [S] pytorch channel builds
+    ``py3.X_cudaX.Y_cudnn..._0``; torchvision's ``py38_cu102``.
+    """
+
+    cuda: str
+    start: int
+    end: int
+    form: str
+
+
+def build_cuda(build: str) -> BuildCuda | None:
+    """The CUDA a build string names, with its place in the text (the one build-string parser)."""
     match = _BUILD.search(build)
     if not match:
         return None
     if match.group(1) is not None:
+        sep = "_" if build[match.start() + 4 : match.start() + 5] == "_" else ""
         if match.group(2) is not None:
-            return f"{int(match.group(1))}.{int(match.group(2))}"
-        return _packed(match.group(1))
-    return _packed(match.group(3))
+            cuda: str | None = f"{int(match.group(1))}.{int(match.group(2))}"
+            form = f"cuda{sep}{{major}}.{{minor}}"
+        else:
+            cuda, form = _packed(match.group(1)), f"cuda{sep}{{major}}{{minor}}"
+        start, end = match.start(), match.end()
+    else:
+        cuda, form = _packed(match.group(3)), "cu{major}{minor}"
+        start, end = match.start(3) - 2, match.end(3)
+    if cuda is None:
+        return None
+    return BuildCuda(cuda=cuda, start=start, end=end, form=form)
+
+
+def cuda_of_build(build: str) -> str | None:
+    """CUDA of a build string: ``cuda129_generic_py312_h1_300``, ``py3.10_cuda11.3_cudnn8.3.2_0``, ``py38_cu102``."""
+    found = build_cuda(build)
+    return found.cuda if found else None
 
 
 def cuda_of_local_version(version: str) -> str | None:
