@@ -19,11 +19,12 @@ What it does, all on this machine and offline:
 4. reports the median wall time, CPU time and peak RSS of each whole process, ratios, and the
    targets of issue 16, as a markdown table (``--out``) and optionally in the README.
 
-Venvs, made on the first run under ``$TMPDIR/condafix-bench``: condafix built from this checkout
-as ``pip install .`` installs it (reinstalled when the source changes); plain conda from
-``../shared/wheels`` (``$TMPDIR/condafix-ci-conda`` is reused when it exists and holds no
-condafix); conda with condafix beside it (conda's rattler solver pins py-rattler 0.26, which
-condafix accepts); numba and env-doctor from PyPI.
+Venvs, made on the first run under ``$TMPDIR/condafix-bench``: the bench's own (msgpack and
+zstandard for the sharded channels; any ``python`` starts the bench, which re-runs itself there
+when the python it was started with lacks them); condafix built from this checkout as ``pip
+install .`` installs it (reinstalled when the source changes); plain conda from
+``../shared/wheels``; conda with condafix beside it (conda's rattler solver pins py-rattler 0.26,
+which condafix accepts); numba and env-doctor from PyPI.
 """
 
 from __future__ import annotations
@@ -81,6 +82,31 @@ def _venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
+BENCH_DEPS = ("msgpack>=1", "zstandard>=0.22")  # what gen.py writes sharded repodata with
+
+
+def _has_bench_deps(python: str) -> bool:
+    return subprocess.run([python, "-c", "import msgpack, zstandard"], capture_output=True).returncode == 0
+
+
+def bench_python() -> str:
+    """A python that can run the bench: this one when it has msgpack and zstandard, else the bench's own venv.
+
+    So ``python bench/run.py`` works from a fresh clone with any python 3.10+ on PATH (issue 24).
+    """
+    if _has_bench_deps(sys.executable):
+        return sys.executable
+    venv = WORK / "bench-venv"
+    python = venv / "bin" / "python"
+    if python.exists() and _has_bench_deps(str(python)):
+        return str(python)
+    say(f"creating {venv.name} with {', '.join(BENCH_DEPS)} (once)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not _pip(_venv(venv), *BENCH_DEPS):
+        raise SystemExit(f"could not install {', '.join(BENCH_DEPS)} into {venv}")
+    return str(python)
+
+
 def _source_stamp() -> str:
     """What the installed condafix was built from: reinstall when the checkout changes."""
     import hashlib
@@ -125,11 +151,7 @@ def _conda_venv(venv: Path) -> Path | None:
 
 
 def conda_python() -> Path | None:
-    """Plain conda (no condafix plugin loaded): the CI venv when it exists, else the bench's own."""
-    ci = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "condafix-ci-conda" / "bin" / "python"
-    usable = ci.exists() and subprocess.run([str(ci), "-c", CONDA_PROBE], capture_output=True).returncode == 0
-    if usable and subprocess.run([str(ci), "-c", "import condafix"], capture_output=True).returncode != 0:
-        return ci
+    """Plain conda (no condafix plugin loaded), in the bench's own venv."""
     return _conda_venv(WORK / "conda-venv")
 
 
@@ -602,7 +624,14 @@ def main() -> int:
     parser.add_argument("--no-peers", action="store_true", help="leave numba and env-doctor out")
     parser.add_argument("--out", type=Path, default=None, help="markdown table (default WORK/results.md)")
     parser.add_argument("--readme", action="store_true", help="also replace the README's generated section")
+    parser.add_argument("--which-python", action="store_true", help="print the python that runs the bench and exit")
     args = parser.parse_args()
+    python_for_bench = bench_python()
+    if args.which_python:
+        print(python_for_bench)
+        return 0
+    if python_for_bench != sys.executable:  # re-run in the bench's venv: gen.py needs msgpack, zstandard
+        os.execv(python_for_bench, [python_for_bench, str(Path(__file__).resolve()), *sys.argv[1:]])
     began = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     default = [20_000] if args.quick else [50_000, 300_000, 700_000]
