@@ -114,4 +114,4 @@ def test_bench_starts_from_a_python_without_msgpack(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     runner = done.stdout.strip()
     assert runner == str(tmp_path / "condafix-bench" / "bench-venv" / "bin" / "python")
-    assert subprocess.run([runner, "-c", "import msgpack, zstandard"]).returncode == 0
+    assert subprocess.run([runner, "-c", "import msgpack, zstandard, rattler"]).returncode == 0
