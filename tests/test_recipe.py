@@ -86,6 +86,8 @@ def test_package_builds_and_installs_into_a_real_conda_base(tmp_path: Path) -> N
         text=True,
         timeout=900,
     )
+    if done.returncode == 3:  # the machine lacks a prerequisite (.ci/conda-package names it)
+        pytest.skip(done.stderr.strip().splitlines()[-1])
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     paths = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(paths["package"]).name.startswith("condafix-0.1.0-")
