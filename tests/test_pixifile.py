@@ -196,3 +196,182 @@ def test_cuda_compat_is_a_driver_not_part_of_the_group() -> None:
     raw = '[workspace]\nchannels = ["conda-forge"]\n\n[dependencies]\ncuda-compat = "12.6.*"\ncuda-version = "12.4.*"\n'
     result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert result.status == "ok" and new == raw
+
+
+# ---------------------------------------------------------------- pixi >= 0.71: CUDA on rich platforms
+
+ISSUE_24 = """[workspace]
+name = "gpu-sim"
+channels = ["conda-forge"]
+# the CUDA the cluster nodes run
+platforms = [{ platform = "linux-64", cuda = "12.9" }]  # written by `pixi workspace platform add`
+
+[dependencies]
+python = "3.12.*"
+cuda-version = "12.9.*"  # bumped by the last `pixi update`
+numba-cuda = ">=0.15"
+"""
+
+
+def _changed(old: str, new: str) -> list[str]:
+    return [line for line in new.splitlines() if line not in old.splitlines()]
+
+
+def test_the_rich_platform_moves_with_the_cuda_group() -> None:
+    """Before: cuda-version went to 12.4 and the platform still said 12.9, a manifest that contradicts itself."""
+    result, new = plan_manifest(ISSUE_24, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert result.status == "change"
+    assert _changed(ISSUE_24, new) == [
+        'platforms = [{ platform = "linux-64", cuda = "12.4" }]  # written by `pixi workspace platform add`',
+        'cuda-version = "12.4.*"  # bumped by the last `pixi update`',
+    ]
+    assert "system-requirements" not in new  # the deprecated table is never newly written
+    moved = next(e for e in result.edits if "platforms" in e.new)
+    assert moved.line == 5 and moved.old.endswith('cuda = "12.9" }')
+    again, same = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert not again.changed and same == new
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('{ platform = "linux-64", cuda = "12" }', '{ platform = "linux-64", cuda = "12" }'),  # a major says 12.0
+        ('{ platform = "linux-64", cuda = "12.9" }', '{ platform = "linux-64", cuda = "12.4" }'),
+        (
+            '{ name = "gpu", platform = "linux-64", cuda = { driver = "12.8", arch = "8.6" } }',
+            '{ name = "gpu", platform = "linux-64", cuda = { driver = "12.4", arch = "8.6" } }',
+        ),
+        ('{ platform = "linux-64", __cuda = "12.6" }', '{ platform = "linux-64", __cuda = "12.4" }'),
+    ],
+)
+def test_every_spelling_of_a_rich_platform_cuda(entry: str, expected: str) -> None:
+    raw = f'[workspace]\nchannels = ["conda-forge"]\nplatforms = [{entry}]\n\n[dependencies]\ncuda-version = "12.9.*"\n'
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert f"platforms = [{expected}]" in new
+    assert 'cuda-version = "12.4.*"' in new
+
+
+def test_features_bound_to_rich_platforms_move_them_and_follow_the_synthesized_name() -> None:
+    raw = (PIXI / "rich.pixi.toml").read_text()
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert _changed(raw, new) == [
+        '  { platform = "linux-64", cuda = "12.4" },  # `pixi workspace platform add linux-64 --cuda 12.9`',
+        '  { name = "a100", platform = "linux-64", cuda = { driver = "12.4", arch = "8.0" } },',
+        'platforms = ["linux-64-cuda-12-4"]  # the name pixi synthesizes for the entry above',
+        'cuda-version = "12.4.*"',
+        'cuda-version = "12.4.*"',
+    ]
+    assert '{ platform = "linux-64", cuda = "13", glibc = "2.34" }' in new  # the CUDA 13 platform stays
+    notes = [n.message for n in result.notes]
+    assert len([m for m in notes if 'cuda = "13"' in m]) == 1 and "reported, not rewritten" in notes[0]
+    assert "[system-requirements]" not in new.replace("([system-requirements] is deprecated)", "")
+
+
+def test_synthesized_names_are_pixis() -> None:
+    """The names pixi's docs give: `linux-64-cuda-12-0` for the entry declaring only CUDA 12.0."""
+    import tomlkit
+
+    from condafix.files.pixifile import synthesized_name
+
+    def name(entry: str) -> str:
+        return synthesized_name(tomlkit.parse(f"p = {entry}")["p"])
+
+    assert name('{ platform = "linux-64", cuda = "12.0" }') == "linux-64-cuda-12-0"
+    assert name('{ platform = "linux-64", cuda = "12.0", glibc = "2.28" }') == "linux-64-cuda-12-0"  # the default
+    assert name('{ platform = "linux-64", cuda = "13", glibc = "2.34" }') == "linux-64-cuda-13-glibc-2-34"
+    assert name('{ platform = "linux-64", cuda = { driver = "12.0", arch = "8.6" } }') == (
+        "linux-64-cuda-12-0-cuda-arch-8-6"
+    )
+
+
+def test_system_requirements_are_still_read_and_rich_platforms_never_added() -> None:
+    raw = (PIXI / "pixi.toml").read_text()
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert 'platforms = ["linux-64", "osx-arm64"]' in new  # no CUDA written onto a plain platform list
+    declared = '[workspace]\nplatforms = ["linux-64"]\n\n[system-requirements]\ncuda = "12.9"\n\n'
+    raw = declared + '[dependencies]\ncuda-version = "12.9.*"\n'
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert _changed(raw, new) == ['cuda = "12.4"', 'cuda-version = "12.4.*"']
+
+
+def test_a_platform_newer_than_the_driver_without_cuda_pins_is_reported() -> None:
+    raw = '[workspace]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n[dependencies]\nnumpy = "*"\n'
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert new == raw and not result.changed
+    assert any("declares CUDA 12.9" in n.message and "reported, not rewritten" in n.message for n in result.notes)
+
+
+def test_declared_cuda_reads_rich_platforms_per_environment() -> None:
+    from condafix.files.pixifile import declared_cuda
+
+    declared = declared_cuda((PIXI / "rich.pixi.toml").read_text(), "pixi.toml")
+    assert declared["gpu"] == CudaVersion(12, 9) and declared["train"] == CudaVersion(12, 8)
+    assert declared["next"] == CudaVersion(13, 0)
+    assert declared["default"] == CudaVersion(13, 0)  # unbound: every platform, the newest
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ('{ platform = "linux-64", cuda = "twelve" }', "is not a CUDA version"),
+        ('{ platform = "linux-64", cuda = 12 }', "cuda must be a version"),
+        ('{ platform = "linux-64", cuda = { arch = "8.6" } }', "cuda must be a version"),
+    ],
+)
+def test_a_bad_rich_platform_gives_one_line(entry: str, needle: str, tmp_path: Path) -> None:
+    path = tmp_path / "pixi.toml"
+    path.write_text(f'[workspace]\nplatforms = [{entry}]\n\n[dependencies]\ncuda-version = "12.9.*"\n')
+    done = run(str(path), "--cuda", "12.4", "--offline", "--write")
+    assert done.returncode == 2 and needle in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_write_keeps_the_rich_manifest_a_valid_pixi_manifest(tmp_path: Path) -> None:
+    import tomlkit
+
+    path = tmp_path / "pixi.toml"
+    path.write_bytes((PIXI / "rich.pixi.toml").read_bytes())
+    assert run(str(path), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    before = tomlkit.parse((PIXI / "rich.pixi.toml").read_text()).unwrap()
+    after = tomlkit.parse(path.read_text()).unwrap()
+    assert [p if isinstance(p, str) else sorted(p) for p in after["workspace"]["platforms"]] == [
+        p if isinstance(p, str) else sorted(p) for p in before["workspace"]["platforms"]
+    ]
+    assert after["feature"]["gpu"]["platforms"] == ["linux-64-cuda-12-4"]
+    assert run(str(path), "--cuda", "12.4", "--offline", "--check").returncode == 0
+
+
+rich_entries = st.lists(
+    st.sampled_from(["linux-64", "osx-arm64", "linux-64-cuda-12-9"])
+    | st.fixed_dictionaries(
+        {"platform": st.sampled_from(["linux-64", "osx-arm64", ""])},
+        optional={
+            "name": st.sampled_from(["gpu", "linux-64"]),
+            "cuda": st.sampled_from(["12", "12.9", "13.0", "11.8", "x", ""])
+            | st.fixed_dictionaries({}, optional={"driver": st.sampled_from(["12.8", "13"]), "arch": st.just("8.6")}),
+            "__cuda": st.sampled_from(["12.6", "12.6=0", "bad"]),
+            "glibc": st.just("2.34"),
+        },
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(platforms=rich_entries, deps=dep_tables, bound=st.lists(st.sampled_from(["gpu", "linux-64-cuda-12-9"])))
+def test_fuzzed_rich_platforms_never_crash(platforms: list[object], deps: dict[str, object], bound: list[str]) -> None:
+    import tomlkit
+
+    doc: dict[str, object] = {
+        "workspace": {"channels": ["conda-forge"], "platforms": platforms},
+        "dependencies": deps,
+        "feature": {"f": {"platforms": bound, "dependencies": deps}},
+    }
+    text = tomlkit.dumps(doc)
+    try:
+        result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    except EnvFileError:
+        return
+    assert result.changed == (new != text)
+    again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    assert not again.changed or not result.changed

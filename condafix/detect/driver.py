@@ -356,12 +356,7 @@ def from_overrides(*, cuda: str | None, driver: str | None, env: Mapping[str, st
         version = CudaVersion.parse(cuda)
         return DriverInfo(cuda=str(version), source="--cuda", override=True)
     if driver is not None:
-        best = knowledge().max_cuda_for_driver(driver)
-        if best is None:
-            raise UsageError(
-                f"driver {driver.strip()} is older than every CUDA release in the driver table "
-                "(a driver version looks like 535.104.05; pass a CUDA version with --cuda)"
-            )
+        best = knowledge().cuda_for_known_driver(driver)  # a branch outside the table: one line, exit 2
         return DriverInfo(cuda=str(best), source="--driver", driver_version=driver.strip(), override=True)
     if "CONDA_OVERRIDE_CUDA" in env:
         value = env["CONDA_OVERRIDE_CUDA"].strip()
