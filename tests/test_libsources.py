@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 
 from condafix.detect import driver, libsources
 from condafix.detect.libsources import Host
-from condafix.diagnose import verdict
+from condafix.diagnose import compilepath, verdict
 from condafix.env import envinfo
 
 DRIVER = "13.0"  # driver 580.159.04
@@ -391,3 +392,168 @@ def test_numbas_own_finder_in_the_envs_python_agrees_with_the_model(
     assert nvvm.path == str(home / "nvvm" / "lib64" / "libnvvm.so.4")
     (model,) = libsources.consumer_libraries("numba", where)
     assert (model.found_via, model.path, model.version) == (nvvm.found_via, nvvm.path, nvvm.version)
+
+
+# ---------------------------------------------------------------- the GPU captures (tests/gpu/matrix_sources.py)
+
+CAPTURE = Path(__file__).parent / "fixtures" / "gpu" / "sources-matrix.json"
+MARKS = {"libnvvm": "nvvm", "libnvJitLink": "nvJitLink", "libnvrtc.so": "nvrtc"}
+
+
+def _measured_libraries(row: dict[str, object], kind: str) -> tuple[libsources.LoadedLibrary, ...]:
+    """The files the kernel's process mapped, with the CUDA version each has by construction of the cell:
+    the cell's wheels and CUDA_HOME hold what the spec put there, anything else is the image's 13.0."""
+    spec = row["spec"]
+    kernel = row["kernel"]
+    assert isinstance(spec, dict) and isinstance(kernel, dict)
+    wheels = {"nvvm": "nvvm", "nvJitLink": "nvjitlink", "nvrtc": "cuda_nvrtc"}
+    found = []
+    for mark, path in dict(kernel.get("mapped") or {}).items():
+        library = MARKS[mark]
+        in_site = "/site-packages/" in path and str(row["prefix"]) in path
+        if in_site:
+            version = dict(spec.get("wheels") or {}).get(wheels[library], "13.0")
+        elif spec.get("cuda_home") and "cuda-home" in path:
+            version = str(spec["cuda_home"])
+        else:
+            version = "13.0"
+        version = "13.0" if version == "image" else version
+        found.append(
+            libsources.LoadedLibrary(
+                library=library,
+                path=path,
+                found_via="mapped",
+                version=version,
+                version_source="the cell",
+                how="asked",
+                order="measured",
+                consumer=kind,
+            )
+        )
+    return tuple(found)
+
+
+def replay(capture: dict[str, object], tmp_path: Path) -> list[str]:
+    """Every GPU cell against condafix: the verdict on the measured files must say whether the kernel ran,
+    and the files doctor said the consumer loads must be the ones its process mapped."""
+    problems: list[str] = []
+    cells = capture["cells"]
+    assert isinstance(cells, list) and cells
+    for row in cells:
+        name, spec, kernel = row["cell"], row["spec"], row["kernel"]
+        kind = spec["consumer"]
+        prefix = tmp_path / name
+        site = prefix / "lib" / "python3.12" / "site-packages"
+        site.mkdir(parents=True)
+        (prefix / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        for entry in row["site_packages"]:
+            if entry.endswith(".dist-info"):
+                (site / entry).mkdir()
+        env = envinfo.read_env(prefix, "-p")
+        libraries = {kind: _measured_libraries(row, kind)}
+        paths = compilepath.compile_paths(
+            env, driver.detect(cuda=DRIVER).cuda_version, env_vars=spec.get("env") or {}, libraries=libraries
+        )
+        (path,) = paths
+        if (path.outcome == "ok") is not bool(kernel.get("ran")):
+            problems.append(f"{name}: verdict {path.outcome} on the mapped files, kernel ran={kernel.get('ran')}")
+        predicted = row["doctor_probe"]["compile_paths"] or row["doctor"]["compile_paths"]
+        said = {lib["library"]: lib["path"] for lib in (predicted[0]["libraries"] if predicted else [])}
+        for lib in libraries[kind]:
+            want = os.path.realpath(lib.path or "")
+            if lib.library in said and os.path.realpath(said[lib.library] or "") != want:
+                problems.append(f"{name}: doctor said {lib.library} {said[lib.library]}, the kernel mapped {want}")
+        status = row["doctor"]["status"]
+        if (status != "mismatch") is not bool(kernel.get("ran")):
+            problems.append(f"{name}: doctor status {status}, kernel ran={kernel.get('ran')}")
+    return problems
+
+
+def test_the_gpu_sources_matrix_is_predicted(tmp_path: Path) -> None:
+    if not CAPTURE.is_file():
+        pytest.skip("no capture yet: run tests/gpu/matrix_sources.py on the GPU machine and keep sources-matrix.json")
+    assert replay(json.loads(CAPTURE.read_text()), tmp_path) == []
+
+
+def _row(name: str, spec: dict[str, object], sites: list[str], mapped: dict[str, str], ran: bool) -> dict[str, object]:
+    """One cell shaped as matrix_sources.py writes it, outcomes from gpu-notes.md."""
+    prefix = f"/tmp/condafix-sources/cells/{name}"
+    libs = [{"library": MARKS[m], "path": p} for m, p in mapped.items()]
+    doctor = {"status": "ok" if ran else "mismatch", "compile_paths": [{"libraries": libs}]}
+    return {
+        "cell": name,
+        "spec": spec,
+        "prefix": prefix,
+        "site_packages": sites,
+        "kernel": {"ran": ran, "mapped": {m: p.replace("CELL", prefix) for m, p in mapped.items()}},
+        "doctor": doctor,
+        "doctor_probe": {
+            "compile_paths": [{"libraries": [{**x, "path": x["path"].replace("CELL", prefix)} for x in libs]}]
+        },
+    }
+
+
+def test_the_replay_catches_a_wrong_prediction(tmp_path: Path) -> None:
+    site = "CELL/lib/python3.12/site-packages/nvidia/cu13/lib"
+    rows = [
+        _row(
+            "nc-cudahome-nvvm13.2-njl13.0wheel",
+            {"consumer": "numba-cuda", "wheels": {"nvjitlink": "image"}, "cuda_home": "13.2"},
+            ["numba_cuda-0.30.4.dist-info", "numba-0.68.0.dist-info", "nvidia_nvjitlink-13.0.88.dist-info"],
+            {
+                "libnvvm": "/tmp/condafix-sources/cuda-home-13.2/nvvm/lib64/libnvvm.so.4",
+                "libnvJitLink": f"{site}/libnvJitLink.so.13",
+            },
+            False,
+        ),
+        _row(
+            "builtin-nvvm13.2wheel-system",
+            {"consumer": "numba", "wheels": {"nvvm": "13.2"}},
+            ["numba-0.68.0.dist-info", "nvidia_nvvm-13.2.86.dist-info"],
+            {"libnvvm": "/usr/local/cuda-13.0/nvvm/lib64/libnvvm.so.4.0.0"},
+            True,
+        ),
+        _row(
+            "cupy-nvrtc13.2wheel-ptx",
+            {"consumer": "cupy", "wheels": {"cuda_nvrtc": "13.2"}, "env": {"CUPY_COMPILE_WITH_PTX": "1"}},
+            ["cupy_cuda13x-14.2.0.dist-info", "nvidia_cuda_nvrtc-13.2.86.dist-info"],
+            {"libnvrtc.so": f"{site}/libnvrtc.so.13"},
+            False,
+        ),
+    ]
+    assert replay({"cells": rows}, tmp_path / "right") == []
+    wrong = json.loads(json.dumps(rows))
+    wrong[1]["kernel"]["ran"] = False  # as if the built-in target had failed on the system NVVM 13.0
+    wrong[0]["doctor"]["compile_paths"][0]["libraries"][0]["path"] = "/elsewhere/libnvvm.so.4"
+    wrong[0]["doctor_probe"]["compile_paths"] = []
+    problems = replay({"cells": wrong}, tmp_path / "wrong")
+    assert any(p.startswith("builtin-nvvm13.2wheel-system: verdict ok") for p in problems)
+    assert any("doctor said nvvm /elsewhere/libnvvm.so.4" in p for p in problems)
+
+
+@pytest.mark.gpu
+def test_the_gpu_sources_matrix_live(tmp_path: Path) -> None:
+    """On the GPU machine: CONDAFIX_SOURCES_CARRY holds the prepared 13.2 libraries (matrix_sources.py prepare)."""
+    carry = os.environ.get("CONDAFIX_SOURCES_CARRY")
+    if not carry or not Path("/opt/torch/.venv").is_dir() or shutil.which("nvidia-smi") is None:
+        pytest.skip("needs the GPU image (/opt/torch/.venv, nvidia-smi) and CONDAFIX_SOURCES_CARRY")
+    script = Path(__file__).parent / "gpu" / "matrix_sources.py"
+    subprocess.run([sys.executable, str(script), "run", carry, str(tmp_path / "out")], check=True, timeout=1800)
+    assert replay(json.loads((tmp_path / "out" / "sources-matrix.json").read_text()), tmp_path / "replay") == []
+
+
+def test_doctor_probe_compiles_with_the_nvvm_numba_loads(numba_python: Path, real_nvvm: Path, tmp_path: Path) -> None:
+    """``--probe`` asks the env's python which NVVM numba's built-in target loads (here ``$CUDA_HOME``'s,
+    a real NVVM 12.4) and compiles with that one: PTX 8.4, newer than a 12.2 driver's 8.2."""
+    from condafix.detect import ptxprobe
+
+    home = tmp_path / "cuda-12.4"
+    (home / "nvvm" / "lib64").mkdir(parents=True)
+    (home / "nvvm" / "lib64" / "libnvvm.so.4").symlink_to(real_nvvm)
+    (home / "version.json").write_text(json.dumps({"cuda": {"version": "12.4.1"}}))
+    prefix = numba_python.parent.parent
+    result = ptxprobe.probe(prefix, driver.detect(cuda="12.2"), env={"CUDA_HOME": str(home)})
+    assert result.nvvm is not None and result.nvvm.path == str(home / "nvvm" / "lib64" / "libnvvm.so.4")
+    assert "asked" in result.nvvm.origin and (result.ptx_version, result.verdict) == ("8.4", "ptx-newer-than-driver")
+    (nvvm,) = result.libraries
+    assert (nvvm.consumer, nvvm.how, nvvm.found_via, nvvm.version) == ("numba", "asked", "CUDA_HOME", "12.4")
