@@ -557,3 +557,22 @@ def test_doctor_probe_compiles_with_the_nvvm_numba_loads(numba_python: Path, rea
     assert "asked" in result.nvvm.origin and (result.ptx_version, result.verdict) == ("8.4", "ptx-newer-than-driver")
     (nvvm,) = result.libraries
     assert (nvvm.consumer, nvvm.how, nvvm.found_via, nvvm.version) == ("numba", "asked", "CUDA_HOME", "12.4")
+
+
+def test_a_conda_package_comes_before_the_system_toolkit_even_without_its_files(tmp_path: Path) -> None:
+    """numba's built-in target searches the conda env before /usr/local/cuda; a record (here without its
+    files, as in a fake prefix) therefore stands in for the env's NVVM, never the system's 13.0."""
+    from .conftest import write_record
+
+    prefix = tmp_path / "conda-env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    write_record(prefix / "conda-meta", "cudatoolkit", "11.7.1", "h4bc3d14_13")
+    write_record(prefix / "conda-meta", "numba", "0.56.4", "py310h0e39c9b_1")
+    system = toolkit(tmp_path / "usr-local-cuda-13.0", "13.0")
+    env = envinfo.read_env(prefix, "-p")
+    where = Host(prefix=str(prefix), conda_env=True, conda_prefix=str(prefix), system_ctk=str(system))
+    report = verdict.diagnose(driver.detect(cuda="11.8"), env, env_vars={}, host=where)
+    (path,) = report.compile_paths
+    (nvvm,) = path.libraries
+    assert (nvvm.how, nvvm.version, path.writer_cuda, path.outcome) == ("package", "11.7", "11.7", "ok")
+    assert str(system) in nvvm.found_via and report.status == "ok"

@@ -41,7 +41,7 @@ from condafix.errors import UsageError
 from condafix.knowledge.cuda import CudaVersion
 
 Library = Literal["nvvm", "nvJitLink", "nvrtc"]
-How = Literal["model", "asked"]
+How = Literal["model", "asked", "package"]  # package: the env's record stands in (compilepath)
 
 # cuda-pathfinder descriptor_catalog.py (1.8.x): sonames in the order tried, wheel dirs, anchor dirs.
 SONAMES: Mapping[str, tuple[str, ...]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Literal
 
@@ -172,7 +172,7 @@ def _choose(
     why = row.source.split(":")[0]
     if row.needs == "nvjitlink":
         loaded = _lib(libs, "nvJitLink")
-        if loaded is not None and (loaded.path is not None or _newest(env, ("nvjitlink",)) is None):
+        if loaded is not None:
             link = loaded.cuda if loaded.path else None
             present = loaded.path is not None
         else:
@@ -299,10 +299,39 @@ def consumers(env: EnvInfo) -> list[tuple[Component, str]]:
 _WRITER_LIBRARY: Mapping[str, str] = {"numba-cuda": "nvvm", "numba": "nvvm", "cupy": "nvrtc"}
 
 
-def _seen(kind: str, comp: Component | None) -> bool:
-    """Would this consumer's search reach the env's package (a record whose files are not on disk)?
-    numba's built-in target never looks at pip wheels."""
-    return comp is not None and comp.role != "pin" and not (kind == "numba" and comp.source == "pip")
+_PROVIDERS: Mapping[str, tuple[str, ...]] = {
+    "nvvm": ("nvvm", "toolkit"),
+    "nvJitLink": ("nvjitlink",),
+    "nvrtc": ("nvrtc", "toolkit"),
+}
+
+
+def _shadowed(lib: LoadedLibrary, kind: str, env: EnvInfo) -> Component | None:
+    """An env package whose file the consumer's search reaches before the one the model found (or found
+    none): its record says the file is there, so it stands in (a conda package is searched before the
+    system toolkit and ``$CUDA_HOME`` by all three consumers; a wheel by all but numba's built-in target)."""
+    if lib.path is not None and _inside(lib, env):
+        return None
+    found = [
+        c
+        for c in env.components
+        if c.role in _PROVIDERS.get(lib.library, ()) and c.cuda and not (kind == "numba" and c.source == "pip")
+    ]
+    return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0")) if found else None
+
+
+def _stand_in(lib: LoadedLibrary, comp: Component, kind: str) -> LoadedLibrary:
+    """What ``--json`` shows for a library whose env package comes first (``how="package"``)."""
+    model = f"{lib.path} via {lib.found_via}" if lib.path else "none"
+    return replace(
+        lib,
+        path=None,
+        found_via=f"the env's {comp.name} {comp.version} comes first in {kind}'s search; its file is not on disk "
+        f"(the search alone found {model})",
+        version=comp.cuda,
+        version_source=f"{comp.source} package {comp.name} {comp.version}",
+        how="package",
+    )
 
 
 def _loaded_writer(
@@ -311,9 +340,8 @@ def _loaded_writer(
     """(writer, its CUDA, a note for ``why``) from the file the consumer loads; the env's package stands in
     for the version only when that file lies inside the env and its owner could not be read."""
     lib = _lib(libs, _WRITER_LIBRARY.get(kind, ""))
-    if lib is None or (lib.path is None and _seen(kind, fallback)):
-        note = f"; no {lib.library} file found on disk, the env's {fallback.name} stands in" if lib and fallback else ""
-        return (fallback.name if fallback else None), (fallback.cuda if fallback else None), note
+    if lib is None:
+        return (fallback.name if fallback else None), (fallback.cuda if fallback else None), ""
     if lib.path is None:
         return None, None, f"; loads no {lib.library}: {lib.found_via}"
     cuda, owner = lib.version, ""
@@ -339,7 +367,9 @@ def compile_paths(
     arch = CudaVersion.parse(gpu_arch) if gpu_arch else None
     result: list[CompilePath] = []
     for comp, kind in consumers(env):
-        libs = tuple((libraries or {}).get(kind, ()))
+        found = tuple((libraries or {}).get(kind, ()))
+        libs = tuple(lib for lib in found if _shadowed(lib, kind, env) is None)
+        shown = tuple(_stand_in(lib, s, kind) if (s := _shadowed(lib, kind, env)) else lib for lib in found)
         path, why, missing = _choose(kind, comp.version, env, env_vars, libs)
         fallback = _ptxas(env) if kind == "jaxlib" else _newest(env, _WRITER_ROLES[kind])
         writer, writer_cuda, note = _loaded_writer(kind, libs, env, fallback)
@@ -371,7 +401,7 @@ def compile_paths(
             if outcome == "link-fails" and libs:
                 message += "; " + "; ".join(f"{lib.library}: {_where(lib)}" for lib in libs if lib.path)
         result.append(
-            CompilePath(**base, outcome=outcome, severity=severity, message=message, missing=missing, libraries=libs)
+            CompilePath(**base, outcome=outcome, severity=severity, message=message, missing=missing, libraries=shown)
         )
     return tuple(result)
 
@@ -471,7 +501,7 @@ def loads_other(path: CompilePath, comp: Component, prefix: str | None) -> bool:
     """This consumer's own search order took another file for the package's library (an NVVM wheel beside
     numba's built-in target, which never looks at wheels)."""
     lib = _loaded_for(path, comp)
-    return lib is not None and not owned(lib, comp, prefix)
+    return lib is not None and lib.how != "package" and not owned(lib, comp, prefix)
 
 
 def loaded_text(path: CompilePath, comp: Component) -> str:
