@@ -576,3 +576,21 @@ def test_a_conda_package_comes_before_the_system_toolkit_even_without_its_files(
     (nvvm,) = path.libraries
     assert (nvvm.how, nvvm.version, path.writer_cuda, path.outcome) == ("package", "11.7", "11.7", "ok")
     assert str(system) in nvvm.found_via and report.status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("libnvvm.so.4", True),
+        ("libnvvm.so.4.0.0", True),
+        ("libnvvm.so", False),  # find_lib wants the dot: a bare dev symlink is dlopen's, not find_lib's
+        ("libnvvm.so.4_1", True),
+        ("libnvvm.so.4.", False),
+        ("libnvvm.so.a", False),
+    ],
+)
+def test_builtin_numba_names_nvvm_files_as_find_lib_does(tmp_path: Path, name: str, found: bool) -> None:
+    _lib(tmp_path / "nvvm" / "lib64", name)
+    where = Host(prefix=None, conda_env=False, cuda_home=str(tmp_path), default_loader_dirs=())
+    got = libsources.numba_builtin_nvvm(where)
+    assert (got.path == str(tmp_path / "nvvm" / "lib64" / name)) is found

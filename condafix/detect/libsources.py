@@ -81,8 +81,7 @@ CONSUMER_ALIASES: Mapping[str, str] = {
     "cupy-cuda12x": "cupy",
     "cupy-cuda13x": "cupy",
 }
-# numba.misc.findlib.find_lib's pattern for nvvm on Linux.
-_NUMBA_NVVM = re.compile(r"libnvvm\.so\.[0-9]*([_\.][0-9]+)*$")
+_SEPARATOR = re.compile(r"[_.]")
 _FULL_VERSION_NAME = re.compile(r"lib(?:nvJitLink|nvrtc)\.so\.(\d+\.\d+\.\d+)$")
 
 
@@ -326,13 +325,21 @@ def numba_cuda_nvvm(host: Host) -> LoadedLibrary:
     return _missing("nvvm", order)
 
 
+def _numba_nvvm_name(name: str) -> bool:
+    """numba ``findlib.find_lib``'s ``libnvvm\\.so\\.[0-9]*([_\\.][0-9]+)*$``, without a nested repeat."""
+    if not name.startswith("libnvvm.so."):
+        return False
+    first, *rest = _SEPARATOR.split(name[len("libnvvm.so.") :])
+    return (first == "" or first.isdigit()) and all(part.isdigit() for part in rest)
+
+
 def _numba_find(directory: str) -> str | None:
     """numba ``findlib.find_lib('nvvm', dir)``: ``libnvvm.so.<digits>`` files, the largest name."""
     try:
         names = os.listdir(directory)
     except OSError:
         return None
-    hits = [os.path.join(directory, n) for n in names if _NUMBA_NVVM.match(n)]
+    hits = [os.path.join(directory, n) for n in names if _numba_nvvm_name(n)]
     hits = [h for h in hits if os.path.isfile(h)]
     return max(hits) if hits else None
 
