@@ -21,20 +21,24 @@ and ran on the system NVVM 13.0. The orders modelled here are read from the cons
   ``$CUDA_HOME``/``$CUDA_PATH`` (taken even when it holds no NVVM) -> ``/usr/local/cuda`` -> plain
   ``dlopen("libnvvm.so")``. No pip wheel is ever looked at.
 
-Everything here is a pure function of a :class:`Host` (paths and variables); only :func:`host_for`
-reads ``/etc/ld.so.conf`` and :func:`ask` runs the consumer's own finder in the env's interpreter.
+The sonames, wheel dirs and orders are a table with its sources (``data/compile_paths.json``,
+``library_sources``). Everything here is a pure function of a :class:`Host` (paths and variables); only
+:func:`host_for` reads ``/etc/ld.so.conf`` and :func:`ask` runs the consumer's own finder in the env's
+interpreter.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from condafix import runner
 from condafix.errors import UsageError
@@ -43,44 +47,27 @@ from condafix.knowledge.cuda import CudaVersion
 Library = Literal["nvvm", "nvJitLink", "nvrtc"]
 How = Literal["model", "asked", "package"]  # package: the env's record stands in (compilepath)
 
-# cuda-pathfinder descriptor_catalog.py (1.8.x): sonames in the order tried, wheel dirs, anchor dirs.
-SONAMES: Mapping[str, tuple[str, ...]] = {
-    "nvvm": ("libnvvm.so.4", "libnvvm.so"),
-    "nvJitLink": ("libnvJitLink.so.13", "libnvJitLink.so.12"),
-    "nvrtc": ("libnvrtc.so.13", "libnvrtc.so.12"),
-    "cudart": ("libcudart.so.13", "libcudart.so.12"),
-}
-SITE_DIRS: Mapping[str, tuple[str, ...]] = {
-    "nvvm": ("nvidia/cu13/lib", "nvidia/cuda_nvcc/nvvm/lib64"),
-    "nvJitLink": ("nvidia/cu13/lib", "nvidia/nvjitlink/lib"),
-    "nvrtc": ("nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib"),
-}
-ANCHOR_DIRS: Mapping[str, tuple[str, ...]] = {"nvvm": ("nvvm/lib64",)}
-DEFAULT_ANCHOR = ("lib64", "lib")
+
+@functools.cache
+def _table() -> dict[str, Any]:
+    """data/compile_paths.json: ``library_sources`` (sonames, wheel dirs, anchors, orders) and ``aliases``."""
+    raw: dict[str, Any] = json.loads(
+        resources.files("condafix.data").joinpath("compile_paths.json").read_text(encoding="utf-8")
+    )
+    return raw
+
+
+_T = _table()["library_sources"]
+SONAMES: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in _T["sonames"].items()}
+SITE_DIRS: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in _T["site_packages"].items()}
+ANCHOR_DIRS: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in _T["anchor_dirs"].items() if k != "default"}
+DEFAULT_ANCHOR: tuple[str, ...] = tuple(_T["anchor_dirs"]["default"])
+VERSION_KEYS: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in _T["version_json_keys"].items()}
+ORDERS: Mapping[str, str] = dict(_T["orders"])
 # ld.so's built-in directories, searched after the cache (x86-64 Debian/Ubuntu/RHEL layouts).
 DEFAULT_LOADER_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
-# version.json keys of a CUDA toolkit (12.x/13.x), per library; "cuda" is the whole toolkit.
-VERSION_KEYS: Mapping[str, tuple[str, ...]] = {
-    "nvvm": ("libnvvm", "cuda_nvcc"),
-    "nvJitLink": ("libnvjitlink",),
-    "nvrtc": ("cuda_nvrtc",),
-}
-# What each consumer loads and from whose code the order comes (shown in doctor --json).
-ORDERS: Mapping[str, str] = {
-    "pathfinder": "cuda-pathfinder load_nvidia_dynamic_lib: site-packages, $CONDA_PREFIX, dlopen "
-    "(RPATH, LD_LIBRARY_PATH, loader cache), $CUDA_PATH/$CUDA_HOME, CTK root of libcudart (NVVM only)",
-    "numba-cuda-nvvm": "numba-cuda cuda_paths._get_nvvm: cuda-pathfinder's order, then the toolkit "
-    "above the NVRTC that dlopen finds",
-    "numba": "numba cuda_paths._get_nvvm_path_decision: conda env lib/, $PREFIX/nvvm/lib64, "
-    "$CUDA_HOME/$CUDA_PATH, /usr/local/cuda, dlopen('libnvvm.so'); never pip wheels",
-}
-# pip/conda names of CuPy (compile_paths.json "aliases" holds the same for the compile-path table).
-CONSUMER_ALIASES: Mapping[str, str] = {
-    "cupy-core": "cupy",
-    "cupy-cuda11x": "cupy",
-    "cupy-cuda12x": "cupy",
-    "cupy-cuda13x": "cupy",
-}
+# pip names of CuPy (the compile-path table's aliases).
+CONSUMER_ALIASES: Mapping[str, str] = {k: v for k, v in _table()["aliases"]["names"].items() if v == "cupy"}
 _SEPARATOR = re.compile(r"[_.]")
 _FULL_VERSION_NAME = re.compile(r"lib(?:nvJitLink|nvrtc)\.so\.(\d+\.\d+\.\d+)$")
 

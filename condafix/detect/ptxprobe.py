@@ -85,7 +85,7 @@ def _loaded_nvvm(libraries: tuple[LoadedLibrary, ...]) -> NvvmLibrary | None:
 
 
 def find_nvvm(prefix: Path | None, env: Mapping[str, str]) -> list[NvvmLibrary]:
-    """Every libNVVM the env could load, in the order numba-cuda's pathfinder tries them."""
+    """Every libNVVM inside the env or ``$CUDA_HOME`` (the fallback when no consumer's own search found one)."""
     found: list[NvvmLibrary] = []
     if prefix is not None:
         sites = sorted(prefix.glob("lib/python3*/site-packages")) + sorted(prefix.glob("Lib/site-packages"))
