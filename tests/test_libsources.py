@@ -396,7 +396,7 @@ def test_numbas_own_finder_in_the_envs_python_agrees_with_the_model(
 
 # ---------------------------------------------------------------- the GPU captures (tests/gpu/matrix_sources.py)
 
-CAPTURE = Path(__file__).parent / "fixtures" / "gpu" / "sources-matrix.json"
+CAPTURES = Path(__file__).parent / "fixtures" / "gpu"
 MARKS = {"libnvvm": "nvvm", "libnvJitLink": "nvJitLink", "libnvrtc.so": "nvrtc"}
 
 
@@ -470,9 +470,11 @@ def replay(capture: dict[str, object], tmp_path: Path) -> list[str]:
 
 
 def test_the_gpu_sources_matrix_is_predicted(tmp_path: Path) -> None:
-    if not CAPTURE.is_file():
-        pytest.skip("no capture yet: run tests/gpu/matrix_sources.py on the GPU machine and keep sources-matrix.json")
-    assert replay(json.loads(CAPTURE.read_text()), tmp_path) == []
+    captures = sorted(CAPTURES.glob("sources-matrix*.json"))
+    if not captures:
+        pytest.skip("no capture yet: run tests/gpu/matrix_sources.py on the GPU machine, keep sources-matrix-*.json")
+    for number, capture in enumerate(captures):
+        assert replay(json.loads(capture.read_text()), tmp_path / str(number)) == [], capture.name
 
 
 def _row(name: str, spec: dict[str, object], sites: list[str], mapped: dict[str, str], ran: bool) -> dict[str, object]:
@@ -539,7 +541,8 @@ def test_the_gpu_sources_matrix_live(tmp_path: Path) -> None:
         pytest.skip("needs the GPU image (/opt/torch/.venv, nvidia-smi) and CONDAFIX_SOURCES_CARRY")
     script = Path(__file__).parent / "gpu" / "matrix_sources.py"
     subprocess.run([sys.executable, str(script), "run", carry, str(tmp_path / "out")], check=True, timeout=1800)
-    assert replay(json.loads((tmp_path / "out" / "sources-matrix.json").read_text()), tmp_path / "replay") == []
+    (capture,) = sorted((tmp_path / "out").glob("sources-matrix*.json"))
+    assert replay(json.loads(capture.read_text()), tmp_path / "replay") == []
 
 
 def test_doctor_probe_compiles_with_the_nvvm_numba_loads(numba_python: Path, real_nvvm: Path, tmp_path: Path) -> None:

@@ -310,12 +310,15 @@ def _shadowed(lib: LoadedLibrary, kind: str, env: EnvInfo) -> Component | None:
     """An env package whose file the consumer's search reaches before the one the model found (or found
     none): its record says the file is there, so it stands in (a conda package is searched before the
     system toolkit and ``$CUDA_HOME`` by all three consumers; a wheel by all but numba's built-in target)."""
-    if lib.path is not None and _inside(lib, env):
-        return None
+    if lib.how != "model" or (lib.path is not None and _inside(lib, env)):
+        return None  # what the env's interpreter reported is what it loaded
     found = [
         c
         for c in env.components
-        if c.role in _PROVIDERS.get(lib.library, ()) and c.cuda and not (kind == "numba" and c.source == "pip")
+        if c.role in _PROVIDERS.get(lib.library, ())
+        and c.cuda
+        and not (kind == "numba" and c.source == "pip")
+        and c.name != "nvidia-cuda-nvcc"  # CUDA 13's nvcc wheel holds no libNVVM (nvidia-nvvm does)
     ]
     return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0")) if found else None
 

@@ -5,8 +5,10 @@ Two halves, stdlib only:
 
 ``prepare WHEELDIR CARRY`` (here, no GPU): from NVIDIA's PyPI wheels nvidia_nvvm / nvidia_nvjitlink /
 nvidia_cuda_nvrtc 13.2.86 in WHEELDIR keep only ``nvidia/cu13/lib/*`` and ``nvidia/cu13/nvvm/libdevice/*``
-(no ``cicc``) as ``CARRY/<name>-<version>.tar.xz``; about 60 MB together, so carry the parts a run needs
-(the working tree that travels is at most 64 MiB): ``--only nvvm,nvjitlink`` or ``--only cuda_nvrtc``.
+(no ``cicc``) as ``CARRY/<part>-<version>.tar.xz``: xz gives nvvm 21 MB, nvjitlink 30 MB, cuda_nvrtc about
+30 MB, more than the 64 MiB that travels at once, so run twice: ``--only nvvm,nvjitlink`` (the numba cells and
+the CuPy-with-system-NVRTC cell), then ``--only cuda_nvrtc`` (the CuPy NVRTC 13.2 cells); a cell whose parts
+are not carried is skipped.
 
 ``run CARRY OUT [CELL,...]`` (on the GPU machine, repo root, the image's venv /opt/torch/.venv with numba
 0.68, numba-cuda 0.30.4, cupy-cuda13x 14.2 and /usr/local/cuda 13.0): every cell is a fresh venv whose
@@ -15,13 +17,13 @@ write) and the consumer's dist-info; the consumers themselves are imported from 
 through a ``.pth`` line (numba-cuda cells run the image's .pth files, so its redirector is on; built-in
 cells do not), so cuda-pathfinder (which scans ``site.getsitepackages()`` only) sees the cell's wheels and
 nothing else. ``CUDA_HOME`` points at a toolkit dir made of the carried 13.2 NVVM, where a cell says so.
-Per cell it records, as one JSON line and in ``OUT/sources-matrix.json``:
+Per cell it records, as one JSON line and in ``OUT/sources-matrix-<carried parts>.json``:
 - ``finder``: the consumer's own finder run in the cell's python (``condafix/detect/_finder_child.py``);
 - ``kernel``: a one-kernel run (numba ``@cuda.jit`` / CuPy ``RawKernel``), whether it ran, the error, and the
   libnvvm / libnvJitLink / libnvrtc files mapped into that process (``/proc/self/maps``);
 - ``doctor`` / ``doctor_probe``: ``condafix doctor -p CELL --json`` (and ``--probe``) with the cell's variables.
-Keep ``OUT/sources-matrix.json`` as ``tests/fixtures/gpu/sources-matrix.json``: tests/test_libsources.py
-replays it (the measured outcome against condafix's verdict on the measured files).
+Keep each ``OUT/sources-matrix-*.json`` under ``tests/fixtures/gpu/``: tests/test_libsources.py replays them
+(the measured outcome against condafix's verdict on the measured files, and the files doctor named).
 """
 
 from __future__ import annotations
@@ -394,7 +396,8 @@ def run(carry: Path, out: Path, wanted: set[str]) -> None:
         }
         cells.append(row)
         print(json.dumps({k: row[k] for k in ("cell", "finder", "kernel")} | {"doctor": row["doctor"]["status"]}))
-    (out / "sources-matrix.json").write_text(json.dumps({"meta": meta, "cells": cells}, indent=1))
+    name = "sources-matrix-" + "+".join(sorted(carried)) + ".json" if carried else "sources-matrix.json"
+    (out / name).write_text(json.dumps({"meta": meta, "cells": cells}, indent=1))
 
 
 def main(argv: list[str]) -> int:
