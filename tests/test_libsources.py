@@ -459,9 +459,13 @@ def replay(capture: dict[str, object], tmp_path: Path) -> list[str]:
             problems.append(f"{name}: verdict {path.outcome} on the mapped files, kernel ran={kernel.get('ran')}")
         predicted = row["doctor_probe"]["compile_paths"] or row["doctor"]["compile_paths"]
         said = {lib["library"]: lib["path"] for lib in (predicted[0]["libraries"] if predicted else [])}
+        # the GPU machine's own symlinks (/usr/local/cuda -> cuda-13.0, libnvvm.so.4 -> .so.4.0.0) as its finder
+        # resolved them there: realpath here cannot see that machine's files
+        there = {x["path"]: x["mapped"] for x in row.get("finder", {}).get("libraries", []) if x.get("mapped")}
         for lib in libraries[kind]:
             want = os.path.realpath(lib.path or "")
-            if lib.library in said and os.path.realpath(said[lib.library] or "") != want:
+            told = said.get(lib.library) or ""
+            if lib.library in said and os.path.realpath(there.get(told, told)) != want:
                 problems.append(f"{name}: doctor said {lib.library} {said[lib.library]}, the kernel mapped {want}")
         status = row["doctor"]["status"]
         if (status != "mismatch") is not bool(kernel.get("ran")):

@@ -381,7 +381,9 @@ def run(carry: Path, out: Path, wanted: set[str]) -> None:
         env = cell_env(name, spec, carried)
         cell_python = str(root / "bin" / "python")
         kernel = NUMBA_KERNEL if spec["consumer"] in ("numba", "numba-cuda") else CUPY_KERNEL
-        condafix_env = {**env, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+        # CONDAFIX_DEPS: a site dir with condafix's own dependencies (typer, rich, ...) the image lacks
+        path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("CONDAFIX_DEPS"))))
+        condafix_env = {**env, "PYTHONPATH": path, "NO_COLOR": "1"}
         row = {
             "cell": name,
             "spec": spec,
