@@ -40,7 +40,9 @@ class Setting:
 
 def _finding(code: str, severity: Severity, setting: str | None, message: str, fix: str) -> Finding:
     """A proxy problem in the project's one finding type: the setting it is about, and what to do."""
-    return Finding(code=code, severity=severity, message=message, hints=(Hint("fix", fix),), component=setting)
+    return Finding(
+        code=code, severity=severity, message=message, hints=(Hint(code="fix", text=fix),), component=setting
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -113,7 +113,11 @@ def test_jax_ptxas_newer_than_driver_is_a_warning(make_prefix: Callable[..., Pat
 
 def _probe(ptx: str, driver_cuda: str) -> ptxprobe.ProbeResult:
     return ptxprobe.ProbeResult(
-        "compile only", "ptx-newer-than-driver", f"NVVM writes PTX ISA {ptx}", ptx_version=ptx, driver_cuda=driver_cuda
+        halves="compile only",
+        verdict="ptx-newer-than-driver",
+        message=f"NVVM writes PTX ISA {ptx}",
+        ptx_version=ptx,
+        driver_cuda=driver_cuda,
     )
 
 

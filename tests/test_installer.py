@@ -75,7 +75,7 @@ def test_a_backend_installer_really_installs_inside_the_wrapper(
     prefix = installed_env(BROKEN, cuda="12.9")
     before = digest(prefix)
     backend = choice.open_backend("rattler", prefix=prefix, offline=False)
-    plan = planner.plan(prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), backend=backend)
+    plan = planner.plan(prefix=prefix, target=TargetCuda(cuda="12.4", source="--cuda 12.4"), backend=backend)
     assert plan.status == "change"
     assert all(type(r).__name__ == "Record" for r in plan.records)  # neutral: no native object rides along
     request = planner.install_request(plan)
@@ -227,7 +227,7 @@ def test_a_restore_that_needs_packages_uses_the_reinstaller_it_is_handed(
     """Rollback gets its reinstaller from its caller: without one, a restore that needs a package changes nothing."""
     prefix = installed_env(BROKEN, cuda="12.9")
     backend = choice.open_backend("rattler", prefix=prefix, offline=False)
-    plan = planner.plan(prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), backend=backend)
+    plan = planner.plan(prefix=prefix, target=TargetCuda(cuda="12.4", source="--cuda 12.4"), backend=backend)
     request = planner.install_request(plan)
     apply_mod.apply(request, backend.installer(request))
     root = Path(snapshot.list_snapshots(prefix)[-1].path)

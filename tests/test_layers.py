@@ -66,6 +66,24 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.runner",
         "sys.stdout",
     ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
+    (
+        "results-frozen-and-keyword-only",
+        "condafix.diagnose.explain",
+        "Family",
+    ): "explain is being split into facts/families/advice (issue 21 items 1-3)",
+    (
+        "results-frozen-and-keyword-only",
+        "condafix.diagnose.explain",
+        "Explanation",
+    ): "explain is being split into facts/families/advice (issue 21 items 1-3)",
+}
+# Dataclasses that are state, not results (never in a --json document), with why they must change.
+MUTABLE: Mapping[str, str] = {
+    "condafix.errors.CondafixError": "an exception: Python sets __traceback__ and __cause__ on it",
+    "condafix.progress._Phase": "the live progress model a reporter updates as bytes arrive",
+    "condafix.progress._Stalled": "the live progress model a reporter updates as bytes arrive",
+    "condafix.progress._State": "the live progress model a reporter updates as bytes arrive",
+    "condafix.proxy.Policy": "what the CLI asked for, with the proxy diagnosis cached on first use",
 }
 # Modules allowed over MAX_LINES, with why.
 LONG: Mapping[str, str] = {
@@ -177,11 +195,26 @@ def violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
                     and node.value.id == "sys"
                 ):
                     found.add(("nothing-below-cli-prints", name, f"sys.{node.attr}"))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and f"{name}.{node.name}" not in MUTABLE and not _frozen_kw_only(node):
+                found.add(("results-frozen-and-keyword-only", name, node.name))
         if len(text.splitlines()) > MAX_LINES:
             found.add(("module-size", name, f"over {MAX_LINES} lines"))
     for cycle in cycles(graph):
         found.add(("no-import-cycle", cycle[0], " -> ".join(cycle)))
     return found
+
+
+def _frozen_kw_only(node: ast.ClassDef) -> bool:
+    """A class that is no dataclass passes; a dataclass must say ``frozen=True, kw_only=True``."""
+    for deco in node.decorator_list:
+        call = deco if isinstance(deco, ast.Call) else None
+        func = call.func if call else deco
+        if not (isinstance(func, ast.Name) and func.id == "dataclass"):
+            continue
+        given = {k.arg: getattr(k.value, "value", None) for k in (call.keywords if call else [])}
+        return given.get("frozen") is True and given.get("kw_only") is True
+    return True
 
 
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
@@ -362,7 +395,10 @@ BROKEN = {
     "condafix.change": "",
     "condafix.change.apply": "import rattler\nprint('hi')\nfrom condafix.cli import render\n",
     "condafix.diagnose": "",
-    "condafix.diagnose.verdict": "import sys\nsys.stderr.write('x')\nimport conda\n" + "x = 1\n" * 600,
+    "condafix.diagnose.verdict": "import sys\nsys.stderr.write('x')\nimport conda\n"
+    + "x = 1\n" * 600
+    + "@dataclass(frozen=True)\nclass Report:\n    x: int\n"
+    + "@dataclass(frozen=True, kw_only=True)\nclass Fine:\n    y: int\n",
     "condafix.cli": "",
     "condafix.cli.render": "from condafix.env import envinfo\n",
     "condafix.files": "",
@@ -388,6 +424,7 @@ def test_the_checker_sees_every_kind_of_break() -> None:
         ("nothing-below-cli-prints", "condafix.diagnose.verdict", "sys.stderr"),
         ("module-size", "condafix.diagnose.verdict", "over 550 lines"),
         ("files-solve-through-the-port", "condafix.files.pixifile", "condafix.backends.rattler.solve"),
+        ("results-frozen-and-keyword-only", "condafix.diagnose.verdict", "Report"),
         (
             "no-import-cycle",
             "condafix.env.envinfo",
@@ -395,6 +432,7 @@ def test_the_checker_sees_every_kind_of_break() -> None:
         ),
     }
     assert expected <= found, sorted(expected - found)
+    assert ("results-frozen-and-keyword-only", "condafix.diagnose.verdict", "Fine") not in found
     # the conda backend may import conda; a TYPE_CHECKING import draws no arrow
     assert not any(v[1] == "condafix.backends.conda" for v in found)
     assert ("arrows-point-down", "condafix.files.envfile", "condafix.cli.render") not in found

@@ -93,7 +93,7 @@ def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
     credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")
     backend = choice.open_backend("rattler", prefix=prefix, offline=False)
     plan = planner.plan(
-        prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed], backend=backend
+        prefix=prefix, target=TargetCuda(cuda="12.4", source="--cuda 12.4"), channels=[credentialed], backend=backend
     )
     assert plan.status == "change" and plan.channels == (credentialed,)
     assert any(credentialed in c for c in plan.commands)  # what --via hands to conda

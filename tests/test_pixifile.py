@@ -219,7 +219,7 @@ def _changed(old: str, new: str) -> list[str]:
 
 def test_the_rich_platform_moves_with_the_cuda_group() -> None:
     """Before: cuda-version went to 12.4 and the platform still said 12.9, a manifest that contradicts itself."""
-    result, new = plan_manifest(ISSUE_24, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(ISSUE_24, "pixi.toml", CudaVersion.parse("12.4"))
     assert result.status == "change"
     assert _changed(ISSUE_24, new) == [
         'platforms = [{ platform = "linux-64", cuda = "12.4" }]  # written by `pixi workspace platform add`',
@@ -228,7 +228,7 @@ def test_the_rich_platform_moves_with_the_cuda_group() -> None:
     assert "system-requirements" not in new  # the deprecated table is never newly written
     moved = next(e for e in result.edits if "platforms" in e.new)
     assert moved.line == 5 and moved.old.endswith('cuda = "12.9" }')
-    again, same = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    again, same = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
     assert not again.changed and same == new
 
 
@@ -246,14 +246,14 @@ def test_the_rich_platform_moves_with_the_cuda_group() -> None:
 )
 def test_every_spelling_of_a_rich_platform_cuda(entry: str, expected: str) -> None:
     raw = f'[workspace]\nchannels = ["conda-forge"]\nplatforms = [{entry}]\n\n[dependencies]\ncuda-version = "12.9.*"\n'
-    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert f"platforms = [{expected}]" in new
     assert 'cuda-version = "12.4.*"' in new
 
 
 def test_features_bound_to_rich_platforms_move_them_and_follow_the_synthesized_name() -> None:
     raw = (PIXI / "rich.pixi.toml").read_text()
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert _changed(raw, new) == [
         '  { platform = "linux-64", cuda = "12.4" },  # `pixi workspace platform add linux-64 --cuda 12.9`',
         '  { name = "a100", platform = "linux-64", cuda = { driver = "12.4", arch = "8.0" } },',
@@ -271,7 +271,7 @@ def test_synthesized_names_are_pixis() -> None:
     """The names pixi's docs give: `linux-64-cuda-12-0` for the entry declaring only CUDA 12.0."""
     import tomlkit
 
-    from condafix.files.pixifile import synthesized_name
+    from condafix.files.pixiplatforms import synthesized_name
 
     def name(entry: str) -> str:
         return synthesized_name(tomlkit.parse(f"p = {entry}")["p"])
@@ -286,17 +286,17 @@ def test_synthesized_names_are_pixis() -> None:
 
 def test_system_requirements_are_still_read_and_rich_platforms_never_added() -> None:
     raw = (PIXI / "pixi.toml").read_text()
-    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert 'platforms = ["linux-64", "osx-arm64"]' in new  # no CUDA written onto a plain platform list
     declared = '[workspace]\nplatforms = ["linux-64"]\n\n[system-requirements]\ncuda = "12.9"\n\n'
     raw = declared + '[dependencies]\ncuda-version = "12.9.*"\n'
-    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    _result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert _changed(raw, new) == ['cuda = "12.4"', 'cuda-version = "12.4.*"']
 
 
 def test_a_platform_newer_than_the_driver_without_cuda_pins_is_reported() -> None:
     raw = '[workspace]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n[dependencies]\nnumpy = "*"\n'
-    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    result, new = plan_manifest(raw, "pixi.toml", CudaVersion.parse("12.4"))
     assert new == raw and not result.changed
     assert any("declares CUDA 12.9" in n.message and "reported, not rewritten" in n.message for n in result.notes)
 
@@ -369,9 +369,9 @@ def test_fuzzed_rich_platforms_never_crash(platforms: list[object], deps: dict[s
     }
     text = tomlkit.dumps(doc)
     try:
-        result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+        result, new = plan_manifest(text, "pixi.toml", CudaVersion.parse("12.4"))
     except EnvFileError:
         return
     assert result.changed == (new != text)
-    again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"), offline=True)
+    again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
     assert not again.changed or not result.changed

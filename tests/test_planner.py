@@ -32,7 +32,7 @@ def rattler_plan(**kwargs: Any) -> planner.Plan:
 
 
 def target(cuda: str) -> target_mod.TargetCuda:
-    return target_mod.TargetCuda(cuda, "--cuda", (f"--cuda {cuda}",))
+    return target_mod.TargetCuda(cuda=cuda, source="--cuda", inputs=(f"--cuda {cuda}",))
 
 
 def by_name(plan: planner.Plan) -> dict[str, planner.Change]:

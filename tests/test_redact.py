@@ -179,7 +179,7 @@ def test_output_redacts_text_json_and_errors() -> None:
     doc = json.loads(stdout.getvalue())
     assert doc["result"] == {"channel": shown, shown: [shown, {"k": shown}], "n": 3}
     out.text(f"using {url}")
-    out.error("doctor", CondafixError(f"cannot reach {url}", (Hint("x", f"try {url}"),)), as_json=True)
+    out.error("doctor", CondafixError(f"cannot reach {url}", (Hint(code="x", text=f"try {url}"),)), as_json=True)
     out.internal_error(ValueError(f"boom {url}"))
     text = stdout.getvalue() + stderr.getvalue()
     assert SECRET not in text
@@ -198,7 +198,7 @@ def test_writer_redacts_lines_split_across_writes() -> None:
 
 
 def test_every_report_function_takes_a_stream_and_redacts() -> None:
-    from condafix.files.envfile import EnvFileResult
+    from condafix.files.edits import EnvFileResult
 
     url = f"http://bob:{SECRET}@repo.example/c"
     stdout = io.StringIO()

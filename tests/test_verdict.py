@@ -173,7 +173,7 @@ def test_no_driver_is_a_loud_warning(make_prefix: Callable[..., Path]) -> None:
 
 def test_system_toolkit_with_version_json_warns_about_micromamba(make_prefix: Callable[..., Path]) -> None:
     env = envinfo.read_env(make_prefix(SEED_ENV))
-    toolkit = envinfo.SystemToolkit("/usr/local/cuda", "12.8", "version.json", True)
+    toolkit = envinfo.SystemToolkit(path="/usr/local/cuda", cuda="12.8", source="version.json", has_version_json=True)
     report = verdict.diagnose(driver.detect(cuda="12.2"), env, toolkit)
     (finding,) = [f for f in report.findings if f.code.startswith("system_toolkit")]
     assert finding.code == "system_toolkit_newer" and "micromamba" in finding.message

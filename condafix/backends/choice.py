@@ -36,7 +36,7 @@ def default_choice(env: Mapping[str, str] | None = None) -> Literal["conda", "ra
 def _no_rattler(exc: ImportError) -> UsageError:
     return UsageError(
         f"the embedded solver needs py-rattler >= 0.28 ({exc})",
-        (Hint("use_conda", "inside a conda install, plan with conda's solver: --solver conda"),),
+        (Hint(code="use_conda", text="inside a conda install, plan with conda's solver: --solver conda"),),
     )
 
 

@@ -82,7 +82,7 @@ def _error(exc: Exception) -> CondafixError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return CondafixError(
         f"conda: {type(exc).__name__}: {' / '.join(lines[:4])}",
-        (Hint("conda_config", "check the channels and settings with `conda config --show channels`"),),
+        (Hint(code="conda_config", text="check the channels and settings with `conda config --show channels`"),),
     )
 
 

@@ -95,7 +95,7 @@ def apply_change(
         if leftover:
             raise ApplyError(
                 f"an unfinished condafix change (snapshot {leftover}) is in {prefix}",
-                (Hint("rollback", f"run `condafix rollback -p {prefix}` first"),),
+                (Hint(code="rollback", text=f"run `condafix rollback -p {prefix}` first"),),
             )
         if callable(change):  # read the prefix only while holding its lock
             change = change()
@@ -163,7 +163,7 @@ def _undo_after_failure(
         raise ApplyError(
             f"the change failed ({_first_line(exc)}) and undoing it failed too ({_first_line(again)}); "
             "the journal is kept",
-            (Hint("rollback", f"free space or fix the cause, then run `condafix rollback -p {prefix}`"),),
+            (Hint(code="rollback", text=f"free space or fix the cause, then run `condafix rollback -p {prefix}`"),),
         ) from None
     if isinstance(exc, KeyboardInterrupt):
         raise ApplyError("interrupted: the environment was restored to its state before the change") from None
@@ -271,7 +271,7 @@ def _check_plan_current(prefix: Path, moves: Sequence[Move]) -> None:
     if stale:
         raise ApplyError(
             f"{prefix} changed since this plan was made ({', '.join(stale)}); nothing was changed",
-            (Hint("replan", "run the command again to plan against the env as it is now"),),
+            (Hint(code="replan", text="run the command again to plan against the env as it is now"),),
         )
 
 

@@ -83,7 +83,7 @@ def append_history(
         os.fsync(out.fileno())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PinEdit:
     """One line condafix puts into ``conda-meta/pinned``, and the line it replaces (if any)."""
 
@@ -120,11 +120,16 @@ def plan_pin_edits(prefix: Path, pins: Sequence[str], *, replace: bool, spec_mat
             where = "; ".join(f"{path}:{n}: {line}" for n, line in conflicts)
             raise Refused(
                 f"a pin excludes {name} {version}: {where}; nothing was changed",
-                (Hint("replace_pin", f"pass --replace-pin to replace it with `{wanted}` (rollback restores it)"),),
+                (
+                    Hint(
+                        code="replace_pin",
+                        text=f"pass --replace-pin to replace it with `{wanted}` (rollback restores it)",
+                    ),
+                ),
             )
         if same and not conflicts:
             continue  # already pinned to something the target satisfies
-        edits += [PinEdit(wanted, line) for _n, line in conflicts] or [PinEdit(wanted)]
+        edits += [PinEdit(added=wanted, replaced=line) for _n, line in conflicts] or [PinEdit(added=wanted)]
     return edits
 
 

@@ -68,7 +68,7 @@ def prefix_lock(prefix: Path, *, wait: float | None = None) -> Iterator[Path]:
                 pid = holder.get("pid") if isinstance(holder.get("pid"), int) else None
                 raise ApplyError(
                     f"{prefix} is locked by another condafix (pid {pid or '?'} on {holder.get('host', '?')})",
-                    (Hint("wait", "wait for it to finish (the lock goes away with its process)"),),
+                    (Hint(code="wait", text="wait for it to finish (the lock goes away with its process)"),),
                 ) from None
             time.sleep(0.1)
             continue

@@ -25,7 +25,7 @@ from condafix.env import condameta
 from condafix.errors import Hint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RestorePlan:
     """What a rollback would do: packages to remove and put back, those it must fetch, and what
     changed after condafix's change (which the rollback would revert too)."""
@@ -80,7 +80,15 @@ def restore_plan(prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = 
     missing = tuple(n for n in restore if n not in backed)
     pins = tuple(str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict))
     specs = tuple(_spec_changes(prefix, meta))
-    return RestorePlan(snapshot.name, tuple(remove), tuple(restore), missing, (), pins, specs)
+    return RestorePlan(
+        snapshot=snapshot.name,
+        remove=tuple(remove),
+        restore=tuple(restore),
+        missing=missing,
+        later_changes=(),
+        pins_removed=pins,
+        specs_restored=specs,
+    )
 
 
 def _spec_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
@@ -188,8 +196,8 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Rei
             f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): {why}; nothing was changed",
             (
                 Hint(
-                    "conda_revision",
-                    "let conda restore the revision before the change: `conda list --revisions`, "
+                    code="conda_revision",
+                    text="let conda restore the revision before the change: `conda list --revisions`, "
                     "then `conda install --revision N`",
                 ),
             ),
@@ -200,7 +208,7 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Rei
         raise ApplyError(
             f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
             "(the build left the channel); nothing was changed",
-            (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
+            (Hint(code="reinstall", text="pick another build of those packages with conda, or keep the env as it is"),),
         )
     reinstaller.reinstall(prefix, snapshot / "conda-meta")
     for saved in condameta.record_paths(snapshot):  # the installer writes fresh records

@@ -55,7 +55,7 @@ def rollback(
     meta = _load_snapshot(prefix, root)
     if chosen.state in ("rolled-back", "restored") and pending(prefix) != chosen.id:
         # already undone: restoring it again would revert whatever the user did since
-        return RestorePlan(chosen.id, (), (), ())
+        return RestorePlan(snapshot=chosen.id, remove=(), restore=(), missing=())
     journal_op = _journal(prefix).get("op") if pending(prefix) == chosen.id else None
     resuming = journal_op == "rollback"
     later = [] if resuming or chosen.state != "applied" else later_changes(prefix, meta)
@@ -66,7 +66,7 @@ def rollback(
     if later and not force:
         raise Refused(
             f"{prefix} changed after condafix's change, and rolling back would revert that too: " + "; ".join(later),
-            (Hint("force", "pass --force to roll back anyway (those changes are undone as well)"),),
+            (Hint(code="force", text="pass --force to roll back anyway (those changes are undone as well)"),),
         )
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
@@ -82,7 +82,12 @@ def rollback(
         except OSError as exc:
             raise ApplyError(
                 f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix}); the journal is kept",
-                (Hint("rollback", f"free space or fix the cause, then run `condafix rollback -p {prefix}` again"),),
+                (
+                    Hint(
+                        code="rollback",
+                        text=f"free space or fix the cause, then run `condafix rollback -p {prefix}` again",
+                    ),
+                ),
             ) from None
         try:
             _write_rollback_history(prefix, root, chosen.id, config)
@@ -92,7 +97,7 @@ def rollback(
             raise ApplyError(
                 f"the packages were restored but writing conda's history failed: {exc.strerror or exc}; "
                 "the journal is kept",
-                (Hint("rollback", f"free space, then run `condafix rollback -p {prefix}` again"),),
+                (Hint(code="rollback", text=f"free space, then run `condafix rollback -p {prefix}` again"),),
             ) from None
     return RestorePlan(**{**done.__dict__, "later_changes": tuple(later)})
 

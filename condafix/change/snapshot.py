@@ -41,7 +41,7 @@ from condafix.env import condameta
 State = Literal["started", "applied", "rolled-back", "restored"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SnapshotInfo:
     id: str
     path: str
@@ -145,13 +145,13 @@ def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
             meta = {"state": "damaged" if (root / "meta.json").exists() else "incomplete"}
         found.append(
             SnapshotInfo(
-                root.name,
-                str(root),
-                str(meta.get("created", root.name)),
-                str(meta.get("state", "?")),
-                str(meta.get("reason", "")),
-                len(list(condameta.record_paths(root))),
-                tuple(str(b) for b in meta.get("backed_up", []) if isinstance(b, str))
+                id=root.name,
+                path=str(root),
+                created=str(meta.get("created", root.name)),
+                state=str(meta.get("state", "?")),
+                reason=str(meta.get("reason", "")),
+                packages=len(list(condameta.record_paths(root))),
+                backed_up=tuple(str(b) for b in meta.get("backed_up", []) if isinstance(b, str))
                 if isinstance(meta.get("backed_up"), list)
                 else (),
             )

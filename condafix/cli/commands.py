@@ -453,14 +453,16 @@ def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
     if toolkit.major > driver.major:  # SASS of CUDA X never runs on a driver of an older major
         need = knowledge().min_driver_for(toolkit)
         advice = f"upgrade the NVIDIA driver to >= {need} (CUDA {toolkit})" if need else "upgrade the NVIDIA driver"
-        hint = Hint("driver", f"{advice}; moving the env to CUDA {driver.major} replaces every CUDA package")
+        hint = Hint(code="driver", text=f"{advice}; moving the env to CUDA {driver.major} replaces every CUDA package")
     else:
         pins = pins_for(driver, final.keys())
         quoted = " ".join(f'"{p}"' for p in pins)
         hint = (
-            Hint("pin", f"add {quoted} to the command (or run `conda cuda` / `condafix cuda` afterwards)")
+            Hint(code="pin", text=f"add {quoted} to the command (or run `conda cuda` / `condafix cuda` afterwards)")
             if pins
-            else Hint("driver", f"conda-forge has no CUDA {driver.major}.x <= {driver}: upgrade the NVIDIA driver")
+            else Hint(
+                code="driver", text=f"conda-forge has no CUDA {driver.major}.x <= {driver}: upgrade the NVIDIA driver"
+            )
         )
     return Finding(
         code="toolkit_newer_than_driver",

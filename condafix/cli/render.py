@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from condafix.change.snapshot import SnapshotInfo
     from condafix.diagnose.explain import Explanation
     from condafix.diagnose.verdict import DoctorReport
-    from condafix.files.envfile import EnvFileResult
+    from condafix.files.edits import EnvFileResult
     from condafix.files.lockfile import LockRun
     from condafix.findings import Finding
     from condafix.plan.planner import Plan

@@ -28,13 +28,13 @@ PROBE_TIMEOUT = 120.0
 Verdict = Literal["ok", "ptx-newer-than-driver", "unknown"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NvvmLibrary:
     path: str
     origin: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProbeResult:
     """What the probe did; ``halves`` says whether compile and JIT both ran."""
 
@@ -80,7 +80,7 @@ def loaded_libraries(prefix: Path | None, env: Mapping[str, str]) -> tuple[Loade
 def _loaded_nvvm(libraries: tuple[LoadedLibrary, ...]) -> NvvmLibrary | None:
     for lib in libraries:
         if lib.library == "nvvm" and lib.path:
-            return NvvmLibrary(lib.path, f"{lib.consumer}'s NVVM ({lib.how}: {lib.found_via})")
+            return NvvmLibrary(path=lib.path, origin=f"{lib.consumer}'s NVVM ({lib.how}: {lib.found_via})")
     return None
 
 
@@ -95,12 +95,14 @@ def find_nvvm(prefix: Path | None, env: Mapping[str, str]) -> list[NvvmLibrary]:
                 ("nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so*", "pip wheel nvidia-cuda-nvcc-cu12"),
                 ("nvidia/nvvm/lib64/libnvvm.so*", "pip wheel nvidia-nvvm"),
             ):
-                found += [NvvmLibrary(str(p), origin) for p in sorted(site.glob(pattern))[:1]]
+                found += [NvvmLibrary(path=str(p), origin=origin) for p in sorted(site.glob(pattern))[:1]]
         for pattern in ("nvvm/lib64/libnvvm.so*", "lib/libnvvm.so*"):
-            found += [NvvmLibrary(str(p), "conda env") for p in sorted(prefix.glob(pattern))[:1]]
+            found += [NvvmLibrary(path=str(p), origin="conda env") for p in sorted(prefix.glob(pattern))[:1]]
     home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
     if home:
-        found += [NvvmLibrary(str(p), "$CUDA_HOME") for p in sorted(Path(home).glob("nvvm/lib64/libnvvm.so*"))[:1]]
+        found += [
+            NvvmLibrary(path=str(p), origin="$CUDA_HOME") for p in sorted(Path(home).glob("nvvm/lib64/libnvvm.so*"))[:1]
+        ]
     return found
 
 
@@ -123,7 +125,11 @@ def probe(prefix: Path | None, driver: DriverInfo, env: Mapping[str, str] | None
     drv = driver.cuda_version
     max_ptx = kb.ptx_for_cuda(drv) if drv else None
     base = ProbeResult(
-        "none", "unknown", "", driver_cuda=str(drv) if drv else None, driver_max_ptx=str(max_ptx) if max_ptx else None
+        halves="none",
+        verdict="unknown",
+        message="",
+        driver_cuda=str(drv) if drv else None,
+        driver_max_ptx=str(max_ptx) if max_ptx else None,
     )
     loaded = loaded_libraries(prefix, env)
     base = replace(base, libraries=loaded)

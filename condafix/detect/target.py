@@ -13,7 +13,7 @@ from condafix.errors import Hint, UsageError
 from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetCuda:
     """The CUDA version the env must run on, and where it came from (one driver or a fleet)."""
 
@@ -60,17 +60,23 @@ def resolve_target(*, cudas: Sequence[str], drivers: Sequence[str], env: Mapping
     if values:
         lowest = min(v for v, _ in values)
         source = values[0][1] if len(values) == 1 else f"fleet of {len(values)}: lowest"
-        return TargetCuda(str(lowest), source, tuple(label for _, label in values))
+        return TargetCuda(cuda=str(lowest), source=source, inputs=tuple(label for _, label in values))
     info = driver_mod.detect(env=env)
     if info.cuda is None:
         raise UsageError(
             "no NVIDIA driver found here, and condafix will not guess the CUDA version to plan for",
             (
-                Hint("pass_cuda", "pass the GPU machine's CUDA version: `--cuda 12.4` (nvidia-smi's 'CUDA Version')"),
-                Hint("pass_driver", "or its driver: `--driver 550.54.14`; for a cluster, `--drivers-file nodes.txt`"),
+                Hint(
+                    code="pass_cuda",
+                    text="pass the GPU machine's CUDA version: `--cuda 12.4` (nvidia-smi's 'CUDA Version')",
+                ),
+                Hint(
+                    code="pass_driver",
+                    text="or its driver: `--driver 550.54.14`; for a cluster, `--drivers-file nodes.txt`",
+                ),
             ),
         )
-    return TargetCuda(info.cuda, info.source or "detected", (), info.cuda_arch)
+    return TargetCuda(cuda=info.cuda, source=info.source or "detected", inputs=(), cuda_arch=info.cuda_arch)
 
 
 def from_options(

@@ -527,7 +527,7 @@ def failing_linkers(env: EnvInfo, paths: tuple[CompilePath, ...]) -> set[str | N
 
 def link_finding(path: CompilePath) -> Finding:
     """A failing link whose NVVM or nvJitLink comes from outside the env (``$CUDA_HOME``, the system toolkit)."""
-    hint = Hint("nvjitlink_up", f"bring nvJitLink up to CUDA {path.writer_cuda} (the NVVM that is loaded)")
+    hint = Hint(code="nvjitlink_up", text=f"bring nvJitLink up to CUDA {path.writer_cuda} (the NVVM that is loaded)")
     return Finding(
         code="nvjitlink_older", severity="error", message=path.message, hints=(hint,), component=path.consumer
     )

@@ -35,19 +35,22 @@ _CTK_ROLES = frozenset({"nvvm", "nvrtc", "nvjitlink", "runtime", "toolkit"})
 __all__ = ["ComponentVerdict", "DoctorReport", "Finding", "Fix", "diagnose", "env_cuda", "plan_fix"]
 
 
-@dataclass(frozen=True)
+VerdictWord = Literal["ok", "newer-than-driver", "mixed", "unknown", "n/a"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ComponentVerdict:
     name: str
     version: str
     source: str
     role: str
     cuda: str | None
-    verdict: Literal["ok", "newer-than-driver", "mixed", "unknown", "n/a"]
+    verdict: VerdictWord
     severity: Severity
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fix:
     """What to run: the pins and the exact command, plus alternatives the user may prefer."""
 
@@ -57,7 +60,7 @@ class Fix:
     alternatives: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DoctorReport:
     driver: DriverInfo
     env: EnvInfo
@@ -104,31 +107,36 @@ def _users(comp: Component, paths: tuple[CompilePath, ...]) -> tuple[CompilePath
 def _judge(
     comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath, ...], prefix: str | None = None
 ) -> ComponentVerdict:
-    base = (comp.name, comp.version, comp.source, comp.role, comp.cuda)
+    def made(verdict: VerdictWord, severity: Severity, reason: str) -> ComponentVerdict:
+        return ComponentVerdict(
+            name=comp.name, version=comp.version, source=comp.source, role=comp.role, cuda=comp.cuda,
+            verdict=verdict, severity=severity, reason=reason,
+        )  # fmt: skip
+
     cuda = _v(comp.cuda)
     if cuda is None:
-        return ComponentVerdict(*base, "n/a", "ok", "no CUDA version of its own")
+        return made("n/a", "ok", "no CUDA version of its own")
     if comp.role == "compat":
-        return ComponentVerdict(*base, "n/a", "info", "forward-compatibility driver libraries (data-center GPUs only)")
+        return made("n/a", "info", "forward-compatibility driver libraries (data-center GPUs only)")
     if driver is None:
-        return ComponentVerdict(*base, "unknown", "warning", "no driver to compare with")
+        return made("unknown", "warning", "no driver to compare with")
     if cuda.major > driver.major:
         why = f"CUDA {cuda} needs a CUDA {cuda.major}.x driver; this driver supports CUDA {driver}"
-        return ComponentVerdict(*base, "newer-than-driver", "error", why)
+        return made("newer-than-driver", "error", why)
     if cuda.major < driver.major or cuda <= driver:
-        return ComponentVerdict(*base, "ok", "ok", f"CUDA {cuda} <= driver CUDA {driver}")
+        return made("ok", "ok", f"CUDA {cuda} <= driver CUDA {driver}")
     kb = knowledge()
     ptx_env, ptx_drv = kb.ptx_for_cuda(cuda), kb.ptx_for_cuda(driver)
     if comp.role in roles.table().ptx_writers and ptx_env is not None and ptx_env == ptx_drv:
         why = f"CUDA {cuda} writes the same PTX ISA {ptx_env} as the driver's CUDA {driver}"
-        return ComponentVerdict(*base, "ok", "ok", why)
+        return made("ok", "ok", why)
     users = _users(comp, paths) if comp.role in roles.table().ptx_writers else ()
     if comp.role in ("nvvm", "nvrtc") and users:
         elsewhere = [p for p in users if cp.loads_other(p, comp, prefix)]
         if len(elsewhere) == len(users):
             how = "; ".join(f"{p.consumer} {p.version} loads {cp.loaded_text(p, comp)}" for p in elsewhere)
             why = f"CUDA {cuda} > driver CUDA {driver}, but not loaded: {how}"
-            return ComponentVerdict(*base, "ok", "info", why)
+            return made("ok", "info", why)
     jit = [p for p in users if p.uses_driver_jit]
     if jit:
         names = ", ".join(f"{p.consumer} {p.version}" for p in jit)
@@ -136,7 +144,7 @@ def _judge(
             f"writes PTX ISA {ptx_env or '?'}; the driver's JIT accepts up to {ptx_drv or '?'} "
             f"(CUDA {driver}) and {names} loads PTX through it: JIT compilation fails"
         )
-        return ComponentVerdict(*base, "newer-than-driver", "error", why)
+        return made("newer-than-driver", "error", why)
     sass = [p for p in (users if comp.role in roles.table().ptx_writers else paths) if not p.uses_driver_jit]
     if sass:
         how = ", ".join(f"{p.consumer} ({p.path})" for p in sass)
@@ -144,9 +152,9 @@ def _judge(
             f"CUDA {cuda} > driver CUDA {driver}: no PTX reaches the driver's JIT, {how} turn it into SASS, "
             "which runs under minor version compatibility"
         )
-        return ComponentVerdict(*base, "ok", "info", why)
+        return made("ok", "info", why)
     why = f"CUDA {cuda} > driver CUDA {driver}: SASS runs (minor version compatibility); PTX JIT would fail"
-    return ComponentVerdict(*base, "newer-than-driver", "warning", why)
+    return made("newer-than-driver", "warning", why)
 
 
 def _mixed_findings(env: EnvInfo, paths: tuple[CompilePath, ...]) -> list[Finding]:
@@ -192,7 +200,7 @@ def _mixed_findings(env: EnvInfo, paths: tuple[CompilePath, ...]) -> list[Findin
                         message=f"{link.name} {link.version} (CUDA {link.cuda}) is older than NVVM {newest_nvvm}: "
                         "linking fails with ERROR_OUTDATED_LIBRARY (ERROR_PTX_COMPILE with debug=True)"
                         + (f"; {who} links through it" if who else ""),
-                        hints=(Hint("nvjitlink_up", f"bring {link.name} up to CUDA {newest_nvvm} (NVVM's)"),),
+                        hints=(Hint(code="nvjitlink_up", text=f"bring {link.name} up to CUDA {newest_nvvm} (NVVM's)"),),
                         component=link.name,
                     )
                 )
@@ -242,7 +250,7 @@ def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVer
         )
         link = _v(path.linker_cuda)
         alternatives = (_nvvm_down(env, link),) if older and link is not None else ()
-        return Fix(summary, (pin,), (command,), tuple(a for a in alternatives if a))
+        return Fix(summary=summary, pins=(pin,), commands=(command,), alternatives=tuple(a for a in alternatives if a))
     return None
 
 
@@ -284,12 +292,17 @@ def plan_fix(
         if down is not None:
             extra = _old_numba_cuda_alternative(paths)
             if extra:
-                down = Fix(down.summary, down.pins, down.commands, (*down.alternatives, extra))
+                down = Fix(
+                    summary=down.summary,
+                    pins=down.pins,
+                    commands=down.commands,
+                    alternatives=(*down.alternatives, extra),
+                )
         return down
     if down is None:
         return link
     moved = down.summary + (f": {'; '.join(down.commands)}" if down.commands else "")
-    return Fix(link.summary, link.pins, link.commands, (moved, *down.alternatives))
+    return Fix(summary=link.summary, pins=link.pins, commands=link.commands, alternatives=(moved, *down.alternatives))
 
 
 def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict, ...]) -> Fix | None:
@@ -310,7 +323,7 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
                 f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): "
                 f'conda install {manager_target(env)}-c conda-forge "cuda-version={alternative}"',
             )
-        return Fix(upgrade_text, (), (), alts)
+        return Fix(summary=upgrade_text, pins=(), commands=(), alternatives=alts)
     pins: list[str] = []
     conda_names = {c.name for c in env.components if c.source == "conda"}
     pin = kb.newest_cuda_version_pin(target)
@@ -327,7 +340,7 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
         commands.append("pip install " + " ".join(_pip_pin(c, target) for c in pip_wheels))
         pins += [f"{c.name}=={target}.*" for c in pip_wheels]
     if not commands:
-        return Fix(upgrade_text, (), ())
+        return Fix(summary=upgrade_text, pins=(), commands=())
     chosen = pin if pin is not None and "cudatoolkit" not in conda_names else target
     summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target}; nothing else changes)"
     others = [upgrade_text + " and keep the env as it is"]
@@ -337,7 +350,7 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
             f"condafix cuda {manager_target(env)}--cuda {target} checks the pin with a full solve on the "
             "channel first (add --apply to make the change, with a snapshot to roll back)",
         )
-    return Fix(summary, tuple(pins), tuple(commands), tuple(others))
+    return Fix(summary=summary, pins=tuple(pins), commands=tuple(commands), alternatives=tuple(others))
 
 
 def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None) -> list[Finding]:
@@ -534,10 +547,26 @@ def diagnose(
     mixed_names = {f.component for f in mixed if f.code == "mixed"}
     older |= cp.failing_linkers(env, paths)
     verdicts = tuple(
-        ComponentVerdict(v.name, v.version, v.source, v.role, v.cuda, "mixed", "error", "older than NVVM: link fails")
+        ComponentVerdict(
+            name=v.name,
+            version=v.version,
+            source=v.source,
+            role=v.role,
+            cuda=v.cuda,
+            verdict="mixed",
+            severity="error",
+            reason="older than NVVM: link fails",
+        )
         if v.name in older
         else ComponentVerdict(
-            v.name, v.version, v.source, v.role, v.cuda, "mixed", "warning", "differs from cuda-version"
+            name=v.name,
+            version=v.version,
+            source=v.source,
+            role=v.role,
+            cuda=v.cuda,
+            verdict="mixed",
+            severity="warning",
+            reason="differs from cuda-version",
         )
         if v.name in mixed_names and v.verdict == "ok"
         else v

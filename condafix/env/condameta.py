@@ -67,7 +67,7 @@ def _read_text(prefix: Path, path: Path, origin: str) -> str | None:
     except UnicodeDecodeError as exc:
         raise InspectError(
             f"{origin}: not UTF-8 text (byte {exc.start}); conda cannot read it either",
-            (Hint("broken_file", "move the file aside or restore it from a backup"),),
+            (Hint(code="broken_file", text="move the file aside or restore it from a backup"),),
         ) from None
 
 
@@ -99,7 +99,7 @@ def parse_record(text: str, origin: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InspectError(
             f"{origin}: not a valid package record (invalid JSON at line {exc.lineno} column {exc.colno})",
-            (Hint("broken_record", "move the file aside or reinstall that package with conda"),),
+            (Hint(code="broken_record", text="move the file aside or reinstall that package with conda"),),
         ) from None
     if not isinstance(data, dict):
         raise InspectError(f"{origin}: not a valid package record (expected a JSON object)")

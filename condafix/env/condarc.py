@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_ALIAS = "https://conda.anaconda.org"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CondaConfig:
     """The parts of conda's configuration condafix needs."""
 
@@ -177,13 +177,13 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
         if isinstance(value, dict):
             custom.update({str(k): str(v).rstrip("/") for k, v in value.items() if isinstance(v, str)})
     return CondaConfig(
-        root,
-        tuple(dict.fromkeys(envs)),
-        tuple(dict.fromkeys(pkgs)),
-        alias.rstrip("/"),
-        tuple(sorted(custom.items())),
-        tuple(str(c) for c in merge_sequence("channels", sources, env, aliases=("channel", "_channels"))),
-        tuple(merge_map("proxy_servers", sources, env).items()),
+        root_prefix=root,
+        envs_dirs=tuple(dict.fromkeys(envs)),
+        pkgs_dirs=tuple(dict.fromkeys(pkgs)),
+        channel_alias=alias.rstrip("/"),
+        custom_channels=tuple(sorted(custom.items())),
+        channels=tuple(str(c) for c in merge_sequence("channels", sources, env, aliases=("channel", "_channels"))),
+        proxy_servers=tuple(merge_map("proxy_servers", sources, env).items()),
     )
 
 

@@ -23,7 +23,7 @@ from condafix.knowledge.roles import Role, cuda_of_build, cuda_of_local_version
 
 # The role table (conda and pip names, PTX writers, JIT consumers) is data/package_roles.json,
 # loaded by condafix.knowledge.roles: the doctor, the planner and the env-file groups read one table.
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Component:
     """One CUDA-relevant package of the env and the CUDA major.minor it was built for."""
 
@@ -36,7 +36,7 @@ class Component:
     channel: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SystemToolkit:
     """A toolkit outside any env (``/usr/local/cuda``): not the driver, whatever mamba thinks."""
 
@@ -46,7 +46,7 @@ class SystemToolkit:
     has_version_json: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvInfo:
     """The inspected environment; ``prefix`` None means no env was targeted."""
 
@@ -119,7 +119,7 @@ def find_named_env(name: str, env: Mapping[str, str]) -> Path:
         return found
     raise InspectError(
         f"no environment named {name!r} (looked in {', '.join(str(d) for d in config.envs_dirs)})",
-        (Hint("use_prefix", "pass the environment's path with `-p PATH`"),),
+        (Hint(code="use_prefix", text="pass the environment's path with `-p PATH`"),),
     )
 
 
@@ -162,24 +162,52 @@ def read_pip_components(prefix: Path, conda_names: Iterable[str]) -> list[Compon
             installer = info / "INSTALLER"
             if installer.is_file() and installer.read_text(errors="replace").strip() == "conda":
                 continue
-            found.append(Component(name, version, "", "pip", role, component_cuda(name, version, "", role), "pypi"))
+            found.append(
+                Component(
+                    name=name,
+                    version=version,
+                    build="",
+                    source="pip",
+                    role=role,
+                    cuda=component_cuda(name, version, "", role),
+                    channel="pypi",
+                )
+            )
     return found
 
 
 def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
     """Read one prefix; a missing dir or a broken record is an InspectError (exit 3)."""
     if prefix is None:
-        return EnvInfo(None, None, "none", None, (), (), (), 0)
+        return EnvInfo(
+            prefix=None,
+            name=None,
+            kind="none",
+            selected_by=None,
+            components=(),
+            requested_specs=(),
+            channels=(),
+            package_count=0,
+        )
     if not prefix.is_dir():
         raise InspectError(f"prefix does not exist: {prefix}")
     meta = condameta.meta_dir(prefix)
     if not meta.is_dir():
         if (prefix / "pyvenv.cfg").is_file():
             pip = read_pip_components(prefix, ())
-            return EnvInfo(str(prefix), prefix.name, "venv", selected_by, tuple(pip), (), ("pypi",), len(pip))
+            return EnvInfo(
+                prefix=str(prefix),
+                name=prefix.name,
+                kind="venv",
+                selected_by=selected_by,
+                components=tuple(pip),
+                requested_specs=(),
+                channels=("pypi",),
+                package_count=len(pip),
+            )
         raise InspectError(
             f"not a conda environment (no conda-meta/): {prefix}",
-            (Hint("use_prefix", "point -p at the environment's root directory"),),
+            (Hint(code="use_prefix", text="point -p at the environment's root directory"),),
         )
     components: list[Component] = []
     channels: list[str] = []
@@ -201,7 +229,11 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         role = conda_role(name)
         if role is not None:
             cuda = component_cuda(name, version, build, role)
-            components.append(Component(name, version, build, "conda", role, cuda, channel))
+            components.append(
+                Component(
+                    name=name, version=version, build=build, source="conda", role=role, cuda=cuda, channel=channel
+                )
+            )
     requested = tuple(condameta.read_history(prefix).requested_specs(names).values())
     components += read_pip_components(prefix, names)
     return EnvInfo(
@@ -237,7 +269,9 @@ def system_toolkit(env: Mapping[str, str] | None = None) -> SystemToolkit | None
         if version_json.is_file():
             try:
                 version = json.loads(version_json.read_text())["cuda"]["version"]
-                return SystemToolkit(str(root), str(CudaVersion.parse(version)), "version.json", True)
+                return SystemToolkit(
+                    path=str(root), cuda=str(CudaVersion.parse(version)), source="version.json", has_version_json=True
+                )
             except (UsageError, ValueError, KeyError, TypeError):
                 pass
         header = root / "include" / "cuda.h"
@@ -245,6 +279,6 @@ def system_toolkit(env: Mapping[str, str] | None = None) -> SystemToolkit | None
             match = re.search(r"#define\s+CUDA_VERSION\s+(\d+)", header.read_text(errors="replace"))
             if match:
                 cuda = str(CudaVersion.from_encoded(int(match.group(1))))
-                return SystemToolkit(str(root), cuda, "include/cuda.h", False)
-        return SystemToolkit(str(root), None, "directory only", False)
+                return SystemToolkit(path=str(root), cuda=cuda, source="include/cuda.h", has_version_json=False)
+        return SystemToolkit(path=str(root), cuda=None, source="directory only", has_version_json=False)
     return None

@@ -31,7 +31,7 @@ _VERSION_HEAD = re.compile(r"^(?:==|=|~=)?\s*(\d+)(?:\.(\d+|\*))?(?:\.(\d+|\*))?
 _FIRST_VERSION = re.compile(r"\d+(?:\.\d+)*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tables:
     """data/cuda_groups.json, validated at load time."""
 
@@ -101,7 +101,7 @@ def cuda_of_record(name: str, version: str, build: str) -> CudaVersion | None:
     return found[0] if found else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Item:
     """One conda dependency as written: the version and build text in the user's own style."""
 
@@ -111,7 +111,7 @@ class Item:
     normalized: str | None  # rattler's version spec for it ("12.9.*"), None when unpinned
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Move:
     """The new version/build text of one item (None: that part stays) and why."""
 
@@ -120,7 +120,7 @@ class Move:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Decision:
     status: Status
     cuda: CudaVersion | None
@@ -254,7 +254,11 @@ class _Planner:
                 return f"no `{item.name}` exists for CUDA {cuda}"
             full = max(fulls, key=_key)
             pin = full if precision(item.version) >= 3 and full.count(".") >= 2 else str(cuda)
-            return Move(restyle(item.version, pin), None, f"{item.name} moves with the group to CUDA {cuda}")
+            return Move(
+                version=restyle(item.version, pin),
+                build=None,
+                reason=f"{item.name} moves with the group to CUDA {cuda}",
+            )
         if kind == "metapackage":
             fulls = [v for v in t.releases if CudaVersion.parse(v) == cuda]
             if cuda.major < 12:
@@ -262,12 +266,14 @@ class _Planner:
             if not fulls:
                 return f"no `{item.name}` release exists for CUDA {cuda}"
             pin = max(fulls, key=_key) if precision(item.version) >= 3 else str(cuda)
-            return Move(restyle(item.version, pin), None, f"{item.name} is the full toolkit release: {pin}")
+            return Move(
+                version=restyle(item.version, pin), build=None, reason=f"{item.name} is the full toolkit release: {pin}"
+            )
         if kind == "component":
             return self._rewrite_component(item, cuda)
         if kind == "library":
             return self._rewrite_library(item, cuda)
-        return Move(None, None, "")
+        return Move(version=None, build=None, reason="")
 
     def _rewrite_component(self, item: Item, cuda: CudaVersion) -> Move | str:
         if self.lookup is not None:
@@ -276,13 +282,17 @@ class _Planner:
                 return f"no `{item.name}` for CUDA {cuda} on the channel"
             full = max(versions, key=_key)
             pin = full if precision(item.version) >= 3 else str(cuda)
-            return Move(restyle(item.version, pin), None, f"{item.name} moves with the group to CUDA {cuda}")
+            return Move(
+                version=restyle(item.version, pin),
+                build=None,
+                reason=f"{item.name} moves with the group to CUDA {cuda}",
+            )
         note = f"{item.name} moves with the group to CUDA {cuda}"
         if precision(item.version) >= 3:
             note += f" (its patch release for {cuda} is not in condafix's tables: any {cuda} build)"
         if cuda < tables().components_from:
             note += "; CUDA 11 split packages come from the nvidia channel, not checked offline"
-        return Move(restyle(item.version, str(cuda)), None, note)
+        return Move(version=restyle(item.version, str(cuda)), build=None, reason=note)
 
     def _rewrite_library(self, item: Item, cuda: CudaVersion) -> Move | str:
         if self.lookup is None:
@@ -294,12 +304,16 @@ class _Planner:
         if not fits:
             return f"no `{item.name}` built for CUDA {cuda} on the channel"
         full = max(fits, key=_key)
-        return Move(restyle(item.version, full), None, f"{item.name} {full} is the CUDA {cuda} build on the channel")
+        return Move(
+            version=restyle(item.version, full),
+            build=None,
+            reason=f"{item.name} {full} is the CUDA {cuda} build on the channel",
+        )
 
     def _rewrite_build(self, item: Item, cuda: CudaVersion, label: str) -> Move | str:
         found = build_cuda(item.build)
         if found is None:
-            return Move(None, None, "")
+            return Move(version=None, build=None, reason="")
         _old, where = found
         token = where.form.format(major=cuda.major, minor=cuda.minor)
         new_build = item.build[: where.start] + token + item.build[where.end :]
@@ -310,14 +324,14 @@ class _Planner:
             )
             if not ok:
                 return f"`{label}`: no {item.name} build for CUDA {cuda} on the channel"
-            return Move(None, new_build, f"{item.name} build moves with the group to CUDA {cuda}")
+            return Move(version=None, build=new_build, reason=f"{item.name} build moves with the group to CUDA {cuda}")
         row = self._framework_row(item)
         if row is None or cuda not in row[1]:
             return (
                 f"`{label}` pins a CUDA {found[0]} build; whether a CUDA {cuda} build exists is only known "
                 "from the channel (run without --offline)"
             )
-        return Move(None, new_build, f"{item.name} build moves with the group to CUDA {cuda}")
+        return Move(version=None, build=new_build, reason=f"{item.name} build moves with the group to CUDA {cuda}")
 
     def _framework_row(self, item: Item) -> tuple[str, tuple[CudaVersion, ...]] | None:
         if tables().framework_channel not in self.channels or not item.normalized:
@@ -368,7 +382,14 @@ def decide(
     """The smallest change that puts every CUDA-bearing item on one CUDA <= target, or why not."""
     plan = _Planner(items, lookup, channels)
     if not plan.kinds:
-        return Decision("ok", None, {}, None, "no CUDA package in this file: nothing to change", "not needed")
+        return Decision(
+            status="ok",
+            cuda=None,
+            moves={},
+            add=None,
+            reason="no CUDA package in this file: nothing to change",
+            checked="not needed",
+        )
     sets = {i: admitted(items[i], k, lookup) for i, k in plan.kinds.items()}
     constrained = {i: s for i, s in sets.items() if s is not None}
     bounding = {i: s for i, s in constrained.items() if plan.kinds[i] != "major"}
@@ -388,10 +409,24 @@ def decide(
         said = "; ".join(
             f"`{_label(items[i])}` ({_describe(s) if s else 'no known CUDA'})" for i, s in constrained.items()
         )
-        return Decision("refused", None, {}, None, f"the file's CUDA pins contradict each other: {said}", "not needed")
+        return Decision(
+            status="refused",
+            cuda=None,
+            moves={},
+            add=None,
+            reason=f"the file's CUDA pins contradict each other: {said}",
+            checked="not needed",
+        )
     if bounding and max(allowed) <= target:
         where = _describe(allowed)
-        return Decision("ok", None, {}, None, f"the CUDA group ({where}) fits a CUDA {target} driver", "not needed")
+        return Decision(
+            status="ok",
+            cuda=None,
+            moves={},
+            add=None,
+            reason=f"the CUDA group ({where}) fits a CUDA {target} driver",
+            checked="not needed",
+        )
     base = (allowed if bounding else universe) & family
     fit = sorted((c for c in base if c <= target), reverse=True)
     notes: list[str] = []
@@ -406,16 +441,16 @@ def decide(
             asks = f"asks for {_describe(frozenset(higher))}" if bounding else f"needs CUDA >= {min(higher)}"
             if not allow_major:
                 return Decision(
-                    "refused",
-                    None,
-                    {},
-                    None,
-                    f"the file {asks} ({names}) and the driver supports CUDA "
+                    status="refused",
+                    cuda=None,
+                    moves={},
+                    add=None,
+                    reason=f"the file {asks} ({names}) and the driver supports CUDA "
                     f"{target}: moving it to CUDA {target.major} crosses a major, which changes every CUDA package "
                     f"and the frameworks built on them; upgrade the driver to >= {need} instead, or pass "
                     "--allow-major to move the whole group to CUDA "
                     f"{target.major}",
-                    "not needed",
+                    checked="not needed",
                 )
             moved = _describe(frozenset(higher))
             notes.append(f"--allow-major: the group moves from {moved} down to CUDA {target.major}")
@@ -425,7 +460,14 @@ def decide(
             why = f"no CUDA {target.major}.x release fits this file's packages"
             if kinds:
                 why = f"the {', '.join(kinds)} metapackage does not exist before CUDA 12"
-            return Decision("refused", None, {}, None, f"{why}; change the file by hand", "not needed")
+            return Decision(
+                status="refused",
+                cuda=None,
+                moves={},
+                add=None,
+                reason=f"{why}; change the file by hand",
+                checked="not needed",
+            )
     attempts: list[str] = []
     for cuda in fit:
         moves: dict[int, Move] = {}
@@ -456,7 +498,9 @@ def decide(
                     failed = move
                 else:
                     text = pin_style.format(cuda) if move.version else None
-                    moves[anchor] = Move(text, None, f"unpinned {items[anchor].name}: pinned to CUDA {cuda}")
+                    moves[anchor] = Move(
+                        version=text, build=None, reason=f"unpinned {items[anchor].name}: pinned to CUDA {cuda}"
+                    )
             elif cuda not in frozenset(CudaVersion.parse(v) for v in tables().anchors["cuda-version"][1]):
                 failed = f"no cuda-version {cuda}"
             else:
@@ -472,9 +516,27 @@ def decide(
             else "offline: chosen from condafix's tables, not checked on a channel"
         )
         why = f"every CUDA package of the file moves together to CUDA {cuda} (<= the driver's {target})"
-        return Decision("change", cuda, moves, add, why, checked, tuple(attempts), tuple(notes))
+        return Decision(
+            status="change",
+            cuda=cuda,
+            moves=moves,
+            add=add,
+            reason=why,
+            checked=checked,
+            attempts=tuple(attempts),
+            notes=tuple(notes),
+        )
     first = attempts[0].split(": ", 1)[1] if attempts else "no candidate"
     why = f"no CUDA <= {target} fits every CUDA package of the file: {first}"
     if len(attempts) > 1:
         why += f" (and {len(attempts) - 1} lower CUDA versions fail too)"
-    return Decision("refused", None, {}, None, why, "not needed", tuple(attempts), tuple(notes))
+    return Decision(
+        status="refused",
+        cuda=None,
+        moves={},
+        add=None,
+        reason=why,
+        checked="not needed",
+        attempts=tuple(attempts),
+        notes=tuple(notes),
+    )

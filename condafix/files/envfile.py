@@ -14,17 +14,17 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from condafix.errors import CondafixError, UsageError
 from condafix.files import cudagroup
+from condafix.files.edits import Edit, EnvFileResult, GroupMember, Note
 from condafix.knowledge.cuda import CudaVersion
 
 if TYPE_CHECKING:
     from condafix.plan.solver import Backend
 
 BOM = "\ufeff"
-Status = Literal["ok", "change", "refused"]
 # Template placeholders of the generators people run before conda: autoconf/CMake @VAR@, Jinja
 # {{ var }} / {% %}, shell and envsubst ${VAR}. Linear-time patterns (no nested quantifiers).
 _PLACEHOLDER = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*@|\{\{[^{}\n]*\}\}|\{%[^%\n]*%\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}")
@@ -39,51 +39,7 @@ class EnvFileError(CondafixError):
         super().__init__(summary, (), 2)
 
 
-@dataclass(frozen=True)
-class Edit:
-    line: int
-    old: str
-    new: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Note:
-    line: int | None
-    spec: str
-    message: str
-
-
-@dataclass(frozen=True)
-class GroupMember:
-    """One CUDA-bearing spec of the file and its part in the group."""
-
-    line: int | None
-    spec: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class EnvFileResult:
-    path: str
-    target_cuda: str
-    family: str | None
-    pin: str | None
-    checked: str
-    edits: tuple[Edit, ...]
-    notes: tuple[Note, ...]
-    diff: str
-    changed: bool
-    written: bool = False
-    backup: str | None = None
-    status: Status = "ok"
-    reason: str = ""
-    group: tuple[GroupMember, ...] = ()
-    attempts: tuple[str, ...] = ()
-    solver: str | None = None  # what checked the candidates (``conda (libmamba)``, ``rattler``); None: not checked
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dep:
     """One conda dependency of the file: its text and where it sits (0-based line and column)."""
 
@@ -92,7 +48,7 @@ class Dep:
     column: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Parsed:
     text: str  # without BOM, original line endings
     bom: bool
@@ -103,7 +59,7 @@ class Parsed:
     deps_line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SpecText:
     """Where the version and build sit inside one spec string (spans into ``text``)."""
 
@@ -238,16 +194,18 @@ def parse(raw: str, name: str) -> Parsed:
     for index, item in enumerate(items):
         line, col = items.lc.item(index)
         if isinstance(item, str):
-            deps.append(Dep(str(item), line, col))
+            deps.append(Dep(spec=str(item), line=line, column=col))
         elif isinstance(item, dict) and isinstance(item.get("pip"), list):
             pip_list = item["pip"]
             for j, pip_item in enumerate(pip_list):
                 if isinstance(pip_item, str):
                     pline, pcol = pip_list.lc.item(j)
-                    pip.append(Dep(str(pip_item), pline, pcol))
+                    pip.append(Dep(spec=str(pip_item), line=pline, column=pcol))
     channels = doc.get("channels")
     chan = tuple(str(c) for c in channels) if isinstance(channels, list) else ()
-    return Parsed(text, bom, newline, chan, tuple(deps), tuple(pip), deps_line)
+    return Parsed(
+        text=text, bom=bom, newline=newline, channels=chan, deps=tuple(deps), pip=tuple(pip), deps_line=deps_line
+    )
 
 
 def _refuse_tags(doc: Any, name: str) -> None:
@@ -314,7 +272,9 @@ def split_spec(spec: str) -> SpecText | None:
             build = (end + tokens[1].start(), end + tokens[-1].end())
     elif rest:
         return None
-    return SpecText(text, parts.name, version, build, parts.version, parts.channel)
+    return SpecText(
+        text=text, name=parts.name, version=version, build=build, normalized=parts.version, channel=parts.channel
+    )
 
 
 def _version_glob(spec: SpecText) -> bool:
@@ -326,8 +286,13 @@ def _version_glob(spec: SpecText) -> bool:
 
 def _item(spec: SpecText) -> cudagroup.Item:
     if _version_glob(spec):  # follow conda: not a build pin, so not part of the CUDA group
-        return cudagroup.Item(spec.name, "", "", None)
-    return cudagroup.Item(spec.name, spec.version_text if spec.normalized else "", spec.build_text, spec.normalized)
+        return cudagroup.Item(name=spec.name, version="", build="", normalized=None)
+    return cudagroup.Item(
+        name=spec.name,
+        version=spec.version_text if spec.normalized else "",
+        build=spec.build_text,
+        normalized=spec.normalized,
+    )
 
 
 # ---------------------------------------------------------------- deciding
@@ -350,9 +315,9 @@ def _pip_notes(parsed: Parsed, target: CudaVersion) -> list[Note]:
         if found:
             notes.append(
                 Note(
-                    dep.line + 1,
-                    dep.spec,
-                    f"a pip dependency: reported, not changed (pin its CUDA to <= {target} yourself)",
+                    line=dep.line + 1,
+                    spec=dep.spec,
+                    message=f"a pip dependency: reported, not changed (pin its CUDA to <= {target} yourself)",
                 )
             )
     return notes
@@ -416,14 +381,20 @@ def plan_file(
             head = _HEAD.match(dep.spec.strip())
             if head and cudagroup.kind_of(head.group(0).split("::")[-1].lower()):
                 raise EnvFileError(f"{name}:{dep.line + 1}: `{dep.spec}` is not a conda spec conda would accept")
-            notes.append(Note(dep.line + 1, dep.spec, "not a conda spec: left as it is and left out of the check"))
+            notes.append(
+                Note(
+                    line=dep.line + 1,
+                    spec=dep.spec,
+                    message="not a conda spec: left as it is and left out of the check",
+                )
+            )
             continue
         if _version_glob(spec):
             notes.append(
                 Note(
-                    dep.line + 1,
-                    dep.spec,
-                    f"conda reads `{spec.version_text}` as a version, which no {spec.name} release matches; "
+                    line=dep.line + 1,
+                    spec=dep.spec,
+                    message=f"conda reads `{spec.version_text}` as a version, which no {spec.name} release matches; "
                     f"for a build pin write `{spec.name} * {spec.version_text}` (reported, not changed, left out "
                     "of the check)",
                 )
@@ -433,7 +404,7 @@ def plan_file(
     order = sorted(specs)
     items = [_item(specs[i]) for i in order]
     group = tuple(
-        GroupMember(parsed.deps[i].line + 1, parsed.deps[i].spec, kind)
+        GroupMember(line=parsed.deps[i].line + 1, spec=parsed.deps[i].spec, kind=kind)
         for i, item in zip(order, items, strict=True)
         if (kind := cudagroup.kind_of(item.name, item.build))
     )
@@ -454,7 +425,7 @@ def plan_file(
     decision = cudagroup.decide(
         items, target, allow_major=allow_major, lookup=lookup, check=check, channels=parsed.channels or channels
     )
-    notes += [Note(None, "", n) for n in decision.notes] + _pip_notes(parsed, target)
+    notes += [Note(line=None, spec="", message=n) for n in decision.notes] + _pip_notes(parsed, target)
     base = EnvFileResult(
         path=name,
         target_cuda=str(target),
@@ -480,7 +451,7 @@ def plan_file(
         dep = parsed.deps[index]
         new_spec = specs[index].with_parts(move.version, move.build)
         old, new = _replace_on_line(lines, dep, new_spec)
-        edits.append(Edit(dep.line + 1, old, new, move.reason))
+        edits.append(Edit(line=dep.line + 1, old=old, new=new, reason=move.reason))
     if decision.add:
         _insert_pin(parsed, lines, edits, [parsed.deps[order[i]] for i, _ in enumerate(items)], decision.add, target)
     new_raw = (BOM if parsed.bom else "") + "".join(lines)
@@ -532,7 +503,12 @@ def _insert_pin(
     lines.insert(anchor.line + 1, new_line)
     for i, edit in enumerate(edits):
         if edit.line > anchor.line + 1:
-            edits[i] = Edit(edit.line + 1, edit.old, edit.new, edit.reason)
+            edits[i] = Edit(line=edit.line + 1, old=edit.old, new=edit.new, reason=edit.reason)
     edits.append(
-        Edit(anchor.line + 2, "", new_line.rstrip("\r\n"), f"no CUDA pin in the file: added one for CUDA {target}")
+        Edit(
+            line=anchor.line + 2,
+            old="",
+            new=new_line.rstrip("\r\n"),
+            reason=f"no CUDA pin in the file: added one for CUDA {target}",
+        )
     )

@@ -21,23 +21,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from condafix.files import cudagroup
+from condafix.files.edits import Edit, EnvFileResult, GroupMember, Note
 from condafix.files.envfile import (
-    Edit,
     EnvFileError,
-    EnvFileResult,
-    GroupMember,
-    Note,
     channel_check,
     find_template,
     solver_label,
 )
+from condafix.files.pixiplatforms import RichPlatform, applies, bound_platforms, move_platform, rich_platforms
 from condafix.knowledge.cuda import CudaVersion
 
 if TYPE_CHECKING:
     from condafix.plan.solver import Backend
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dependency:
     """One conda dependency of a scope: the table holding it, its key, version and build text."""
 
@@ -49,30 +47,7 @@ class Dependency:
     platform: str | None = None  # from a [target.<platform>] table
 
 
-@dataclass(frozen=True)
-class RichPlatform:
-    """One inline-table entry of ``platforms`` that declares CUDA (pixi >= 0.71)."""
-
-    entry: Any  # the inline table
-    holder: Any  # the table holding the version: the entry, or its `cuda = { driver, arch }` table
-    key: str  # "cuda", "driver" or "__cuda"
-    subdir: str
-    where: str  # e.g. "[workspace] platforms"
-
-    @property
-    def raw(self) -> str:
-        return str(self.holder[self.key])
-
-    @property
-    def cuda(self) -> CudaVersion:
-        version = self.raw.split("=", 1)[0].strip()  # a raw `__cuda = "12.4=0"` carries a build
-        return CudaVersion.parse(version if "." in version else f"{version}.0")
-
-    def shown(self) -> str:
-        return f"{self.where}: {self.entry.as_string().strip()}"
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scope:
     name: str  # "default" or the feature's name
     deps_table: Any  # where an added pin goes
@@ -117,13 +92,13 @@ def _table(parent: Any, key: str) -> Any | None:
 def _deps(table: Any, where: str, name: str, platform: str | None = None) -> Iterator[Dependency]:
     for key, value in table.items():
         if isinstance(value, str):
-            yield Dependency(table, str(key), str(value), "", where, platform)
+            yield Dependency(table=table, key=str(key), version=str(value), build="", where=where, platform=platform)
         elif isinstance(value, dict):
             version = value.get("version", "*")
             build = value.get("build", "")
             if not isinstance(version, str) or not isinstance(build, str):
                 raise EnvFileError(f"{name}: {where} {key}: version and build must be strings")
-            yield Dependency(table, str(key), version, build, where, platform)
+            yield Dependency(table=table, key=str(key), version=version, build=build, where=where, platform=platform)
         else:
             raise EnvFileError(f"{name}: {where} {key}: not a version string or a table")
 
@@ -144,103 +119,16 @@ def _scope(
             deps += _deps(sub, f"[{base}target.{platform}.dependencies]", name, str(platform))
     system = _table(node, "system-requirements")
     sysreq = (system, f"[{base}system-requirements]") if system is not None and "cuda" in system else None
-    names = None if label == "default" else _bound(node)
-    mine = tuple(p for p in rich if p.subdir == solve_platform and _applies(p, names))
-    return Scope(label, table, f"[{base}dependencies]", tuple(deps), sysreq, mine)
-
-
-_SUBDIR_DEFAULTS = {"linux": {"glibc": "2.28", "linux": "4.18"}, "osx": {"macos": "13.0"}}
-_FRIENDLY = ("cuda", "archspec", "glibc", "linux", "macos", "windows")  # pixi's order in synthesized names
-
-
-def _rich_platforms(meta: Any, where: str, name: str) -> list[RichPlatform]:
-    """The inline-table entries of ``platforms`` that declare CUDA, in any of pixi's three spellings."""
-    out = []
-    for entry in meta.get("platforms", []) if isinstance(meta, dict) else []:
-        if not isinstance(entry, dict):
-            continue
-        subdir = str(entry.get("platform") or entry.get("name") or "")
-        cuda = entry.get("cuda")
-        if isinstance(cuda, str):
-            found = RichPlatform(entry, entry, "cuda", subdir, where)
-        elif isinstance(cuda, dict) and isinstance(cuda.get("driver"), str):
-            found = RichPlatform(entry, cuda, "driver", subdir, where)
-        elif isinstance(entry.get("__cuda"), str):
-            found = RichPlatform(entry, entry, "__cuda", subdir, where)
-        elif cuda is not None or "__cuda" in entry:
-            raise EnvFileError(f"{name}: {where}: cuda must be a version or {{ driver = …, arch = … }}")
-        else:
-            continue
-        try:
-            found.cuda  # noqa: B018  (validates the version once, here)
-        except Exception:
-            raise EnvFileError(f"{name}: {where}: cuda = {found.raw!r} is not a CUDA version") from None
-        out.append(found)
-    return out
-
-
-def _segment(text: str) -> str:
-    return "-".join(part for part in "".join(c if c.isascii() and c.isalnum() else " " for c in text).split())
-
-
-def synthesized_name(entry: Any) -> str:
-    """The name pixi gives an entry without ``name``: its subdir, then each declared virtual package.
-
-    Features refer to a rich platform by this name (``[feature.gpu] platforms = ["linux-64-cuda-12-9"]``),
-    so moving its CUDA renames it; the references move with it.
-    """
-    subdir = str(entry.get("platform") or entry.get("name") or "")
-    defaults = _SUBDIR_DEFAULTS.get(subdir.split("-", 1)[0], {})
-    values = {k: entry.get("osx" if k == "macos" and "macos" not in entry else k) for k in _FRIENDLY}
-    raw = {str(k)[2:]: str(v) for k, v in entry.items() if str(k).startswith("__")}
-    cuda = values["cuda"]
-    if isinstance(cuda, dict):
-        values["cuda"] = cuda.get("driver")
-        if cuda.get("arch") is not None:
-            raw["cuda_arch"] = str(cuda["arch"])
-    if values["cuda"] is None and "cuda" in raw:
-        values["cuda"] = raw.pop("cuda")
-    parts = [subdir]
-    for key in _FRIENDLY:
-        value = values[key]
-        if value is not None and defaults.get(key) != str(value):
-            parts.append(f"{key}-{_segment(str(value))}")
-    parts += [f"{_segment(k)}-{_segment(v)}" for k, v in sorted(raw.items())]
-    return "-".join(parts)
-
-
-def _bound(node: Any) -> list[str] | None:
-    """The platform names a feature binds to (``[feature.x] platforms = [...]``), or None: all of them."""
-    names = node.get("platforms") if isinstance(node, dict) else None
-    return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def _applies(platform: RichPlatform, names: list[str] | None) -> bool:
-    explicit = platform.entry.get("name")
-    return names is None or str(explicit or synthesized_name(platform.entry)) in names
-
-
-def _move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[Edit]:
-    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it."""
-    old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
-    version, eq, build = platform.raw.partition("=")
-    platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
-    edits = [Edit(0, old_shown, platform.shown(), f"the platform's __cuda moves with the group to CUDA {cuda}")]
-    new_name = synthesized_name(platform.entry)
-    if platform.entry.get("name") or new_name == old_name:
-        return edits
-    for feature, node in (_table(root, "feature") or {}).items():
-        names = node.get("platforms") if isinstance(node, dict) else None
-        if not isinstance(names, list):
-            continue
-        for index, value in enumerate(names):
-            if str(value) == old_name:
-                names[index] = new_name
-                said = f"[feature.{feature}] platforms: {old_name!r}"
-                edits.append(
-                    Edit(0, said, f"[feature.{feature}] platforms: {new_name!r}", "follows the renamed platform")
-                )
-    return edits
+    names = None if label == "default" else bound_platforms(node)
+    mine = tuple(p for p in rich if p.subdir == solve_platform and applies(p, names))
+    return Scope(
+        name=label,
+        deps_table=table,
+        deps_where=f"[{base}dependencies]",
+        deps=tuple(deps),
+        system_cuda=sysreq,
+        rich=mine,
+    )
 
 
 def _item(dep: Dependency) -> cudagroup.Item:
@@ -248,7 +136,9 @@ def _item(dep: Dependency) -> cudagroup.Item:
 
     parts = parse_spec(f"{dep.key} {dep.version.strip() or '*'}")
     normalized = parts.version if parts and parts.version not in (None, "*") else None
-    return cudagroup.Item(dep.key.lower(), dep.version if normalized else "", dep.build, normalized)
+    return cudagroup.Item(
+        name=dep.key.lower(), version=dep.version if normalized else "", build=dep.build, normalized=normalized
+    )
 
 
 def _set(dep: Dependency, move: cudagroup.Move) -> None:
@@ -301,7 +191,7 @@ def plan_manifest(
     platforms = [str(p.get("platform") or p.get("name")) if isinstance(p, dict) else str(p) for p in listed_platforms]
     solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
     meta_where = f"[{prefix}{'workspace' if _table(root, 'workspace') is not None else 'project'}] platforms"
-    rich = _rich_platforms(meta, meta_where, name)
+    rich = rich_platforms(meta, meta_where, name)
     scopes = [_scope(root, "default", prefix, name, rich, solve_platform)]
     for feature, node in (_table(root, "feature") or {}).items():
         if isinstance(node, dict):
@@ -319,7 +209,7 @@ def plan_manifest(
         items = [_item(d) for d in scope.deps]
         kinds = [cudagroup.kind_of(i.name, i.build) for i in items]
         group += [
-            GroupMember(None, f"{d.where} {d.key} = {d.version!r}", k)
+            GroupMember(line=None, spec=f"{d.where} {d.key} = {d.version!r}", kind=k)
             for d, k in zip(scope.deps, kinds, strict=True)
             if k
         ]
@@ -383,16 +273,16 @@ def plan_manifest(
             dep = scope.deps[index]
             old = _shown(dep, None)
             _set(dep, move)
-            edits.append(Edit(0, old, _shown(dep, move), move.reason))
+            edits.append(Edit(line=0, old=old, new=_shown(dep, move), reason=move.reason))
         if decision.add:  # beside the package that brings CUDA in, in the same table
             carrier = [d for d, k in zip(scope.deps, kinds, strict=True) if k][-1]
             carrier.table[decision.add[0]] = f"{decision.add[1]}.*"
             edits.append(
                 Edit(
-                    0,
-                    "",
-                    f'{carrier.where} {decision.add[0]} = "{decision.add[1]}.*"',
-                    f"its CUDA comes only through {carrier.key}: pinned to CUDA {decision.add[1]}",
+                    line=0,
+                    old="",
+                    new=f'{carrier.where} {decision.add[0]} = "{decision.add[1]}.*"',
+                    reason=f"its CUDA comes only through {carrier.key}: pinned to CUDA {decision.add[1]}",
                 )
             )
         if sysreq is not None and sysreq > cuda and scope.system_cuda is not None:
@@ -400,10 +290,10 @@ def plan_manifest(
             text = str(cuda) if "." in str(table["cuda"]) else str(cuda.major)
             said = f"{where} cuda = {str(table['cuda'])!r}".replace("'", '"')
             table["cuda"] = text
-            edits.append(Edit(0, said, f'{where} cuda = "{text}"', "moves with the group"))
+            edits.append(Edit(line=0, old=said, new=f'{where} cuda = "{text}"', reason="moves with the group"))
         for platform in scope.rich:  # the platform it is solved on says the same CUDA as its pins
             if platform.cuda > cuda:
-                edits += _move_platform(platform, cuda, root)
+                edits += move_platform(platform, cuda, root)
                 noted.add(id(platform.entry))
         reasons.append(f"{scope.name}: {decision.reason}")
     for platform in rich:  # the rest, once each: no scope with CUDA packages moved them
@@ -414,7 +304,7 @@ def plan_manifest(
         else:
             said = f"declares CUDA {platform.cuda}, newer than the driver's CUDA {target}; no CUDA pin moves with it"
         reported.append(f"{platform.shown()} {said}: reported, not rewritten")
-    notes += [Note(None, "", r) for r in reported + refused]
+    notes += [Note(line=None, spec="", message=r) for r in reported + refused]
     notes += _pypi_notes(root, target)
     new_raw = raw
     if edits:
@@ -494,7 +384,7 @@ def _pypi_notes(root: Any, target: CudaVersion) -> list[Note]:
         for key in table or {}:
             if str(key).startswith(("nvidia-", "cupy-cuda", "jax-cuda")) or str(key) == "torch":
                 said = f"a PyPI dependency: reported, not changed (keep its CUDA <= {target})"
-                notes.append(Note(None, f"{where} {key}", said))
+                notes.append(Note(line=None, spec=f"{where} {key}", message=said))
     return notes
 
 
@@ -506,11 +396,11 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
     """
     root, _prefix = _root(_load(raw, name), name)
     meta = _table(root, "workspace") or _table(root, "project") or {}
-    rich = _rich_platforms(meta, "platforms", name)
+    rich = rich_platforms(meta, "platforms", name)
 
     def declared(names: list[str] | None) -> CudaVersion | None:
         """The newest CUDA the rich platforms an environment is solved on declare."""
-        return max((p.cuda for p in rich if _applies(p, names)), default=None)
+        return max((p.cuda for p in rich if applies(p, names)), default=None)
 
     def sysreq(node: Any) -> CudaVersion | None:
         table = _table(node, "system-requirements")
@@ -527,7 +417,7 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
         names = spec if isinstance(spec, list) else spec.get("features", []) if isinstance(spec, dict) else []
         use_default = not (isinstance(spec, dict) and spec.get("no-default-feature"))
         found = [v for f in names if (v := sysreq(features.get(str(f)))) is not None]
-        bound = [b for f in names if (b := _bound(features.get(str(f)))) is not None]
+        bound = [b for f in names if (b := bound_platforms(features.get(str(f)))) is not None]
         on = declared(sorted({n for b in bound for n in b}) if bound else None)  # features narrow the platforms
         found += [on] if on is not None else []
         if use_default and (own := sysreq(root)) is not None:

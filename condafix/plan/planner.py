@@ -32,7 +32,7 @@ Status = Literal["change", "nothing-to-do", "blocked"]
 Step = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Change:
     action: Literal["downgrade", "upgrade", "install", "remove", "rebuild"]
     name: str
@@ -44,14 +44,14 @@ class Change:
     size: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SolveAttempt:
     pin: str
     solved: bool
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Blocker:
     """An installed package whose own requirement rules out every candidate."""
 
@@ -63,7 +63,7 @@ class Blocker:
     needs_driver: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     prefix: str
     status: Status
@@ -207,14 +207,14 @@ def diff(installed: Sequence[Record], solved: Sequence[Record], backend: Backend
             action = "rebuild"
         changes.append(
             Change(
-                action,
-                name,
-                old.version if old else None,
-                old.build if old else None,
-                new.version if new else None,
-                new.build if new else None,
-                envinfo.channel_name(new.channel) if new is not None and new.channel else None,
-                new.size if new is not None else None,
+                action=action,
+                name=name,
+                from_version=old.version if old else None,
+                from_build=old.build if old else None,
+                to_version=new.version if new else None,
+                to_build=new.build if new else None,
+                channel=envinfo.channel_name(new.channel) if new is not None and new.channel else None,
+                size=new.size if new is not None else None,
             )
         )
     return changes, unchanged
@@ -244,12 +244,12 @@ def find_blockers(
             needs = fits[0] if fits else None
             blockers.append(
                 Blocker(
-                    record.name,
-                    record.version,
-                    record.build,
-                    dep,
-                    str(needs) if needs else None,
-                    kb.min_driver_for(needs) if needs else None,
+                    name=record.name,
+                    version=record.version,
+                    build=record.build,
+                    requirement=dep,
+                    needs_cuda=str(needs) if needs else None,
+                    needs_driver=kb.min_driver_for(needs) if needs else None,
                 )
             )
     return blockers
@@ -351,9 +351,9 @@ def plan(
                 specs=specs,
             )
         except SolveFailed as failed:
-            attempts.append(SolveAttempt(pins[0], False, _first_lines(failed.message)))
+            attempts.append(SolveAttempt(pin=pins[0], solved=False, detail=_first_lines(failed.message)))
             continue
-        attempts.append(SolveAttempt(pins[0], True, "solved"))
+        attempts.append(SolveAttempt(pin=pins[0], solved=True, detail="solved"))
         progress.end(step, f"solved with {pins[0]} ({number} of {len(candidates)} candidates tried)")
         changes, unchanged = diff(installed, solved, backend)
         return replace(

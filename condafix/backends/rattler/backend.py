@@ -100,7 +100,7 @@ class RattlerBackend:
         if remote and age is None:
             raise CondafixError(
                 f"--offline: no cached repodata for {', '.join(remote)} in {cache_dir()}",
-                (Hint("warm_cache", "run the same command once online to fill the cache"),),
+                (Hint(code="warm_cache", text="run the same command once online to fill the cache"),),
             )
         return age
 
@@ -108,7 +108,7 @@ class RattlerBackend:
         return self._neutral(self._native_installed())
 
     def query(self, channels: Sequence[str], names: Sequence[str], *, platform: str) -> list[Record]:
-        target = Target(tuple(channels), platform, "0")
+        target = Target(channels=tuple(channels), platform=platform, cuda="0")
         records, self._gateway = query_channels(self._gw(), target, names, offline=self.offline)
         return self._neutral(records)
 
@@ -122,7 +122,7 @@ class RattlerBackend:
         pins: Sequence[str],
         specs: Sequence[str],
     ) -> list[Record]:
-        target = Target(tuple(channels), platform, cuda, cuda_arch)
+        target = Target(channels=tuple(channels), platform=platform, cuda=cuda, cuda_arch=cuda_arch)
         wanted = list(dict.fromkeys([*specs, *pins]))
         return self._neutral(solve(self._gw(), target, wanted, self._native_installed()))
 

@@ -24,7 +24,7 @@ def spec_matches(spec: str, name: str, version: str) -> bool:
     return bool(VersionSpec(match.version).matches(Version(version)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SpecParts:
     """What conda's MatchSpec grammar makes of a spec string (rattler parses it)."""
 
@@ -43,7 +43,9 @@ def parse_spec(text: str) -> SpecParts | None:
     if match.name is None:
         return None
     channel = match.channel.name if match.channel is not None else None
-    return SpecParts(match.name.normalized, match.version or None, match.build or None, channel)
+    return SpecParts(
+        name=match.name.normalized, version=match.version or None, build=match.build or None, channel=channel
+    )
 
 
 def version_matches(version_spec: str, version: str) -> bool:

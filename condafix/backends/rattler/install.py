@@ -145,8 +145,8 @@ async def _until_silent(coro: Any, beat: _Heartbeat, silence_s: float) -> None:
                 f"the install stalled: no download or link progress for {silence_s:g} s",
                 (
                     Hint(
-                        "timeout",
-                        "check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS "
+                        code="timeout",
+                        text="check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS "
                         "allows 5x that much silence",
                     ),
                 ),

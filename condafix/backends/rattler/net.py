@@ -29,7 +29,7 @@ from condafix.errors import CondafixError, Hint, UsageError
 QUERY_TIMEOUT_S = 120.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Target:
     """What the solve runs against: channels, platform, virtual packages."""
 
@@ -66,7 +66,7 @@ _POLL_S = 0.05
 _log = logging.getLogger("condafix")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetLimits:
     """How long a request may take (and a channel stay silent), and how big one download may grow."""
 
@@ -91,8 +91,8 @@ def net_limits(env: Mapping[str, str] | None = None) -> NetLimits:
         return value
 
     return NetLimits(
-        number("CONDAFIX_HTTP_TIMEOUT", HTTP_TIMEOUT_S),
-        int(number("CONDAFIX_MAX_REPODATA_MB", MAX_REPODATA_MB) * 2**20),
+        timeout_s=number("CONDAFIX_HTTP_TIMEOUT", HTTP_TIMEOUT_S),
+        max_bytes=int(number("CONDAFIX_MAX_REPODATA_MB", MAX_REPODATA_MB) * 2**20),
     )
 
 
@@ -204,11 +204,13 @@ def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
         for n in proxy.PROXY_VARS + tuple(v.upper() for v in proxy.PROXY_VARS)
         if used.get(n) and n.lower() != "no_proxy"
     ]
-    hints = [Hint("offline", "plan from the cache with --offline, or check the channel URL")]
+    hints = [Hint(code="offline", text="plan from the cache with --offline, or check the channel URL")]
     where = ""
     if via:
         where = f" through proxy {', '.join(via)}"
-        hints.insert(0, Hint("proxy", "run `condafix proxy` to check the proxy settings, or retry with --no-proxy"))
+        hints.insert(
+            0, Hint(code="proxy", text="run `condafix proxy` to check the proxy settings, or retry with --no-proxy")
+        )
     return CondafixError(f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", tuple(hints))
 
 
@@ -291,15 +293,20 @@ def _limit_error(
         return CondafixError(
             f"repodata from {named} is larger than {limits.max_bytes >> 20} MB ({size >> 20} MB received); "
             "condafix stopped the download",
-            (Hint("max_repodata", "check the channel URL; raise CONDAFIX_MAX_REPODATA_MB if it is really that big"),),
+            (
+                Hint(
+                    code="max_repodata",
+                    text="check the channel URL; raise CONDAFIX_MAX_REPODATA_MB if it is really that big",
+                ),
+            ),
         )
     if kind == "stall":
         return CondafixError(
             f"no answer from {named} within {limits.timeout_s:g} s",
             (
                 Hint(
-                    "timeout",
-                    "check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS waits longer",
+                    code="timeout",
+                    text="check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS waits longer",
                 ),
             ),
         )

@@ -1,0 +1,145 @@
+"""pixi's rich platforms (pixi >= 0.71): ``platforms = [{ platform = "linux-64", cuda = "12.9" }]``.
+
+An entry declares CUDA as ``cuda = "12.9"`` / ``cuda = "12"``, ``cuda = { driver = "12.9", arch = "8.6" }`` or a
+raw ``__cuda``; features bind to an entry by its ``name`` or the name pixi synthesizes from it. Moving the
+entry's CUDA keeps its form and renames the references that used the synthesized name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from condafix.files.edits import Edit
+from condafix.files.envfile import EnvFileError
+from condafix.knowledge.cuda import CudaVersion
+
+
+@dataclass(frozen=True, kw_only=True)
+class RichPlatform:
+    """One inline-table entry of ``platforms`` that declares CUDA (pixi >= 0.71)."""
+
+    entry: Any  # the inline table
+    holder: Any  # the table holding the version: the entry, or its `cuda = { driver, arch }` table
+    key: str  # "cuda", "driver" or "__cuda"
+    subdir: str
+    where: str  # e.g. "[workspace] platforms"
+
+    @property
+    def raw(self) -> str:
+        return str(self.holder[self.key])
+
+    @property
+    def cuda(self) -> CudaVersion:
+        version = self.raw.split("=", 1)[0].strip()  # a raw `__cuda = "12.4=0"` carries a build
+        return CudaVersion.parse(version if "." in version else f"{version}.0")
+
+    def shown(self) -> str:
+        return f"{self.where}: {self.entry.as_string().strip()}"
+
+
+_SUBDIR_DEFAULTS = {"linux": {"glibc": "2.28", "linux": "4.18"}, "osx": {"macos": "13.0"}}
+_FRIENDLY = ("cuda", "archspec", "glibc", "linux", "macos", "windows")  # pixi's order in synthesized names
+
+
+def rich_platforms(meta: Any, where: str, name: str) -> list[RichPlatform]:
+    """The inline-table entries of ``platforms`` that declare CUDA, in any of pixi's three spellings."""
+    out = []
+    for entry in meta.get("platforms", []) if isinstance(meta, dict) else []:
+        if not isinstance(entry, dict):
+            continue
+        subdir = str(entry.get("platform") or entry.get("name") or "")
+        cuda = entry.get("cuda")
+        if isinstance(cuda, str):
+            found = RichPlatform(entry=entry, holder=entry, key="cuda", subdir=subdir, where=where)
+        elif isinstance(cuda, dict) and isinstance(cuda.get("driver"), str):
+            found = RichPlatform(entry=entry, holder=cuda, key="driver", subdir=subdir, where=where)
+        elif isinstance(entry.get("__cuda"), str):
+            found = RichPlatform(entry=entry, holder=entry, key="__cuda", subdir=subdir, where=where)
+        elif cuda is not None or "__cuda" in entry:
+            raise EnvFileError(f"{name}: {where}: cuda must be a version or {{ driver = …, arch = … }}")
+        else:
+            continue
+        try:
+            found.cuda  # noqa: B018  (validates the version once, here)
+        except Exception:
+            raise EnvFileError(f"{name}: {where}: cuda = {found.raw!r} is not a CUDA version") from None
+        out.append(found)
+    return out
+
+
+def _segment(text: str) -> str:
+    return "-".join(part for part in "".join(c if c.isascii() and c.isalnum() else " " for c in text).split())
+
+
+def synthesized_name(entry: Any) -> str:
+    """The name pixi gives an entry without ``name``: its subdir, then each declared virtual package.
+
+    Features refer to a rich platform by this name (``[feature.gpu] platforms = ["linux-64-cuda-12-9"]``),
+    so moving its CUDA renames it; the references move with it.
+    """
+    subdir = str(entry.get("platform") or entry.get("name") or "")
+    defaults = _SUBDIR_DEFAULTS.get(subdir.split("-", 1)[0], {})
+    values = {k: entry.get("osx" if k == "macos" and "macos" not in entry else k) for k in _FRIENDLY}
+    raw = {str(k)[2:]: str(v) for k, v in entry.items() if str(k).startswith("__")}
+    cuda = values["cuda"]
+    if isinstance(cuda, dict):
+        values["cuda"] = cuda.get("driver")
+        if cuda.get("arch") is not None:
+            raw["cuda_arch"] = str(cuda["arch"])
+    if values["cuda"] is None and "cuda" in raw:
+        values["cuda"] = raw.pop("cuda")
+    parts = [subdir]
+    for key in _FRIENDLY:
+        value = values[key]
+        if value is not None and defaults.get(key) != str(value):
+            parts.append(f"{key}-{_segment(str(value))}")
+    parts += [f"{_segment(k)}-{_segment(v)}" for k, v in sorted(raw.items())]
+    return "-".join(parts)
+
+
+def bound_platforms(node: Any) -> list[str] | None:
+    """The platform names a feature binds to (``[feature.x] platforms = [...]``), or None: all of them."""
+    names = node.get("platforms") if isinstance(node, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def applies(platform: RichPlatform, names: list[str] | None) -> bool:
+    explicit = platform.entry.get("name")
+    return names is None or str(explicit or synthesized_name(platform.entry)) in names
+
+
+def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[Edit]:
+    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it."""
+    old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
+    version, eq, build = platform.raw.partition("=")
+    platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
+    edits = [
+        Edit(
+            line=0,
+            old=old_shown,
+            new=platform.shown(),
+            reason=f"the platform's __cuda moves with the group to CUDA {cuda}",
+        )
+    ]
+    new_name = synthesized_name(platform.entry)
+    if platform.entry.get("name") or new_name == old_name:
+        return edits
+    features = root.get("feature") if isinstance(root, dict) else None
+    for feature, node in (features if isinstance(features, dict) else {}).items():
+        names = node.get("platforms") if isinstance(node, dict) else None
+        if not isinstance(names, list):
+            continue
+        for index, value in enumerate(names):
+            if str(value) == old_name:
+                names[index] = new_name
+                said = f"[feature.{feature}] platforms: {old_name!r}"
+                edits.append(
+                    Edit(
+                        line=0,
+                        old=said,
+                        new=f"[feature.{feature}] platforms: {new_name!r}",
+                        reason="follows the renamed platform",
+                    )
+                )
+    return edits
