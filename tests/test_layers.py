@@ -201,7 +201,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
 }
 # Modules allowed over MAX_LINES, with why.
 LONG: Mapping[str, str] = {
-    "condafix.diagnose.explain": "the error families table and the explanation logic share it; split along them",
     "condafix.diagnose.verdict": "9 lines over; shrinks when verdict reports the one Finding shape",
     "condafix.files.envfile": "8 lines over; shrinks when env files solve through the Backend port",
 }

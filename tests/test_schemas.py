@@ -75,7 +75,7 @@ def test_doctor(make_prefix: Callable[..., Path]) -> None:
 
 def test_explain() -> None:
     text = (FIXTURES / "errors" / "numba-seed-7.7-7.4.txt").read_text()
-    check("explain", condafix("explain", "--no-detect", "--json", stdin=text), "condafix/explain/v1")
+    check("explain", condafix("explain", "--no-detect", "--json", stdin=text), "condafix/explain/v2")
 
 
 def test_proxy(tmp_path: Path) -> None:

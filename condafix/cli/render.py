@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from condafix.progress import Reporter
     from condafix.proxy import ProxyReport
 
+# A document's schema version (condafix/<kind>/v<N>); bumped deliberately with tests/schemas/<kind>.txt.
+# explain v2: facts carry their sources (facts.items), the component/culprit/fix_kind and the Finding.
+SCHEMA_VERSIONS: dict[str, int] = {"explain": 2}
+
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
 
 
@@ -65,9 +69,9 @@ class Output:
         return Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True, width=width)
 
     def json(self, kind: str, payload: object, exit_code: int) -> None:
-        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v1", ...}``, every string redacted."""
+        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v<N>", ...}``, every string redacted."""
         doc = {
-            "schema": f"condafix/{kind}/v1",
+            "schema": f"condafix/{kind}/v{SCHEMA_VERSIONS.get(kind, 1)}",
             "condafix_version": __version__,
             "exit_code": exit_code,
             "result": redact_json(to_jsonable(payload)),
@@ -79,7 +83,7 @@ class Output:
         """One line on stderr (plus hints); in --json mode also an error document on stdout."""
         if as_json:
             doc = {
-                "schema": f"condafix/{kind}/v1",
+                "schema": f"condafix/{kind}/v{SCHEMA_VERSIONS.get(kind, 1)}",
                 "condafix_version": __version__,
                 "exit_code": error.exit_code,
                 "error": {
