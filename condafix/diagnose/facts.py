@@ -218,7 +218,8 @@ def _ptx(r: _Reader, line: str) -> None:
 def _smi(r: _Reader, line: str) -> None:
     banner = _BANNER.search(line)
     if banner:
-        r.put("driver_version", banner.group(1), "nvidia-smi banner")
+        source = "nvidia-smi banner" if "NVIDIA-SMI" in line or "CUDA" in line else "a 'Driver Version:' field"
+        r.put("driver_version", banner.group(1), source)
         cuda = banner.group(2)
         if cuda in ("ERR!", "N/A"):
             r.put("driver_cuda", UNKNOWN, "nvidia-smi banner", raw=cuda)

@@ -51,6 +51,32 @@ class Fact:
     name: str | None = None
     raw: str | None = None
 
+    def describe(self) -> str | None:
+        """One line for people: what it is, its value (as printed), its line and source; None for context facts."""
+        label = _LABELS.get(self.kind)
+        if label is None:
+            return None
+        name = f"{self.name} " if self.kind == "library" and self.name else ""
+        raw = f" = {self.raw}" if self.raw else ""
+        where = f"line {self.line}, " if self.line is not None else ""
+        return f"{label} {name}{self.value}{raw} ({where}{self.source})"
+
+
+_LABELS: Final = {
+    "driver_version": "driver",
+    "driver_cuda": "driver CUDA",
+    "runtime_cuda": "CUDA runtime",
+    "build_cuda": "built with CUDA",
+    "toolkit_cuda": "toolkit CUDA",
+    "nvrtc_cuda": "NVRTC",
+    "ptxas_cuda": "ptxas CUDA",
+    "ptx_isa": "PTX ISA",
+    "accepted_ptx": "accepted PTX ISA",
+    "gpu_name": "GPU",
+    "gpu_sm": "GPU architecture",
+    "library": "library",
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Package:
