@@ -389,6 +389,20 @@ def pixi_no_cuda(family: Family, match: re.Match[str], facts: Facts, text: str) 
     return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="manifest", culprit="spec")
 
 
+def pixi_platform_mismatch(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
+    lines: tuple[str, ...] = (
+        "pixi compares the machine's virtual packages (__cuda, __glibc) with each platform the environment "
+        "declares; none matched here",
+        "either this machine's driver CUDA is older than the platforms ask for, or it has no __cuda at all",
+    )
+    fixes: tuple[str, ...] = (
+        "not enough information: run `pixi info` (its Virtual packages list __cuda) and compare it with the "
+        "cuda of the workspace platforms; an older __cuda needs a driver upgrade or a platform for it, none needs "
+        "CONDA_OVERRIDE_CUDA or a CPU platform",
+    )
+    return made(family, newer="unknown", lines=lines, fixes=fixes, fix_kind="info", culprit="host")
+
+
 def build_glob(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
     lines = (
         "the requested build-string glob matches no package in these channels for this platform",

@@ -66,6 +66,7 @@ _BUILDERS: Final[dict[str, Builder]] = {
     "solver_cuda": rt.solver,
     "pixi_virtual_missing": rt.pixi_virtual_missing,
     "pixi_no_cuda": rt.pixi_no_cuda,
+    "pixi_platform_mismatch": rt.pixi_platform_mismatch,
     "build_glob": rt.build_glob,
     "solver_conflict": rt.solver_conflict,
     "proxy_dns": rt.proxy_dns,

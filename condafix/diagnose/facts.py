@@ -134,6 +134,11 @@ _NO_NVJITLINK = re.compile(r"nvjitlink is not available, therefore the driver AP
 _PROMPT = re.compile(r"^\(([A-Za-z0-9_.\-]{1,60})\) {0,4}[\w.\-]{0,40}@?[\w.\-]{0,60}[:~ ]")
 _ENV_PATH = re.compile(r"((?:[/\\][\w.\-]{1,80}){0,10}[/\\]envs[/\\]([A-Za-z0-9_.\-]{1,60}))[/\\][Ll]ib[/\\]")
 _FRAME = re.compile(r"(?:site|dist)-packages[/\\]([A-Za-z0-9_]{1,60})[/\\]")
+_SYSTEM_PYTHON = re.compile(
+    r"(?:^|[\s\"'(\[])(?:/usr/local/lib/python|/usr/lib/python|"
+    r"[A-Za-z]:\\Users\\[^\\]{1,60}\\AppData\\Local\\Programs\\Python)"
+    r"|dist-packages[/\\]"
+)
 _VENV = re.compile(r"[/\\]\.?venv[/\\]lib[/\\]python")
 
 # Toolkit packages: their version is the CUDA they carry.
@@ -374,6 +379,10 @@ def _context(r: _Reader, line: str) -> None:
             r.put("manager", "conda", "an .../envs/NAME path")
     if "venv" in line and _VENV.search(line):
         r.put("manager", "pip", "a virtualenv path (.venv/lib/python)")
+    if "-packages" in line and _SYSTEM_PYTHON.search(line):
+        r.put("manager", "pip", "a system Python's packages (pip, no conda env)")
+    if "Conda not available" in line:
+        r.put("manager", "pip", "numba -s: conda not available")
     if "libmamba" in line or "Encountered problems while solving" in line:
         r.put("manager", "mamba", "a libmamba message")
     if "╰─▶" in line or "pixi " in line:

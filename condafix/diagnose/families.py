@@ -200,9 +200,14 @@ FAMILIES: Final[tuple[Family, ...]] = (
     ),
     _f(
         "pixi_no_cuda",
-        r"__cuda \*, for which no candidates were found|"
-        r"no platform supported by environment[^\n]{0,200}matches the current system",
+        r"__cuda \*, for which no candidates were found",
         "pixi: a CUDA build is asked for but the manifest declares no CUDA",
+        "pixi",
+    ),
+    _f(
+        "pixi_platform_mismatch",
+        r"no platform supported by [^\n]{0,200}matches the current system",
+        "pixi: this machine matches none of the environment's platforms (their cuda/glibc requirements)",
         "pixi",
     ),
     _f(
