@@ -210,3 +210,14 @@ def test_env_facts_come_from_the_envs_records(tmp_path: Path) -> None:
     paste = "ptxas application ptx input, line 9; fatal   : Unsupported .version 9.2; current version is '9.0'"
     expl = with_env(explain(paste), env)
     assert expl.facts is not None and any(f.kind == "package" and f.name == "nvidia-nvvm" for f in expl.facts.items)
+
+
+def test_a_gpu_newer_than_the_driver_can_serve_gets_the_driver_first() -> None:
+    """sm_120 needs a CUDA 12.8 build; on a 12.4 driver no build for it runs, so the driver comes first."""
+    expl = explain(
+        "| NVIDIA-SMI 550.54.14   Driver Version: 550.54.14   CUDA Version: 12.4     |\n"
+        "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch installation.\n"
+        "The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90.\n"
+    )
+    assert (expl.fix_kind, expl.culprit) == ("driver", "build")
+    assert expl.fixes[0].startswith("upgrade the NVIDIA driver to >= 570.26")

@@ -92,7 +92,7 @@ def is_pip(facts: Facts | None) -> bool:
 def pin_lines(driver: CudaVersion, facts: Facts | None = None) -> tuple[tuple[str, ...], FixKind]:
     """The commands that bring an env to CUDA <= ``driver``, and their kind."""
     if is_pip(facts):
-        wheel = f"nvidia-*-cu{driver.major}" if driver.major == 12 else "nvidia-* (cu13)"
+        wheel = f"nvidia-*-cu{driver.major}" if driver.major < 13 else "nvidia-* (cu13 wheels)"
         return (
             (
                 f"this is a pip venv: install wheels built for CUDA <= {driver} "

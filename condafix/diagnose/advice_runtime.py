@@ -170,6 +170,15 @@ def no_kernel(family: Family, match: re.Match[str], facts: Facts, text: str) -> 
             + (f": CUDA >= {since} (e.g. pip '+cu{since.major}{since.minor}' wheels)" if since else ""),
             "the driver must support that CUDA too (`condafix doctor` shows it)",
         )
+        drv = driver_from_facts(facts)
+        need = kb.min_driver_for(since) if since else None
+        if drv is not None and since is not None and since > drv and need:
+            fixes = (
+                f"upgrade the NVIDIA driver to >= {need} first: {sm_text(sm)} needs a build from CUDA >= {since} "
+                f"and this driver runs CUDA {drv}",
+                f"then install a build compiled for {sm_text(sm)} (CUDA >= {since})",
+            )
+            return made(family, newer="toolkit", lines=lines, fixes=fixes, fix_kind="driver", culprit="build")
         return made(family, newer="driver", lines=lines, fixes=fixes, fix_kind="package", culprit="build")
     if sm is not None and archs and sm < min(archs):
         majors = [m for m, oldest in sorted(kb.oldest_sm_by_major.items()) if oldest <= sm]

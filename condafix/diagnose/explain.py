@@ -141,7 +141,23 @@ def _compat(expl: Explanation) -> Explanation:
 
 # ---------------------------------------------------------------- the rules every answer keeps
 
-_PIN_IN = re.compile(r"(?:cuda-version|cudatoolkit|pytorch-cuda)=(\d{1,2}\.\d{1,2})")
+# a CUDA a fix installs: a conda pin, a pip local version (+cu121), a wheel pinned to X.Y.*
+_PIN_IN = re.compile(
+    r"(?:cuda-version|cudatoolkit|pytorch-cuda)=(\d{1,2}\.\d{1,2})|\+cu(\d{2})(\d)\b|==(\d{1,2}\.\d{1,2})\.\*"
+)
+
+
+def _pins(fix: str) -> list[CudaVersion]:
+    """The CUDA versions a fix would install; nvJitLink is exempt (a newer minor links to SASS the driver runs)."""
+    if "nvjitlink" in fix.lower():
+        return []
+    found = []
+    for match in _PIN_IN.finditer(fix):
+        if match.group(2):
+            found.append(CudaVersion(int(match.group(2)), int(match.group(3))))
+        else:
+            found.append(CudaVersion.parse(match.group(1) or match.group(4)))
+    return found
 
 
 def _checked(expl: Explanation) -> Explanation:
@@ -151,17 +167,27 @@ def _checked(expl: Explanation) -> Explanation:
     live = CudaVersion.parse(expl.live_driver) if expl.live_driver else None
     limit = min((v for v in (drv, live) if v is not None), default=None)
     keep: list[str] = []
+    too_new: list[CudaVersion] = []
     for fix in expl.fixes:
         if expl.family in LOOKALIKES and ("conda install" in fix or "upgrade the NVIDIA driver" in fix):
             continue
         if facts is not None and is_pip(facts) and fix.startswith(("conda install", "or in environment.yml")):
             continue
-        pins = [CudaVersion.parse(v) for v in _PIN_IN.findall(fix)]
+        pins = _pins(fix)
         if limit is not None and any(p > limit for p in pins) and expl.family not in ("nvjitlink_outdated",):
+            too_new += pins
             continue
         if expl.newer not in ("toolkit", "unknown") and fix.startswith("upgrade the NVIDIA driver"):
             continue
         keep.append(fix)
+    if too_new and limit is not None:
+        source = facts.driver_source if facts is not None and facts.driver_source else "the live driver"
+        first = (
+            f"not enough information: the paste's numbers disagree (the error implies CUDA {max(too_new)}, "
+            f"the driver reads CUDA {limit} from {source}): run `nvidia-smi` on the machine that failed"
+        )
+        keep = [first, *(f for f in keep if not f.endswith("or older:"))]
+        return replace(expl, fixes=tuple(keep), fix_kind="info")
     return replace(expl, fixes=tuple(keep))
 
 
