@@ -52,8 +52,9 @@ def test_the_corpus_is_what_the_issue_asks_for() -> None:
         assert case["text"].strip() and case["summary"].strip()
     families = Counter(c["family"] for c in CASES)
     needed = {
-        "ptx_version", "unsupported_ptx", "ptxas_old", "triton_ptx_table", "xla_ptxas_newer", "nvrtc_arch",
-        "nvcc_arch", "nvjitlink_outdated", "runtime_insufficient", "bindings_major", "no_kernel_image", "gpu_dropped",
+        "ptx_version", "unsupported_ptx", "ptxas_old", "ptxas_arch", "triton_ptx_table", "xla_ptxas_newer",
+        "nvrtc_arch", "nvcc_arch", "nvjitlink_outdated", "runtime_insufficient", "bindings_major", "no_kernel_image",
+        "gpu_dropped",
         "loader_803", "compat_804", "library_skew", "pixi_no_cuda", "pixi_virtual_missing", "build_glob",
         "solver_conflict", "solver_cuda",
     }  # fmt: skip

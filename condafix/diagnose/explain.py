@@ -22,17 +22,17 @@ from condafix.diagnose.advice import (
     driver_from_facts,
     is_pip,
     jitify,
-    nvcc_arch,
     nvjitlink,
-    nvrtc_arch,
     pin_lines,
     ptx_explanation,
+    ptxas_arch,
     ptxas_failed,
     ptxas_old,
     triton_table,
     unsupported,
     xla,
 )
+from condafix.diagnose.advice_arch import nvcc_arch, nvrtc_arch
 from condafix.diagnose.facts import Facts, bound, env_facts, read
 from condafix.diagnose.families import BY_CODE, FAMILIES, LIVE_FAMILIES, LOOKALIKES, STATIC, Family, FixKind
 from condafix.env.envinfo import Component, EnvInfo
@@ -50,6 +50,7 @@ _BUILDERS: Final[dict[str, Builder]] = {
     "xla_ptxas_newer": xla,
     "triton_ptx_table": triton_table,
     "ptxas_old": ptxas_old,
+    "ptxas_arch": ptxas_arch,
     "ptxas_failed": ptxas_failed,
     "nvrtc_arch": nvrtc_arch,
     "nvcc_arch": nvcc_arch,

@@ -122,7 +122,8 @@ _FOUND_GPU = re.compile(r"Found GPU\d{0,2} ([^\n]{1,60}?) which is of cuda capab
 _MIN_SM = re.compile(r"minimum cuda capability supported by this library is (\d{1,2})\.(\d)")
 _ARCH_LINE = re.compile(r"Architecture: [A-Za-z]{0,20} ?\(sm_(\d{2,3})[a-z]?\)")
 _TARGET = re.compile(
-    r"(?:--gpu-architecture[= ]|-arch[= ]|--gpu-name[= ]|Unsupported gpu architecture ')(?:sm|compute)_(\d{2,3})"
+    r"(?:--gpu-architecture[= ]|-arch[= ]|--gpu-name[= ]|Unsupported gpu architecture '|Value ')"
+    r"(?:sm|compute)_(\d{2,3})"
 )
 _CONDA_CUDA = re.compile(r"__cuda(?:=|-| {1,40})(\d{1,2}\.\d{1,2})(?:=0|-0| {1,40}0)?\b")
 _LINUX = re.compile(r"__linux=(\d{1,2}\.\d{1,3}(?:\.\d{1,4})?)")
@@ -348,8 +349,11 @@ def _gpu(r: _Reader, line: str) -> None:
     if arch:
         r.put("gpu_sm", _sm(arch.group(1)), "an 'Architecture: (sm_XY)' line")
     for target in _TARGET.finditer(line):
-        refused = "Unsupported gpu architecture" in target.group(0)
-        r.put("target_sm", _sm(target.group(1)), "nvcc's refusal" if refused else "a compiler's -arch option")
+        said = target.group(0)
+        source = (
+            "nvcc's refusal" if "Unsupported" in said else "ptxas's refusal" if "Value" in said else "an -arch option"
+        )
+        r.put("target_sm", _sm(target.group(1)), source)
     name = _SMI_NAME.search(line) if line.startswith("|") else None
     if name:
         r.put("gpu_name", name.group(1).strip(), "nvidia-smi")

@@ -70,6 +70,12 @@ FAMILIES: Final[tuple[Family, ...]] = (
         "xla_ptxas",
     ),
     _f(
+        "ptxas_arch",
+        r"Value 'sm_\d{2,3}[a-z]?' is not defined for option 'gpu-name'",
+        "a ptxas older than the GPU: it does not know the architecture (Triton's bundled one, or PATH's)",
+        "ptxas",
+    ),
+    _f(
         "triton_ptx_table",
         r"Unsupported \.version 8\.6; current version is '8\.5'",
         "a compiler's CUDA-to-PTX table wrote PTX ISA 8.6, which no CUDA release writes (Triton)",
