@@ -221,3 +221,16 @@ def test_a_gpu_newer_than_the_driver_can_serve_gets_the_driver_first() -> None:
     )
     assert (expl.fix_kind, expl.culprit) == ("driver", "build")
     assert expl.fixes[0].startswith("upgrade the NVIDIA driver to >= 570.26")
+
+
+def test_cuda_bindings_of_a_newer_major_than_the_driver_get_the_drivers_bindings() -> None:
+    """cudaErrorInsufficientDriver through cuda-python: cuda-bindings 13 on a 570 (CUDA 12.8) driver."""
+    expl = explain(
+        "| NVIDIA-SMI 570.133.20   Driver Version: 570.133.20   CUDA Version: 12.8     |\n"
+        "- Error name: (<cudaError_t.cudaSuccess: 0>, b'cudaErrorInsufficientDriver')\n"
+        "- Error code: 35\n"
+    )
+    assert (expl.family, expl.component, expl.culprit, expl.fix_kind) == (
+        "runtime_insufficient", "bindings", "bindings", "pip",
+    )  # fmt: skip
+    assert '"cuda-python>=12,<13"' in expl.fixes[0]

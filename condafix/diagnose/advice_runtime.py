@@ -104,6 +104,14 @@ def runtime(family: Family, match: re.Match[str], facts: Facts, text: str) -> Ex
     upgrade = (
         f"upgrade the NVIDIA driver to >= {need} (CUDA {have.value})" if need and have else "upgrade the NVIDIA driver"
     )
+    if component == "bindings":
+        fixes = (
+            f'pip install "cuda-python>={drv.major},<{drv.major + 1}" (cuda-bindings of the driver\'s CUDA major '
+            f"{drv.major}: cuda-bindings 13 needs a 580+ driver)",
+            f"or {upgrade}",
+        )
+        return made(family, newer="toolkit", driver_cuda=(str(drv),), lines=lines, fixes=fixes, fix_kind="pip",
+                    culprit="bindings", component=component)  # fmt: skip
     if has_conda(facts) or is_pip(facts):
         pins, kind = pin_lines(drv, facts)
         fixes = (f"pin the env to CUDA {drv} or older:", *pins, f"or {upgrade}")
