@@ -234,3 +234,16 @@ def test_cuda_bindings_of_a_newer_major_than_the_driver_get_the_drivers_bindings
         "runtime_insufficient", "bindings", "bindings", "pip",
     )  # fmt: skip
     assert '"cuda-python>=12,<13"' in expl.fixes[0]
+
+
+def test_the_pastes_own_driver_bounds_the_pin_not_this_machines() -> None:
+    """A log from another machine: its driver (12.8, read from the paste) decides, the live 12.4 only adds a note."""
+    from condafix.detect import driver
+    from condafix.diagnose.explain import with_live
+
+    paste = "| NVIDIA-SMI 570.133.20   Driver Version: 570.133.20   CUDA Version: 12.8 |\n" + (
+        "ptxas application ptx input, line 9; fatal   : Unsupported .version 9.0; current version is '8.7'"
+    )
+    expl = with_live(explain(paste), driver.detect(cuda="12.4"))
+    assert expl.fix_kind == "pin" and any('"cuda-version=12.8"' in fix for fix in expl.fixes)
+    assert any("came from another driver" in note for note in expl.notes)

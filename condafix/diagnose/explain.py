@@ -166,7 +166,7 @@ def _checked(expl: Explanation) -> Explanation:
     facts = expl.facts
     drv = driver_from_facts(facts) if facts is not None else None
     live = CudaVersion.parse(expl.live_driver) if expl.live_driver else None
-    limit = min((v for v in (drv, live) if v is not None), default=None)
+    limit = drv if drv is not None else live  # the paste's own driver first: it may come from another machine
     keep: list[str] = []
     too_new: list[CudaVersion] = []
     for fix in expl.fixes:
