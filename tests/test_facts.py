@@ -247,3 +247,25 @@ def test_the_pastes_own_driver_bounds_the_pin_not_this_machines() -> None:
     expl = with_live(explain(paste), driver.detect(cuda="12.4"))
     assert expl.fix_kind == "pin" and any('"cuda-version=12.8"' in fix for fix in expl.fixes)
     assert any("came from another driver" in note for note in expl.notes)
+
+
+def test_collect_env_numba_s_query_gpu_ptx_header_and_wsl() -> None:
+    facts = reader.read(
+        "CUDA runtime version: 12.4.131\n"
+        "GPU models and configuration: \n"
+        "GPU 0: NVIDIA GeForce RTX 4090\n"
+        "Nvidia driver version: 550.54.15\n"
+        "cuDNN version: Probably one of the following:\n"
+        "CUDA Driver Version                           : (12, 4)\n"
+        "NVIDIA H200, 9.0\n"
+        "// Based on NVVM 20.0.0\n"
+        "Linux host 5.15.167.4-microsoft-standard-WSL2 #1 SMP\n"
+    )
+    assert facts.first("runtime_cuda") is not None and facts.first("runtime_cuda").value == "12.4"  # type: ignore[union-attr]
+    assert (facts.driver_version, facts.driver_cuda) == ("550.54.15", "12.4")
+    assert [f.value for f in facts.all("gpu_name")] == ["NVIDIA GeForce RTX 4090", "NVIDIA H200"]
+    assert [f.value for f in facts.all("gpu_sm")] == ["9.0"]
+    nvvm = facts.first("library", "NVVM")
+    assert nvvm is not None and nvvm.value == "20.0.0" and facts.first("toolkit_cuda") is None
+    kernel = facts.first("platform", "wsl kernel")
+    assert kernel is not None and kernel.value == "5.15.167.4"

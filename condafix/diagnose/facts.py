@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from condafix.diagnose.facts_model import (
     MAX_INPUT,
@@ -32,13 +32,13 @@ from condafix.diagnose.facts_model import (
     encoded_cuda,
     math_lib_version,
     nccl_version,
+    package_cuda,
+    tracked_package,
 )
+from condafix.diagnose.facts_model import env_facts as env_facts
 from condafix.errors import UsageError
 from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
-
-if TYPE_CHECKING:
-    from condafix.env.envinfo import EnvInfo
 
 __all__ = [
     "MAX_INPUT",
@@ -87,7 +87,15 @@ _GLX = re.compile(r"NVIDIA (\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b")
 _SMI_NAME = re.compile(
     r"^\| {1,4}\d{1,2} {1,4}(NVIDIA [^|]{1,40}?|Tesla [^|]{1,40}?|Quadro [^|]{1,40}?) {2,40}(?:On|Off)"
 )
-_CUDA_FIELD = re.compile(r"CUDA (Driver|Runtime|Build) Version {0,40}[:=] {0,40}(\d{4,5}|\d{1,2}\.\d{1,2})(?![\d.])")
+_CUDA_FIELD = re.compile(
+    r"CUDA (Driver|Runtime|Build) Version {0,40}[:=] {0,40}(\d{4,5}|\d{1,2}\.\d{1,2}|\(\d{1,2}, \d{1,2}\))(?![\d.])"
+)
+# PyTorch's collect_env (python -m torch.utils.collect_env), pasted with most PyTorch issues
+_COLLECT_ENV = re.compile(r"^(Nvidia driver version|CUDA runtime version|GPU 0|cuDNN version): {1,4}([^\n]{1,200})$")
+_LIBCUDNN = re.compile(r"libcudnn(?:_\w{1,30})?\.so\.(\d{1,2}\.\d{1,2}\.\d{1,2})")
+_QUERY_GPU = re.compile(r"^((?:NVIDIA|Tesla|Quadro) [^,]{1,60}), (\d{1,2})\.(\d)$")
+_NVVM_BASED = re.compile(r"// Based on NVVM (\d{1,2}\.\d{1,2}\.\d{1,2})")
+_WSL_KERNEL = re.compile(r"(\d{1,2}\.\d{1,3}\.\d{1,4}(?:\.\d{1,3})?)-microsoft-standard-WSL2")
 _DEVICE_QUERY = re.compile(r"CUDA Driver Version / Runtime Version {1,40}(\d{1,2}\.\d{1,2}) / (\d{1,2}\.\d{1,2})")
 _FOUND = re.compile(r"too old \(found version (\d{4,5})\)")
 _BINDINGS = re.compile(r"CUDA driver version (\d{4,5}) is not supported")
@@ -141,42 +149,6 @@ _SYSTEM_PYTHON = re.compile(
     r"|dist-packages[/\\]"
 )
 _VENV = re.compile(r"[/\\]\.?venv[/\\]lib[/\\]python")
-
-# Toolkit packages: their version is the CUDA they carry.
-_CTK_NAMES: Final = frozenset(
-    {
-        "cuda-version",
-        "cudatoolkit",
-        "cuda-nvcc",
-        "cuda-nvvm",
-        "cuda-nvvm-impl",
-        "cuda-nvcc-impl",
-        "cuda-nvrtc",
-        "cuda-cudart",
-        "libnvjitlink",
-        "nvidia-nvvm",
-        "nvidia-nvjitlink",
-        "nvidia-nvjitlink-cu12",
-        "nvidia-cuda-nvcc-cu12",
-        "nvidia-cuda-nvrtc-cu12",
-        "nvidia-cuda-runtime-cu12",
-        "pytorch-cuda",
-    }
-)
-# ...and the packages whose builds name a CUDA (consumers and frameworks), read from list rows too.
-_CUDA_PACKAGES: Final = _CTK_NAMES | frozenset(
-    {"pytorch", "torch", "torchvision", "numba", "numba-cuda", "cupy", "jaxlib", "tensorflow"}
-)
-
-
-def _package_cuda(name: str, version: str, build: str) -> str | None:
-    if name in _CTK_NAMES:
-        try:
-            return str(CudaVersion.parse(version))
-        except UsageError:
-            return None
-    return roles.cuda_of_local_version(version) or roles.cuda_of_build(build)
-
 
 # ---------------------------------------------------------------- the reader
 
@@ -245,12 +217,45 @@ def _fields(r: _Reader, line: str) -> None:
         kinds: dict[str, FactKind] = {"Driver": "driver_cuda", "Runtime": "runtime_cuda", "Build": "build_cuda"}
         kind = kinds[field.group(1)]
         value = field.group(2)
-        decoded = value if "." in value else encoded_cuda(value)
-        r.put(kind, decoded, f"a 'CUDA {field.group(1)} Version' field", raw=None if "." in value else value)
+        if value.startswith("("):
+            major, minor = value.strip("()").split(", ")
+            decoded: str | None = f"{int(major)}.{int(minor)}"
+        else:
+            decoded = value if "." in value else encoded_cuda(value)
+        raw = None if "." in value else value
+        r.put(kind, decoded, f"a 'CUDA {field.group(1)} Version' field", raw=raw)
     query = _DEVICE_QUERY.search(line)
     if query:
         r.put("driver_cuda", query.group(1), "deviceQuery's 'CUDA Driver Version / Runtime Version'")
         r.put("runtime_cuda", query.group(2), "deviceQuery's 'CUDA Driver Version / Runtime Version'")
+
+
+def _collect_env(r: _Reader, line: str) -> None:
+    """PyTorch's collect_env, ``nvidia-smi --query-gpu=name,compute_cap``, a PTX header, a WSL kernel."""
+    stripped = line.strip()
+    field = _COLLECT_ENV.match(stripped)
+    if field:
+        label, value = field.groups()
+        source = "PyTorch's collect_env"
+        if label == "Nvidia driver version" and re.fullmatch(r"\d{2,4}(?:\.\d{1,3}){1,2}", value.strip()):
+            r.put("driver_version", value.strip(), source)
+        elif label == "CUDA runtime version":
+            r.put("runtime_cuda", _plausible_cuda(value.strip()), source)
+        elif label == "GPU 0":
+            r.put("gpu_name", value.strip(), source)
+        else:
+            cudnn = _LIBCUDNN.search(value)
+            r.put("library", cudnn.group(1) if cudnn else None, source, name="cuDNN")
+    query = _QUERY_GPU.match(stripped)
+    if query:
+        r.put("gpu_name", query.group(1).strip(), "nvidia-smi --query-gpu=name,compute_cap")
+        r.put("gpu_sm", f"{query.group(2)}.{query.group(3)}", "nvidia-smi --query-gpu=name,compute_cap")
+    nvvm = _NVVM_BASED.search(line)
+    if nvvm:
+        r.put("library", nvvm.group(1), "the PTX header (NVVM's own version, not CUDA's)", name="NVVM")
+    wsl = _WSL_KERNEL.search(line)
+    if wsl:
+        r.put("platform", wsl.group(1), "a WSL 2 kernel version (not CUDA)", name="wsl kernel")
 
 
 def _encoded(r: _Reader, line: str) -> None:
@@ -405,10 +410,10 @@ def _rows(r: _Reader, line: str) -> None:
     if not row:
         return
     name = row.group(1).lower().replace("_", "-")
-    if name in _CUDA_PACKAGES and name not in r.packages:
+    if tracked_package(name) and name not in r.packages:
         version = row.group(2)
         build = row.group(3) if row.re is _CONDA_ROW else ""
-        cuda = _package_cuda(name, version, build)
+        cuda = package_cuda(name, version, build)
         r.packages[name] = Package(name=name, version=version, build=build, cuda=cuda)
         source = "a conda list row" if row.re is _CONDA_ROW else "a pip list row"
         r.put("package", version, source, name=name)
@@ -420,6 +425,7 @@ _RULES: Final[tuple[tuple[str, _Rule], ...]] = (
     ("Version", _smi),
     ("CUDA", _fields),
     ("version", _encoded),
+    ("", _collect_env),
     ("driver's CUDA", _xla),
     ("", _tools),
     ("", _libraries),
@@ -502,28 +508,3 @@ def _facts(r: _Reader) -> Facts:
 def _value(facts: Facts, kind: FactKind) -> str | None:
     found = facts.first(kind)
     return found.value if found else None
-
-
-# ---------------------------------------------------------------- the same facts from an inspected env
-
-
-def env_facts(env: EnvInfo) -> tuple[Fact, ...]:
-    """The env's packages, name, prefix and manager as facts (``line`` None: they come from the env's records)."""
-    where = env.prefix or "the env"
-    found: list[Fact] = []
-    if env.name:
-        found.append(Fact(kind="env_name", value=env.name, source=env.selected_by or "the env", line=None, text=where))
-    if env.prefix:
-        found.append(
-            Fact(kind="env_prefix", value=env.prefix, source=env.selected_by or "the env", line=None, text=where)
-        )
-    if env.kind != "none":
-        manager = "pip" if env.kind == "venv" else "conda"
-        found.append(Fact(kind="manager", value=manager, source=f"the env is a {env.kind}", line=None, text=where))
-    for c in env.components:
-        record = "conda-meta" if c.source == "conda" else "pip metadata"
-        text = f"{c.name} {c.version} {c.build}".strip()
-        found.append(Fact(kind="package", value=c.version, source=record, line=None, text=text, name=c.name))
-        if c.cuda and c.role in ("nvvm", "toolkit", "nvjitlink", "nvrtc", "runtime"):
-            found.append(Fact(kind="toolkit_cuda", value=c.cuda, source=record, line=None, text=text, name=c.name))
-    return tuple(found)

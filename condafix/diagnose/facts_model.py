@@ -5,9 +5,14 @@ print (``12080`` = CUDA 12.8, cuDNN ``8907`` = 8.9.7, NCCL ``21803`` = 2.18.3): 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from condafix.errors import UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion
+
+if TYPE_CHECKING:
+    from condafix.env.envinfo import EnvInfo
 
 MAX_INPUT: Final = 1 << 20  # 1 MiB: longer pastes keep their head and their tail (the error is usually last)
 MAX_LINE: Final = 8192
@@ -175,3 +180,69 @@ def math_lib_version(raw: str) -> str:
     """cuBLAS/cuFFT/cuRAND/cuSPARSE ``*_VERSION``: ``10301`` -> 10.3.1 (their own versions, not CUDA's)."""
     v = int(raw)
     return _three(v // 1000, (v % 1000) // 100, v % 100)
+
+
+# Toolkit packages: their version is the CUDA they carry.
+_CTK_NAMES: Final = frozenset(
+    {
+        "cuda-version",
+        "cudatoolkit",
+        "cuda-nvcc",
+        "cuda-nvvm",
+        "cuda-nvvm-impl",
+        "cuda-nvcc-impl",
+        "cuda-nvrtc",
+        "cuda-cudart",
+        "libnvjitlink",
+        "nvidia-nvvm",
+        "nvidia-nvjitlink",
+        "nvidia-nvjitlink-cu12",
+        "nvidia-cuda-nvcc-cu12",
+        "nvidia-cuda-nvrtc-cu12",
+        "nvidia-cuda-runtime-cu12",
+        "pytorch-cuda",
+    }
+)
+# ...and the packages whose builds name a CUDA (consumers and frameworks), read from list rows too.
+_CUDA_PACKAGES: Final = _CTK_NAMES | frozenset(
+    {"pytorch", "torch", "torchvision", "numba", "numba-cuda", "cupy", "jaxlib", "tensorflow"}
+)
+
+
+def package_cuda(name: str, version: str, build: str) -> str | None:
+    if name in _CTK_NAMES:
+        try:
+            return str(CudaVersion.parse(version))
+        except UsageError:
+            return None
+    return roles.cuda_of_local_version(version) or roles.cuda_of_build(build)
+
+
+def tracked_package(name: str) -> bool:
+    """A package whose list row the reader keeps (toolkit parts, consumers, frameworks)."""
+    return name in _CUDA_PACKAGES
+
+
+# ---------------------------------------------------------------- the same facts from an inspected env
+
+
+def env_facts(env: EnvInfo) -> tuple[Fact, ...]:
+    """The env's packages, name, prefix and manager as facts (``line`` None: they come from the env's records)."""
+    where = env.prefix or "the env"
+    found: list[Fact] = []
+    if env.name:
+        found.append(Fact(kind="env_name", value=env.name, source=env.selected_by or "the env", line=None, text=where))
+    if env.prefix:
+        found.append(
+            Fact(kind="env_prefix", value=env.prefix, source=env.selected_by or "the env", line=None, text=where)
+        )
+    if env.kind != "none":
+        manager = "pip" if env.kind == "venv" else "conda"
+        found.append(Fact(kind="manager", value=manager, source=f"the env is a {env.kind}", line=None, text=where))
+    for c in env.components:
+        record = "conda-meta" if c.source == "conda" else "pip metadata"
+        text = f"{c.name} {c.version} {c.build}".strip()
+        found.append(Fact(kind="package", value=c.version, source=record, line=None, text=text, name=c.name))
+        if c.cuda and c.role in ("nvvm", "toolkit", "nvjitlink", "nvrtc", "runtime"):
+            found.append(Fact(kind="toolkit_cuda", value=c.cuda, source=record, line=None, text=text, name=c.name))
+    return tuple(found)
