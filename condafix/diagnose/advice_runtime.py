@@ -220,10 +220,24 @@ def gpu_dropped(family: Family, match: re.Match[str], facts: Facts, text: str) -
         "not a driver problem: a newer driver or a newer CUDA never brings it back (CUDA 13 dropped everything "
         "below sm_75)",
     )
-    fixes: tuple[str, ...] = (
-        f"install a build that still ships {sm_text(sm) if sm else 'this architecture'}: for PyTorch a CUDA 12.6 "
-        "build (+cu126 wheel) or older; never a CUDA 13 build",
-    )
+    if "triton GPU compiler" in text:
+        fixes: tuple[str, ...] = (
+            "run this GPU without Triton: no torch.compile / Triton kernels (Triton builds for sm_70 and newer); "
+            "eager PyTorch still runs on it",
+        )
+        return made(family, newer="toolkit", lines=lines, fixes=fixes, fix_kind="spec", culprit="build",
+                    component="triton")  # fmt: skip
+    majors = [m for m, oldest in sorted(knowledge().oldest_sm_by_major.items()) if sm and oldest <= sm]
+    arch = sm_text(sm) if sm else "this architecture"
+    if sm is not None and not majors:
+        fixes = (f"no CUDA release with current builds supports {arch} (CUDA 9 dropped it): run on the CPU, or keep "
+                 "an old build from CUDA 8 or older",)  # fmt: skip
+    else:
+        last = f"CUDA {max(majors)}.x" if majors else "an older CUDA"
+        fixes = (
+            f"install a build from {last} that still ships {arch} (for PyTorch a wheel whose 'supports CUDA "
+            "capabilities' list names it); never a CUDA 13 build for a GPU below sm_75",
+        )
     return made(family, newer="toolkit", lines=lines, fixes=fixes, fix_kind="package", culprit="build")
 
 

@@ -126,7 +126,10 @@ _CUDNN_LOADED = re.compile(
 _NVJITLINK_SYMBOL = re.compile(r"undefined symbol: __nvJitLink[A-Za-z]{1,40}_(\d{1,2})_(\d{1,2}), version libnvJitLink")
 _TORCH_SM = re.compile(r"(?:(NVIDIA [^\n]{1,60}?|Tesla [^\n]{1,60}?) )?with CUDA capability sm_(\d{2,3})[a-z]? is not")
 _TORCH_SMS = re.compile(r"supports CUDA capabilities ((?:sm_\d{2,3}[a-z]? ?){1,40})")
-_FOUND_GPU = re.compile(r"Found GPU\d{0,2} ([^\n]{1,60}?) which is of cuda capability (\d{1,2})\.(\d)")
+_FOUND_GPU = re.compile(
+    r"Found (?:GPU\d{0,2} )?([^\n]{1,60}?) which is (?:of cuda capability|too old to be supported[^\n]{0,160}?"
+    r"your device is of CUDA capability) (\d{1,2})\.(\d)"
+)
 _MIN_SM = re.compile(r"minimum cuda capability supported by this library is (\d{1,2})\.(\d)")
 _ARCH_LINE = re.compile(r"Architecture: [A-Za-z]{0,20} ?\(sm_(\d{2,3})[a-z]?\)")
 _TARGET = re.compile(

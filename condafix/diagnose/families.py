@@ -147,7 +147,8 @@ FAMILIES: Final[tuple[Family, ...]] = (
     ),
     _f(
         "gpu_dropped",
-        r"no longer supports this GPU because it is too old|minimum cuda capability supported by this library is",
+        r"no longer supports this GPU because it is too old|minimum cuda capability supported by this library is|"
+        r"too old to be supported by the triton GPU compiler",
         "the build no longer supports this (older) GPU",
         "framework",
     ),
