@@ -269,3 +269,33 @@ def test_collect_env_numba_s_query_gpu_ptx_header_and_wsl() -> None:
     assert nvvm is not None and nvvm.value == "20.0.0" and facts.first("toolkit_cuda") is None
     kernel = facts.first("platform", "wsl kernel")
     assert kernel is not None and kernel.value == "5.15.167.4"
+
+
+def test_a_solver_message_wrapped_to_the_terminal_is_still_read() -> None:
+    """pixi and mamba wrap long lines inside their trees; the phrase can fall across two lines."""
+    wrapped = (
+        "  × failed to solve the conda requirements of 'default' 'linux-64'\n"
+        "  ╰─▶ Cannot solve the request because of: jaxlib * cuda cannot be installed because there are no\n"
+        "      viable options:\n"
+        "      └─ jaxlib 0.4.23 | 0.4.23 would require\n"
+        "         └─ __cuda *, for which no candidates\n"
+        "      were found.\n"
+    )
+    expl = explain(wrapped)
+    assert (expl.family, expl.fix_kind) == ("pixi_no_cuda", "manifest")
+
+
+def test_a_tools_own_version_is_neither_cuda_nor_the_driver() -> None:
+    facts = reader.read(
+        "CuPy Version                 : 13.6.0\n"
+        "       Pixi version: 0.73.0\n"
+        "          mamba version : 1.5.8\n"
+        "CUDA Build Version           : 13000\n"
+    )
+    assert [(f.name, f.value) for f in facts.all("tool")] == [
+        ("cupy", "13.6.0"),
+        ("pixi", "0.73.0"),
+        ("mamba", "1.5.8"),
+    ]
+    assert facts.driver_cuda is None and facts.driver_version is None
+    assert facts.first("build_cuda") is not None

@@ -84,11 +84,24 @@ def explain(text: str, live: DriverInfo | None = None) -> Explanation:
         match = family.pattern.search(text)
         if match:
             return with_live(_explain_family(family, match, facts, text), live)
+    flat = _unwrapped(text)  # solvers wrap long lines to the terminal, inside their box-drawing trees
+    for family in FAMILIES:
+        match = family.pattern.search(flat) if family.component in ("solver", "pixi") else None
+        if match:
+            return with_live(_explain_family(family, match, facts, flat), live)
     unknown = Explanation(
         recognised=False, family=None, title=None, newer="unknown",
         lines=("condafix does not recognise this error; it does not guess",), facts=facts,
     )  # fmt: skip
     return _finish(unknown)
+
+
+_WRAP = re.compile(r"\n[ \t]{0,40}(?:[│|][ \t]{0,40})?(?=[^\s├└╰│|×])")
+
+
+def _unwrapped(text: str) -> str:
+    """Continuation lines joined to the line they continue (a wrapped solver message reads as one line)."""
+    return _WRAP.sub(" ", text)
 
 
 def _explain_family(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:

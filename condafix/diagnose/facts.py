@@ -94,6 +94,10 @@ _CUDA_FIELD = re.compile(
 _COLLECT_ENV = re.compile(r"^(Nvidia driver version|CUDA runtime version|GPU 0|cuDNN version): {1,4}([^\n]{1,200})$")
 _LIBCUDNN = re.compile(r"libcudnn(?:_\w{1,30})?\.so\.(\d{1,2}\.\d{1,2}\.\d{1,2})")
 _QUERY_GPU = re.compile(r"^((?:NVIDIA|Tesla|Quadro) [^,]{1,60}), (\d{1,2})\.(\d)$")
+_TOOL_VERSION = re.compile(
+    r"^(CuPy|Pixi|pixi|mamba|micromamba|libmamba|conda|conda-build|numba|numba-cuda|jax|jaxlib|NumPy|Cython Build) "
+    r"[Vv]ersion {0,40}: {0,4}(\d{1,4}\.\d{1,4}(?:\.\d{1,6})?)"
+)
 _NVVM_BASED = re.compile(r"// Based on NVVM (\d{1,2}\.\d{1,2}\.\d{1,2})")
 _WSL_KERNEL = re.compile(r"(\d{1,2}\.\d{1,3}\.\d{1,4}(?:\.\d{1,3})?)-microsoft-standard-WSL2")
 _DEVICE_QUERY = re.compile(r"CUDA Driver Version / Runtime Version {1,40}(\d{1,2}\.\d{1,2}) / (\d{1,2}\.\d{1,2})")
@@ -253,6 +257,11 @@ def _collect_env(r: _Reader, line: str) -> None:
     if query:
         r.put("gpu_name", query.group(1).strip(), "nvidia-smi --query-gpu=name,compute_cap")
         r.put("gpu_sm", f"{query.group(2)}.{query.group(3)}", "nvidia-smi --query-gpu=name,compute_cap")
+    tool = _TOOL_VERSION.match(stripped)
+    if tool:
+        r.put(
+            "tool", tool.group(2), "the tool's own version (not CUDA's, not the driver's)", name=tool.group(1).lower()
+        )
     nvvm = _NVVM_BASED.search(line)
     if nvvm:
         r.put("library", nvvm.group(1), "the PTX header (NVVM's own version, not CUDA's)", name="NVVM")

@@ -40,6 +40,7 @@ FactKind = Literal[
     "env_name",
     "env_prefix",
     "manager",  # conda, mamba, pixi, pip
+    "tool",  # a tool's own version (CuPy 13.6.0, pixi 0.73.0, conda 24.1.2): never a CUDA or driver version
     "package",
 ]
 
