@@ -299,3 +299,21 @@ def test_a_tools_own_version_is_neither_cuda_nor_the_driver() -> None:
     ]
     assert facts.driver_cuda is None and facts.driver_version is None
     assert facts.first("build_cuda") is not None
+
+
+def test_cupy_show_config_names_every_version_for_what_it_is() -> None:
+    """cupy/cupy#5095's show_config: driver 11020 = CUDA 11.2, runtime/build 11.3, libraries their own."""
+    facts = reader.read(
+        "CUDA Build Version           : 11030\n"
+        "CUDA Driver Version          : 11020\n"
+        "CUDA Runtime Version         : 11030\n"
+        "cuSPARSE Version             : 11500\n"
+        "NVRTC Version                : (11, 3)\n"
+        "NCCL Runtime Version         : 2507\n"
+        "Device 0 Name                : GeForce RTX 2080 Ti\n"
+        "Device 0 Compute Capability  : 75\n"
+    )
+    got = {(f.kind, f.name, f.value) for f in facts.items}
+    assert {("driver_cuda", None, "11.2"), ("runtime_cuda", None, "11.3"), ("build_cuda", None, "11.3")} <= got
+    assert {("library", "cuSPARSE", "11.5.0"), ("library", "NCCL", "2.5.7"), ("nvrtc_cuda", None, "11.3")} <= got
+    assert (facts.gpu_name, facts.gpu_sm) == ("GeForce RTX 2080 Ti", "7.5")

@@ -98,6 +98,7 @@ _TOOL_VERSION = re.compile(
     r"^(CuPy|Pixi|pixi|mamba|micromamba|libmamba|conda|conda-build|numba|numba-cuda|jax|jaxlib|NumPy|Cython Build) "
     r"[Vv]ersion {0,40}: {0,4}(\d{1,4}\.\d{1,4}(?:\.\d{1,6})?)"
 )
+_CUPY_DEVICE = re.compile(r"^Device \d{1,2} (Name|Compute Capability) {0,40}: {0,4}([^\n]{1,80})$")
 _NVVM_BASED = re.compile(r"// Based on NVVM (\d{1,2}\.\d{1,2}\.\d{1,2})")
 _WSL_KERNEL = re.compile(r"(\d{1,2}\.\d{1,3}\.\d{1,4}(?:\.\d{1,3})?)-microsoft-standard-WSL2")
 _DEVICE_QUERY = re.compile(r"CUDA Driver Version / Runtime Version {1,40}(\d{1,2}\.\d{1,2}) / (\d{1,2}\.\d{1,2})")
@@ -257,6 +258,13 @@ def _collect_env(r: _Reader, line: str) -> None:
     if query:
         r.put("gpu_name", query.group(1).strip(), "nvidia-smi --query-gpu=name,compute_cap")
         r.put("gpu_sm", f"{query.group(2)}.{query.group(3)}", "nvidia-smi --query-gpu=name,compute_cap")
+    device = _CUPY_DEVICE.match(stripped)
+    if device:
+        label, value = device.groups()
+        if label == "Name":
+            r.put("gpu_name", value.strip(), "CuPy show_config")
+        elif re.fullmatch(r"\d{2,3}", value.strip()):
+            r.put("gpu_sm", _sm(value.strip()), "CuPy show_config", raw=value.strip())
     tool = _TOOL_VERSION.match(stripped)
     if tool:
         r.put(
