@@ -19,11 +19,12 @@ What it does, all on this machine and offline:
 4. reports the median wall time, CPU time and peak RSS of each whole process, ratios, and the
    targets of issue 16, as a markdown table (``--out``) and optionally in the README.
 
-Venvs, made on the first run under ``$TMPDIR/condafix-bench``: condafix built from this checkout
-as ``pip install .`` installs it (reinstalled when the source changes); plain conda from
-``../shared/wheels`` (``$TMPDIR/condafix-ci-conda`` is reused when it exists and holds no
-condafix); conda with condafix beside it (conda's rattler solver pins py-rattler 0.26, which
-condafix accepts); numba and env-doctor from PyPI.
+Venvs, made on the first run under ``$TMPDIR/condafix-bench``: the bench's own (msgpack,
+zstandard and py-rattler for the channels and envs; any ``python`` starts the bench, which re-runs itself there
+when the python it was started with lacks them); condafix built from this checkout as ``pip
+install .`` installs it (reinstalled when the source changes); plain conda from
+``../shared/wheels``; conda with condafix beside it (conda's rattler solver pins py-rattler 0.26,
+which condafix accepts); numba and env-doctor from PyPI.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -81,6 +81,33 @@ def _venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
+# gen.py writes sharded repodata with msgpack and zstandard; envs.py orders versions with py-rattler
+BENCH_DEPS = ("msgpack>=1", "zstandard>=0.22", "py-rattler>=0.26,<0.29")
+
+
+def _has_bench_deps(python: str) -> bool:
+    probe = "import msgpack, zstandard, rattler"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+def bench_python() -> str:
+    """A python that can run the bench: this one when it has what BENCH_DEPS names, else the bench's own venv.
+
+    So ``python bench/run.py`` works from a fresh clone with any python 3.10+ on PATH (issue 24).
+    """
+    if _has_bench_deps(sys.executable):
+        return sys.executable
+    venv = WORK / "bench-venv"
+    python = venv / "bin" / "python"
+    if python.exists() and _has_bench_deps(str(python)):
+        return str(python)
+    say(f"creating {venv.name} with {', '.join(BENCH_DEPS)} (once)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not _pip(_venv(venv), *BENCH_DEPS):
+        raise SystemExit(f"could not install {', '.join(BENCH_DEPS)} into {venv}")
+    return str(python)
+
+
 def _source_stamp() -> str:
     """What the installed condafix was built from: reinstall when the checkout changes."""
     import hashlib
@@ -125,11 +152,7 @@ def _conda_venv(venv: Path) -> Path | None:
 
 
 def conda_python() -> Path | None:
-    """Plain conda (no condafix plugin loaded): the CI venv when it exists, else the bench's own."""
-    ci = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "condafix-ci-conda" / "bin" / "python"
-    usable = ci.exists() and subprocess.run([str(ci), "-c", CONDA_PROBE], capture_output=True).returncode == 0
-    if usable and subprocess.run([str(ci), "-c", "import condafix"], capture_output=True).returncode != 0:
-        return ci
+    """Plain conda (no condafix plugin loaded), in the bench's own venv."""
     return _conda_venv(WORK / "conda-venv")
 
 
@@ -381,9 +404,8 @@ def fmt_x(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
-def machine_line(conda: Path | None) -> str:
-    from importlib.metadata import version
-
+def machine_line(python: Path, conda: Path | None) -> str:
+    """The machine and the versions measured: asked of condafix's own venv, not of the python running the bench."""
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -397,9 +419,13 @@ def machine_line(conda: Path | None) -> str:
         done = subprocess.run([str(conda), "-m", "conda", "--version"], capture_output=True, text=True)
         conda_v = done.stdout.strip() or "?"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    probe = "import platform; from importlib.metadata import version as v; "
+    probe += "print(platform.python_version(), v('condafix'), v('py-rattler'))"
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    py, condafix_v, rattler_v = [*done.stdout.split(), "?", "?", "?"][:3]
     return (
-        f"{os.cpu_count()} × {cpu}, Python {platform.python_version()}, condafix {version('condafix')}, "
-        f"py-rattler {version('py-rattler')}, {conda_v}; load average at the end {load}"
+        f"{os.cpu_count()} × {cpu}, Python {py}, condafix {condafix_v}, "
+        f"py-rattler {rattler_v}, {conda_v}; load average at the end {load}"
     )
 
 
@@ -455,7 +481,8 @@ def report(
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         f"Generated by `python bench/run.py{' --quick' if args.quick else ''}` on {stamp} in {took / 60:.1f} min: "
-        f"{machine_line(tools.conda)}. Whole processes, medians of interleaved rounds after one uncounted "
+        f"{machine_line(tools.python, tools.conda)}. Whole processes, medians of interleaved rounds after one "
+        "uncounted "
         f"warm-up: {rounds['start']} for start-up; planning {rounds['plan_small']} at the smallest channel and "
         f"{rounds['plan']} above; conda {rounds['conda']} at the smallest channel and 1 above (conda classic "
         "needs ~20 s a dry run at 300k). Peak RSS from wait4 through GNU time. No GPU: every tool takes its no-driver "
@@ -602,7 +629,14 @@ def main() -> int:
     parser.add_argument("--no-peers", action="store_true", help="leave numba and env-doctor out")
     parser.add_argument("--out", type=Path, default=None, help="markdown table (default WORK/results.md)")
     parser.add_argument("--readme", action="store_true", help="also replace the README's generated section")
+    parser.add_argument("--which-python", action="store_true", help="print the python that runs the bench and exit")
     args = parser.parse_args()
+    python_for_bench = bench_python()
+    if args.which_python:
+        print(python_for_bench)
+        return 0
+    if python_for_bench != sys.executable:  # re-run in the bench's venv, which has BENCH_DEPS
+        os.execv(python_for_bench, [python_for_bench, str(Path(__file__).resolve()), *sys.argv[1:]])
     began = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     default = [20_000] if args.quick else [50_000, 300_000, 700_000]

@@ -12,6 +12,7 @@ from typing import Literal
 from condafix.errors import Hint
 
 Severity = Literal["ok", "info", "warning", "error"]
+Status = Literal["ok", "warning", "error"]  # a command's status: its worst finding (info counts as ok)
 RANK: dict[str, int] = {"ok": 0, "info": 0, "warning": 1, "error": 2}
 
 

@@ -29,7 +29,7 @@ CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 CONNECT_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Setting:
     """One proxy-related value and where it came from (``$HTTPS_PROXY``, ``~/.condarc``...)."""
 
@@ -43,7 +43,7 @@ def _finding(code: str, severity: Severity, setting: str | None, message: str, f
     return Finding(code=code, severity=severity, message=message, hints=(Hint("fix", fix),), component=setting)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProxyReport:
     settings: tuple[Setting, ...]
     findings: tuple[Finding, ...]
@@ -242,7 +242,7 @@ def no_proxy_covers(no_proxy: str, host: str) -> bool:
 def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: bool = True) -> ProxyReport:
     """Every setting, what is wrong with it and what to do; dead hosts/ports probed concurrently."""
     raw_settings, findings = read_settings(env)
-    settings = tuple(Setting(n, s, v) for n, s, v in raw_settings)
+    settings = tuple(Setting(name=n, source=s, value=v) for n, s, v in raw_settings)
     broken: set[str] = set()
     probes: dict[tuple[str, int], list[str]] = {}
     values = {n: v for n, _s, v in raw_settings}
@@ -322,7 +322,7 @@ def diagnose(env: Mapping[str, str], channels: Sequence[str] = (), *, connect: b
                     f"add {host} to no_proxy and NO_PROXY",
                 )
             )
-    return ProxyReport(settings, tuple(findings), tuple(sorted(broken)), hosts)
+    return ProxyReport(settings=settings, findings=tuple(findings), broken=tuple(sorted(broken)), channel_hosts=hosts)
 
 
 def _channel_host(channel: str) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunResult:
     """What a child did; ``error`` is set when it could not start or timed out."""
 
@@ -75,15 +75,19 @@ def run(
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError:
-        return RunResult(args, None, "", "", error=f"{args[0]} not found")
+        return RunResult(argv=args, returncode=None, stdout="", stderr="", error=f"{args[0]} not found")
     except PermissionError as exc:
-        return RunResult(args, None, "", "", error=f"{args[0]} not runnable: {exc.strerror}")
+        return RunResult(
+            argv=args, returncode=None, stdout="", stderr="", error=f"{args[0]} not runnable: {exc.strerror}"
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout if isinstance(exc.stdout, str) else ""
-        return RunResult(args, None, out, "", error=f"timed out after {timeout:g} s")
+        return RunResult(argv=args, returncode=None, stdout=out, stderr="", error=f"timed out after {timeout:g} s")
     except OSError as exc:
-        return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
-    return RunResult(args, done.returncode, done.stdout or "", done.stderr or "")
+        return RunResult(
+            argv=args, returncode=None, stdout="", stderr="", error=f"could not start {args[0]}: {exc.strerror}"
+        )
+    return RunResult(argv=args, returncode=done.returncode, stdout=done.stdout or "", stderr=done.stderr or "")
 
 
 def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> RunResult:
@@ -99,11 +103,15 @@ def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> Run
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
         )
     except FileNotFoundError:
-        return RunResult(args, None, "", "", error=f"{args[0]} not found")
+        return RunResult(argv=args, returncode=None, stdout="", stderr="", error=f"{args[0]} not found")
     except PermissionError as exc:
-        return RunResult(args, None, "", "", error=f"{args[0]} not runnable: {exc.strerror}")
+        return RunResult(
+            argv=args, returncode=None, stdout="", stderr="", error=f"{args[0]} not runnable: {exc.strerror}"
+        )
     except OSError as exc:
-        return RunResult(args, None, "", "", error=f"could not start {args[0]}: {exc.strerror}")
+        return RunResult(
+            argv=args, returncode=None, stdout="", stderr="", error=f"could not start {args[0]}: {exc.strerror}"
+        )
 
     def relay(pipe: object, stream: RedactingWriter) -> None:
         import codecs
@@ -128,7 +136,7 @@ def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> Run
         child.wait()
         for thread in threads:
             thread.join(5)
-        return RunResult(args, None, "", "", error=f"timed out after {timeout:g} s")
+        return RunResult(argv=args, returncode=None, stdout="", stderr="", error=f"timed out after {timeout:g} s")
     for thread in threads:
         thread.join(5)
-    return RunResult(args, code, "", "")
+    return RunResult(argv=args, returncode=code, stdout="", stderr="")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from condafix.backends import choice
 from condafix.cli import commands
 from condafix.diagnose import compilepath
 from condafix.errors import CondafixError, UsageError
-from condafix.plan import solver
 
 from .conftest import tree_digest
 
@@ -62,12 +62,12 @@ def test_bad_via_fails_before_anything_else(installed_env: Callable[..., Path]) 
 
 
 def test_solver_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert solver.default_choice({"CONDAFIX_SOLVER": "rattler"}) == "rattler"
-    assert solver.default_choice({"CONDAFIX_SOLVER": "conda"}) == "conda"
-    expected = "conda" if solver.conda_available() else "rattler"
-    assert solver.default_choice({}) == expected
+    assert choice.default_choice({"CONDAFIX_SOLVER": "rattler"}) == "rattler"
+    assert choice.default_choice({"CONDAFIX_SOLVER": "conda"}) == "conda"
+    expected = "conda" if choice.conda_available() else "rattler"
+    assert choice.default_choice({}) == expected
     with pytest.raises(UsageError, match="conda or rattler"):
-        solver.open_backend("mamba", prefix=Path("/nonexistent"), offline=False, env={})
+        choice.open_backend("mamba", prefix=Path("/nonexistent"), offline=False, env={})
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,9 @@ def test_rollback_needing_the_installer_beside_conda_rattler_solver_says_so(
 
     monkeypatch.delattr(condafix.backends.rattler, "install", raising=False)
     plan = restore_mod.RestorePlan(snapshot="s1", remove=(), restore=("cuda-nvrtc",), missing=("cuda-nvrtc",))
+    reinstaller = choice.reinstaller()  # what the command layer hands the rollback
+    assert reinstaller.unusable is not None and "py-rattler >= 0.28" in reinstaller.unusable
     with pytest.raises(safety.ApplyError, match="cannot reinstall cuda-nvrtc") as caught:
-        restore_mod._reinstall(tmp_path, tmp_path / "s1", plan)
+        restore_mod._reinstall(tmp_path, tmp_path / "s1", plan, reinstaller)
     assert "nothing was changed" in caught.value.summary
     assert "conda install --revision" in caught.value.hints[0].text

@@ -95,7 +95,7 @@ def test_cupy_falls_back_to_ptx_on_a_gpu_newer_than_its_nvrtc(make_prefix: Calla
         ("cupy", "13.4.1", "py312h1_0", "linux-64"),
     ]
     env = envinfo.read_env(make_prefix(packages), "-p")
-    blackwell = driver.DriverInfo("12.4", "--cuda", cuda_arch="12.0")
+    blackwell = driver.DriverInfo(cuda="12.4", source="--cuda", cuda_arch="12.0")
     (path,) = verdict.diagnose(blackwell, env).compile_paths
     assert path.outcome == "jit-fails" and "falls back to PTX" in path.message
 

@@ -93,7 +93,7 @@ def test_conda_cuda_applies_with_condarc_channels(
     prefix = broken_env(plugged, tmp_path)
     done = plugged.run("cuda", "-p", str(prefix), "--apply", "--yes", "--json", "--solver", solver, env=user_condarc)
     doc = json.loads(done.stdout)
-    assert doc["schema"] == "condafix/cuda/v1"
+    assert doc["schema"] == "condafix/cuda/v2"
     plan = doc["result"]["plan"]
     assert plan["solver"] == f"conda ({solver})" and plan["channels"] == [plugged.channel_url]
     assert doc["result"]["applied"]["via"] == f"conda ({solver})"

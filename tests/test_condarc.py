@@ -92,3 +92,79 @@ def test_channels_are_merged_over_every_condarc_as_conda_merges_them(tmp_path: P
     conda_says = [c for c in json.loads(done.stdout)["channels"] if c != "defaults"]
     assert len(conda_says) == 4  # the check is about merging: every file contributes
     assert planner.condarc_channels(env) == conda_says
+
+
+# ---------------------------------------------------------------- merged as conda merges, checked by conda
+
+LAYERS = {
+    # (relative path under tmp_path, text); lowest priority first, as conda's SEARCH_PATH orders them
+    "plain": [
+        ("root/.condarc", "channels:\n  - rootch\nproxy_servers:\n  http: http://root:1\n"),
+        ("xdg/conda/condarc", "channels:\n  - nvidia\n  - conda-forge\nproxy_servers:\n  ftp: http://xdg:2\n"),
+        ("xdg/conda/condarc.d/10-extra.yml", "channels: [xdgdrop]\n"),
+        ("home/.conda/condarc", "channels:\n  - bioconda\n"),
+        ("home/.condarc", "channels:\n  - pytorch\n  - conda-forge\nproxy_servers:\n  http: http://home:3\n"),
+        ("prefix/.condarc", "channels:\n  - prefixch\n"),
+        ("prefix/condarc.d/a.yaml", "proxy_servers:\n  https: http://prefix:4\n"),
+        ("extra/rc.yml", "channels:\n  - condarcch\n  - nvidia\n"),
+    ],
+    "markers": [
+        ("xdg/conda/condarc", "channels:\n  - nvidia  #!top\n  - conda-forge\n  - low  #!bottom\n"),
+        ("home/.condarc", "channels:\n  - pytorch\n  - conda-forge  #!top\n  - defaults  #!bottom\n"),
+        ("prefix/.condarc", "channels:\n  - prefixch\n  - nvidia\n"),
+    ],
+    "final": [
+        (
+            "xdg/conda/condarc",
+            "channels: #!final\n  - nvidia\n  - conda-forge\nproxy_servers:\n  http: http://x:1 #!final\n",
+        ),
+        ("home/.condarc", "channels:\n  - pytorch\nproxy_servers:\n  http: http://home:3\n  https: http://home:4\n"),
+        ("extra/rc.yml", "proxy_servers: #!final\n  https: http://rc:5\n"),
+    ],
+    "null and variables": [
+        ("xdg/conda/condarc", "channels:\n  - $MIRROR/conda-forge\n  - ${MIRROR}/nvidia\n  - $UNSET_VAR/x\n"),
+        ("home/.condarc", "channels: ~\nproxy_servers: ~\n"),
+        ("prefix/.condarc", "proxy_servers:\n  http: http://$PROXY_HOST:3128\n"),
+    ],
+}
+ENV_VARS = {
+    "plain": {},
+    "markers": {"CONDA_CHANNELS": "envch, conda-forge,,"},
+    "final": {"CONDA_CHANNELS": "envch"},  # below a #!final file key: it does not count
+    "null and variables": {"CONDA_CHANNELS": "envch!important", "MIRROR": "https://m.example", "PROXY_HOST": "p"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYERS))
+def test_channels_and_proxies_merge_as_real_conda_merges_them(tmp_path: Path, case: str) -> None:
+    """XDG, ~/.conda, ~/.condarc, condarc.d, $CONDA_PREFIX, $CONDARC, ``CONDA_*`` variables, ``#!final``,
+    ``#!top``/``#!bottom``, ``~`` and ``$VAR``: condafix's merge is ``conda config --show`` to the letter."""
+    import json
+    import os
+    import subprocess
+
+    python = os.environ.get("CONDAFIX_TEST_CONDA_PYTHON", "")
+    if not python:
+        pytest.skip("real conda not installed (run .ci/conda-venv and set CONDAFIX_TEST_CONDA_PYTHON)")
+    for rel, text in LAYERS[case]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MAMBA", "XDG")) and "proxy" not in k}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
+        CONDA_ROOT=str(tmp_path / "root"),
+        CONDA_PREFIX=str(tmp_path / "prefix"),
+        CONDARC=str(tmp_path / "extra" / "rc.yml"),
+        CONDA_PKGS_DIRS=str(tmp_path / "pkgs"),
+        **ENV_VARS[case],
+    )
+    done = subprocess.run(
+        [python, "-m", "conda", "config", "--show", "channels", "proxy_servers", "--json"],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    conda_says = json.loads(done.stdout)
+    ours = condarc.load(env)
+    assert {"channels": list(ours.channels), "proxy_servers": dict(ours.proxy_servers)} == conda_says
+    assert len(conda_says["channels"]) >= 2  # every case merges several sources

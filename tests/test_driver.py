@@ -222,7 +222,7 @@ def test_a_driver_without_a_cuda_field_gets_cuda_from_the_table(
 ) -> None:
     banner = read(name)
     assert driver.parse_smi_banner(banner) == driver.SmiReport(
-        None, driver_version, driver.parse_smi_banner(banner).gpus
+        cuda=None, driver_version=driver_version, gpus=driver.parse_smi_banner(banner).gpus
     )
     fake_smi(xml="", banner=banner)
     info = driver.detect(env=dict(os.environ))

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import InspectError
 
 from .conftest import CUDA12_ENV, SEED_ENV
 
 
 def test_reads_cuda_parts_of_a_cuda12_env(make_prefix: Callable[..., Path]) -> None:
-    prefix = make_prefix(CUDA12_ENV, history="# update specs: ['numba-cuda', 'python=3.12']\n")
+    history = (
+        "==> 2025-06-01 10:00:00 <==\n# cmd: conda create -n env numba-cuda python=3.12\n"
+        "# update specs: ['numba-cuda', 'python=3.12']\n"
+    )
+    prefix = make_prefix(CUDA12_ENV, history=history)
     env = envinfo.read_env(prefix, "-p")
     by_name = {c.name: c for c in env.components}
     assert by_name["cuda-version"].cuda == "12.9" and by_name["cuda-version"].role == "pin"
@@ -86,8 +90,10 @@ def test_history_replay() -> None:
         "# update specs: ['numba', 'cudatoolkit=11.7']\n"
         "==> 2024-05-02 10:00:00 <==\n# update specs: ['conda-forge::cudatoolkit=11.4', 'numpy>=1.23']\n"
         "# remove specs: ['numpy']\n# update specs: not-a-list\n"
+        "==> 2024-05-03 10:00:00 <==\n# cmd: conda install cudatoolkit=11.8\n# install specs: ['cudatoolkit=11.8']\n"
     )
-    assert envinfo.parse_history(text) == ("numba", "conda-forge::cudatoolkit=11.4")
+    # conda replays only revisions with a `# cmd:` line (History.get_user_requests): the second is skipped
+    assert tuple(condameta.parse_history(text).requested_specs().values()) == ("numba", "cudatoolkit=11.8")
 
 
 @pytest.mark.parametrize(

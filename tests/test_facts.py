@@ -191,7 +191,7 @@ def test_look_alikes_never_get_a_pin_or_a_driver_upgrade(text: str) -> None:
 def test_a_finding_carries_the_fixes_as_hints() -> None:
     expl = explain("ptxas application ptx input, line 9; fatal   : Unsupported .version 8.4; current version is '8.2'")
     (finding,) = expl.findings
-    assert (finding.code, finding.severity, finding.component) == ("explain.ptx_version", "error", "driver_jit")
+    assert (finding.code, finding.severity, finding.component) == ("explain-ptx_version", "error", "driver_jit")
     assert finding.hints[0].code == "fix.pin" and finding.hints[0].text == expl.fixes[0]
 
 

@@ -24,7 +24,7 @@ from condafix import proxy
 from condafix.detect import driver
 from condafix.detect import target as target_mod
 from condafix.diagnose import explain
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import CondafixError
 from condafix.files import envfile
 from condafix.knowledge.cuda import CudaVersion
@@ -129,7 +129,7 @@ ERROR_FRAGMENTS = [
 def test_explain_never_crashes(text: str) -> None:
     result = outcome("error text (explain)", lambda: explain.explain(text))
     if not isinstance(result, CondafixError):
-        live = driver.DriverInfo("12.4", "--cuda", override=True)
+        live = driver.DriverInfo(cuda="12.4", source="--cuda", override=True)
         outcome("error text (explain)", lambda: explain.with_live(result, live))
 
 
@@ -192,7 +192,7 @@ def record_texts(draw: Any) -> str:
 @FUZZ
 @given(text=record_texts())
 def test_conda_meta_records_never_crash(text: str) -> None:
-    outcome("conda-meta records", lambda: envinfo.parse_record(text, "conda-meta/x-1-0.json"))
+    outcome("conda-meta records", lambda: condameta.parse_record(text, "conda-meta/x-1-0.json"))
     with tempfile.TemporaryDirectory() as tmp:
         meta = Path(tmp) / "conda-meta"
         meta.mkdir()
@@ -216,7 +216,7 @@ HISTORY_FRAGMENTS = [
 @FUZZ
 @given(text=pieces(HISTORY_FRAGMENTS, size=20))
 def test_history_never_crashes(text: str) -> None:
-    outcome("conda-meta/history", lambda: envinfo.parse_history(text))
+    outcome("conda-meta/history", lambda: condameta.parse_history(text))
 
 
 # ---------------------------------------------------------------- environment.yml
@@ -257,7 +257,7 @@ def env_texts(draw: Any) -> str:
 def test_environment_yml_never_crashes(text: str, target: str) -> None:
     outcome(
         "environment.yml",
-        lambda: envfile.plan_file(text, "environment.yml", CudaVersion.parse(target), offline=True),
+        lambda: envfile.plan_file(text, "environment.yml", CudaVersion.parse(target)),
     )
 
 
@@ -292,9 +292,7 @@ PIXI_FRAGMENTS = [
 def test_pixi_manifests_never_crash(text: str, target: str) -> None:
     from condafix.files import pixifile
 
-    outcome(
-        "pixi manifests", lambda: pixifile.plan_manifest(text, "pixi.toml", CudaVersion.parse(target), offline=True)
-    )
+    outcome("pixi manifests", lambda: pixifile.plan_manifest(text, "pixi.toml", CudaVersion.parse(target)))
 
 
 # ---------------------------------------------------------------- lockfiles (pixi.lock, conda-lock.yml, @EXPLICIT)
@@ -385,11 +383,11 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         lambda: driver.from_overrides(cuda=None, driver=None, env={"CONDA_OVERRIDE_CUDA": var}),
     )
     from condafix import progress
-    from condafix.plan import solver
+    from condafix.backends import choice
 
     outcome("--cuda/--driver/env vars", lambda: progress.stall_seconds({"CONDAFIX_STALL_SECONDS": var}))
     outcome("--cuda/--driver/env vars", lambda: driver._probe_timeout({"CONDAFIX_PROBE_TIMEOUT": var}))
-    outcome("--cuda/--driver/env vars", lambda: solver.default_choice({"CONDAFIX_SOLVER": var}))
+    outcome("--cuda/--driver/env vars", lambda: choice.default_choice({"CONDAFIX_SOLVER": var}))
     for name in ("CONDAFIX_HTTP_TIMEOUT", "CONDAFIX_MAX_REPODATA_MB"):
         outcome("--cuda/--driver/env vars", lambda name=name: net_rb.net_limits({name: var}))  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as tmp:
@@ -419,9 +417,7 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ("explain 0000", lambda: explain.explain("The NVIDIA driver on your system is too old (found version 0000).")),
         (
             "deep YAML",
-            lambda: envfile.plan_file(
-                "dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(12, 4), offline=True
-            ),
+            lambda: envfile.plan_file("dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(12, 4)),
         ),
         (
             "python tag",
@@ -429,18 +425,17 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
                 "dependencies:\n  - !!python/object:os.system {}\n  - cuda-version=12.9\n",
                 "e.yml",
                 CudaVersion(12, 4),
-                offline=True,
             ),
         ),
         (
             "bad spec",
             lambda: envfile.plan_file(
-                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4), offline=True
+                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4)
             ),
         ),
         ("driver newline", lambda: target_mod.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
         ("cuda newline", lambda: target_mod.resolve_target(cudas=["12.4\n"], drivers=[])),
-        ("deep record", lambda: envinfo.parse_record("[" * 100_000, "conda-meta/x.json")),
+        ("deep record", lambda: condameta.parse_record("[" * 100_000, "conda-meta/x.json")),
         ("malformed IPv6 channel", lambda: planner.normalize_channel("http://user:pw@[::1/chan")),
         ("home of no user", lambda: planner.normalize_channel("~no-such-user-here/chan")),
     ],

@@ -28,7 +28,7 @@ def _solved(url: str, prefix: Path) -> list[object]:
         pins=["cuda-version=12.4"],
         specs=[*BROKEN, "cuda-version=12.4"],
     )
-    return [r.native for r in solved]
+    return backend.natives(solved)
 
 
 def _digest(prefix: Path) -> dict[str, str]:

@@ -47,92 +47,15 @@ RANKS: Mapping[str, int] = {
 }
 FRONT_ENDS = ("cli", "conda_plugin", "__main__")
 NO_BACKENDS = ("change", "plan", "env", "detect", "diagnose", "knowledge")
+# files/ solves through the Backend port the command layer opens and hands it (issue 20 item 4); of backends/
+# it may read conda's grammars only (match specs, version specs, pixi.lock), never a solver, gateway or installer.
+FILES_MAY_IMPORT = ("condafix.backends.rattler.grammar",)
 # Child processes whose stdout is a JSON answer to the parent (run with ``python -m``), not output for a user.
-CHILD_PROCESSES = ("condafix.detect._native_probe", "condafix.detect._ptx_child")
+CHILD_PROCESSES = ("condafix.detect._native_probe", "condafix.detect._ptx_child", "condafix.detect._finder_child")
 CONDA_FRONT = ("condafix.conda_plugin", "condafix.cli.conda_cuda", "condafix.cli.conda_guard")
 
 # Known breaks on main, each with the work that removes it (see issue 20). Keys: (rule, module, detail).
 DEBT: Mapping[tuple[str, str, str], str] = {
-    (
-        "arrows-point-down",
-        "condafix.change.apply",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.apply",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.condafiles",
-        "condafix.backends.rattler.grammar",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.restore",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.change.restore",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "arrows-point-down",
-        "condafix.plan.planner",
-        "condafix.files.cudagroup",
-    ): "one package-role table in knowledge/ (issue 20 item 3): the planner asks cudagroup's kinds",
-    (
-        "no-backends-below",
-        "condafix.change.apply",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.apply",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.condafiles",
-        "condafix.backends.rattler.grammar",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.restore",
-        "condafix.backends.rattler.install",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.change.restore",
-        "condafix.backends.rattler.solve",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.plan.solver",
-        "condafix.backends.conda",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-backends-below",
-        "condafix.plan.solver",
-        "condafix.backends.rattler.backend",
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "no-import-cycle",
-        "condafix.backends.conda",
-        "condafix.backends.conda -> condafix.backends.rattler.backend -> condafix.backends.rattler.solve -> condafix.change.apply -> condafix.change.restore -> condafix.plan.solver",  # noqa: E501
-    ): "installer inversion (issue 20 item 2): backends build an Installer, change/ wraps it",
-    (
-        "nothing-below-cli-prints",
-        "condafix.backends.conda",
-        "sys.stderr",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "nothing-below-cli-prints",
-        "condafix.change.lock",
-        "sys.stderr",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
     (
         "nothing-below-cli-prints",
         "condafix.runner",
@@ -143,66 +66,11 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.runner",
         "sys.stdout",
     ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "one-reader-per-format",
-        "condafix.backends.rattler.solve",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.apply",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.apply",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.condafiles",
-        "pinned",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.restore",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.safety",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "conda-meta records",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "history",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
-    (
-        "one-reader-per-format",
-        "condafix.change.snapshot",
-        "pinned",
-    ): "env/condameta.py, the one conda-meta/history/pinned reader (issue 20 item 3)",
 }
 # Modules allowed over MAX_LINES, with why.
 LONG: Mapping[str, str] = {
-    "condafix.diagnose.verdict": "9 lines over; shrinks when verdict reports the one Finding shape",
-    "condafix.files.envfile": "8 lines over; shrinks when env files solve through the Backend port",
+    "condafix.diagnose.verdict": "19 lines over (which file each consumer loads, issue 21 item 4); shrinks when "
+    "verdict reports the one Finding shape",
 }
 
 
@@ -293,6 +161,8 @@ def violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
                 found.add(("cli-only-from-front-ends", name, imp.target))
             if target_room == "backends" and own in NO_BACKENDS:
                 found.add(("no-backends-below", name, imp.target))
+            if target_room == "backends" and own == "files" and imp.target not in FILES_MAY_IMPORT:
+                found.add(("files-solve-through-the-port", name, imp.target))
             if not typing_only and target_room != own and RANKS.get(target_room, 99) > RANKS.get(own, -1):
                 found.add(("arrows-point-down", name, imp.target))
         if room(name) not in FRONT_ENDS and name not in CHILD_PROCESSES:
@@ -363,6 +233,66 @@ READERS: Mapping[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
 }
 
 
+CONDAMETA = "condafix.env.condameta"
+_META_FILES = {"history": "history", "pinned": "pinned"}
+_META_PATH = re.compile(r"^(?:[^\s]*/)?conda-meta/(history|pinned)$")
+
+
+def _is_meta(node: ast.AST, names: set[str]) -> bool:
+    """An expression that is the conda-meta directory: ``"conda-meta"``, ``x / "conda-meta"``, a name bound
+    to one in the same function, ``os.path.join(..., "conda-meta")``, or ``condameta.meta_dir(...)``."""
+    if isinstance(node, ast.Constant):
+        return node.value == "conda-meta"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _is_meta(node.right, names)
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "meta_dir":
+            return True
+        if node.func.attr == "join" and node.args:
+            return _is_meta(node.args[-1], names)
+    return False
+
+
+def _meta_reads(scope: ast.AST) -> Iterator[str]:
+    """Formats a function (or a module's top level) reads from conda-meta itself: ``meta / "history"``,
+    ``os.path.join(prefix, "conda-meta", "pinned")``, ``meta.glob("*.json")``, ``os.listdir(meta)``."""
+    names: set[str] = set()
+    for _round in range(3):  # names bound to names bound to conda-meta
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if _is_meta(node.value, names):
+                    names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and _is_meta(node.left, names):
+            yield from _file_named(node.right)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _META_PATH.match(node.value):
+            yield _META_PATH.match(node.value).group(1)  # type: ignore[union-attr]
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        attr, args = node.func.attr, node.args
+        if attr in ("glob", "rglob") and _is_meta(node.func.value, names) and _lists_records(args):
+            yield "conda-meta records"
+        if (attr == "iterdir" and _is_meta(node.func.value, names)) or (
+            attr in ("listdir", "scandir") and args and _is_meta(args[0], names)
+        ):
+            yield "conda-meta records"
+        if attr == "join" and len(args) >= 2 and _is_meta(args[-2], names):
+            yield from _file_named(args[-1])
+
+
+def _file_named(node: ast.AST) -> Iterator[str]:
+    if isinstance(node, ast.Constant) and node.value in _META_FILES:
+        yield _META_FILES[node.value]
+
+
+def _lists_records(args: list[ast.expr]) -> bool:
+    """``glob("*.json")`` or ``glob("*")`` lists records; ``glob("prefix_record_*")`` (installer leftovers) does not."""
+    return bool(args) and isinstance(args[0], ast.Constant) and str(args[0].value) in ("*", "*.json")
+
+
 def reader_violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
     found = set()
     for fmt, (pattern, owners) in READERS.items():
@@ -372,6 +302,16 @@ def reader_violations(tree: Mapping[str, str]) -> set[tuple[str, str, str]]:
             for line in text.splitlines():
                 if not line.strip().startswith("#") and pattern.search(line):
                     found.add(("one-reader-per-format", name, fmt))
+    for name, text in tree.items():
+        if name == CONDAMETA:
+            continue
+        module = ast.parse(text)
+        top = ast.Module(
+            body=[n for n in module.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[]
+        )
+        scopes = [top, *(n for n in ast.walk(module) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]
+        for scope in scopes:
+            found |= {("one-reader-per-format", name, fmt) for fmt in _meta_reads(scope)}
     return found
 
 
@@ -426,6 +366,10 @@ BROKEN = {
     "condafix.cli.render": "from condafix.env import envinfo\n",
     "condafix.files": "",
     "condafix.files.envfile": "if TYPE_CHECKING:\n    from condafix.cli import render\n",
+    "condafix.files.pixifile": "from condafix.backends.rattler import solve\nfrom condafix.backends.rattler import grammar\n",  # noqa: E501
+    "condafix.backends.rattler": "",
+    "condafix.backends.rattler.solve": "",
+    "condafix.backends.rattler.grammar": "",
 }
 
 
@@ -442,6 +386,7 @@ def test_the_checker_sees_every_kind_of_break() -> None:
         ("nothing-below-cli-prints", "condafix.change.apply", "print()"),
         ("nothing-below-cli-prints", "condafix.diagnose.verdict", "sys.stderr"),
         ("module-size", "condafix.diagnose.verdict", "over 550 lines"),
+        ("files-solve-through-the-port", "condafix.files.pixifile", "condafix.backends.rattler.solve"),
         (
             "no-import-cycle",
             "condafix.env.envinfo",
@@ -452,6 +397,8 @@ def test_the_checker_sees_every_kind_of_break() -> None:
     # the conda backend may import conda; a TYPE_CHECKING import draws no arrow
     assert not any(v[1] == "condafix.backends.conda" for v in found)
     assert ("arrows-point-down", "condafix.files.envfile", "condafix.cli.render") not in found
+    # the grammar is not a solver: files/ may read specs with it
+    assert not any(v[0] == "files-solve-through-the-port" and v[2].endswith(".grammar") for v in found)
 
 
 def test_the_reader_check_sees_a_second_reader() -> None:
@@ -468,6 +415,34 @@ def test_the_reader_check_sees_a_second_reader() -> None:
         ("one-reader-per-format", "condafix.proxy"),
         ("one-reader-per-format", "condafix.diagnose.paste"),
         ("one-reader-per-format", "condafix.change.snapshot"),
+    }
+
+
+def test_the_reader_check_sees_conda_meta_read_a_second_way() -> None:
+    """The one conda-meta reader is env/condameta.py: a path built in steps, joined with os.path, or
+    listed, elsewhere, is a second reader; the owner itself and a snapshot's own ``pinned`` copy are not."""
+    tree = {
+        CONDAMETA: "def f(prefix):\n    meta = prefix / 'conda-meta'\n    return (meta / 'history').read_text()\n",
+        "condafix.change.apply": "def f(prefix):\n    meta = prefix / 'conda-meta'\n"
+        "    d = meta\n    return d / 'history'\n"
+        "def g(prefix):\n    return (prefix / 'conda-meta').glob('prefix_record_*')\n",
+        "condafix.change.restore": "import os\ndef f(p):\n    return open(os.path.join(p, 'conda-meta', 'pinned'))\n",
+        "condafix.diagnose.verdict": "import os\ndef f(p):\n    return os.listdir(os.path.join(p, 'conda-meta'))\n",
+        "condafix.cli.commands": "def f(prefix):\n"
+        "    return [p.read_text() for p in (prefix / 'conda-meta').iterdir()]\n",
+        "condafix.env.envinfo": "def f(prefix):\n    return (condameta.meta_dir(prefix) / 'pinned').read_text()\n",
+        "condafix.files.envfile": "PINNED = 'conda-meta/pinned'\n",
+        "condafix.change.snapshot": "def f(root):\n"
+        "    (root / 'conda-meta').mkdir()\n    copy(pinned, root / 'pinned')\n",
+    }
+    found = reader_violations(tree)
+    assert found == {
+        ("one-reader-per-format", "condafix.change.apply", "history"),
+        ("one-reader-per-format", "condafix.change.restore", "pinned"),
+        ("one-reader-per-format", "condafix.diagnose.verdict", "conda-meta records"),
+        ("one-reader-per-format", "condafix.cli.commands", "conda-meta records"),
+        ("one-reader-per-format", "condafix.env.envinfo", "pinned"),
+        ("one-reader-per-format", "condafix.files.envfile", "pinned"),
     }
 
 

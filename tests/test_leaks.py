@@ -64,7 +64,7 @@ def test_doctor_fix_line_and_json_are_redacted_but_the_model_is_raw(tmp_path: Pa
         assert not leaked(done.stdout + done.stderr), args
         assert "-c https://***@repo.example.com/t/***/chan" in done.stdout
     # the model keeps what a re-run and --via need
-    report = diagnose(DriverInfo("12.4", "--cuda", override=True), envinfo.read_env(prefix, "-p"))
+    report = diagnose(DriverInfo(cuda="12.4", source="--cuda", override=True), envinfo.read_env(prefix, "-p"))
     assert report.fix is not None and any(CRED_CHANNEL in c for c in report.fix.commands)
 
 
@@ -85,12 +85,16 @@ def test_masked_channel_in_records_falls_back_to_the_url(tmp_path: Path) -> None
 def test_plan_keeps_the_raw_channel_for_via_and_prints_it_redacted(
     installed_env: Callable[..., Path], http_channel: str
 ) -> None:
+    from condafix.backends import choice
     from condafix.detect.target import TargetCuda
     from condafix.plan import planner
 
     prefix = installed_env(["numba-cuda"], cuda="12.9")
     credentialed = http_channel.replace("http://", f"http://bob:{PASSWORD}@")
-    plan = planner.plan(prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed])
+    backend = choice.open_backend("rattler", prefix=prefix, offline=False)
+    plan = planner.plan(
+        prefix=prefix, target=TargetCuda("12.4", "--cuda 12.4"), channels=[credentialed], backend=backend
+    )
     assert plan.status == "change" and plan.channels == (credentialed,)
     assert any(credentialed in c for c in plan.commands)  # what --via hands to conda
     shown = io.StringIO()

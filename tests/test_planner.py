@@ -9,9 +9,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from condafix.backends import choice
 from condafix.cli import render
 from condafix.detect import target as target_mod
 from condafix.errors import CondafixError, UsageError
@@ -21,6 +23,12 @@ from condafix.schema import to_jsonable
 from .conftest import tree_digest
 
 BROKEN = ["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"]
+
+
+def rattler_plan(**kwargs: Any) -> planner.Plan:
+    """The planner with the embedded solver (the command layer picks a backend; the planner never does)."""
+    backend = choice.open_backend("rattler", prefix=kwargs["prefix"], offline=kwargs.get("offline", False))
+    return planner.plan(backend=backend, **kwargs)
 
 
 def target(cuda: str) -> target_mod.TargetCuda:
@@ -34,7 +42,7 @@ def by_name(plan: planner.Plan) -> dict[str, planner.Change]:
 def test_seed_situation_downgrades_exactly_the_cuda_parts(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env(BROKEN, cuda="12.9")
     before = tree_digest(prefix)
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "change" and plan.pin == "cuda-version=12.4" and plan.env_cuda == "12.9"
     changes = by_name(plan)
     assert set(changes) == {"cuda-version", "cuda-nvvm-impl", "cuda-nvrtc", "cuda-cudart", "libnvjitlink"}
@@ -47,7 +55,7 @@ def test_seed_situation_downgrades_exactly_the_cuda_parts(installed_env: Callabl
 
 
 def test_target_12_7_uses_12_6_from_the_channel(installed_env: Callable[..., Path]) -> None:
-    plan = planner.plan(prefix=installed_env(BROKEN, cuda="12.9"), target=target("12.7"))
+    plan = rattler_plan(prefix=installed_env(BROKEN, cuda="12.9"), target=target("12.7"))
     assert plan.pin == "cuda-version=12.6" and "12.7" not in plan.candidates
 
 
@@ -67,7 +75,7 @@ def test_drivers_file(tmp_path: Path) -> None:
 
 def test_blocked_case_names_the_blocker(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env([*BROKEN, "pytorch"], cuda="12.9")
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "blocked"
     assert [a.solved for a in plan.attempts] == [False] * len(plan.candidates)
     (blocker,) = plan.blockers
@@ -77,30 +85,30 @@ def test_blocked_case_names_the_blocker(installed_env: Callable[..., Path]) -> N
 
 def test_cudatoolkit_env(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env(["cudatoolkit", "numba", "python 3.12.3.*", "numpy 2.0.0.*"], cuda="11.8")
-    plan = planner.plan(prefix=prefix, target=target("11.4"))
+    plan = rattler_plan(prefix=prefix, target=target("11.4"))
     assert plan.pin == "cudatoolkit=11.4" and by_name(plan)["cudatoolkit"].to_version == "11.4.3"
     assert set(by_name(plan)) == {"cudatoolkit"}
 
 
 def test_cuda11_env_on_cuda12_driver_needs_nothing(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env(["cudatoolkit", "python 3.12.3.*"], cuda="11.8")
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "nothing-to-do" and plan.changes == () and plan.attempts == ()
 
 
 def test_compatible_env_stays_byte_for_byte(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env([*BROKEN, "cuda-version 12.4.*"], cuda="12.4")
     before = tree_digest(prefix)
-    plan = planner.plan(prefix=prefix, target=target("12.8"))
+    plan = rattler_plan(prefix=prefix, target=target("12.8"))
     assert plan.status == "nothing-to-do" and "never moves it up" in plan.reason
     assert tree_digest(prefix) == before
 
 
 def test_newer_major_is_not_crossed_unasked(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env(["cuda-version 13.*", "cuda-cudart", "python 3.12.3.*"], cuda="13.0")
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "blocked" and "--allow-major" in plan.reason and "580.65.06" in plan.reason
-    crossed = planner.plan(prefix=prefix, target=target("12.4"), allow_major=True)
+    crossed = rattler_plan(prefix=prefix, target=target("12.4"), allow_major=True)
     assert crossed.pin == "cuda-version=12.4" and by_name(crossed)["cuda-cudart"].to_version == "12.4.131"
 
 
@@ -113,7 +121,7 @@ def test_json_plan_validates_against_the_dataclasses(installed_env: Callable[...
         check=False,
     )
     doc = json.loads(done.stdout)
-    assert doc["schema"] == "condafix/cuda/v1" and done.returncode == 0
+    assert doc["schema"] == "condafix/cuda/v2" and done.returncode == 0
     result = doc["result"]
     fields = {f.name for f in dataclasses.fields(planner.Plan) if f.metadata.get("json", True)}
     assert set(result) == fields
@@ -139,10 +147,10 @@ def test_http_channel_and_offline_cache(
     monkeypatch.setenv("CONDAFIX_CACHE_DIR", str(tmp_path / "cache"))
     prefix = installed_env(BROKEN, cuda="12.9")
     with pytest.raises(CondafixError, match="no cached repodata"):
-        planner.plan(prefix=prefix, target=target("12.4"), channels=[http_channel], offline=True)
-    online = planner.plan(prefix=prefix, target=target("12.4"), channels=[http_channel])
+        rattler_plan(prefix=prefix, target=target("12.4"), channels=[http_channel], offline=True)
+    online = rattler_plan(prefix=prefix, target=target("12.4"), channels=[http_channel])
     assert online.pin == "cuda-version=12.4" and online.channels == (http_channel,)
-    offline = planner.plan(prefix=prefix, target=target("12.4"), channels=[http_channel], offline=True)
+    offline = rattler_plan(prefix=prefix, target=target("12.4"), channels=[http_channel], offline=True)
     assert offline.changes == online.changes and offline.cache_age_s is not None and offline.cache_age_s >= 0
 
 
@@ -202,7 +210,7 @@ def test_cli_plan_table_and_blocked_exit(installed_env: Callable[..., Path]) -> 
 
 def test_group_members_requested_with_a_version_move_with_the_pin(installed_env: Callable[..., Path]) -> None:
     prefix = installed_env(["python 3.12.*", "numba-cuda", "cuda=12.9.1", "libcurand=10.3.10.19"], cuda="12.9")
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "change" and plan.pin == "cuda-version=12.4", plan.reason
     changes = by_name(plan)
     assert changes["cuda"].to_version == "12.4.1" and changes["libcurand"].to_version == "10.3.5.147"
@@ -216,7 +224,7 @@ def test_a_package_the_history_does_not_request_is_never_removed(installed_env: 
         "==> 2026-01-01 00:00:00 <==\n# cmd: conda create -n gpu numba-cuda python=3.12.3 numpy=2.0.0\n"
         "# conda version: 26.7.1\n# update specs: ['numba-cuda', 'python=3.12.3', 'numpy=2.0.0']\n"
     )
-    plan = planner.plan(prefix=prefix, target=target("12.4"))
+    plan = rattler_plan(prefix=prefix, target=target("12.4"))
     assert plan.status == "change"
     assert set(by_name(plan)) == {"cuda-version", "cuda-nvvm-impl", "cuda-nvrtc", "cuda-cudart", "libnvjitlink"}
     assert all(c.action != "remove" for c in plan.changes)

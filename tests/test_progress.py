@@ -228,7 +228,7 @@ def test_reporter_receives_streamed_bytes_from_rattler(
             )
         except SolveFailed as failed:  # pragma: no cover - the fixture channel solves
             pytest.fail(failed.message)
-        install_rb.install([r.native for r in solved], prefix, solve_rb.read_prefix_records(prefix), BROKEN, rep)
+        install_rb.install(backend.natives(solved), prefix, solve_rb.read_prefix_records(prefix), BROKEN, rep)
     repodata, install = rep.summaries[0], rep.summaries[-1]
     assert repodata.kind == "repodata" and repodata.requests >= 2 and repodata.request_bytes > 0
     assert {s.split("/")[-1] for s in repodata.sources} == {"linux-64", "noarch"}

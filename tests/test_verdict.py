@@ -26,7 +26,7 @@ def diagnose(
     make_prefix: Callable[..., Path], packages: list[Pkg], cuda: str | None, **kw: object
 ) -> verdict.DoctorReport:
     env = envinfo.read_env(make_prefix(packages, **kw), "-p")
-    info = driver.detect(cuda=cuda) if cuda else driver.DriverInfo(None, None)
+    info = driver.detect(cuda=cuda) if cuda else driver.DriverInfo(cuda=None, source=None)
     return verdict.diagnose(info, env)
 
 
@@ -181,14 +181,14 @@ def test_system_toolkit_with_version_json_warns_about_micromamba(make_prefix: Ca
 
 def test_gpu_architecture_against_the_envs_cuda(make_prefix: Callable[..., Path]) -> None:
     env = envinfo.read_env(make_prefix(CUDA12_ENV), "-p")
-    kepler = verdict.diagnose(driver.DriverInfo("12.9", "--cuda", cuda_arch="3.7"), env)
+    kepler = verdict.diagnose(driver.DriverInfo(cuda="12.9", source="--cuda", cuda_arch="3.7"), env)
     (dropped,) = [f for f in kepler.findings if f.code == "gpu_arch_dropped"]
     assert dropped.severity == "error" and "CUDA 11.x is the last" in dropped.message
-    blackwell = verdict.diagnose(driver.DriverInfo("12.9", "--cuda", cuda_arch="12.0"), env)
+    blackwell = verdict.diagnose(driver.DriverInfo(cuda="12.9", source="--cuda", cuda_arch="12.0"), env)
     assert not [f for f in blackwell.findings if f.code.startswith("gpu_arch")]  # 12.9 knows sm_120
     old = [("cuda-version", "12.4", "h1_3", "noarch"), ("cuda-cudart", "12.4.127", "h1_0", "linux-64")]
     older = verdict.diagnose(
-        driver.DriverInfo("12.8", "--cuda", cuda_arch="12.0"), envinfo.read_env(make_prefix(old, name="o"))
+        driver.DriverInfo(cuda="12.8", source="--cuda", cuda_arch="12.0"), envinfo.read_env(make_prefix(old, name="o"))
     )
     (newer,) = [f for f in older.findings if f.code == "gpu_arch_newer"]
     assert newer.severity == "warning" and "CUDA >= 12.8" in newer.message

@@ -10,13 +10,15 @@ a package manager.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from condafix.change.installer import Installer, InstallRequest, Step
 from condafix.errors import CondafixError, Hint
-from condafix.plan.solver import Record, SolveFailed, Step
+from condafix.plan.solver import Record, SolveFailed
 
 _UNSATISFIABLE = (
     "UnsatisfiableError",
@@ -42,21 +44,22 @@ def cuda_override(cuda: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _conda_output(to_stderr: bool) -> Iterator[None]:
-    """conda's reporters print to stdout; standalone, keep stdout for condafix's own result (--json)."""
-    if not to_stderr:
+def _conda_output(relay: Callable[[], TextIO] | None) -> Iterator[None]:
+    """conda's reporters print to stdout; standalone, keep stdout for condafix's own result (--json).
+
+    ``relay``: the stream the command layer lends for them (its stderr); None: leave conda's stdout alone.
+    """
+    if relay is None:
         yield
         return
-    import sys
-
     from condafix.redact import RedactingWriter
 
-    stderr = RedactingWriter(lambda: sys.stderr)  # conda's reporters quote channel URLs: through the redacting edge
+    out = RedactingWriter(relay)  # conda's reporters quote channel URLs: through the redacting edge
     try:
-        with contextlib.redirect_stdout(stderr):
+        with contextlib.redirect_stdout(out):
             yield
     finally:
-        stderr.flush()
+        out.flush()
 
 
 def to_record(record: Any) -> Record:
@@ -72,7 +75,6 @@ def to_record(record: Any) -> Record:
         size=int(record.size) if getattr(record, "size", None) else None,
         depends=tuple(str(d) for d in (record.depends or ())),
         constrains=tuple(str(c) for c in (record.constrains or ())),
-        native=record,
     )
 
 
@@ -84,12 +86,54 @@ def _error(exc: Exception) -> CondafixError:
     )
 
 
+@contextlib.contextmanager
+def _empty_prefix() -> Iterator[str]:
+    """Where conda solves a new environment: a path that holds nothing (conda reads no records, history
+    or pins there; the solve writes nothing)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="condafix-solve-") as root:
+        yield str(Path(root) / "env")
+
+
+def _split_specs(pins: Sequence[str], specs: Sequence[str], installed: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(asked, held): the MatchSpecs to hand conda, and those the installed set already satisfies.
+
+    A spec the installed package already meets is not handed to conda: conda reads a requested spec
+    of an installed package as "update it" (``numpy`` or ``numpy>=2`` would move numpy to its newest),
+    where the planner means "keep it meeting this". Such specs are checked on the answer instead.
+    The pins are always asked: moving them is the point of the solve.
+    """
+    from conda.models.match_spec import MatchSpec
+
+    by_name = {str(r.name): r for r in installed}
+    asked = [MatchSpec(p) for p in dict.fromkeys(pins)]
+    held: list[Any] = []
+    for spec in dict.fromkeys(s for s in specs if s not in pins):
+        match = MatchSpec(spec)
+        record = by_name.get(str(match.name))
+        (held if record is not None and match.match(record) else asked).append(match)
+    return asked, held
+
+
+def _nowhere() -> TextIO:
+    return io.StringIO()  # a standalone caller that lent no stream: conda's reporters go nowhere, never stdout
+
+
 class CondaBackend:
-    """conda's configured solver, channels and transaction (history and cache are conda's)."""
+    """conda's configured solver, channels and transaction (history and cache are conda's).
+
+    ``cuda_arch`` cannot be said to conda: conda 26.7.1 has ``__cuda`` (``CONDA_OVERRIDE_CUDA``) but no
+    ``__cuda_arch`` virtual package (no plugin of it defines one; ``CONDA_OVERRIDE_CUDA_ARCH`` changes
+    nothing), so a solve here sees no ``__cuda_arch``, exactly as the user's own ``conda install``.
+    """
 
     name = "conda"
 
-    def __init__(self, *, prefix: Path, offline: bool, configured: bool) -> None:
+    def __init__(
+        self, *, prefix: Path | None, offline: bool, configured: bool, relay: Callable[[], TextIO] | None = None
+    ) -> None:
+        """``relay``: standalone, where conda's reporters write (lent by the command layer; None: nowhere)."""
         from conda.base.context import context, reset_context
 
         if not configured:  # standalone: read .condarc and CONDA_* exactly as conda's CLI does
@@ -99,7 +143,7 @@ class CondaBackend:
         self.context = context
         self.prefix = prefix
         self.offline = offline
-        self.to_stderr = not configured
+        self.relay = None if configured else relay or _nowhere
         self.solver_name = str(context.solver)
 
     @property
@@ -115,10 +159,15 @@ class CondaBackend:
     def cache_age(self, channels: Sequence[str]) -> float | None:
         return None  # conda's --offline reads its own cache and says what is missing
 
-    def installed(self) -> list[Record]:
+    def _native_installed(self) -> list[Any]:
         from conda.core.prefix_data import PrefixData
 
-        return [to_record(r) for r in PrefixData(str(self.prefix)).iter_records()]
+        if self.prefix is None:  # a new environment: nothing installed
+            return []
+        return list(PrefixData(str(self.prefix)).iter_records())
+
+    def installed(self) -> list[Record]:
+        return [to_record(r) for r in self._native_installed()]
 
     def _subdirs(self, platform: str) -> tuple[str, ...]:
         return (platform, "noarch")
@@ -129,7 +178,7 @@ class CondaBackend:
         from conda.models.match_spec import MatchSpec
 
         found: list[Record] = []
-        with _conda_output(self.to_stderr):
+        with _conda_output(self.relay):
             for name in names:
                 try:
                     records = SubdirData.query_all(MatchSpec(name), channels, self._subdirs(platform))
@@ -138,16 +187,17 @@ class CondaBackend:
                 found += [to_record(r) for r in records]
         return found
 
-    def _solver(self, channels: Sequence[str], platform: str, pins: Sequence[str]) -> Any:
+    def _solver(self, channels: Sequence[str], platform: str, pins: Sequence[str], *, prefix: str | None = None) -> Any:
+        """conda's configured solver for ``conda install PINS`` (``conda create`` in ``prefix`` when given)."""
         from conda.models.match_spec import MatchSpec
 
         solver_type = self.context.plugin_manager.get_cached_solver_backend()
         return solver_type(
-            str(self.prefix),
+            prefix or str(self.prefix),
             list(channels),
             self._subdirs(platform),
             specs_to_add=[MatchSpec(p) for p in pins],
-            command="install",
+            command="create" if prefix else "install",
         )
 
     def solve(
@@ -160,18 +210,31 @@ class CondaBackend:
         pins: Sequence[str],
         specs: Sequence[str],
     ) -> list[Record]:
-        """``conda install PINS`` as conda would solve it, with ``__cuda`` set to the target."""
+        """``conda install PINS SPECS`` as conda would solve it, with ``__cuda`` set to the target.
+
+        Every spec holds in the answer: the ones the installed set does not meet are handed to conda;
+        the ones it meets are checked on conda's answer (handed over, conda would update them).
+        Without a prefix this is ``conda create SPECS PINS`` in an empty prefix: the user's solver,
+        channels and ``.condarc`` (``pinned_packages`` included), nothing installed. ``cuda_arch``
+        is not expressible to conda (no ``__cuda_arch``; see the class).
+        """
         from conda.exceptions import CondaError
 
-        with cuda_override(cuda), _conda_output(self.to_stderr):
+        installed = self._native_installed()
+        with cuda_override(cuda), _conda_output(self.relay), contextlib.ExitStack() as stack:
+            where = stack.enter_context(_empty_prefix()) if self.prefix is None else None
             try:
-                final = self._solver(channels, platform, pins).solve_final_state()
+                asked, held = _split_specs(pins, specs, installed)
+                final = self._solver(channels, platform, [str(m) for m in asked], prefix=where).solve_final_state()
             except CondaError as exc:
                 if type(exc).__name__ in _UNSATISFIABLE:
                     raise SolveFailed(str(exc)) from None
                 raise _error(exc) from None
             except OSError as exc:  # a channel's HTTP error escapes conda as requests' HTTPError
                 raise _error(exc) from None
+        broken = [str(m) for m in held if not any(m.match(r) for r in final)]
+        if broken:
+            raise SolveFailed(f"conda's solution breaks specs the env keeps: {', '.join(broken)}")
         return [to_record(r) for r in final]
 
     def version_less(self, left: str, right: str) -> bool:
@@ -191,35 +254,27 @@ class CondaBackend:
             return True
         return bool(match.version.match(version))
 
-    def apply(self, plan: Any, *, via: str | None, step: Step, pin: bool = True, replace_pin: bool = False) -> Any:
-        """conda's own transaction inside condafix's lock, snapshot and journal; conda writes the history."""
-        from condafix.change import apply as apply_mod
-
-        if via is not None:
-            return apply_mod.apply_plan(
-                plan, via=via, step=step, pin=pin, replace_pin=replace_pin, spec_matches=self.spec_matches
-            )
+    def installer(self, request: InstallRequest) -> Installer:
+        """conda's own transaction (``change.apply`` wraps it in the lock, snapshot and journal); conda
+        writes the history and uses its own package cache."""
         platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
 
-        def install() -> None:
+        def install(_step: Step) -> None:
             from conda.exceptions import CondaError
 
-            with cuda_override(plan.target.cuda), _conda_output(self.to_stderr):
+            with cuda_override(request.cuda), _conda_output(self.relay):
                 try:
-                    txn = self._solver(plan.channels, platform or self.context.subdir, plan.pins or (plan.pin,))
+                    txn = self._solver(request.channels, platform or self.context.subdir, request.pins)
                     txn = txn.solve_for_transaction()
                     txn.download_and_extract()
                     txn.execute()
                 except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
                     raise _error(exc) from None
 
-        return apply_mod.apply_with(
-            plan,
+        return Installer(
+            label=self.label,
             install=install,
-            via=self.label,
             writes_history=True,
-            step=step,
-            pin=pin,
-            replace_pin=replace_pin,
             spec_matches=self.spec_matches,
+            caches=tuple(str(p) for p in self.context.pkgs_dirs),
         )

@@ -1,24 +1,22 @@
 """A change, the safe way round: lock -> snapshot/backup -> journal -> pin -> install -> history.
 
 A crash or Ctrl-C during the install restores the backup before condafix exits; a SIGKILL leaves
-the journal behind for ``doctor`` and ``rollback``. The install itself is the backend's or a tool's.
+the journal behind for ``doctor`` and ``rollback``. The install itself is an :class:`Installer` that a
+backend or a tool built and the command layer handed in; nothing here imports a backend.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condafix import progress
 from condafix.change.condafiles import (
-    Matches,
     PinEdit,
     _apply_pin_edits,
     _config,
@@ -30,13 +28,13 @@ from condafix.change.condafiles import (
     history_state,
     plan_pin_edits,
 )
+from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller
 from condafix.change.lock import _deferred_signals, prefix_lock
 from condafix.change.restore import restore, restore_plan
 from condafix.change.safety import (
     ApplyError,
     Refused,
     Step,
-    _atomic_write,
     _check_records,
     _no_space,
     _read_json,
@@ -54,6 +52,7 @@ from condafix.change.snapshot import (
     create_snapshot,
     pending,
 )
+from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
 
 
@@ -62,7 +61,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else repr(exc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Change:
     """What apply_change does besides installing: pins, history (None: the tool writes its own)."""
 
@@ -81,13 +80,17 @@ def apply_change(
     install: Callable[[], None],
     change: Change | Callable[[], Change] = Change(),
     step: Step = lambda _m: None,
+    notify: Step = lambda _m: None,
+    reinstaller: Reinstaller | None = None,
 ) -> Path:
-    """Lock -> snapshot/backup -> journal -> pin -> install -> history; restore the backup on any failure."""
+    """Lock -> snapshot/backup -> journal -> pin -> install -> history; restore the backup on any failure.
+
+    ``notify(message)``: what a user must hear at once (a Ctrl-C noticed), lent by the command layer."""
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
     check_state_dir(prefix)
     _check_records(prefix, ((f"conda-meta/{p.name}", r) for p, r in _records(prefix).values()))
-    with _deferred_signals() as interrupted, prefix_lock(prefix):
+    with _deferred_signals(notify) as interrupted, prefix_lock(prefix):
         leftover = pending(prefix)
         if leftover:
             raise ApplyError(
@@ -133,19 +136,21 @@ def apply_change(
                 command, removed, added, specs = change.history
                 append_history(prefix, command, removed, added, update_specs=specs)
             _state, revisions = history_state(_history_text(prefix))
-            records = sorted(p.name for p in (prefix / "conda-meta").glob("*.json"))
+            records = sorted(p.name for p in condameta.record_paths(prefix))
             _update_meta(snapshot, state="applied", after={"records": records, "history_revisions": revisions})
         except BaseException as exc:
-            _undo_after_failure(prefix, snapshot, journal, exc, step)
+            _undo_after_failure(prefix, snapshot, journal, exc, step, reinstaller)
         journal.unlink(missing_ok=True)
         return snapshot
 
 
-def _undo_after_failure(prefix: Path, snapshot: Path, journal: Path, exc: BaseException, step: Step) -> None:
+def _undo_after_failure(
+    prefix: Path, snapshot: Path, journal: Path, exc: BaseException, step: Step, reinstaller: Reinstaller | None
+) -> None:
     step("restoring the snapshot")
     try:
         for _attempt in range(10):
-            restore(prefix, snapshot, interrupted=True)
+            restore(prefix, snapshot, interrupted=True, reinstaller=reinstaller)
             # a failed install can leave the installer's other link tasks running a moment longer
             time.sleep(0.2)
             left = restore_plan(prefix, snapshot)
@@ -172,16 +177,13 @@ def _undo_after_failure(prefix: Path, snapshot: Path, journal: Path, exc: BaseEx
 def _truncate_history(prefix: Path, snapshot: Path) -> None:
     """A failed change leaves no revision behind: history goes back to its size at snapshot time."""
     size = _read_json(snapshot / "meta.json").get("history_size")
-    path = prefix / "conda-meta" / "history"
+    path = condameta.history_path(prefix)
     if isinstance(size, int) and path.is_file() and not path.is_symlink() and path.stat().st_size > size:
         with open(path, "r+b") as out:
             out.truncate(size)
 
 
-VIA_TOOLS = ("conda", "mamba", "micromamba")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Applied:
     """What --apply did; ``after`` is the doctor report on the changed env."""
 
@@ -193,155 +195,78 @@ class Applied:
     command: tuple[str, ...] = ()
 
 
-def find_tool(via: str) -> str:
-    """The env's own manager: $CONDA_EXE / $MAMBA_EXE first, then PATH. Exit 2 before anything starts."""
-    if via not in VIA_TOOLS:
-        raise CondafixError(f"--via must be one of {', '.join(VIA_TOOLS)} (got {via!r})", (), 2)
-    hinted = os.environ.get("CONDA_EXE") if via == "conda" else os.environ.get("MAMBA_EXE")
-    if hinted and Path(hinted).name.startswith(via) and os.access(hinted, os.X_OK):
-        return hinted
-    found = shutil.which(via)
-    if found is None:
-        raise CondafixError(f"--via {via}: {via} is not on PATH (nor in $CONDA_EXE/$MAMBA_EXE)", (), 2)
-    return found
-
-
-def plan_pins(plan: Any) -> tuple[str, ...]:
-    """Every pin of the plan (cudatoolkit plans can pin cuda-version too)."""
-    pins = tuple(getattr(plan, "pins", ()) or ())
-    if pins:
-        return pins
-    return (plan.pin,) if plan.pin else ()
-
-
-def tool_argv(tool: str, plan: Any) -> list[str]:
-    """``<tool> install -p PREFIX -y --override-channels -c CH... PINS``: every channel, every pin."""
-    argv = [tool, "install", "-p", str(plan.prefix), "-y", "--override-channels"]
-    for channel in plan.channels:
-        argv += ["-c", channel]
-    return argv + list(plan_pins(plan))
-
-
-def apply_with(
-    plan: Any,
+def apply(
+    request: InstallRequest,
+    installer: Installer,
     *,
-    install: Callable[[], None],
-    via: str,
-    writes_history: bool,
-    step: Step = lambda _m: None,
     pin: bool = True,
     replace_pin: bool = False,
-    argv: Sequence[str] = (),
-    spec_matches: Matches | None = None,
+    step: Step = lambda _m: None,
+    notify: Step = lambda _m: None,
+    reinstaller: Reinstaller | None = None,
 ) -> Applied:
-    """Run one installer on a planner.Plan inside condafix's lock, snapshot, journal and pin.
+    """Run one installer on a planned request inside condafix's lock, snapshot, journal, pin and history.
 
-    ``writes_history``: the installer (conda, mamba) writes its own revision, so condafix writes
-    none; otherwise condafix writes the revision conda would have written.
+    The installer only installs: when it writes conda's history itself (conda, mamba) condafix writes
+    none, otherwise condafix writes the revision conda would have written. ``reinstaller``: for an undo
+    that needs packages back which the snapshot holds no backup of.
     """
-    prefix = Path(plan.prefix)
-    pins = plan_pins(plan)
-    touched = [c.name for c in plan.changes if c.action != "install"]
-    command = f"condafix cuda -p {prefix} --apply --cuda {plan.target.cuda}" + (
-        f" --via {via}" if via in VIA_TOOLS else ""
-    )
+    prefix = request.prefix
+    pins = request.pins
+    touched = [m.name for m in request.moves if m.from_version is not None]
     edits: tuple[PinEdit, ...] = ()
 
     def describe() -> Change:
         """Under the lock: the plan still fits the env, the pin edits, and conda's history lines."""
         nonlocal edits
-        _check_plan_current(prefix, plan)
-        edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=spec_matches)) if pin else ()
+        _check_plan_current(prefix, request.moves)
+        matches = installer.spec_matches
+        edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=matches)) if pin else ()
         config = _config()
-        by_name = {_record_dict(r)["name"]: r for r in plan.records}
+        by_name = {r.name: r for r in request.records}
         old = _records(prefix)
         dists = _current_dists(prefix, config)
-        removed = [dists[old[c.name][0].name] for c in plan.changes if c.from_version and c.name in old]
-        added_records = [_record_dict(by_name[c.name]) for c in plan.changes if c.to_version and c.name in by_name]
-        added = [dist_str(r, config) for r in added_records]
-        caches: tuple[str, ...] = ()
-        with contextlib.suppress(ImportError):
-            from condafix.backends.rattler import install as install_rb
-
-            caches = (str(install_rb.pkgs_dir()),)
+        removed = [dists[old[m.name][0].name] for m in request.moves if m.from_version and m.name in old]
+        added_records = [by_name[m.name] for m in request.moves if m.to_version and m.name in by_name]
+        added = [dist_str(_record_dict(r), config) for r in added_records]
         return Change(
             pin_edits=edits,
-            history=None if writes_history else (command, removed, added, [_conda_spec(p) for p in pins]),
-            linking=tuple(f"{r['name']}-{r['version']}-{r['build']}" for r in added_records),
-            caches=caches,
+            history=None
+            if installer.writes_history
+            else (request.command, removed, added, [_conda_spec(p) for p in pins]),
+            linking=tuple(f"{r.name}-{r.version}-{r.build}" for r in added_records),
+            caches=installer.caches,
         )
-
-    from condafix.schema import to_jsonable
 
     snapshot = apply_change(
         prefix,
-        reason=command,
-        plan=to_jsonable(plan),
+        reason=request.command,
+        plan=request.plan,
         touched=touched,
-        install=install,
+        install=lambda: installer.install(step),
         change=describe,
         step=step,
+        notify=notify,
+        reinstaller=reinstaller,
     )
-    return Applied(snapshot.name, via, len(plan.changes), None, tuple(e.added for e in edits), tuple(scrub(list(argv))))
-
-
-def apply_plan(
-    plan: Any,
-    *,
-    via: str | None = None,
-    pin: bool = True,
-    replace_pin: bool = False,
-    step: Step = lambda _m: None,
-    spec_matches: Matches | None = None,
-) -> Applied:
-    """Execute a planner.Plan: rattler installs the solved records (default) or the env's own tool runs."""
-    prefix = Path(plan.prefix)
-    tool = find_tool(via) if via else None  # bad --via / missing tool: exit 2 before any lock or snapshot
-    argv = tool_argv(tool, plan) if tool else []
-
-    def with_rattler() -> None:
-        from condafix.backends.rattler import install as install_rb
-        from condafix.backends.rattler import solve as solve_rb
-
-        originals = {f"{r.name.normalized}-{r.version}-{r.build}.json": str(r.url) for r in plan.records}
-        try:
-            install_rb.install(
-                install_rb.prefer_cached(plan.records), prefix, solve_rb.read_prefix_records(prefix), plan.specs, step
-            )
-        finally:
-            for record in plan.records:
-                record.url = originals[f"{record.name.normalized}-{record.version}-{record.build}.json"]
-        _keep_channel_urls(prefix, originals)
-
-    def with_tool() -> None:
-        from condafix import runner
-
-        done = runner.run(argv, timeout=3600, network=True, capture=False)
-        if not done.ok:
-            raise RuntimeError(f"{via} install failed ({done.error or f'exit {done.returncode}'})")
-
-    return apply_with(
-        plan,
-        install=with_tool if tool else with_rattler,
-        via=via or "rattler",
-        writes_history=tool is not None,
-        step=step,
-        pin=pin,
-        replace_pin=replace_pin,
-        argv=argv,
-        spec_matches=spec_matches,
+    return Applied(
+        snapshot=snapshot.name,
+        via=installer.label,
+        changes=len(request.moves),
+        pinned=tuple(e.added for e in edits),
+        command=tuple(scrub(list(installer.argv))),
     )
 
 
-def _check_plan_current(prefix: Path, plan: Any) -> None:
+def _check_plan_current(prefix: Path, moves: Sequence[Move]) -> None:
     """The env must still hold what the plan was made from (another change may have landed meanwhile)."""
-    present = {p.name.removesuffix(".json") for p in (prefix / "conda-meta").glob("*.json")}
+    present = {p.name.removesuffix(".json") for p in condameta.record_paths(prefix)}
     names = {n.rsplit("-", 2)[0] for n in present}
     stale = [
-        c.name
-        for c in plan.changes
-        if (c.from_version and f"{c.name}-{c.from_version}-{c.from_build}" not in present)
-        or (not c.from_version and c.name in names)
+        m.name
+        for m in moves
+        if (m.from_version and f"{m.name}-{m.from_version}-{m.from_build}" not in present)
+        or (not m.from_version and m.name in names)
     ]
     if stale:
         raise ApplyError(
@@ -355,23 +280,13 @@ def _conda_spec(pin: str) -> str:
     return pin.replace(" ", "")
 
 
-def _keep_channel_urls(prefix: Path, urls: Mapping[str, str]) -> None:
-    """Records installed from conda's package cache keep their channel URL (conda reads the channel from it)."""
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
-        record = _read_json(path)
-        url = urls.get(path.name)
-        if url and record.get("url") != url:
-            record["url"] = url
-            _atomic_write(path, json.dumps(record, indent=2, sort_keys=True))
-
-
-def _record_dict(record: Any) -> dict[str, Any]:
-    """A native record (rattler's or conda's) as the few fields history lines need."""
+def _record_dict(record: Record) -> dict[str, Any]:
+    """A neutral record as the few fields conda's history lines need."""
     return {
-        "name": str(getattr(record.name, "normalized", record.name)),
-        "version": str(record.version),
-        "build": str(record.build),
-        "subdir": str(record.subdir),
-        "url": str(record.url),
-        "channel": str(getattr(record.channel, "base_url", None) or record.channel or ""),
+        "name": record.name,
+        "version": record.version,
+        "build": record.build,
+        "subdir": record.subdir,
+        "url": record.url or "",
+        "channel": record.channel or "",
     }

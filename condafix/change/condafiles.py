@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condafix import __version__
-from condafix.change.safety import Refused, _atomic_write, _read_json, scrub
-from condafix.errors import Hint
+from condafix.change.installer import Matches
+from condafix.change.safety import Refused, _atomic_write, scrub
+from condafix.env import condameta
+from condafix.errors import Hint, InspectError
 
 
 def _records(prefix: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """conda-meta record file and its contents, per package name."""
-    out: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
-        record = _read_json(path)
-        if isinstance(record.get("name"), str):
-            out[record["name"]] = (path, record)
-    return out
+    """conda-meta record file and its contents, per package name (a broken record reads as {} here)."""
+    return condameta.records_by_name(prefix, strict=False)
 
 
 def dist_str(record: Mapping[str, Any], config: Any = None) -> str:
@@ -46,47 +42,17 @@ def dist_str(record: Mapping[str, Any], config: Any = None) -> str:
 
 def history_state(text: str) -> tuple[set[str], int]:
     """The package set conda's history replay ends with, and the number of revisions."""
-    state: set[str] = set()
-    revisions = 0
-    block: list[str] = []
-
-    def close() -> None:
-        nonlocal state
-        if not block:
-            return
-        if any(s.startswith(("-", "+")) for s in block):
-            for s in block:
-                if s.startswith("-"):
-                    state.discard(s[1:])
-                elif s.startswith("+"):
-                    state.add(s[1:])
-        else:
-            state = set(block)
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if re.match(r"==>\s*(.+?)\s*<==", line):
-            close()
-            block = []
-            revisions += 1
-        elif line and not line.startswith("#") and revisions:
-            block.append(line)
-    close()
-    return state, revisions
+    history = condameta.parse_history(text)
+    return set(history.state()), len(history.revisions)
 
 
 def _history_text(prefix: Path) -> str:
-    try:
-        return (prefix / "conda-meta" / "history").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
+    return condameta.history_text(prefix)
 
 
 def requested_map(prefix: Path) -> dict[str, str]:
     """The user's requested specs by package name, as conda's history replay leaves them."""
-    from condafix.env import envinfo
-
-    return {envinfo.spec_name(s): s for s in envinfo.parse_history(_history_text(prefix))}
+    return condameta.read_history(prefix).requested_specs()
 
 
 def append_history(
@@ -106,7 +72,7 @@ def append_history(
         lines.append(f"# remove specs: {list(remove_specs)!r}")
     if update_specs:
         lines.append(f"# update specs: {list(update_specs)!r}")
-    path = prefix / "conda-meta" / "history"
+    path = condameta.history_path(prefix)
     if path.is_symlink():
         raise Refused(f"{path} is a symlink; condafix will not write through it")
     from condafix.redact import redact
@@ -134,33 +100,21 @@ def pin_lines(pins: Sequence[str]) -> list[str]:
     return out
 
 
-Matches = Callable[[str, str, str], bool]
-
-
-def plan_pin_edits(
-    prefix: Path, pins: Sequence[str], *, replace: bool, spec_matches: Matches | None = None
-) -> list[PinEdit]:
+def plan_pin_edits(prefix: Path, pins: Sequence[str], *, replace: bool, spec_matches: Matches) -> list[PinEdit]:
     """What to write into ``conda-meta/pinned``; a pin there that excludes the target blocks (file:line).
 
-    ``spec_matches`` is the solver backend's own match-spec check (conda's inside conda, else rattler's).
+    ``spec_matches`` is the installer's own match-spec check (conda's inside conda, else rattler's).
     """
-    from condafix.env import envinfo
-
-    if spec_matches is None:
-        from condafix.backends.rattler.grammar import spec_matches as rattler_matches
-
-        spec_matches = rattler_matches
-
-    path = prefix / "conda-meta" / "pinned"
+    path = condameta.pinned_path(prefix)
     try:
-        existing = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
-    except OSError as exc:
-        raise Refused(f"cannot read {path}: {exc.strerror or exc}") from None
+        existing = condameta.pinned_lines(prefix)
+    except InspectError as exc:
+        raise Refused(f"{exc.summary}; nothing was changed") from None
     edits: list[PinEdit] = []
     for wanted in pin_lines(pins):
         name, version = wanted.split(" ", 1)[0], wanted.split(" ", 1)[1].rstrip(".*")
         same = [(n, line.strip()) for n, line in enumerate(existing, 1)
-                if line.strip() and not line.strip().startswith("#") and envinfo.spec_name(line) == name]  # fmt: skip
+                if line.strip() and not line.strip().startswith("#") and condameta.spec_name(line) == name]  # fmt: skip
         conflicts = [(n, line) for n, line in same if not spec_matches(line, name, version)]
         if conflicts and not replace:
             where = "; ".join(f"{path}:{n}: {line}" for n, line in conflicts)
@@ -175,8 +129,8 @@ def plan_pin_edits(
 
 
 def _apply_pin_edits(prefix: Path, edits: Sequence[PinEdit]) -> None:
-    path = prefix / "conda-meta" / "pinned"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    path = condameta.pinned_path(prefix)
+    lines = condameta.pinned_lines(prefix)
     for edit in edits:
         if edit.replaced is not None:
             index = next((i for i, line in enumerate(lines) if line.strip() == edit.replaced), None)
@@ -190,10 +144,10 @@ def _apply_pin_edits(prefix: Path, edits: Sequence[PinEdit]) -> None:
 
 def _undo_pin_edits(prefix: Path, edits: Sequence[dict[str, Any]], existed: bool) -> None:
     """Remove exactly the lines condafix added (putting back what they replaced); other lines stay."""
-    path = prefix / "conda-meta" / "pinned"
+    path = condameta.pinned_path(prefix)
     if not edits or not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = condameta.pinned_lines(prefix)
     for edit in edits:
         added, replaced = str(edit.get("added")), edit.get("replaced")
         index = next((i for i, line in enumerate(lines) if line.strip() == added), None)
@@ -210,13 +164,8 @@ def _undo_pin_edits(prefix: Path, edits: Sequence[dict[str, Any]], existed: bool
 
 
 def _commands(text: str) -> list[str]:
-    out: list[str] = []
-    for line in text.splitlines():
-        if re.match(r"==>\s*(.+?)\s*<==", line.strip()):
-            out.append("")
-        elif out and line.startswith("# cmd:"):
-            out[-1] = scrub(line[len("# cmd:") :].strip())
-    return out
+    """The ``# cmd:`` of each revision ("" where it has none), credentials scrubbed."""
+    return [scrub(r.command.strip()) if r.command else "" for r in condameta.parse_history(text).revisions]
 
 
 def _config() -> Any:
@@ -230,8 +179,7 @@ def _current_dists(prefix: Path, config: Any) -> dict[str, str]:
     state, _revisions = history_state(_history_text(prefix))
     by_key = {s.split("::", 1)[-1]: s for s in state}
     out = {}
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
-        record = _read_json(path)
+    for path, record in condameta.records(prefix, strict=False):
         key = f"{record.get('name')}-{record.get('version')}-{record.get('build')}"
         out[path.name] = by_key.get(key) or dist_str(record, config)
     return out

@@ -94,21 +94,23 @@ def prefix_lock(prefix: Path, *, wait: float | None = None) -> Iterator[Path]:
         os.close(fd)
 
 
+INTERRUPTED = "interrupted: undoing the change as soon as the current step ends"
+
+
 @contextlib.contextmanager
-def _deferred_signals() -> Iterator[Callable[[], bool]]:
+def _deferred_signals(notify: Callable[[str], None] = lambda _m: None) -> Iterator[Callable[[], bool]]:
     """Ctrl-C, SIGTERM and SIGHUP are noted, not raised, while the prefix is being changed.
 
     Raising into the event loop would cancel the Python side while rattler's installer thread
     keeps linking, so the restore would race it. Instead condafix finishes the current step and
-    then undoes the change. (SIGKILL cannot be caught: the journal covers that.)
+    then undoes the change. (SIGKILL cannot be caught: the journal covers that.) ``notify`` tells
+    the user at once; the command layer lends it (nothing below ``cli/`` prints).
     """
     received: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
         if not received:
-            import sys
-
-            sys.stderr.write("\ninterrupted: undoing the change as soon as the current step ends\n")
+            notify(INTERRUPTED)
         received.append(signum)
 
     saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}

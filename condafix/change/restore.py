@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from condafix.change.condafiles import _commands, _history_text, _undo_pin_edits, history_state, requested_map
+from condafix.change.installer import Reinstaller
 from condafix.change.safety import (
     ApplyError,
     _check_records,
@@ -20,6 +21,7 @@ from condafix.change.safety import (
     safe_path,
 )
 from condafix.change.snapshot import _drop_cache_tag, _load_snapshot
+from condafix.env import condameta
 from condafix.errors import Hint
 
 
@@ -43,7 +45,7 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
     if not isinstance(after, dict):
         return []
     expected = set(after.get("records", []))
-    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    current = {p.name: p for p in condameta.record_paths(prefix)}
     by_name_then = {str(_name_of(f)): f for f in expected}
     found = []
     for file, path in current.items():
@@ -70,8 +72,8 @@ def _name_of(file: str) -> str:
 def restore_plan(prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = None) -> RestorePlan:
     """Compare record files (by file name: a half-done install can hold two builds of one name)."""
     meta = _load_snapshot(prefix, snapshot) if meta is None else meta
-    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
-    current = {p.name: p for p in sorted((prefix / "conda-meta").glob("*.json"))}
+    saved = {p.name: p for p in condameta.record_paths(snapshot)}
+    current = {p.name: p for p in condameta.record_paths(prefix)}
     backed = set(meta.get("backed_up", []))
     remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved})
     restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current})
@@ -123,23 +125,24 @@ def _installer_leftovers(prefix: Path) -> set[str]:
     return found | ({"CACHEDIR.TAG"} if (prefix / "CACHEDIR.TAG").is_file() else set())
 
 
-def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
+def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Reinstaller | None = None) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
     Packages the snapshot holds no backup of come from the package cache first and the channel
     second; if any of them is in neither, nothing changes and they are named. ``interrupted``:
     the change may have stopped half-way, so files of the packages it was linking that were not
-    in the prefix before are removed too; nothing else unrecorded is ever deleted.
+    in the prefix before are removed too; nothing else unrecorded is ever deleted. ``reinstaller``
+    fetches what the backup lacks (the command layer hands it in; without one such a restore refuses).
     """
     meta = _load_snapshot(prefix, snapshot)
-    current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in sorted((prefix / "conda-meta").glob("*.json"))]
+    current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in condameta.record_paths(prefix)]
     _check_records(prefix, current_records)
     plan = restore_plan(prefix, snapshot, meta)
     if plan.missing:
-        return _reinstall(prefix, snapshot, plan)
-    saved = {p.name: p for p in sorted((snapshot / "conda-meta").glob("*.json"))}
+        return _reinstall(prefix, snapshot, plan, reinstaller)
+    saved = {p.name: p for p in condameta.record_paths(snapshot)}
     removed: list[str] = []
-    for record_path in sorted((prefix / "conda-meta").glob("*.json")):
+    for record_path in condameta.record_paths(prefix):
         if record_path.name in saved:
             continue
         files = _record_files(_read_json(record_path))
@@ -176,15 +179,13 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool) -> RestorePlan:
     return plan
 
 
-def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
-    """Restore with the installer: the snapshot's records from conda's or condafix's package cache, else the channel."""
-    try:
-        from condafix.backends.rattler import install as install_rb
-        from condafix.backends.rattler import solve as solve_rb
-    except ImportError as exc:  # beside conda-rattler-solver, py-rattler is 0.26: the installer is not usable
+def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None) -> RestorePlan:
+    """Restore with the reinstaller the command layer handed in: the snapshot's records from a package cache,
+    else the channel."""
+    if reinstaller is None or reinstaller.unusable is not None:
+        why = reinstaller.unusable if reinstaller is not None else "no installer was handed to the restore"
         raise ApplyError(
-            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): the embedded installer "
-            f"needs py-rattler >= 0.28 ({exc}); nothing was changed",
+            f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): {why}; nothing was changed",
             (
                 Hint(
                     "conda_revision",
@@ -192,23 +193,17 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan) -> RestorePlan:
                     "then `conda install --revision N`",
                 ),
             ),
-        ) from None
-
+        )
     meta = _read_json(snapshot / "meta.json")
-    wanted = install_rb.prefer_cached(install_rb.records_from_dir(snapshot / "conda-meta"))
-    gone = [
-        f"{r.name.normalized} {r.version} {r.build}"
-        for r in wanted
-        if r.name.normalized in plan.missing and install_rb.package_source(r) is None
-    ]
+    gone = reinstaller.unavailable(snapshot / "conda-meta", plan.missing)
     if gone:
         raise ApplyError(
             f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
             "(the build left the channel); nothing was changed",
             (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
         )
-    install_rb.install(wanted, prefix, solve_rb.read_prefix_records(prefix), [])
-    for saved in sorted((snapshot / "conda-meta").glob("*.json")):  # the installer writes fresh records
+    reinstaller.reinstall(prefix, snapshot / "conda-meta")
+    for saved in condameta.record_paths(snapshot):  # the installer writes fresh records
         _copy_atomic(saved, prefix / "conda-meta" / saved.name)
     _drop_cache_tag(prefix, snapshot)
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))

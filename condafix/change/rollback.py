@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from condafix.change.condafiles import _config, _current_dists, append_history, requested_map
+from condafix.change.installer import Reinstaller
 from condafix.change.lock import _deferred_signals, prefix_lock
 from condafix.change.restore import RestorePlan, later_changes, restore, restore_plan
 from condafix.change.safety import ApplyError, Refused, _read_json, check_state_dir
@@ -22,11 +24,20 @@ from condafix.change.snapshot import (
 from condafix.errors import Hint
 
 
-def rollback(prefix: Path, snapshot_id: str | None, *, dry_run: bool, force: bool = False) -> RestorePlan:
+def rollback(
+    prefix: Path,
+    snapshot_id: str | None,
+    *,
+    dry_run: bool,
+    force: bool = False,
+    reinstaller: Reinstaller | None = None,
+    notify: Callable[[str], None] = lambda _m: None,
+) -> RestorePlan:
     """Undo condafix's change: restore the snapshot, remove the pin and specs it added.
 
     Refuses when the env changed after condafix's change (unless ``force``); a rollback that was
-    interrupted is finished without asking. Journaled like a change.
+    interrupted is finished without asking. Journaled like a change. ``reinstaller`` (from the command
+    layer) fetches packages the snapshot holds no backup of; ``notify`` tells the user of a Ctrl-C at once.
     """
     check_state_dir(prefix)
     snapshots = list_snapshots(prefix)
@@ -59,7 +70,7 @@ def rollback(prefix: Path, snapshot_id: str | None, *, dry_run: bool, force: boo
         )
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
-    with _deferred_signals(), prefix_lock(prefix):
+    with _deferred_signals(notify), prefix_lock(prefix):
         unfinished = pending(prefix) == chosen.id or chosen.state == "started"
         config = _config()
         try:
@@ -67,7 +78,7 @@ def rollback(prefix: Path, snapshot_id: str | None, *, dry_run: bool, force: boo
                 pre = {"dists": _current_dists(prefix, config), "requested": requested_map(prefix)}
                 _update_meta(root, pre_rollback=pre)
             journal = _start_journal(prefix, root, "rollback")
-            done = restore(prefix, root, interrupted=unfinished)
+            done = restore(prefix, root, interrupted=unfinished, reinstaller=reinstaller)
         except OSError as exc:
             raise ApplyError(
                 f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix}); the journal is kept",

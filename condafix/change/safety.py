@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
 
 Step = Callable[[str], None]
@@ -121,7 +122,7 @@ def scrub(data: Any) -> Any:
 
 def scrub_records(prefix: Path, names: Iterable[str] | None = None) -> None:
     """Strip credentials from the ``url``/``channel`` of records the installer just wrote."""
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
+    for path in condameta.record_paths(prefix):
         if names is not None and path.name not in names:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -36,6 +36,7 @@ from condafix.change.safety import (
     scrub,
     state_dir,
 )
+from condafix.env import condameta
 
 State = Literal["started", "applied", "rolled-back", "restored"]
 
@@ -101,7 +102,7 @@ def create_snapshot(
             (root / "conda-meta" / path.name).write_text(json.dumps(clean, indent=2, sort_keys=True))
     (root / "explicit.txt").write_text("\n".join(explicit_lines(r for _p, r in records.values())) + "\n")
     (root / "manifest.txt").write_text("".join(f"{rel}\n" for rel in _prefix_files(prefix)))
-    pinned = prefix / "conda-meta" / "pinned"
+    pinned = condameta.pinned_path(prefix)
     if pinned.is_file():
         shutil.copy2(pinned, root / "pinned")
     backed: list[str] = []
@@ -124,8 +125,8 @@ def create_snapshot(
         "plan": plan,
         "pinned_existed": pinned.is_file(),
         "requested_before": requested_map(prefix),
-        "history_size": (prefix / "conda-meta" / "history").stat().st_size
-        if (prefix / "conda-meta" / "history").is_file()
+        "history_size": (condameta.history_path(prefix)).stat().st_size
+        if (condameta.history_path(prefix)).is_file()
         else 0,
         **extra,
     }
@@ -149,7 +150,7 @@ def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
                 str(meta.get("created", root.name)),
                 str(meta.get("state", "?")),
                 str(meta.get("reason", "")),
-                len(list((root / "conda-meta").glob("*.json"))),
+                len(list(condameta.record_paths(root))),
                 tuple(str(b) for b in meta.get("backed_up", []) if isinstance(b, str))
                 if isinstance(meta.get("backed_up"), list)
                 else (),
@@ -189,7 +190,7 @@ def _load_snapshot(prefix: Path, snapshot: Path) -> dict[str, Any]:
     if problems:
         raise Refused(f"snapshot {snapshot.name} is damaged: {'; '.join(problems)}; nothing was changed")
     saved = []
-    for path in sorted((snapshot / "conda-meta").glob("*.json")):
+    for path in condameta.record_paths(snapshot):
         record = _read_json(path)
         if not all(isinstance(record.get(k), str) for k in ("name", "version", "build")) or path.is_symlink():
             raise Refused(f"snapshot {snapshot.name}: conda-meta/{path.name} is not a package record; nothing changed")
@@ -232,8 +233,8 @@ def _drop_cache_tag(prefix: Path, snapshot: Path) -> None:
 
 def _new_records(prefix: Path, snapshot: Path) -> set[str]:
     """Record files the change wrote (the others are the user's, left as they are)."""
-    saved = {p.name for p in (snapshot / "conda-meta").glob("*.json")}
-    return {p.name for p in (prefix / "conda-meta").glob("*.json") if p.name not in saved}
+    saved = {p.name for p in condameta.record_paths(snapshot)}
+    return {p.name for p in condameta.record_paths(prefix) if p.name not in saved}
 
 
 def _discard_partial_snapshot(prefix: Path) -> None:

@@ -318,11 +318,15 @@ def env_file(
     allow_major: Annotated[
         bool, typer.Option("--allow-major", help="Allow moving the file's CUDA group to an older major.")
     ] = False,
+    solver: SolverOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
     """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write)."""
     from condafix.cli import commands
     from condafix.files import envfile
+
+    if solver not in ("auto", "conda", "rattler"):
+        raise UsageError(f"--solver must be conda or rattler, not {solver!r}")
 
     path = file or envfile.default_file()
     raw, source_name = envfile.read_source(path)
@@ -337,6 +341,7 @@ def env_file(
         channels=channel or [],
         offline=offline,
         allow_major=allow_major,
+        solver=solver,  # type: ignore[arg-type]
         ui=_ui(as_json),
     )
     return _emit(outcome, as_json)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from condafix.errors import CondafixError, Hint, UsageError
 from condafix.findings import Finding
@@ -38,6 +39,15 @@ def _decline(question: str) -> bool:
     raise UsageError(f"refusing to change anything without consent ({question!r} needs --yes)")
 
 
+def _stderr() -> TextIO:
+    return sys.stderr  # looked up at each write: a front end (or a test) may swap it
+
+
+def _tell(message: str) -> None:
+    """What a user must hear at once, even mid-progress (a Ctrl-C noticed during a change)."""
+    sys.stderr.write(f"\n{message}\n")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Ui:
     """What a front end lends a command.
@@ -45,11 +55,16 @@ class Ui:
     ``confirm(question)`` returns True to go on; it may raise instead (conda's confirm raises
     ``DryRunExit`` under ``--dry-run``). ``show(kind, result)`` renders an interim result, e.g. the
     plan before asking. ``progress()`` is a context manager yielding a ``step(message)`` callback.
+    ``notify(message)`` tells the user something at once (the change path's "interrupted: undoing");
+    ``relay()`` is the stream a package manager's own reporters may write to (never stdout: that is
+    the result's).
     """
 
     confirm: Callable[[str], bool] = _decline
     show: Callable[[str, object], None] = lambda _kind, _result: None
     progress: Callable[[], ContextManager[Step]] = _silent_progress
+    notify: Callable[[str], None] = _tell
+    relay: Callable[[], TextIO] = _stderr
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -197,17 +212,19 @@ def cuda(
 
     ``inside_conda``: called from a conda plugin hook, so conda's context is already configured.
     """
+    from condafix.backends import choice
     from condafix.plan import planner
-    from condafix.plan import solver as solver_mod
 
     ui = ui or Ui()
     if via is not None:
-        from condafix.change import apply as apply_mod
+        from condafix.backends import tool
 
-        apply_mod.find_tool(via)  # a bad --via or a missing tool fails before any lock or snapshot
+        tool.find_tool(via)  # a bad --via or a missing tool fails before any lock or snapshot
     where = selected_prefix(name, prefix, ui.env)
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
-    backend = solver_mod.open_backend(solver, prefix=where, offline=offline, env=ui.env, configured=inside_conda)
+    backend = choice.open_backend(
+        solver, prefix=where, offline=offline, env=ui.env, configured=inside_conda, relay=ui.relay
+    )
     with ui.progress() as step:
         result = planner.plan(
             prefix=where,
@@ -225,13 +242,24 @@ def cuda(
     ui.show("plan-applying", result)
     if not ui.confirm(f"Apply these {len(result.changes)} changes to {where}?"):
         raise CondafixError("nothing was changed", (), 1)
+    from condafix.change import apply as apply_mod
     from condafix.detect import driver as driver_mod
     from condafix.diagnose import verdict
     from condafix.env import envinfo
 
+    request = planner.install_request(result, via=via)
+    installer = choice.installer(backend, request, via=via)
     with ui.progress() as step:
-        applied = backend.apply(result, via=via, step=step, pin=pin, replace_pin=replace_pin)
-    info = driver_mod.DriverInfo(target.cuda, target.source, override=True)
+        applied = apply_mod.apply(
+            request,
+            installer,
+            pin=pin,
+            replace_pin=replace_pin,
+            step=step,
+            notify=ui.notify,
+            reinstaller=choice.reinstaller(),
+        )
+    info = driver_mod.DriverInfo(cuda=target.cuda, source=target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
@@ -252,6 +280,7 @@ def rollback(
 ) -> Outcome:
     """Undo a condafix change: restore the snapshot and remove the pin and specs condafix added (asks
     through ``ui``); refuses, listing them, when the env changed after the change unless ``force``."""
+    from condafix.backends import choice
     from condafix.change import rollback as rollback_mod
     from condafix.change import snapshot
 
@@ -268,7 +297,9 @@ def rollback(
         ui.show("restore-preview", preview)
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
             raise CondafixError("nothing was changed", (), 1)
-    done = rollback_mod.rollback(where, to, dry_run=False, force=force)
+    done = rollback_mod.rollback(
+        where, to, dry_run=False, force=force, reinstaller=choice.reinstaller(), notify=ui.notify
+    )
     return Outcome(kind="rollback", result=done, view="restore")
 
 
@@ -295,32 +326,47 @@ def env_file(
     channels: Sequence[str] = (),
     offline: bool = False,
     allow_major: bool = False,
+    solver: SolverChoice = "auto",
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
     """Move the CUDA group of an environment file or pixi manifest (a diff unless ``write``).
 
+    The candidates are checked through the ``Backend`` port opened here without a prefix (a new env
+    of the file's specs on its channels, or ``-c``, else the backend's own): inside a conda install
+    that is conda's configured solver and ``.condarc``; ``offline`` checks nothing.
     Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
     """
+    from condafix.backends import choice
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
 
     ui = ui or Ui()
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
+    backend = (
+        None
+        if offline
+        else choice.open_backend(
+            solver, prefix=None, offline=False, env=ui.env, configured=inside_conda, relay=ui.relay
+        )
+    )
     if is_pixi_manifest(source_name, raw):
         from condafix.files import pixifile
 
         result, new_raw = pixifile.plan_manifest(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     else:
         result, new_raw = envfile.plan_file(
-            raw, source_name, cuda, channels=channels, offline=offline, allow_major=allow_major
+            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
         )
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
-        backup = envfile.write_atomically(Path(path), new_raw)
+        from condafix.files.atomic import write_atomically
+
+        backup = write_atomically(Path(path), new_raw)
         result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
     code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)
@@ -352,7 +398,7 @@ def lock(
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)
-    run = lockfile.LockRun(target.cuda, target.source, reports)
+    run = lockfile.LockRun(target_cuda=target.cuda, target_source=target.source, reports=reports)
     code = max((r.check_exit_code for r in reports), default=0) if check else 0
     return Outcome(kind="lock", result=run, code=code)
 

@@ -20,9 +20,13 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from condafix import __version__
+from condafix.cli import summary
 from condafix.errors import CondafixError
 from condafix.redact import RedactingWriter, redact, redact_json
 from condafix.schema import to_jsonable
+
+#: the version of every ``--json`` document (v2: ``status`` and ``findings`` in the envelope)
+SCHEMA_VERSION = "v2"
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,10 +42,6 @@ if TYPE_CHECKING:
     from condafix.plan.planner import Plan
     from condafix.progress import Reporter
     from condafix.proxy import ProxyReport
-
-# A document's schema version (condafix/<kind>/v<N>); bumped deliberately with tests/schemas/<kind>.txt.
-# explain v2: facts carry their sources (facts.items), the component/culprit/fix_kind and the Finding.
-SCHEMA_VERSIONS: dict[str, int] = {"explain": 2}
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green"}
 
@@ -68,12 +68,17 @@ class Output:
         width = None if stream.isatty() else 160  # pipes and CI logs: do not wrap at 80 columns
         return Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True, width=width)
 
-    def json(self, kind: str, payload: object, exit_code: int) -> None:
-        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v<N>", ...}``, every string redacted."""
+    def json(self, kind: str, payload: object, exit_code: int, findings: tuple[Finding, ...] = ()) -> None:
+        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v2", ...}``, every string redacted.
+
+        v2: every document carries ``status`` (ok, warning, error: its worst finding) and ``findings``.
+        """
         doc = {
-            "schema": f"condafix/{kind}/v{SCHEMA_VERSIONS.get(kind, 1)}",
+            "schema": f"condafix/{kind}/{SCHEMA_VERSION}",
             "condafix_version": __version__,
             "exit_code": exit_code,
+            "status": summary.status_of(findings),
+            "findings": redact_json(to_jsonable(findings)),
             "result": redact_json(to_jsonable(payload)),
         }
         self.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -83,9 +88,10 @@ class Output:
         """One line on stderr (plus hints); in --json mode also an error document on stdout."""
         if as_json:
             doc = {
-                "schema": f"condafix/{kind}/v{SCHEMA_VERSIONS.get(kind, 1)}",
+                "schema": f"condafix/{kind}/{SCHEMA_VERSION}",
                 "condafix_version": __version__,
                 "exit_code": error.exit_code,
+                "status": "error",
                 "error": {
                     "summary": redact(error.summary),
                     "hints": [{"code": h.code, "text": redact(h.text)} for h in error.hints],
@@ -164,9 +170,11 @@ def capture_logs(out: Output | None = None) -> None:
     logging.captureWarnings(True)
 
 
-def print_json(kind: str, payload: object, exit_code: int, *, out: Output | None = None) -> None:
+def print_json(
+    kind: str, payload: object, exit_code: int, *, findings: tuple[Finding, ...] = (), out: Output | None = None
+) -> None:
     """One JSON document on stdout, every string redacted (see :meth:`Output.json`)."""
-    _out(out).json(kind, payload, exit_code)
+    _out(out).json(kind, payload, exit_code, findings)
 
 
 def print_error(kind: str, error: CondafixError, as_json: bool, *, out: Output | None = None) -> None:
@@ -467,7 +475,8 @@ def outcome(result: Any, *, as_json: bool, out: Output | None = None) -> None:
     if result.view == "stdout":  # `env - --write`: the file itself is the output
         print_data(result.result.stdout_text or "", out=out)
     elif as_json:
-        print_json(result.kind, result.result, result.code, out=out)
+        findings = summary.findings_for(result.view or result.kind, result.result)
+        print_json(result.kind, result.result, result.code, findings=findings, out=out)
     else:
         show(result.view or result.kind, result.result, out=out)
 

@@ -30,14 +30,14 @@ SMI_TIMEOUT = 15.0  # one budget for every nvidia-smi call of a detection, not p
 MAX_SMI_OUTPUT = 1 << 20  # parse at most 1 MiB of any nvidia-smi output
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Gpu:
     index: int
     name: str
     compute_capability: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Attempt:
     """One detection source: did it answer, and what it said or why it failed."""
 
@@ -49,7 +49,7 @@ class Attempt:
     tried: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriverInfo:
     """The driver's maximum CUDA version (None: no driver) with its provenance."""
 
@@ -90,7 +90,7 @@ _SMI_FAILURE = re.compile(
 _Q_FIELD = re.compile(r"^ {0,12}(Driver Version|CUDA Version|Product Name) {0,80}: {0,4}([^\n]{0,200}?) {0,20}$", re.M)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmiReport:
     """What one nvidia-smi output said."""
 
@@ -127,9 +127,9 @@ def parse_smi_xml(text: str) -> SmiReport:
     gpus = []
     for index, block in enumerate(_xml_gpu_blocks(text)):
         name = _XML_NAME.search(block)
-        gpus.append(Gpu(index, name.group(1) if name else "unknown GPU"))
+        gpus.append(Gpu(index=index, name=name.group(1) if name else "unknown GPU"))
     cuda_text = cuda.group(1) if cuda else None
-    return SmiReport(_plausible(cuda_text), driver.group(1) if driver else None, tuple(gpus))
+    return SmiReport(cuda=_plausible(cuda_text), driver_version=driver.group(1) if driver else None, gpus=tuple(gpus))
 
 
 def parse_smi_banner(text: str) -> SmiReport:
@@ -142,11 +142,13 @@ def parse_smi_banner(text: str) -> SmiReport:
     match = _BANNER.search(text)
     table = text.split("Processes:", 1)[0]
     gpus = tuple(
-        Gpu(int(m["index"]), m["name"]) for m in _BANNER_GPU.finditer(table) if not m["name"].startswith("N/A")
+        Gpu(index=int(m["index"]), name=m["name"])
+        for m in _BANNER_GPU.finditer(table)
+        if not m["name"].startswith("N/A")
     )[:64]
     if not match:
-        return SmiReport(None, None, gpus)
-    return SmiReport(_plausible(match["cuda"]), match["driver"], gpus)
+        return SmiReport(cuda=None, driver_version=None, gpus=gpus)
+    return SmiReport(cuda=_plausible(match["cuda"]), driver_version=match["driver"], gpus=gpus)
 
 
 def parse_smi_query_text(text: str) -> SmiReport:
@@ -162,7 +164,9 @@ def parse_smi_query_text(text: str) -> SmiReport:
             cuda = value
         elif key == "Product Name" and len(names) < 64:
             names.append(value)
-    return SmiReport(_plausible(cuda), driver, tuple(Gpu(i, n) for i, n in enumerate(names)))
+    return SmiReport(
+        cuda=_plausible(cuda), driver_version=driver, gpus=tuple(Gpu(index=i, name=n) for i, n in enumerate(names))
+    )
 
 
 def parse_smi_query_gpu(text: str) -> tuple[Gpu, ...]:
@@ -172,7 +176,7 @@ def parse_smi_query_gpu(text: str) -> tuple[Gpu, ...]:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 3 and parts[0].isdigit():
             cap = parts[2] if re.fullmatch(r"\d+\.\d+", parts[2]) else None
-            gpus.append(Gpu(int(parts[0]), parts[1], cap))
+            gpus.append(Gpu(index=int(parts[0]), name=parts[1], compute_capability=cap))
     return tuple(gpus)
 
 
@@ -248,15 +252,24 @@ def probe_native(*, everything: bool, timeout: float) -> dict[str, dict[str, Any
 
 def _native_attempt(source: str, raw: dict[str, Any] | None) -> tuple[Attempt, tuple[Gpu, ...]]:
     if raw is None:
-        return Attempt(source, False, "not tried (an earlier source answered)", tried=False), ()
+        return Attempt(source=source, ok=False, detail="not tried (an earlier source answered)", tried=False), ()
     if "error" in raw:
-        return Attempt(source, False, str(raw["error"])), ()
+        return Attempt(source=source, ok=False, detail=str(raw["error"])), ()
     cuda = decode_cuda(raw.get("cuda_encoded"))
     if cuda is None:
-        return Attempt(source, False, f"implausible CUDA version {raw.get('cuda_encoded')!r}"), ()
-    gpus = tuple(Gpu(int(g["index"]), str(g["name"]), g.get("compute_capability")) for g in raw.get("gpus", []))
+        return Attempt(source=source, ok=False, detail=f"implausible CUDA version {raw.get('cuda_encoded')!r}"), ()
+    gpus = tuple(
+        Gpu(index=int(g["index"]), name=str(g["name"]), compute_capability=g.get("compute_capability"))
+        for g in raw.get("gpus", [])
+    )
     where = raw.get("api") or raw.get("library") or source
-    return Attempt(source, True, f"{where} -> {raw['cuda_encoded']}", cuda, raw.get("driver_version")), gpus
+    return Attempt(
+        source=source,
+        ok=True,
+        detail=f"{where} -> {raw['cuda_encoded']}",
+        cuda=cuda,
+        driver_version=raw.get("driver_version"),
+    ), gpus
 
 
 def find_nvidia_smi() -> str | None:
@@ -289,7 +302,7 @@ def probe_smi() -> tuple[Attempt, tuple[Gpu, ...]]:
     """
     exe = find_nvidia_smi()
     if exe is None:
-        return Attempt("nvidia-smi", False, "nvidia-smi not found on PATH"), ()
+        return Attempt(source="nvidia-smi", ok=False, detail="nvidia-smi not found on PATH"), ()
     deadline = time.monotonic() + SMI_TIMEOUT
 
     def call(*args: str) -> runner.RunResult | None:
@@ -298,7 +311,9 @@ def probe_smi() -> tuple[Attempt, tuple[Gpu, ...]]:
 
     outputs: list[runner.RunResult] = []
     xml = call("--query", "-u", "-x")
-    report = parse_smi_xml(xml.stdout) if xml else SmiReport(None, None)  # parsed on a non-zero exit too
+    report = (
+        parse_smi_xml(xml.stdout) if xml else SmiReport(cuda=None, driver_version=None)
+    )  # parsed on a non-zero exit too
     how = "--query -u -x"
     outputs += [xml] if xml else []
     if report.cuda is None:
@@ -308,26 +323,28 @@ def probe_smi() -> tuple[Attempt, tuple[Gpu, ...]]:
             shown = parse_smi_banner(banner.stdout)
             query = parse_smi_query_text(banner.stdout)
             report = SmiReport(
-                shown.cuda or query.cuda or report.cuda,
-                shown.driver_version or query.driver_version or report.driver_version,
-                shown.gpus or query.gpus or report.gpus,
+                cuda=shown.cuda or query.cuda or report.cuda,
+                driver_version=shown.driver_version or query.driver_version or report.driver_version,
+                gpus=shown.gpus or query.gpus or report.gpus,
             )
             how = "banner"
     if report.cuda is None and report.driver_version:
         from_table = _cuda_from_table(report.driver_version)
         if from_table is not None:
             how = f"driver {report.driver_version} printed no CUDA version: CUDA {from_table} from the driver table"
-            report = SmiReport(from_table, report.driver_version, report.gpus)
+            report = SmiReport(cuda=from_table, driver_version=report.driver_version, gpus=report.gpus)
     if report.cuda is None:
         texts = [t for o in outputs for t in (o.stdout, o.stderr)]
         failure = next((f for f in map(smi_failure, texts) if f), None)
         errors = [o.error for o in outputs if o.error]
         timed_out = f"timed out ({SMI_TIMEOUT:g} s for all nvidia-smi calls)" if len(outputs) < 2 else None
         why = failure or (errors[0] if errors else None) or timed_out or "printed no CUDA version"
-        return Attempt("nvidia-smi", False, why), ()
+        return Attempt(source="nvidia-smi", ok=False, detail=why), ()
     query_gpu = call("--query-gpu=index,name,compute_cap", "--format=csv,noheader")
     gpus = (parse_smi_query_gpu(query_gpu.stdout) if query_gpu else ()) or report.gpus
-    return Attempt("nvidia-smi", True, how, report.cuda, report.driver_version), gpus
+    return Attempt(
+        source="nvidia-smi", ok=True, detail=how, cuda=report.cuda, driver_version=report.driver_version
+    ), gpus
 
 
 # ---------------------------------------------------------------- resolution
@@ -337,24 +354,19 @@ def from_overrides(*, cuda: str | None, driver: str | None, env: Mapping[str, st
     """Apply ``--cuda`` > ``--driver`` > ``CONDA_OVERRIDE_CUDA``; None when none is given."""
     if cuda is not None:
         version = CudaVersion.parse(cuda)
-        return DriverInfo(str(version), "--cuda", override=True)
+        return DriverInfo(cuda=str(version), source="--cuda", override=True)
     if driver is not None:
-        best = knowledge().max_cuda_for_driver(driver)
-        if best is None:
-            raise UsageError(
-                f"driver {driver.strip()} is older than every CUDA release in the driver table "
-                "(a driver version looks like 535.104.05; pass a CUDA version with --cuda)"
-            )
-        return DriverInfo(str(best), "--driver", driver_version=driver.strip(), override=True)
+        best = knowledge().cuda_for_known_driver(driver)  # a branch outside the table: one line, exit 2
+        return DriverInfo(cuda=str(best), source="--driver", driver_version=driver.strip(), override=True)
     if "CONDA_OVERRIDE_CUDA" in env:
         value = env["CONDA_OVERRIDE_CUDA"].strip()
         if not value:  # conda, mamba and pixi: an empty override means "no GPU"
-            return DriverInfo(None, "CONDA_OVERRIDE_CUDA", override=True)
+            return DriverInfo(cuda=None, source="CONDA_OVERRIDE_CUDA", override=True)
         try:
             version = CudaVersion.parse(value)
         except UsageError:
             raise UsageError(f"CONDA_OVERRIDE_CUDA={value!r} is not a CUDA version (expected e.g. 12.4)") from None
-        return DriverInfo(str(version), "CONDA_OVERRIDE_CUDA", override=True)
+        return DriverInfo(cuda=str(version), source="CONDA_OVERRIDE_CUDA", override=True)
     return None
 
 
@@ -393,12 +405,12 @@ def detect(
         elif smi.ok and answer is not None and not answer[1]:
             answer = (answer[0], smi_gpus)
     if answer is None:
-        return DriverInfo(None, None, attempts=tuple(attempts))
+        return DriverInfo(cuda=None, source=None, attempts=tuple(attempts))
     hit, gpus = answer
     driver_version = hit.driver_version or next((a.driver_version for a in attempts if a.driver_version), None)
     return DriverInfo(
-        hit.cuda,
-        hit.source,
+        cuda=hit.cuda,
+        source=hit.source,
         driver_version=driver_version,
         gpus=gpus,
         cuda_arch=min_compute_capability(gpus),

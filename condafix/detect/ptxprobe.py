@@ -1,8 +1,11 @@
 """``doctor --probe``: compile a tiny kernel with the NVVM the env will load, read the PTX
 ``.version`` it writes, compare it with what the driver's JIT accepts, and (with a driver) JIT it.
 
-Which NVVM: pip wheels first, then the conda prefix, then ``$CUDA_HOME`` (cuda-pathfinder's
-order, which numba-cuda uses). Compiling needs no GPU; the JIT half needs a driver.
+Which NVVM: the one the env's consumer loads. The probe asks the env's own interpreter to run the
+consumer's finder (``libsources.ask``: numba-cuda's ``cuda_paths``, numba's built-in ``get_cudalib``,
+CuPy's NVRTC) and falls back to the model of that search order (``libsources``: numba-cuda takes
+``$CUDA_HOME`` or the system toolkit when the env has none; numba's built-in target never takes a
+pip wheel). Compiling needs no GPU; the JIT half needs a driver.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from pathlib import Path
 from typing import Literal
 
 from condafix import runner
+from condafix.detect import libsources
 from condafix.detect.driver import DriverInfo
+from condafix.detect.libsources import LoadedLibrary
 from condafix.knowledge.cuda import CudaVersion, knowledge
 
 PROBE_TIMEOUT = 120.0
@@ -44,10 +49,43 @@ class ProbeResult:
     jit_code: int | None = None
     jit_error: str | None = None
     jit_log: str | None = None
+    libraries: tuple[LoadedLibrary, ...] = ()  # what each consumer loads: asked of the env, else modelled
+
+
+def _names(prefix: Path) -> list[str]:
+    """Package names in the env (conda-meta records and dist-info dirs), for ``consumer_kinds``."""
+    from condafix.env import envinfo
+    from condafix.errors import CondafixError
+
+    try:
+        return [c.name for c in envinfo.read_env(prefix).components]
+    except CondafixError:
+        return []
+
+
+def loaded_libraries(prefix: Path | None, env: Mapping[str, str]) -> tuple[LoadedLibrary, ...]:
+    """Every consumer's libraries as its own finder reports them in the env's python; the model where
+    that cannot run (no interpreter, the consumer does not import, a timeout)."""
+    if prefix is None:
+        return ()
+    kind = "conda" if (prefix / "conda-meta").is_dir() else "venv"
+    host = libsources.host_for(str(prefix), kind, env)
+    found: list[LoadedLibrary] = []
+    for consumer in libsources.consumer_kinds(_names(prefix)):
+        asked = libsources.ask(consumer, host, env)
+        found += list(asked if asked else libsources.consumer_libraries(consumer, host))
+    return tuple(found)
+
+
+def _loaded_nvvm(libraries: tuple[LoadedLibrary, ...]) -> NvvmLibrary | None:
+    for lib in libraries:
+        if lib.library == "nvvm" and lib.path:
+            return NvvmLibrary(lib.path, f"{lib.consumer}'s NVVM ({lib.how}: {lib.found_via})")
+    return None
 
 
 def find_nvvm(prefix: Path | None, env: Mapping[str, str]) -> list[NvvmLibrary]:
-    """Every libNVVM the env could load, in the order numba-cuda's pathfinder tries them."""
+    """Every libNVVM inside the env or ``$CUDA_HOME`` (the fallback when no consumer's own search found one)."""
     found: list[NvvmLibrary] = []
     if prefix is not None:
         sites = sorted(prefix.glob("lib/python3*/site-packages")) + sorted(prefix.glob("Lib/site-packages"))
@@ -87,11 +125,12 @@ def probe(prefix: Path | None, driver: DriverInfo, env: Mapping[str, str] | None
     base = ProbeResult(
         "none", "unknown", "", driver_cuda=str(drv) if drv else None, driver_max_ptx=str(max_ptx) if max_ptx else None
     )
-    libraries = find_nvvm(prefix, env)
-    if not libraries:
+    loaded = loaded_libraries(prefix, env)
+    base = replace(base, libraries=loaded)
+    library = _loaded_nvvm(loaded) or next(iter(find_nvvm(prefix, env)), None)
+    if library is None:
         why = "no libNVVM in this env (conda nvvm/lib64, pip nvidia wheels, $CUDA_HOME): nothing to compile with"
         return replace(base, message=why)
-    library = libraries[0]
     real_driver = drv is not None and not driver.override
     data = _run_child(library.path, jit=real_driver)
     if "error" in data or not data.get("ptx_version"):

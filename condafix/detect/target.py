@@ -10,7 +10,7 @@ from pathlib import Path
 
 from condafix.detect import driver as driver_mod
 from condafix.errors import Hint, UsageError
-from condafix.knowledge.cuda import CudaVersion, driver_version_key
+from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ def read_drivers_file(path: Path) -> list[str]:
             driver_version_key(text)
         except UsageError:
             raise UsageError(f"{path}:{number}: not an NVIDIA driver version: {text!r}") from None
+        try:
+            knowledge().cuda_for_known_driver(text)
+        except UsageError as exc:
+            raise UsageError(f"{path}:{number}: {exc}") from None
         drivers.append(text)
     if not drivers:
         raise UsageError(f"{path}: no driver versions in the file")

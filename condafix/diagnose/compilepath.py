@@ -6,6 +6,10 @@ major (minor version compatibility). What still needs PTX ISA <= the driver's is
 JIT: numba's built-in ``numba.cuda``, numba-cuda without nvJitLink, CuPy asked for PTX. nvJitLink
 itself must be at least the NVVM that wrote the code. The table (``data/compile_paths.json``) says
 which consumer version takes which path, with sources; the rules here judge each path.
+
+Which NVVM/nvJitLink/NVRTC a consumer uses is not "the env's": ``condafix.detect.libsources`` follows each
+consumer's own search order (``$CUDA_HOME``, the system toolkit, pip wheels, the conda prefix). When it is
+given, the loaded files' versions judge the path; without it the env's packages stand in for them.
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
+from condafix.detect import libsources
+from condafix.detect.libsources import Host, LoadedLibrary
 from condafix.env.envinfo import Component, EnvInfo
-from condafix.findings import Severity
+from condafix.errors import Hint
+from condafix.findings import Finding, Severity
 from condafix.knowledge.cuda import CudaVersion, knowledge
 
 PathKind = Literal["nvjitlink", "pynvjitlink", "nvrtc-cubin", "xla-ptxas", "driver-jit"]
@@ -102,6 +109,7 @@ class CompilePath:
     severity: Severity
     message: str
     missing: PathKind | None = None  # the path this consumer would take with nvJitLink/pynvjitlink present
+    libraries: tuple[LoadedLibrary, ...] = ()  # the files it loads, in its own search order (libsources)
 
     @property
     def uses_driver_jit(self) -> bool:
@@ -142,19 +150,39 @@ def _has(env: EnvInfo, *names: str) -> bool:
     return any(c.name in names for c in env.components)
 
 
+def _lib(libs: tuple[LoadedLibrary, ...], library: str) -> LoadedLibrary | None:
+    return next((lib for lib in libs if lib.library == library), None)
+
+
+def _inside(lib: LoadedLibrary, env: EnvInfo) -> bool:
+    return bool(lib.path and env.prefix and lib.path.startswith(env.prefix.rstrip("/") + "/"))
+
+
+def _where(lib: LoadedLibrary) -> str:
+    version = f" (CUDA {lib.version})" if lib.version else ""
+    return f"{lib.path}{version}, found via {lib.found_via}"
+
+
 def _choose(
-    kind: str, version: str, env: EnvInfo, env_vars: Mapping[str, str]
+    kind: str, version: str, env: EnvInfo, env_vars: Mapping[str, str], libs: tuple[LoadedLibrary, ...] = ()
 ) -> tuple[PathKind, str, PathKind | None]:
     rows = table().consumers[kind]
     parsed = _version(version)
     row = next((r for r in rows if parsed is not None and parsed >= r.since), rows[-1])
     why = row.source.split(":")[0]
     if row.needs == "nvjitlink":
-        link = _cuda(_newest(env, ("nvjitlink",)))
+        loaded = _lib(libs, "nvJitLink")
+        if loaded is not None:
+            link = loaded.cuda if loaded.path else None
+            present = loaded.path is not None
+        else:
+            link = _cuda(_newest(env, ("nvjitlink",)))
+            present = link is not None
         fallback = row.fallback or "driver-jit"
-        if link is None:
-            return fallback, f"{kind} {version} links with nvJitLink when present; none in this env", row.path
-        if row.min_nvjitlink is not None and link < row.min_nvjitlink:
+        if not present:
+            where = "anywhere it looks" if loaded is not None else "in this env"
+            return fallback, f"{kind} {version} links with nvJitLink when present; none {where}", row.path
+        if row.min_nvjitlink is not None and link is not None and link < row.min_nvjitlink:
             return fallback, f"{kind} {version} needs nvJitLink >= {row.min_nvjitlink}, not {link}", row.path
     if row.needs == "pynvjitlink" and not _has(env, "pynvjitlink", "pynvjitlink-cu12"):
         why = f"{kind} {version} links with pynvjitlink when present; none in this env"
@@ -190,9 +218,13 @@ def _judge(
     if path == "driver-jit":
         return (*_driver_jit(base, writer, driver), extra)
     if path == "nvjitlink":
-        link_comp = _newest(env, ("nvjitlink",))
-        link = _cuda(link_comp)
-        extra = {"linker": link_comp.name if link_comp else None, "linker_cuda": str(link) if link else None}
+        if base.get("linker"):
+            link = CudaVersion.parse(base["linker_cuda"]) if base.get("linker_cuda") else None
+            extra = {}
+        else:
+            link_comp = _newest(env, ("nvjitlink",))
+            link = _cuda(link_comp)
+            extra = {"linker": link_comp.name if link_comp else None, "linker_cuda": str(link) if link else None}
         if link is not None and writer is not None and link < writer:
             return (
                 "link-fails",
@@ -264,39 +296,116 @@ def consumers(env: EnvInfo) -> list[tuple[Component, str]]:
     return found
 
 
+_WRITER_LIBRARY: Mapping[str, str] = {"numba-cuda": "nvvm", "numba": "nvvm", "cupy": "nvrtc"}
+
+
+_PROVIDERS: Mapping[str, tuple[str, ...]] = {
+    "nvvm": ("nvvm", "toolkit"),
+    "nvJitLink": ("nvjitlink",),
+    "nvrtc": ("nvrtc", "toolkit"),
+}
+
+
+def _shadowed(lib: LoadedLibrary, kind: str, env: EnvInfo) -> Component | None:
+    """An env package whose file the consumer's search reaches before the one the model found (or found
+    none): its record says the file is there, so it stands in (a conda package is searched before the
+    system toolkit and ``$CUDA_HOME`` by all three consumers; a wheel by all but numba's built-in target)."""
+    if lib.how != "model" or (lib.path is not None and _inside(lib, env)):
+        return None  # what the env's interpreter reported is what it loaded
+    found = [
+        c
+        for c in env.components
+        if c.role in _PROVIDERS.get(lib.library, ())
+        and c.cuda
+        and not (kind == "numba" and c.source == "pip")
+        and c.name != "nvidia-cuda-nvcc"  # CUDA 13's nvcc wheel holds no libNVVM (nvidia-nvvm does)
+    ]
+    return max(found, key=lambda c: CudaVersion.parse(c.cuda or "0.0")) if found else None
+
+
+def _stand_in(lib: LoadedLibrary, comp: Component, kind: str) -> LoadedLibrary:
+    """What ``--json`` shows for a library whose env package comes first (``how="package"``)."""
+    model = f"{lib.path} via {lib.found_via}" if lib.path else "none"
+    return replace(
+        lib,
+        path=None,
+        found_via=f"the env's {comp.name} {comp.version} comes first in {kind}'s search; its file is not on disk "
+        f"(the search alone found {model})",
+        version=comp.cuda,
+        version_source=f"{comp.source} package {comp.name} {comp.version}",
+        how="package",
+    )
+
+
+def _loaded_writer(
+    kind: str, libs: tuple[LoadedLibrary, ...], env: EnvInfo, fallback: Component | None
+) -> tuple[str | None, str | None, str]:
+    """(writer, its CUDA, a note for ``why``) from the file the consumer loads; the env's package stands in
+    for the version only when that file lies inside the env and its owner could not be read."""
+    lib = _lib(libs, _WRITER_LIBRARY.get(kind, ""))
+    if lib is None:
+        return (fallback.name if fallback else None), (fallback.cuda if fallback else None), ""
+    if lib.path is None:
+        return None, None, f"; loads no {lib.library}: {lib.found_via}"
+    cuda, owner = lib.version, ""
+    if cuda is None and _inside(lib, env) and fallback is not None:
+        cuda, owner = fallback.cuda, f" (version of the env's {fallback.name})"
+    return lib.path, cuda, f"; loads {lib.library} {_where(lib)}{owner}"
+
+
 def compile_paths(
     env: EnvInfo,
     driver: CudaVersion | None,
     *,
     gpu_arch: str | None = None,
     env_vars: Mapping[str, str] | None = None,
+    libraries: Mapping[str, tuple[LoadedLibrary, ...]] | None = None,
 ) -> tuple[CompilePath, ...]:
-    """Every consumer's compile path and its outcome on ``driver`` (None: no driver, outcome unknown)."""
+    """Every consumer's compile path and its outcome on ``driver`` (None: no driver, outcome unknown).
+
+    ``libraries`` (consumer kind -> files it loads, ``condafix.detect.libsources``) replaces the env's
+    packages as the writer (NVVM, NVRTC) and the linker (nvJitLink) wherever the consumer loads them.
+    """
     env_vars = {} if env_vars is None else env_vars
     arch = CudaVersion.parse(gpu_arch) if gpu_arch else None
     result: list[CompilePath] = []
     for comp, kind in consumers(env):
-        path, why, missing = _choose(kind, comp.version, env, env_vars)
-        writer = _ptxas(env) if kind == "jaxlib" else _newest(env, _WRITER_ROLES[kind])
+        found = tuple((libraries or {}).get(kind, ()))
+        libs = tuple(lib for lib in found if _shadowed(lib, kind, env) is None)
+        shown = tuple(_stand_in(lib, s, kind) if (s := _shadowed(lib, kind, env)) else lib for lib in found)
+        path, why, missing = _choose(kind, comp.version, env, env_vars, libs)
+        fallback = _ptxas(env) if kind == "jaxlib" else _newest(env, _WRITER_ROLES[kind])
+        writer, writer_cuda, note = _loaded_writer(kind, libs, env, fallback)
+        link = _lib(libs, "nvJitLink")
         base: dict[str, Any] = {
             "consumer": comp.name,
             "version": comp.version,
             "kind": kind,
             "path": path,
-            "why": why,
-            "writer": writer.name if writer else None,
-            "writer_cuda": writer.cuda if writer else None,
-            "linker": None,
-            "linker_cuda": None,
+            "why": why + note,
+            "writer": writer,
+            "writer_cuda": writer_cuda,
+            "linker": link.path if link is not None and path == "nvjitlink" else None,
+            "linker_cuda": link.version if link is not None and path == "nvjitlink" else None,
         }
         if driver is None:
             outcome: Outcome = "unknown"
             severity: Severity = "info"
             message = f"{comp.name} {comp.version} compiles through {path}; no driver to judge it against"
+        elif writer is None and (writing := _lib(libs, _WRITER_LIBRARY.get(kind, ""))) is not None:
+            outcome, severity = "unknown", "warning"
+            message = (
+                f"{comp.name} {comp.version} finds no {writing.library} where it looks ({writing.found_via}): "
+                "its kernels cannot compile here"
+            )
         else:
             outcome, severity, message, extra = _judge(base, env, driver, arch)
             base.update(extra)
-        result.append(CompilePath(**base, outcome=outcome, severity=severity, message=message, missing=missing))
+            if outcome == "link-fails" and libs:
+                message += "; " + "; ".join(f"{lib.library}: {_where(lib)}" for lib in libs if lib.path)
+        result.append(
+            CompilePath(**base, outcome=outcome, severity=severity, message=message, missing=missing, libraries=shown)
+        )
     return tuple(result)
 
 
@@ -351,3 +460,74 @@ def driver_jit_users(final: Mapping[str, str]) -> list[str]:
     elif "numba" in final:
         users.append(f"numba {final['numba']} (built-in numba.cuda)")
     return users
+
+
+# ---------------------------------------------------------------- which env package a loaded file is
+
+
+_ROLE_LIBRARY: Mapping[str, str] = {"nvvm": "nvvm", "nvrtc": "nvrtc", "nvjitlink": "nvJitLink"}
+
+
+def loaded_libraries(
+    env: EnvInfo, env_vars: Mapping[str, str] | None, asked: tuple[LoadedLibrary, ...], host: Host | None
+) -> dict[str, tuple[LoadedLibrary, ...]] | None:
+    """Consumer kind -> the files it loads: what the env's interpreter said (``asked``, from ``doctor --probe``),
+    else the model of its search order on ``host`` (built from ``env_vars`` when not given); None without either."""
+    kinds = [kind for _, kind in consumers(env) if kind in ("numba-cuda", "numba", "cupy")]
+    if not kinds:
+        return None
+    if host is None:
+        if env_vars is None or env.prefix is None:
+            return None
+        host = libsources.host_for(env.prefix, env.kind, env_vars)
+    found = libsources.sources(kinds, host)
+    for kind in kinds:
+        mine = tuple(lib for lib in asked if lib.consumer == kind)
+        if mine:
+            found[kind] = mine
+    return found
+
+
+def owned(lib: LoadedLibrary, comp: Component, prefix: str | None) -> bool:
+    """Is ``lib`` this package's file? A wheel's lies in site-packages, a conda package's elsewhere in the prefix."""
+    if not lib.path or not prefix or not lib.path.startswith(prefix.rstrip("/") + "/"):
+        return False
+    return ("/site-packages/" in lib.path) == (comp.source == "pip")
+
+
+def _loaded_for(path: CompilePath, comp: Component) -> LoadedLibrary | None:
+    library = _ROLE_LIBRARY.get(comp.role)
+    return next((lib for lib in path.libraries if lib.library == library), None)
+
+
+def loads_other(path: CompilePath, comp: Component, prefix: str | None) -> bool:
+    """This consumer's own search order took another file for the package's library (an NVVM wheel beside
+    numba's built-in target, which never looks at wheels)."""
+    lib = _loaded_for(path, comp)
+    return lib is not None and lib.how != "package" and not owned(lib, comp, prefix)
+
+
+def loaded_text(path: CompilePath, comp: Component) -> str:
+    lib = _loaded_for(path, comp)
+    if lib is None or lib.path is None:
+        return f"no {_ROLE_LIBRARY.get(comp.role)} at all"
+    return f"{lib.path}" + (f" (CUDA {lib.version})" if lib.version else "") + f" via {lib.found_via}"
+
+
+def failing_linkers(env: EnvInfo, paths: tuple[CompilePath, ...]) -> set[str | None]:
+    """Env packages whose nvJitLink file a failing link loads (its NVVM may come from outside the env)."""
+    return {
+        comp.name
+        for path in paths
+        if path.outcome == "link-fails"
+        for comp in env.components
+        if comp.role == "nvjitlink" and (lib := _loaded_for(path, comp)) is not None and owned(lib, comp, env.prefix)
+    }
+
+
+def link_finding(path: CompilePath) -> Finding:
+    """A failing link whose NVVM or nvJitLink comes from outside the env (``$CUDA_HOME``, the system toolkit)."""
+    hint = Hint("nvjitlink_up", f"bring nvJitLink up to CUDA {path.writer_cuda} (the NVVM that is loaded)")
+    return Finding(
+        code="nvjitlink_older", severity="error", message=path.message, hints=(hint,), component=path.consumer
+    )

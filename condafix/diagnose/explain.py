@@ -212,7 +212,7 @@ def _finish(expl: Explanation) -> Explanation:
     """The rules, then the one Finding this explanation reports (its hints are the fixes, first one's kind)."""
     expl = _checked(expl)
     if not expl.recognised:
-        finding = Finding(code="explain.unknown", severity="info", message=expl.lines[0])
+        finding = Finding(code="explain-unrecognised", severity="info", message=expl.lines[0])
         return replace(expl, findings=(finding,))
     severity: Severity = _SEVERITY.get(expl.family or "", "info" if expl.family in LOOKALIKES else "error")
     hints = tuple(
@@ -221,7 +221,7 @@ def _finish(expl: Explanation) -> Explanation:
     )
     message = f"{expl.title}: {expl.lines[0]}" if expl.lines else expl.title or ""
     finding = Finding(
-        code=f"explain.{expl.family}", severity=severity, message=message, hints=hints, component=expl.component
+        code=f"explain-{expl.family}", severity=severity, message=message, hints=hints, component=expl.component
     )
     return replace(expl, findings=(finding,))
 

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from condafix.detect.driver import DriverInfo
+from condafix.detect.libsources import Host
+from condafix.diagnose import compilepath as cp
 from condafix.diagnose.compilepath import CompilePath, compile_paths, nvjitlink_spec
-from condafix.env.envinfo import PTX_WRITERS, Component, EnvInfo, SystemToolkit
+from condafix.env.envinfo import Component, EnvInfo, SystemToolkit
 from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge, pins_for
 
 if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
@@ -83,7 +86,7 @@ def env_cuda(env: EnvInfo) -> CudaVersion | None:
         comp = env.component(name)
         if comp and comp.cuda:
             return CudaVersion.parse(comp.cuda)
-    writers = [CudaVersion.parse(c.cuda) for c in env.components if c.role in PTX_WRITERS and c.cuda]
+    writers = [CudaVersion.parse(c.cuda) for c in env.components if c.role in roles.table().ptx_writers and c.cuda]
     return max(writers) if writers else None
 
 
@@ -98,7 +101,9 @@ def _users(comp: Component, paths: tuple[CompilePath, ...]) -> tuple[CompilePath
     return ()
 
 
-def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath, ...]) -> ComponentVerdict:
+def _judge(
+    comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath, ...], prefix: str | None = None
+) -> ComponentVerdict:
     base = (comp.name, comp.version, comp.source, comp.role, comp.cuda)
     cuda = _v(comp.cuda)
     if cuda is None:
@@ -114,10 +119,16 @@ def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath
         return ComponentVerdict(*base, "ok", "ok", f"CUDA {cuda} <= driver CUDA {driver}")
     kb = knowledge()
     ptx_env, ptx_drv = kb.ptx_for_cuda(cuda), kb.ptx_for_cuda(driver)
-    if comp.role in PTX_WRITERS and ptx_env is not None and ptx_env == ptx_drv:
+    if comp.role in roles.table().ptx_writers and ptx_env is not None and ptx_env == ptx_drv:
         why = f"CUDA {cuda} writes the same PTX ISA {ptx_env} as the driver's CUDA {driver}"
         return ComponentVerdict(*base, "ok", "ok", why)
-    users = _users(comp, paths) if comp.role in PTX_WRITERS else ()
+    users = _users(comp, paths) if comp.role in roles.table().ptx_writers else ()
+    if comp.role in ("nvvm", "nvrtc") and users:
+        elsewhere = [p for p in users if cp.loads_other(p, comp, prefix)]
+        if len(elsewhere) == len(users):
+            how = "; ".join(f"{p.consumer} {p.version} loads {cp.loaded_text(p, comp)}" for p in elsewhere)
+            why = f"CUDA {cuda} > driver CUDA {driver}, but not loaded: {how}"
+            return ComponentVerdict(*base, "ok", "info", why)
     jit = [p for p in users if p.uses_driver_jit]
     if jit:
         names = ", ".join(f"{p.consumer} {p.version}" for p in jit)
@@ -126,7 +137,7 @@ def _judge(comp: Component, driver: CudaVersion | None, paths: tuple[CompilePath
             f"(CUDA {driver}) and {names} loads PTX through it: JIT compilation fails"
         )
         return ComponentVerdict(*base, "newer-than-driver", "error", why)
-    sass = [p for p in (users if comp.role in PTX_WRITERS else paths) if not p.uses_driver_jit]
+    sass = [p for p in (users if comp.role in roles.table().ptx_writers else paths) if not p.uses_driver_jit]
     if sass:
         how = ", ".join(f"{p.consumer} ({p.path})" for p in sass)
         why = (
@@ -453,11 +464,14 @@ def _probe_findings(probe: ProbeResult | None, paths: tuple[CompilePath, ...]) -
     ]
 
 
-def _path_findings(paths: tuple[CompilePath, ...], target: CudaVersion | None, env_newer: bool) -> list[Finding]:
+def _path_findings(
+    paths: tuple[CompilePath, ...], target: CudaVersion | None, env_newer: bool, reported: bool = False
+) -> list[Finding]:
     findings: list[Finding] = []
     for path in paths:
-        if path.outcome == "link-fails":
-            continue  # reported once, as nvjitlink_older
+        if path.outcome == "link-fails":  # once: as nvjitlink_older of the env's packages, else of the loaded files
+            findings += [] if reported else [cp.link_finding(path)]
+            continue
         if path.severity in ("warning", "error"):
             codes = {"jit-fails": "driver_jit_fails", "slow-compile": "xla_ptxas_newer"}
             code = codes.get(path.outcome, "compile_path")
@@ -475,12 +489,15 @@ def diagnose(
     *,
     unfinished: str | None = None,
     env_vars: Mapping[str, str] | None = None,
+    host: Host | None = None,
 ) -> DoctorReport:
-    """Compare every CUDA part of the env with the driver, through each consumer's compile path."""
+    """Compare every CUDA part of the env with the driver, through each consumer's compile path; with
+    ``env_vars`` or ``host``, through the files each consumer loads (``cp.loaded_libraries``)."""
     jit_names = tuple(c.name for c in env.jit_consumers)
     target = driver.cuda_version
-    paths = compile_paths(env, target, gpu_arch=driver.cuda_arch, env_vars=env_vars)
-    verdicts = tuple(_judge(c, target, paths) for c in env.components)
+    libraries = cp.loaded_libraries(env, env_vars, probe.libraries if probe else (), host)
+    paths = compile_paths(env, target, gpu_arch=driver.cuda_arch, env_vars=env_vars, libraries=libraries)
+    verdicts = tuple(_judge(c, target, paths, env.prefix) for c in env.components)
     findings = _driver_findings(driver, env, toolkit) + _arch_findings(driver, env) + _probe_findings(probe, paths)
     if unfinished:
         findings.append(
@@ -511,11 +528,11 @@ def diagnose(
                 )
             )
     env_newer = any(v.severity == "info" and v.verdict == "ok" and v.role != "compat" for v in verdicts)
-    findings += _path_findings(paths, target, env_newer)
     mixed = _mixed_findings(env, paths)
-    findings += mixed
-    mixed_names = {f.component for f in mixed if f.code == "mixed"}
     older = {f.component for f in mixed if f.code == "nvjitlink_older" and f.severity == "error"}
+    findings += _path_findings(paths, target, env_newer, reported=bool(older)) + mixed
+    mixed_names = {f.component for f in mixed if f.code == "mixed"}
+    older |= cp.failing_linkers(env, paths)
     verdicts = tuple(
         ComponentVerdict(v.name, v.version, v.source, v.role, v.cuda, "mixed", "error", "older than NVVM: link fails")
         if v.name in older

@@ -1,7 +1,7 @@
 """conda's own configuration, read the way conda reads it: envs dirs, package caches, channel names.
 
 condafix runs beside conda, not inside it, so it reads conda's condarc search path and the
-``CONDA_*`` variables itself (PyYAML, no conda import): ``-n NAME`` must find the env conda
+``CONDA_*`` variables itself (ruamel.yaml as conda parses them, no conda import): ``-n NAME`` must find the env conda
 finds, the package cache conda filled must serve an offline rollback, and ``-c conda-forge`` must
 mean what ``channel_alias``/``custom_channels`` make it mean.
 """
@@ -28,7 +28,8 @@ class CondaConfig:
     pkgs_dirs: tuple[Path, ...]
     channel_alias: str
     custom_channels: tuple[tuple[str, str], ...]
-    channels: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()  # merged as conda merges them (``merge_sequence``)
+    proxy_servers: tuple[tuple[str, str | None], ...] = ()  # likewise (``merge_map``)
 
 
 def root_prefix(env: Mapping[str, str]) -> Path | None:
@@ -45,63 +46,92 @@ def root_prefix(env: Mapping[str, str]) -> Path | None:
 
 def search_path(env: Mapping[str, str], root: Path | None) -> list[Path]:
     """conda's condarc search path (conda 26.7 ``conda/base/constants.py`` SEARCH_PATH), lowest priority
-    first; a ``condarc.d/`` directory contributes its ``*.yml``/``*.yaml`` files in name order, and an entry
-    whose variable is unset is skipped, as conda skips it."""
+    first, expanded as ``Configuration._expand_search_path`` expands it: a file counts when it is named
+    ``.condarc``/``condarc`` or ends in ``.yml``/``.yaml``; a directory contributes its ``*.yml``/``*.yaml``
+    files in name order; an entry whose variable is unset is skipped."""
     home = Path(env.get("HOME") or Path.home())
     dirs: list[Path | None] = [Path("/etc/conda"), Path("/var/lib/conda"), root]
     xdg = env.get("XDG_CONFIG_HOME")
     dirs += [Path(xdg) / "conda" if xdg else None, home / ".config" / "conda", home / ".conda"]
-    places: list[Path] = []
+    entries: list[Path] = []
     for base in [d for d in dirs if d is not None]:
-        places += [base / ".condarc", base / "condarc", *_drop_in(base / "condarc.d")]
-    places.append(home / ".condarc")
+        entries += [base / ".condarc", base / "condarc", base / "condarc.d"]
+    entries.append(home / ".condarc")
     if env.get("CONDA_PREFIX"):
         prefix = Path(env["CONDA_PREFIX"])
-        places += [prefix / ".condarc", prefix / "condarc", *_drop_in(prefix / "condarc.d")]
+        entries += [prefix / ".condarc", prefix / "condarc", prefix / "condarc.d"]
     if env.get("CONDARC"):
-        places.append(Path(env["CONDARC"]))
+        entries.append(Path(env["CONDARC"]).expanduser())
+    places: list[Path] = []
+    for entry in dict.fromkeys(entries):
+        if entry.is_dir():
+            places += _drop_in(entry)
+        elif entry.name in _CONDARC_NAMES or entry.suffix in _YAML_SUFFIXES:
+            places.append(entry)
     return list(dict.fromkeys(places))
+
+
+_CONDARC_NAMES = (".condarc", "condarc")
+_YAML_SUFFIXES = (".yml", ".yaml")
 
 
 def _drop_in(directory: Path) -> list[Path]:
     try:
-        return sorted(p for p in directory.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+        return sorted(p for p in directory.iterdir() if p.suffix in _YAML_SUFFIXES and p.is_file())
     except OSError:
         return []
 
 
-def _files(env: Mapping[str, str], root: Path | None) -> list[tuple[Path, dict[str, Any]]]:
-    """Every condarc conda reads, parsed; a file that is not YAML (or not UTF-8) is skipped, as it is unreadable."""
-    existing = [path for path in search_path(env, root) if path.is_file()]
-    if not existing:
-        return []  # the common case: no YAML parser to import (start-up)
-    import yaml
+def _load_yaml(path: Path) -> Any:
+    """A condarc parsed as conda parses it (ruamel.yaml round-trip, so ``#!final``/``#!top`` comments
+    survive): the mapping, {} when empty or unreadable, None when not YAML or not UTF-8 (conda skips it)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+    except OSError:
+        return {}
+    try:
+        data = YAML(typ="rt").load(text)
+    except (YAMLError, RecursionError, ValueError):
+        return None
+    return data if isinstance(data, dict) else {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _files(env: Mapping[str, str], root: Path | None) -> list[tuple[Path, Any]]:
+    """Every condarc conda reads, parsed (ruamel's commented mapping); a file that is not YAML is skipped."""
     found = []
-    for path in existing:
-        data = read_file(path, yaml)
-        if data is not None:
-            found.append((path, data))
+    for path in search_path(env, root):
+        if path.is_file():
+            data = _load_yaml(path)
+            if data is not None:
+                found.append((path, data))
     return found
 
 
-def read_file(path: Path, yaml: Any = None) -> dict[str, Any] | None:
-    """One condarc's mapping ({} when empty or unreadable); None when it is not YAML or not UTF-8."""
-    if yaml is None:
-        import yaml
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError:
-        return {}
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else {}
+def read_file(path: Path) -> dict[str, Any] | None:
+    """One condarc's mapping as plain values ({} when empty or unreadable); None when not YAML or not UTF-8."""
+    data = _load_yaml(path)
+    return None if data is None else _plain(data)
 
 
 def files(env: Mapping[str, str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """(path, contents) of every condarc conda reads here, lowest priority first: the one reader."""
     env = os.environ if env is None else env
-    return _files(env, root_prefix(env))
+    return [(path, _plain(data)) for path, data in _files(env, root_prefix(env))]
 
 
 def _list(value: object) -> list[str]:
@@ -118,7 +148,8 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
     """Env vars beat files; among files the later (more specific) one wins, lists keep every entry."""
     env = os.environ if env is None else env
     root = root_prefix(env)
-    files = [data for _path, data in _files(env, root)]
+    sources = _files(env, root)
+    files = [_plain(data) for _path, data in sources]
     home = Path(env.get("HOME") or Path.home())
 
     def merged(key: str) -> list[str]:
@@ -151,13 +182,158 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
         tuple(dict.fromkeys(pkgs)),
         alias.rstrip("/"),
         tuple(sorted(custom.items())),
-        tuple(_split(env.get("CONDA_CHANNELS", ""), ",") or merged("channels")),
+        tuple(str(c) for c in merge_sequence("channels", sources, env, aliases=("channel", "_channels"))),
+        tuple(merge_map("proxy_servers", sources, env).items()),
     )
 
 
 def _split(text: str, sep: str) -> list[str]:
     parts = text.replace(",", sep).split(sep) if sep != "," else text.split(",")
     return [p.strip() for p in parts if p.strip()]
+
+
+# ---------------------------------------------------------------- merged as conda merges
+
+# conda 26.7 ``conda/common/configuration.py``: a ``#!final`` comment on a key makes the sources after
+# it (higher priority) not count; ``#!top``/``#!bottom`` on a list item move it to the front/back of the
+# merged list. ``CONDA_<KEY>`` is one more source, above every file; ``!important`` in it is its ``#!final``.
+FINAL, TOP, BOTTOM = "final", "top", "bottom"
+ENV_SOURCE = "envvars"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Value:
+    """One loaded value with conda's flags: ``key_flag`` from the key's comment, ``flags`` per item."""
+
+    value: Any  # a primitive, a tuple of _Value, or a dict of str -> _Value
+    key_flag: str | None = None
+    flags: Any = None  # tuple of per-item flags (sequence) or dict key -> flag (map)
+
+
+def _flag(comment: object) -> str | None:
+    """``ParameterFlag.from_string``: ``#!final`` -> final; anything else -> None."""
+    text = comment.strip("!#") if isinstance(comment, str) else None
+    return text if text in (FINAL, TOP, BOTTOM) else None
+
+
+def _seq_comment(seq: Any, index: int) -> str | None:
+    try:
+        item = seq.ca.items[index]
+        return (item[0].value.strip() or None) if item[0] else (item[1][0].value.strip() or None)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def _map_comment(mapping: Any, key: object) -> str | None:
+    try:
+        return str(mapping.ca.items[key][2].value.strip()) or None
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _yaml_value(raw: Any, key_comment: str | None) -> _Value:
+    """``YamlRawParameter``: comments become flags, children keep their own."""
+    if isinstance(raw, list):
+        item_comments = [_seq_comment(raw, i) for i in range(len(raw))]
+        items = tuple(_yaml_value(v, c) for v, c in zip(raw, item_comments, strict=True))
+        return _Value(value=items, key_flag=_flag(key_comment), flags=tuple(_flag(c) for c in item_comments))
+    if isinstance(raw, dict):
+        comments = {k: _map_comment(raw, k) for k in raw}
+        children = {str(k): _yaml_value(v, comments[k]) for k, v in raw.items()}
+        flags = {str(k): _flag(c) for k, c in comments.items() if c is not None}
+        return _Value(value=children, key_flag=_flag(key_comment), flags=flags)
+    return _Value(value=_plain(raw), key_flag=_flag(key_comment))
+
+
+def _matches(
+    names: tuple[str, ...], sources: list[tuple[Path, Any]], env: Mapping[str, str], *, sequence: bool
+) -> list[_Value]:
+    """Each source's value for the key (one name of ``names`` per source, as conda allows), lowest first."""
+    found: list[_Value] = []
+    for _path, data in sources:
+        keys = [n for n in names if n in data]
+        if len(keys) == 1 or (keys and names[0] in keys):
+            key = names[0] if names[0] in keys else keys[0]
+            if data[key] is not None:
+                found.append(_yaml_value(data[key], _map_comment(data, key)))
+    variables = {k[len("CONDA_") :].lower(): v for k, v in env.items() if k.startswith("CONDA_")}
+    keys = [n for n in names if n in variables]
+    if len(keys) == 1 or (keys and names[0] in keys):
+        raw = variables[names[0] if names[0] in keys else keys[0]]
+        final = FINAL if len(raw.split("!important")) >= 2 else None
+        if sequence:  # EnvRawParameter: comma-split, stripped, empties dropped, no item flags
+            # each item is then read as a primitive, which drops its own ``!important``
+            items = tuple(_Value(value=v.strip().split("!important")[0].strip()) for v in raw.split(",") if v.strip())
+            found.append(_Value(value=items, key_flag=final, flags=tuple("" for _ in raw.split(","))))
+    return found
+
+
+def _first_important(matches: list[_Value]) -> list[_Value]:
+    """Sources up to and including the first whose key is ``#!final``: higher ones do not count."""
+    for index, match in enumerate(matches):
+        if match.key_flag == FINAL:
+            return matches[: index + 1]
+    return matches
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _expandvars(value: Any, env: Mapping[str, str]) -> Any:
+    """``os.path.expandvars`` against ``env``: ``$X``/``${X}`` replaced where set, left as they are where not."""
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    import re
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return env.get(name, match.group(0))
+
+    return re.sub(r"\$(?:(\w+)|\{([^}]*)\})", sub, value)
+
+
+def merge_sequence(
+    name: str, sources: list[tuple[Path, Any]], env: Mapping[str, str], *, aliases: tuple[str, ...] = ()
+) -> list[Any]:
+    """``SequenceLoadedParameter.merge``: higher-priority sources first, de-duplicated; ``#!top`` items of
+    every source before them and ``#!bottom`` items after (``#!bottom`` wins on an item marked both)."""
+    relevant = [m for m in _first_important(_matches((name, *aliases), sources, env, sequence=True))
+                if isinstance(m.value, tuple)]  # fmt: skip
+
+    def marked(match: _Value, flag: str) -> list[Any]:
+        return [v.value for v, f in zip(match.value, match.flags or (), strict=False) if f == flag]
+
+    top = [v for m in relevant for v in marked(m, TOP)]
+    bottom = [v for m in reversed(relevant) for v in marked(m, BOTTOM)]
+    everything = [v.value for m in reversed(relevant) for v in m.value]
+    top_deduped = _unique(top + everything)
+    merged = list(reversed(_unique(list(reversed(bottom)) + list(reversed(top_deduped)))))
+    return [_expandvars(v, env) for v in merged]
+
+
+def merge_map(name: str, sources: list[tuple[Path, Any]], env: Mapping[str, str]) -> dict[str, Any]:
+    """``MapLoadedParameter.merge`` of primitives: per key the higher source wins, unless a lower one marks
+    the key (or the whole map) ``#!final``."""
+    relevant = [m for m in _first_important(_matches((name,), sources, env, sequence=False))
+                if isinstance(m.value, dict)]  # fmt: skip
+    grouped: dict[str, list[_Value]] = {}
+    for match in relevant:
+        for key, value in match.value.items():
+            grouped.setdefault(key, []).append(value)
+    merged = {key: _merge_primitive(values) for key, values in grouped.items()}
+    final = {
+        key: value.value
+        for match in reversed(relevant)
+        for key, value in match.value.items()
+        if isinstance(match.flags, dict) and match.flags.get(key) == FINAL
+    }
+    return {key: _expandvars(value, env) for key, value in {**merged, **final}.items()}
+
+
+def _merge_primitive(values: list[_Value]) -> Any:
+    important = next((v for v in values if v.key_flag == FINAL), None)
+    return (important or values[-1]).value
 
 
 # ---------------------------------------------------------------- environments

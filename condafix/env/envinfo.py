@@ -1,104 +1,28 @@
 """What CUDA parts an environment holds: conda-meta records, history, pip CUDA wheels.
 
-Reads the filesystem only (stdlib ``json``): ``doctor`` must start fast, so py-rattler's
+Reads conda-meta through :mod:`condafix.env.condameta` (stdlib ``json``): ``doctor`` must start fast, so py-rattler's
 ``PrefixRecord`` is left to the planner, which needs full records for the solver.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
+from condafix.env import condameta
 from condafix.errors import Hint, InspectError, UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion
-from condafix.knowledge.roles import cuda_of_build, cuda_of_local_version
-
-Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat", "linker"]
-
-# Roles whose version decides which PTX ISA the env writes (what the driver's JIT must accept).
-PTX_WRITERS: Final = frozenset({"pin", "toolkit", "nvvm", "nvrtc"})
-
-# conda package name -> role. CTK split packages (CUDA >= 12) pin cuda-version to their own X.Y.
-CONDA_ROLES: Final[Mapping[str, Role]] = {
-    "cuda-version": "pin",
-    "pytorch-cuda": "pin",
-    "cudatoolkit": "toolkit",
-    "cuda-nvcc": "nvvm",
-    "cuda-nvcc-impl": "nvvm",
-    "cuda-nvcc-tools": "nvvm",
-    "cuda-nvvm": "nvvm",
-    "cuda-nvvm-impl": "nvvm",
-    "cuda-nvvm-tools": "nvvm",
-    "cuda-nvvm-dev_linux-64": "nvvm",
-    "nvcc_linux-64": "nvvm",  # the old conda-forge nvcc wrapper (nvcc-feedstock#108: 11.8 beside 12.5)
-    "cuda-nvrtc": "nvrtc",
-    "libnvjitlink": "nvjitlink",
-    "cuda-cudart": "runtime",
-    "cuda-cudart_linux-64": "runtime",
-    "numba": "consumer",
-    "numba-cuda": "consumer",
-    "cupy": "consumer",
-    "cupy-core": "consumer",
-    "jaxlib": "consumer",
-    "pytorch": "framework",
-    "cuda-compat": "compat",
-    # Link helpers that change numba's compile path (condafix.diagnose.compilepath); no CUDA version of their own.
-    "pynvjitlink": "linker",
-    "cubinlinker": "linker",
-    "ptxcompiler": "linker",
-}
-_CONDA_PREFIXED: Final = (("cuda-nvcc_", "nvvm"), ("cuda-nvvm-dev_", "nvvm"), ("cuda-cudart_", "runtime"))
-
-# pip distribution name (normalized) -> role; NVIDIA's cu12 wheels and the unsuffixed cu13 ones.
-PIP_ROLES: Final[Mapping[str, Role]] = {
-    "nvidia-cuda-nvcc-cu12": "nvvm",
-    "nvidia-cuda-nvcc": "nvvm",
-    "nvidia-nvvm": "nvvm",
-    "nvidia-cuda-nvrtc-cu12": "nvrtc",
-    "nvidia-cuda-nvrtc-cu11": "nvrtc",
-    "nvidia-cuda-nvrtc": "nvrtc",
-    "nvidia-nvjitlink-cu12": "nvjitlink",
-    "nvidia-nvjitlink": "nvjitlink",
-    "nvidia-cuda-runtime-cu12": "runtime",
-    "nvidia-cuda-runtime-cu11": "runtime",
-    "nvidia-cuda-runtime": "runtime",
-    "cuda-toolkit": "pin",
-    "numba-cuda": "consumer",
-    "numba": "consumer",
-    "cupy-cuda11x": "consumer",
-    "cupy-cuda12x": "consumer",
-    "cupy-cuda13x": "consumer",
-    "jax-cuda12-plugin": "consumer",
-    "jax-cuda13-plugin": "consumer",
-    "torch": "framework",
-    "pynvjitlink-cu12": "linker",
-    "cubinlinker-cu11": "linker",
-    "ptxcompiler-cu11": "linker",
-}
-
-# Consumers that compile PTX at run time through the driver (or NVRTC): the JIT rule applies.
-JIT_CONSUMERS: Final = frozenset(
-    {
-        "numba",
-        "numba-cuda",
-        "cupy",
-        "cupy-core",
-        "jaxlib",
-        "cupy-cuda11x",
-        "cupy-cuda12x",
-        "cupy-cuda13x",
-        "jax-cuda12-plugin",
-        "jax-cuda13-plugin",
-    }
-)
+from condafix.knowledge.roles import Role, cuda_of_build, cuda_of_local_version
 
 
+# The role table (conda and pip names, PTX writers, JIT consumers) is data/package_roles.json,
+# loaded by condafix.knowledge.roles: the doctor, the planner and the env-file groups read one table.
 @dataclass(frozen=True)
 class Component:
     """One CUDA-relevant package of the env and the CUDA major.minor it was built for."""
@@ -137,7 +61,8 @@ class EnvInfo:
 
     @property
     def jit_consumers(self) -> tuple[Component, ...]:
-        return tuple(c for c in self.components if c.name in JIT_CONSUMERS)
+        jit = roles.table().jit_consumers
+        return tuple(c for c in self.components if c.name in jit)
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.components if c.name == name), None)
@@ -161,56 +86,7 @@ def component_cuda(name: str, version: str, build: str, role: Role) -> str | Non
 
 
 def conda_role(name: str) -> Role | None:
-    role = CONDA_ROLES.get(name)
-    if role is None:
-        role = next((r for prefix, r in _CONDA_PREFIXED if name.startswith(prefix)), None)  # type: ignore[misc]
-    return role
-
-
-def spec_name(spec: str) -> str:
-    """Package name of a conda MatchSpec string (``conda-forge::cuda-version=12.4`` -> cuda-version)."""
-    text = spec.strip().split("::")[-1]
-    return re.split(r"[\s=<>!~\[]", text, maxsplit=1)[0].lower()
-
-
-def parse_history(text: str) -> tuple[str, ...]:
-    """The user's requested specs after replaying ``conda-meta/history`` (update/install/remove)."""
-    requested: dict[str, str] = {}
-    for line in text.splitlines():
-        match = re.match(r"#\s*(update|install|create|remove|neutered)\s+specs:\s*(\[.*\])\s*$", line)
-        if not match:
-            continue
-        try:
-            specs = ast.literal_eval(match.group(2))
-        except (ValueError, SyntaxError):
-            continue
-        for spec in specs if isinstance(specs, list) else []:
-            if not isinstance(spec, str) or not spec.strip():
-                continue
-            if match.group(1) == "remove":
-                requested.pop(spec_name(spec), None)
-            else:
-                requested[spec_name(spec)] = spec.strip()
-    return tuple(requested.values())
-
-
-def parse_record(text: str, origin: str) -> dict[str, object]:
-    """Validate one conda-meta JSON record; a broken one is an InspectError naming the file."""
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise InspectError(f"{origin}: not a valid package record (nested too deeply)") from None
-    except json.JSONDecodeError as exc:
-        raise InspectError(
-            f"{origin}: not a valid package record (invalid JSON at line {exc.lineno} column {exc.colno})",
-            (Hint("broken_record", "move the file aside or reinstall that package with conda"),),
-        ) from None
-    if not isinstance(data, dict):
-        raise InspectError(f"{origin}: not a valid package record (expected a JSON object)")
-    for key in ("name", "version", "build"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise InspectError(f"{origin}: not a valid package record (missing {key!r})")
-    return data
+    return roles.conda_role(name)
 
 
 def channel_name(url: object) -> str | None:
@@ -280,7 +156,7 @@ def read_pip_components(prefix: Path, conda_names: Iterable[str]) -> list[Compon
                 continue
             raw_name, version = stem.split("-", 1)
             name = re.sub(r"[-_.]+", "-", raw_name).lower()
-            role = PIP_ROLES.get(name)
+            role = roles.pip_role(name)
             if role is None or name in skip:
                 continue
             installer = info / "INSTALLER"
@@ -296,7 +172,7 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         return EnvInfo(None, None, "none", None, (), (), (), 0)
     if not prefix.is_dir():
         raise InspectError(f"prefix does not exist: {prefix}")
-    meta = prefix / "conda-meta"
+    meta = condameta.meta_dir(prefix)
     if not meta.is_dir():
         if (prefix / "pyvenv.cfg").is_file():
             pip = read_pip_components(prefix, ())
@@ -309,29 +185,24 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
     channels: list[str] = []
     names: list[str] = []
     requested_from_records: list[str] = []
-    try:
-        record_paths = sorted(meta.glob("*.json"))
-        for path in record_paths:
-            record = parse_record(path.read_text(encoding="utf-8", errors="replace"), f"conda-meta/{path.name}")
-            name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
-            names.append(name)
-            channel = channel_name(record.get("channel"))
-            if channel is None or "********" in channel or "<TOKEN>" in channel:
-                # rattler/conda store the channel with its token masked; the url keeps the real one
-                channel = channel_name(record.get("url")) or channel
-            if channel and channel not in channels and channel != "pypi":
-                channels.append(channel)
-            specs = record.get("requested_specs")
-            if isinstance(specs, list):
-                requested_from_records += [s for s in specs if isinstance(s, str)]
-            role = conda_role(name)
-            if role is not None:
-                cuda = component_cuda(name, version, build, role)
-                components.append(Component(name, version, build, "conda", role, cuda, channel))
-        history = meta / "history"
-        requested = parse_history(history.read_text(errors="replace")) if history.is_file() else ()
-    except PermissionError as exc:
-        raise InspectError(f"cannot read {exc.filename}: permission denied") from None
+    all_records = condameta.records(prefix)
+    for _path, record in all_records:
+        name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
+        names.append(name)
+        channel = channel_name(record.get("channel"))
+        if channel is None or "********" in channel or "<TOKEN>" in channel:
+            # rattler/conda store the channel with its token masked; the url keeps the real one
+            channel = channel_name(record.get("url")) or channel
+        if channel and channel not in channels and channel != "pypi":
+            channels.append(channel)
+        specs = record.get("requested_specs")
+        if isinstance(specs, list):
+            requested_from_records += [s for s in specs if isinstance(s, str)]
+        role = conda_role(name)
+        if role is not None:
+            cuda = component_cuda(name, version, build, role)
+            components.append(Component(name, version, build, "conda", role, cuda, channel))
+    requested = tuple(condameta.read_history(prefix).requested_specs(names).values())
     components += read_pip_components(prefix, names)
     return EnvInfo(
         prefix=str(prefix),
@@ -341,7 +212,7 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         components=tuple(components),
         requested_specs=requested or tuple(dict.fromkeys(requested_from_records)),
         channels=tuple(channels),
-        package_count=len(record_paths),
+        package_count=len(all_records),
     )
 
 

@@ -1,8 +1,10 @@
 """One CUDA group per file: which specs carry CUDA, what CUDA each admits, and the one pin they move to.
 
-The package table lives in ``data/cuda_groups.json`` (with sources). ``decide`` is pure: it takes the
-file's dependencies as written, the target CUDA and optional channel look-ups, and returns which
-specs change and how, or why the file is refused. Environment files and pixi manifests share it.
+Which names are which kind is the one role table (``data/package_roles.json``, ``knowledge.roles``);
+their versions, releases and build-string forms live in ``data/cuda_groups.json`` (with sources).
+``decide`` is pure: it takes the file's dependencies as written, the target CUDA and optional channel
+look-ups, and returns which specs change and how, or why the file is refused. Environment files and
+pixi manifests share it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.roles import Kind
 
-Kind = Literal["pin", "toolkit", "pytorch-cuda", "metapackage", "component", "library", "build", "major", "consumer"]
 Status = Literal["ok", "change", "refused"]
 Records = Sequence[tuple[str, str, tuple[str, ...]]]  # (version, build, depends) from a channel
 Lookup = Callable[[str], Records]
@@ -35,13 +38,7 @@ class Tables:
     anchors: dict[str, tuple[Kind, tuple[str, ...]]]
     metapackages: frozenset[str]
     releases: tuple[str, ...]
-    component_prefixes: tuple[str, ...]
-    component_exclude: frozenset[str]
     components_from: CudaVersion
-    library_prefixes: tuple[str, ...]
-    major_tied: frozenset[str]
-    consumers: frozenset[str]
-    build_patterns: tuple[tuple[re.Pattern[str], str], ...]
     framework: dict[tuple[str, str], tuple[str, tuple[CudaVersion, ...]]]
     framework_channel: str
     sources: dict[str, str]
@@ -53,7 +50,8 @@ def tables() -> Tables:
     raw: dict[str, Any] = json.loads(
         resources.files("condafix.data").joinpath("cuda_groups.json").read_text(encoding="utf-8")
     )
-    anchors = {row["name"]: (row["kind"], tuple(row["versions"])) for row in raw["anchors"]["rows"]}
+    kinds = roles.table().anchors
+    anchors = {row["name"]: (kinds[row["name"]], tuple(row["versions"])) for row in raw["anchors"]["rows"]}
     framework = {
         (row["name"], row["version"]): (row["via"], tuple(CudaVersion.parse(c) for c in row["cuda"]))
         for row in raw["framework_builds"]["rows"]
@@ -61,48 +59,34 @@ def tables() -> Tables:
     sources = {key: value["source"] for key, value in raw.items() if isinstance(value, dict) and "source" in value}
     return Tables(
         anchors=anchors,
-        metapackages=frozenset(raw["metapackages"]["names"]),
+        metapackages=roles.table().metapackages,
         releases=tuple(raw["metapackages"]["releases"]),
-        component_prefixes=tuple(raw["components"]["prefixes"]),
-        component_exclude=frozenset(raw["components"]["exclude"]),
         components_from=CudaVersion.parse(raw["components"]["conda_forge_from"]),
-        library_prefixes=tuple(raw["libraries"]["prefixes"]),
-        major_tied=frozenset(raw["major_tied"]["names"]),
-        consumers=frozenset(raw["consumers"]["names"]),
-        build_patterns=tuple((re.compile(p["regex"]), p["form"]) for p in raw["build_strings"]["patterns"]),
         framework=framework,
         framework_channel=raw["framework_builds"]["channel"],
         sources=sources,
     )
 
 
-def build_cuda(build: str) -> tuple[CudaVersion, re.Match[str], str] | None:
-    """The CUDA a build string names (``*cuda112*`` -> 11.2, ``py3.9_cuda11.3_*`` -> 11.3)."""
-    for pattern, form in tables().build_patterns:
-        found = pattern.search(build)
-        if found:
-            return CudaVersion(int(found.group(1)), int(found.group(2))), found, form
-    return None
+def build_cuda(build: str) -> tuple[CudaVersion, roles.BuildCuda] | None:
+    """The CUDA a build string names (``*cuda112*`` -> 11.2, ``py3.9_cuda11.3_*`` -> 11.3), read by the
+    one build-string parser (``knowledge.roles.build_cuda``), with where it stands in the text."""
+    found = roles.build_cuda(build)
+    return (CudaVersion.parse(found.cuda), found) if found else None
 
 
 def kind_of(name: str, build: str = "") -> Kind | None:
-    """Which part of the CUDA group a package is, or None when it carries no CUDA."""
-    t = tables()
-    if name in t.anchors:
-        return t.anchors[name][0]
-    if name in t.metapackages:
-        return "metapackage"
+    """Which part of the CUDA group a package is, or None when it carries no CUDA: the name's kind from
+    the one role table (``knowledge.roles``), where a build string naming a CUDA outranks all but the
+    anchors and metapackages, and any ``cuda`` in a build makes a consumer."""
+    kind = roles.name_kind(name)
+    if kind in ("pin", "toolkit", "pytorch-cuda", "metapackage"):
+        return kind
     if build and build_cuda(build):
         return "build"
-    if name in t.major_tied:
-        return "major"
-    if name.startswith(t.library_prefixes):
-        return "library"
-    if name not in t.component_exclude and name.startswith(t.component_prefixes):
-        return "component"
-    if name in t.consumers or (build and "cuda" in build.lower()):
-        return "consumer"
-    return None
+    if kind is not None:
+        return kind
+    return "consumer" if build and "cuda" in build.lower() else None
 
 
 def cuda_of_record(name: str, version: str, build: str) -> CudaVersion | None:
@@ -316,9 +300,9 @@ class _Planner:
         found = build_cuda(item.build)
         if found is None:
             return Move(None, None, "")
-        _old, match, form = found
-        token = form.format(major=cuda.major, minor=cuda.minor)
-        new_build = item.build[: match.start()] + token + item.build[match.end() :]
+        _old, where = found
+        token = where.form.format(major=cuda.major, minor=cuda.minor)
+        new_build = item.build[: where.start] + token + item.build[where.end :]
         if self.lookup is not None:
             ok = any(
                 token in build and (not item.normalized or _matches(item.normalized, version))

@@ -10,17 +10,18 @@ with conda's MatchSpec grammar (rattler).
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from condafix.errors import CondafixError, UsageError
 from condafix.files import cudagroup
 from condafix.knowledge.cuda import CudaVersion
+
+if TYPE_CHECKING:
+    from condafix.plan.solver import Backend
 
 BOM = "\ufeff"
 Status = Literal["ok", "change", "refused"]
@@ -79,6 +80,7 @@ class EnvFileResult:
     reason: str = ""
     group: tuple[GroupMember, ...] = ()
     attempts: tuple[str, ...] = ()
+    solver: str | None = None  # what checked the candidates (``conda (libmamba)``, ``rattler``); None: not checked
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def parse(raw: str, name: str) -> Parsed:
         raise EnvFileError(f"{name}: invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     if not isinstance(doc, dict):
         raise EnvFileError(f"{name}: not an environment file (the top level is not a mapping)")
+    _refuse_tags(doc, name)
     marks: Any = doc  # ruamel's CommentedMap: positions live in .lc
     deps_node: Any = doc.get("dependencies")
     deps_line = marks.lc.key("dependencies")[0] if "dependencies" in doc else -1
@@ -245,6 +248,25 @@ def parse(raw: str, name: str) -> Parsed:
     channels = doc.get("channels")
     chan = tuple(str(c) for c in channels) if isinstance(channels, list) else ()
     return Parsed(text, bom, newline, chan, tuple(deps), tuple(pip), deps_line)
+
+
+def _refuse_tags(doc: Any, name: str) -> None:
+    """An explicit YAML tag (``!!python/object:os.system``) has no meaning in an environment file: refuse it.
+
+    ruamel's round-trip loader keeps tags instead of constructing objects, so nothing ran; but the node is
+    not a list or a string any more. One linear walk with a stack (no recursion).
+    """
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise EnvFileError(f"{name}: YAML tag {shown} is not part of an environment file")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 # ---------------------------------------------------------------- specs
@@ -340,33 +362,39 @@ Render = Callable[[dict[int, cudagroup.Move], "tuple[str, str] | None"], list[st
 
 
 def channel_check(
-    channels: Sequence[str], target: CudaVersion, offline: bool, render: Render, *, platform: str = "linux-64"
+    backend: Backend, channels: Sequence[str], target: CudaVersion, render: Render, *, platform: str = "linux-64"
 ) -> tuple[cudagroup.Lookup, cudagroup.Check, str]:
-    """Channel look-ups and a whole-file solve per candidate CUDA (rattler, with ``__cuda`` = target)."""
-    from condafix.backends.rattler import net as net_rb
-    from condafix.backends.rattler import solve as solve_rb
+    """Channel look-ups and a whole-file solve per candidate CUDA through the backend the command layer
+    opened (conda's configured solver inside conda, else rattler), as a new env, with ``__cuda`` = target."""
     from condafix.plan.planner import normalize_channel
     from condafix.plan.solver import SolveFailed
 
-    chosen = tuple(normalize_channel(c) for c in channels) or ("conda-forge",)
-    gw = net_rb.gateway(offline=offline)
-    rb_target = net_rb.Target(tuple(chosen), platform, str(target))
-    cache: dict[str, Any] = {}
+    wanted = [normalize_channel(c) for c in channels if c != "nodefaults"]  # nodefaults: a conda env-file word
+    chosen = backend.channels(wanted, ()) or ("conda-forge",)
+    cache: dict[str, cudagroup.Records] = {}
 
     def lookup(name: str) -> cudagroup.Records:
         if name not in cache:
-            cache[name] = solve_rb.records_of(gw, rb_target, name)
-        return cache[name]  # type: ignore[no-any-return]
+            found = backend.query(chosen, [name], platform=platform)
+            cache[name] = [(r.version, r.build, r.depends) for r in found]
+        return cache[name]
 
     def check(_cuda: CudaVersion, moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> str | None:
         try:
-            solve_rb.solve(gw, rb_target, render(moves, add), [])
+            backend.solve(
+                channels=chosen, platform=platform, cuda=str(target), cuda_arch=None, pins=(), specs=render(moves, add)
+            )
         except SolveFailed as failed:
             lines = [line.strip() for line in failed.message.splitlines() if line.strip()]
             return "does not solve with the file's specs: " + " / ".join(lines[:3])
         return None
 
-    return lookup, check, ", ".join(chosen)
+    return lookup, check, f"{', '.join(chosen)}; solved by {solver_label(backend)}"
+
+
+def solver_label(backend: Backend) -> str:
+    """What checked the file, for the result: ``conda (libmamba)``, ``rattler``."""
+    return str(getattr(backend, "label", backend.name))
 
 
 def plan_file(
@@ -375,11 +403,10 @@ def plan_file(
     target: CudaVersion,
     *,
     channels: Sequence[str] = (),
-    offline: bool = False,
-    check_channel: bool = True,
+    backend: Backend | None = None,
     allow_major: bool = False,
 ) -> tuple[EnvFileResult, str]:
-    """Decide the new text; nothing is written here."""
+    """Decide the new text; nothing is written here. Without a ``backend`` nothing is checked on a channel."""
     parsed = parse(raw, name)
     specs: dict[int, SpecText] = {}
     notes: list[Note] = []
@@ -413,7 +440,7 @@ def plan_file(
     lookup: cudagroup.Lookup | None = None
     check: cudagroup.Check | None = None
     where = ""
-    if check_channel and not offline and group:
+    if backend is not None and group:
 
         def render(moves: dict[int, cudagroup.Move], add: tuple[str, str] | None) -> list[str]:
             out = [
@@ -422,7 +449,7 @@ def plan_file(
             ]
             return [*out, f"{add[0]}={add[1]}"] if add else out
 
-        lookup, check, where = channel_check(list(channels) or list(parsed.channels), target, offline, render)
+        lookup, check, where = channel_check(backend, list(channels) or list(parsed.channels), target, render)
 
     decision = cudagroup.decide(
         items, target, allow_major=allow_major, lookup=lookup, check=check, channels=parsed.channels or channels
@@ -442,6 +469,7 @@ def plan_file(
         reason=decision.reason,
         group=group,
         attempts=decision.attempts,
+        solver=solver_label(backend) if backend is not None and where else None,
     )
     if decision.status != "change" or decision.cuda is None:
         return base, raw
@@ -480,6 +508,7 @@ def plan_file(
         reason=decision.reason,
         group=group,
         attempts=decision.attempts,
+        solver=base.solver,
     )
     return result, new_raw
 
@@ -507,52 +536,3 @@ def _insert_pin(
     edits.append(
         Edit(anchor.line + 2, "", new_line.rstrip("\r\n"), f"no CUDA pin in the file: added one for CUDA {target}")
     )
-
-
-# ---------------------------------------------------------------- writing
-
-
-def write_atomically(path: Path, content: str, *, backup: bool = True) -> Path | None:
-    """Replace the file's content safely; return the backup's path.
-
-    A symlink keeps being a link: the file it points to is written. The backup sits beside that
-    file and is written to a temp file first, then renamed over the old ``.bak`` (a rename replaces a
-    ``.bak`` symlink itself, never what it points to); if the disk is full the old ``.bak`` stays. The
-    new content goes the same way, with the original's mode and owner.
-    """
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise UsageError(f"{path}: cannot resolve the file to write ({exc})") from None
-    info = real.stat()
-    saved: Path | None = None
-    if backup:
-        saved = real.with_name(real.name + ".bak")
-        _replace_with(saved, real.read_bytes(), info, "the backup")
-    _replace_with(real, content.encode("utf-8"), info, "the new file")
-    return saved
-
-
-def _replace_with(dest: Path, data: bytes, info: os.stat_result, what: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, info.st_mode & 0o7777)
-        if hasattr(os, "chown") and (os.stat(temp).st_uid, os.stat(temp).st_gid) != (info.st_uid, info.st_gid):
-            try:
-                os.chown(temp, info.st_uid, info.st_gid)
-            except PermissionError:
-                raise CondafixError(
-                    f"{dest}: cannot keep the file's owner {info.st_uid}:{info.st_gid} (run as that user); "
-                    "nothing changed"
-                ) from None
-        os.replace(temp, dest)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise CondafixError(f"could not write {what} {dest}: {exc.strerror or exc}; nothing changed") from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -33,7 +33,7 @@ class LockError(CondafixError):
         super().__init__(summary, (), 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LockedEnv:
     """One environment on one platform: its locked CUDA and the verdict against the target."""
 
@@ -48,7 +48,7 @@ class LockedEnv:
     declared: str | None = None  # pixi: the CUDA the manifest declares when the lock drifted past its major
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LockReport:
     path: str
     format: str
@@ -64,7 +64,7 @@ class LockReport:
         return {"ok": 0, "warning": 1, "mismatch": 2}[self.status]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LockRun:
     """Every file checked against one target (``--cuda``/``--driver``/detection; fleet: the oldest)."""
 
@@ -214,7 +214,8 @@ def locked_cuda(records: Locked) -> tuple[CudaVersion | None, str | None]:
         if name in by:
             found = cudagroup.build_cuda(by[name][1])
             if found:
-                return found[0], f"{name} {by[name][0]} ({found[1].group(0)} build)"
+                text = by[name][1][found[1].start : found[1].end]
+                return found[0], f"{name} {by[name][0]} ({text} build)"
     for name, (version, build) in sorted(by.items()):
         if cudagroup.kind_of(name, build) in ("component", "metapackage"):
             cuda = cudagroup.cuda_of_record(name, version, build)
@@ -232,24 +233,67 @@ def judge(env: str, platform: str, records: Locked, pypi: Sequence[str], target:
         why = "no CUDA package in this env"
         if cuda_pypi:
             why += f" (PyPI packages {', '.join(cuda_pypi)} are reported, not judged)"
-        return LockedEnv(env, platform, None, None, "no-cuda", why, (), cuda_pypi)
+        return LockedEnv(
+            env=env,
+            platform=platform,
+            cuda=None,
+            cuda_from=None,
+            verdict="no-cuda",
+            reason=why,
+            jit_users=(),
+            pypi_cuda=cuda_pypi,
+        )
     jit = tuple(driver_jit_users({name: version for name, version, _b in records}))
     if cuda.major < target.major or cuda <= target:
         return LockedEnv(
-            env, platform, str(cuda), source, "ok", f"CUDA {cuda} runs on a CUDA {target} driver", jit, cuda_pypi
+            env=env,
+            platform=platform,
+            cuda=str(cuda),
+            cuda_from=source,
+            verdict="ok",
+            reason=f"CUDA {cuda} runs on a CUDA {target} driver",
+            jit_users=jit,
+            pypi_cuda=cuda_pypi,
         )
     need = knowledge().min_driver_for(cuda)
     if cuda.major > target.major:
         why = f"CUDA {cuda} needs a CUDA {cuda.major} driver (>= {need}); this one supports CUDA {target}"
-        return LockedEnv(env, platform, str(cuda), source, "mismatch", why, jit, cuda_pypi)
+        return LockedEnv(
+            env=env,
+            platform=platform,
+            cuda=str(cuda),
+            cuda_from=source,
+            verdict="mismatch",
+            reason=why,
+            jit_users=jit,
+            pypi_cuda=cuda_pypi,
+        )
     if jit:
         why = (
             f"{', '.join(jit)} JIT PTX through the driver: 'Unsupported .version' on CUDA {target} "
             f"(needs driver >= {need}, or CUDA <= {target})"
         )
-        return LockedEnv(env, platform, str(cuda), source, "mismatch", why, jit, cuda_pypi)
+        return LockedEnv(
+            env=env,
+            platform=platform,
+            cuda=str(cuda),
+            cuda_from=source,
+            verdict="mismatch",
+            reason=why,
+            jit_users=jit,
+            pypi_cuda=cuda_pypi,
+        )
     why = f"SASS runs on CUDA {target} (minor version compatibility); no PTX-JIT user is locked"
-    return LockedEnv(env, platform, str(cuda), source, "warning", why, jit, cuda_pypi)
+    return LockedEnv(
+        env=env,
+        platform=platform,
+        cuda=str(cuda),
+        cuda_from=source,
+        verdict="warning",
+        reason=why,
+        jit_users=jit,
+        pypi_cuda=cuda_pypi,
+    )
 
 
 # ---------------------------------------------------------------- fixes
@@ -299,11 +343,11 @@ def _manifest_fix(manifest: Path, target: CudaVersion, pixi: bool) -> list[str]:
         if pixi:
             from condafix.files.pixifile import plan_manifest
 
-            result, _new = plan_manifest(raw, str(manifest), target, offline=True)
+            result, _new = plan_manifest(raw, str(manifest), target)
         else:
             from condafix.files.envfile import plan_file
 
-            result, _new = plan_file(raw, str(manifest), target, offline=True)
+            result, _new = plan_file(raw, str(manifest), target)
     except (CondafixError, OSError) as exc:
         return [f"{manifest}: {exc}"]
     lines = [f"{manifest}:{e.line}: {_change(e.old.strip(), e.new.strip())}" for e in result.edits]
@@ -392,7 +436,16 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
             ]
             relock = "pixi lock"
     label = {"pixi.lock": "pixi.lock", "conda-lock": "conda-lock v1", "explicit": "@EXPLICIT"}[fmt]
-    return LockReport(str(path), label, str(target), judged, status, manifest, tuple(fix), relock)
+    return LockReport(
+        path=str(path),
+        format=label,
+        target_cuda=str(target),
+        envs=judged,
+        status=status,
+        manifest=manifest,
+        fix=tuple(fix),
+        relock=relock,
+    )
 
 
 def default_files() -> list[str]:

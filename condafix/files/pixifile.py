@@ -5,6 +5,11 @@ needs no change is never re-serialised (byte-identical). Each scope moves as one
 default dependencies (with their ``[target.*]`` tables) and each feature (with its targets). A
 feature whose CUDA comes only through a package (cupy, pytorch-gpu) gets its own ``cuda-version``
 pin; one that needs a newer CUDA major than the driver is reported, not rewritten.
+
+The CUDA a scope declares comes from pixi's rich platforms (pixi >= 0.71: ``platforms = [{ platform =
+"linux-64", cuda = "12.9" }]``, ``cuda = { driver = "12.9", arch = "8.6" }`` or a raw ``__cuda``) and from the
+deprecated ``[system-requirements]``. Both are read and moved with the group; a declaration is never added
+where the manifest had none, and ``[system-requirements]`` is never newly written.
 """
 
 from __future__ import annotations
@@ -13,11 +18,23 @@ import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from condafix.files import cudagroup
-from condafix.files.envfile import Edit, EnvFileError, EnvFileResult, GroupMember, Note, channel_check, find_template
+from condafix.files.envfile import (
+    Edit,
+    EnvFileError,
+    EnvFileResult,
+    GroupMember,
+    Note,
+    channel_check,
+    find_template,
+    solver_label,
+)
 from condafix.knowledge.cuda import CudaVersion
+
+if TYPE_CHECKING:
+    from condafix.plan.solver import Backend
 
 
 @dataclass(frozen=True)
@@ -33,12 +50,36 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class RichPlatform:
+    """One inline-table entry of ``platforms`` that declares CUDA (pixi >= 0.71)."""
+
+    entry: Any  # the inline table
+    holder: Any  # the table holding the version: the entry, or its `cuda = { driver, arch }` table
+    key: str  # "cuda", "driver" or "__cuda"
+    subdir: str
+    where: str  # e.g. "[workspace] platforms"
+
+    @property
+    def raw(self) -> str:
+        return str(self.holder[self.key])
+
+    @property
+    def cuda(self) -> CudaVersion:
+        version = self.raw.split("=", 1)[0].strip()  # a raw `__cuda = "12.4=0"` carries a build
+        return CudaVersion.parse(version if "." in version else f"{version}.0")
+
+    def shown(self) -> str:
+        return f"{self.where}: {self.entry.as_string().strip()}"
+
+
+@dataclass(frozen=True)
 class Scope:
     name: str  # "default" or the feature's name
     deps_table: Any  # where an added pin goes
     deps_where: str
     deps: tuple[Dependency, ...]
     system_cuda: tuple[Any, str] | None  # (table, where) holding `cuda = "12"`
+    rich: tuple[RichPlatform, ...] = ()  # the rich platforms this scope is solved on that declare CUDA
 
 
 def _load(raw: str, name: str) -> Any:
@@ -87,7 +128,9 @@ def _deps(table: Any, where: str, name: str, platform: str | None = None) -> Ite
             raise EnvFileError(f"{name}: {where} {key}: not a version string or a table")
 
 
-def _scope(node: Any, label: str, prefix: str, name: str) -> Scope:
+def _scope(
+    node: Any, label: str, prefix: str, name: str, rich: Sequence[RichPlatform] = (), solve_platform: str = ""
+) -> Scope:
     """One scope's dependencies: its own table and those of its ``[target.<platform>]`` tables."""
     base = f"{prefix}{'' if label == 'default' else f'feature.{label}.'}"
     deps: list[Dependency] = []
@@ -101,7 +144,103 @@ def _scope(node: Any, label: str, prefix: str, name: str) -> Scope:
             deps += _deps(sub, f"[{base}target.{platform}.dependencies]", name, str(platform))
     system = _table(node, "system-requirements")
     sysreq = (system, f"[{base}system-requirements]") if system is not None and "cuda" in system else None
-    return Scope(label, table, f"[{base}dependencies]", tuple(deps), sysreq)
+    names = None if label == "default" else _bound(node)
+    mine = tuple(p for p in rich if p.subdir == solve_platform and _applies(p, names))
+    return Scope(label, table, f"[{base}dependencies]", tuple(deps), sysreq, mine)
+
+
+_SUBDIR_DEFAULTS = {"linux": {"glibc": "2.28", "linux": "4.18"}, "osx": {"macos": "13.0"}}
+_FRIENDLY = ("cuda", "archspec", "glibc", "linux", "macos", "windows")  # pixi's order in synthesized names
+
+
+def _rich_platforms(meta: Any, where: str, name: str) -> list[RichPlatform]:
+    """The inline-table entries of ``platforms`` that declare CUDA, in any of pixi's three spellings."""
+    out = []
+    for entry in meta.get("platforms", []) if isinstance(meta, dict) else []:
+        if not isinstance(entry, dict):
+            continue
+        subdir = str(entry.get("platform") or entry.get("name") or "")
+        cuda = entry.get("cuda")
+        if isinstance(cuda, str):
+            found = RichPlatform(entry, entry, "cuda", subdir, where)
+        elif isinstance(cuda, dict) and isinstance(cuda.get("driver"), str):
+            found = RichPlatform(entry, cuda, "driver", subdir, where)
+        elif isinstance(entry.get("__cuda"), str):
+            found = RichPlatform(entry, entry, "__cuda", subdir, where)
+        elif cuda is not None or "__cuda" in entry:
+            raise EnvFileError(f"{name}: {where}: cuda must be a version or {{ driver = …, arch = … }}")
+        else:
+            continue
+        try:
+            found.cuda  # noqa: B018  (validates the version once, here)
+        except Exception:
+            raise EnvFileError(f"{name}: {where}: cuda = {found.raw!r} is not a CUDA version") from None
+        out.append(found)
+    return out
+
+
+def _segment(text: str) -> str:
+    return "-".join(part for part in "".join(c if c.isascii() and c.isalnum() else " " for c in text).split())
+
+
+def synthesized_name(entry: Any) -> str:
+    """The name pixi gives an entry without ``name``: its subdir, then each declared virtual package.
+
+    Features refer to a rich platform by this name (``[feature.gpu] platforms = ["linux-64-cuda-12-9"]``),
+    so moving its CUDA renames it; the references move with it.
+    """
+    subdir = str(entry.get("platform") or entry.get("name") or "")
+    defaults = _SUBDIR_DEFAULTS.get(subdir.split("-", 1)[0], {})
+    values = {k: entry.get("osx" if k == "macos" and "macos" not in entry else k) for k in _FRIENDLY}
+    raw = {str(k)[2:]: str(v) for k, v in entry.items() if str(k).startswith("__")}
+    cuda = values["cuda"]
+    if isinstance(cuda, dict):
+        values["cuda"] = cuda.get("driver")
+        if cuda.get("arch") is not None:
+            raw["cuda_arch"] = str(cuda["arch"])
+    if values["cuda"] is None and "cuda" in raw:
+        values["cuda"] = raw.pop("cuda")
+    parts = [subdir]
+    for key in _FRIENDLY:
+        value = values[key]
+        if value is not None and defaults.get(key) != str(value):
+            parts.append(f"{key}-{_segment(str(value))}")
+    parts += [f"{_segment(k)}-{_segment(v)}" for k, v in sorted(raw.items())]
+    return "-".join(parts)
+
+
+def _bound(node: Any) -> list[str] | None:
+    """The platform names a feature binds to (``[feature.x] platforms = [...]``), or None: all of them."""
+    names = node.get("platforms") if isinstance(node, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def _applies(platform: RichPlatform, names: list[str] | None) -> bool:
+    explicit = platform.entry.get("name")
+    return names is None or str(explicit or synthesized_name(platform.entry)) in names
+
+
+def _move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[Edit]:
+    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it."""
+    old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
+    version, eq, build = platform.raw.partition("=")
+    platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
+    edits = [Edit(0, old_shown, platform.shown(), f"the platform's __cuda moves with the group to CUDA {cuda}")]
+    new_name = synthesized_name(platform.entry)
+    if platform.entry.get("name") or new_name == old_name:
+        return edits
+    for feature, node in (_table(root, "feature") or {}).items():
+        names = node.get("platforms") if isinstance(node, dict) else None
+        if not isinstance(names, list):
+            continue
+        for index, value in enumerate(names):
+            if str(value) == old_name:
+                names[index] = new_name
+                said = f"[feature.{feature}] platforms: {old_name!r}"
+                edits.append(
+                    Edit(0, said, f"[feature.{feature}] platforms: {new_name!r}", "follows the renamed platform")
+                )
+    return edits
 
 
 def _item(dep: Dependency) -> cudagroup.Item:
@@ -149,22 +288,25 @@ def plan_manifest(
     target: CudaVersion,
     *,
     channels: Sequence[str] = (),
-    offline: bool = False,
-    check_channel: bool = True,
+    backend: Backend | None = None,
     allow_major: bool = False,
 ) -> tuple[EnvFileResult, str]:
-    """Decide the new manifest text; nothing is written here."""
+    """Decide the new manifest text; nothing is written here. Without a ``backend``, no channel check."""
     doc = _load(raw, name)
     root, prefix = _root(doc, name)
     meta = _table(root, "workspace") or _table(root, "project") or {}
     listed = meta.get("channels", [])
     manifest_channels = [str(c if isinstance(c, str) else c.get("channel", "")) for c in listed]
-    platforms = [str(p) for p in meta.get("platforms", []) if isinstance(p, str)]
+    listed_platforms = meta.get("platforms", [])
+    platforms = [str(p.get("platform") or p.get("name")) if isinstance(p, dict) else str(p) for p in listed_platforms]
     solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
-    scopes = [_scope(root, "default", prefix, name)]
+    meta_where = f"[{prefix}{'workspace' if _table(root, 'workspace') is not None else 'project'}] platforms"
+    rich = _rich_platforms(meta, meta_where, name)
+    scopes = [_scope(root, "default", prefix, name, rich, solve_platform)]
     for feature, node in (_table(root, "feature") or {}).items():
         if isinstance(node, dict):
-            scopes.append(_scope(node, str(feature), prefix, name))
+            scopes.append(_scope(node, str(feature), prefix, name, rich, solve_platform))
+    noted: set[int] = set()  # rich platforms already moved or reported
     notes: list[Note] = []
     edits: list[Edit] = []
     group: list[GroupMember] = []
@@ -172,6 +314,7 @@ def plan_manifest(
     refused: list[str] = []
     reported: list[str] = []  # a newer major than the driver: a fact about that feature, not a failure
     checked: set[str] = set()
+    solver: str | None = None
     for scope in scopes:
         items = [_item(d) for d in scope.deps]
         kinds = [cudagroup.kind_of(i.name, i.build) for i in items]
@@ -184,6 +327,16 @@ def plan_manifest(
         if sysreq is None and scope is not scopes[0]:  # an environment adds its features to the default
             sysreq = _system_cuda(scopes[0], name)
             scope = replace(scope, system_cuda=None)
+        too_new = [p for p in scope.rich if p.cuda.major > target.major]
+        if any(kinds) and too_new and len(too_new) == len(scope.rich) and not (sysreq and sysreq.major <= target.major):
+            for platform in too_new:  # every platform it is solved on needs a newer driver: a fact, not a failure
+                reported.append(
+                    f"{scope.name}: {platform.shown()} needs a CUDA {platform.cuda.major} driver and this one "
+                    f"supports CUDA {target}: reported, not rewritten"
+                )
+                noted.add(id(platform.entry))
+            continue
+        scope = replace(scope, rich=tuple(p for p in scope.rich if p not in too_new))
         if sysreq is not None and sysreq.major > target.major:
             where = (scope.system_cuda or scopes[0].system_cuda or (None, "system-requirements"))[1]
             reported.append(
@@ -196,7 +349,8 @@ def plan_manifest(
                 refused.append(f"{scope.name}: system-requirements cuda = {sysreq} is newer than the driver's {target}")
             continue
         lookup = check = None
-        if check_channel and not offline:
+        if backend is not None:
+            solver = solver_label(backend)
 
             def render(
                 moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
@@ -204,8 +358,8 @@ def plan_manifest(
                 out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
                 return [*out, f"{add[0]} {add[1]}.*"] if add else out
 
-            lookup, check, where = channel_check(
-                list(channels) or manifest_channels, target, offline, render, platform=solve_platform
+            lookup, check, _where = channel_check(
+                backend, list(channels) or manifest_channels, target, render, platform=solve_platform
             )
         decision = cudagroup.decide(
             items,
@@ -247,7 +401,19 @@ def plan_manifest(
             said = f"{where} cuda = {str(table['cuda'])!r}".replace("'", '"')
             table["cuda"] = text
             edits.append(Edit(0, said, f'{where} cuda = "{text}"', "moves with the group"))
+        for platform in scope.rich:  # the platform it is solved on says the same CUDA as its pins
+            if platform.cuda > cuda:
+                edits += _move_platform(platform, cuda, root)
+                noted.add(id(platform.entry))
         reasons.append(f"{scope.name}: {decision.reason}")
+    for platform in rich:  # the rest, once each: no scope with CUDA packages moved them
+        if platform.subdir != solve_platform or platform.cuda <= target or id(platform.entry) in noted:
+            continue
+        if platform.cuda.major > target.major:
+            said = f"needs a CUDA {platform.cuda.major} driver and this one supports CUDA {target}"
+        else:
+            said = f"declares CUDA {platform.cuda}, newer than the driver's CUDA {target}; no CUDA pin moves with it"
+        reported.append(f"{platform.shown()} {said}: reported, not rewritten")
     notes += [Note(None, "", r) for r in reported + refused]
     notes += _pypi_notes(root, target)
     new_raw = raw
@@ -276,6 +442,7 @@ def plan_manifest(
         status=status,
         reason=reason,
         group=tuple(group),
+        solver=solver,
     )
     return result, new_raw
 
@@ -286,6 +453,11 @@ def _numbered(edits: list[Edit], text: str) -> list[Edit]:
     out = []
     for edit in edits:
         header, _, rest = edit.new.partition("] ")
+        if rest.startswith("platforms: "):  # a rich platform: the line holding its entry (or the name)
+            needle = rest[len("platforms: ") :].strip("'")
+            found = next((n + 1 for n, line in enumerate(lines) if needle in line), 0)
+            out.append(replace(edit, line=found))
+            continue
         key = rest.split(" ", 1)[0]
         start = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), -1)
         found = next(
@@ -333,6 +505,12 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
     newer driver than the manifest says: the relock drift users report.
     """
     root, _prefix = _root(_load(raw, name), name)
+    meta = _table(root, "workspace") or _table(root, "project") or {}
+    rich = _rich_platforms(meta, "platforms", name)
+
+    def declared(names: list[str] | None) -> CudaVersion | None:
+        """The newest CUDA the rich platforms an environment is solved on declare."""
+        return max((p.cuda for p in rich if _applies(p, names)), default=None)
 
     def sysreq(node: Any) -> CudaVersion | None:
         table = _table(node, "system-requirements")
@@ -342,15 +520,18 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
         except Exception:
             return None
 
-    default = sysreq(root)
+    default = max((v for v in (sysreq(root), declared(None)) if v is not None), default=None)
     features = _table(root, "feature") or {}
     out: dict[str, CudaVersion] = {"default": default} if default else {}
     for env, spec in (_table(root, "environments") or {}).items():
         names = spec if isinstance(spec, list) else spec.get("features", []) if isinstance(spec, dict) else []
         use_default = not (isinstance(spec, dict) and spec.get("no-default-feature"))
         found = [v for f in names if (v := sysreq(features.get(str(f)))) is not None]
-        if use_default and default is not None:
-            found.append(default)
+        bound = [b for f in names if (b := _bound(features.get(str(f)))) is not None]
+        on = declared(sorted({n for b in bound for n in b}) if bound else None)  # features narrow the platforms
+        found += [on] if on is not None else []
+        if use_default and (own := sysreq(root)) is not None:
+            found.append(own)
         if found:
             out[str(env)] = max(found)
     return out

@@ -51,7 +51,7 @@ def driver_version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.strip().split("."))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriverRow:
     """Minimum driver of a CUDA minor's GA release."""
 
@@ -60,7 +60,7 @@ class DriverRow:
     windows: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Knowledge:
     """All tables, validated at load time; one instance per process."""
 
@@ -116,6 +116,30 @@ class Knowledge:
                 best = row.cuda if best is None else max(best, row.cuda)
         return best
 
+    def driver_branches(self) -> tuple[DriverRow, DriverRow]:
+        """The oldest and newest rows of the Linux driver table: the branches condafix can map to a CUDA."""
+        rows = [r for r in self.min_driver if r.linux]
+        return min(rows, key=lambda r: r.cuda), max(rows, key=lambda r: r.cuda)
+
+    def cuda_for_known_driver(self, driver: str) -> CudaVersion:
+        """The CUDA a ``--driver`` supports; a branch outside the table is refused, never guessed.
+
+        A driver newer than the table (``--driver 999``) used to become the newest CUDA in it (13.3) with
+        status ok; its real CUDA is unknown, so it is bad input that names the known range.
+        """
+        key = driver_version_key(driver)
+        oldest, newest = self.driver_branches()
+        low, high = driver_version_key(oldest.linux)[0], driver_version_key(newest.linux)[0]
+        best = self.max_cuda_for_driver(driver)
+        if best is None or key[0] > high:
+            side = "older than every CUDA release in" if best is None else "newer than"
+            raise UsageError(
+                f"driver {driver.strip()} (branch {key[0]}) is {side} condafix's driver table, which knows "
+                f"branches {low} to {high} (CUDA {oldest.cuda} to {newest.cuda}; a driver looks like {newest.linux}); "
+                "pass the CUDA version instead: --cuda X.Y (nvidia-smi's 'CUDA Version')"
+            )
+        return best
+
     def min_driver_for(self, cuda: CudaVersion, *, windows: bool = False) -> str | None:
         """Driver needed for a driver max CUDA of at least ``cuda`` (skipping unreleased minors)."""
         rows = [r for r in self.min_driver if r.cuda >= cuda]
@@ -168,7 +192,10 @@ def _build(raw: dict[str, Any]) -> Knowledge:
         CudaVersion.parse(row["ptx"]): tuple(CudaVersion.parse(c) for c in row["cuda"])
         for row in raw["ptx_isa"]["rows"]
     }
-    rows = tuple(DriverRow(CudaVersion.parse(r["cuda"]), r["linux"], r["windows"]) for r in raw["min_driver"]["rows"])
+    rows = tuple(
+        DriverRow(cuda=CudaVersion.parse(r["cuda"]), linux=r["linux"], windows=r["windows"])
+        for r in raw["min_driver"]["rows"]
+    )
     floors = {int(r["major"]): (r["linux"], r["windows"]) for r in raw["mvc_floor"]["rows"]}
     sources = {key: value["source"] for key, value in raw.items() if isinstance(value, dict)}
     return Knowledge(

@@ -17,33 +17,19 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from condafix import progress
+from condafix.change.installer import Move
 from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
-from condafix.env import envinfo
+from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
+from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion, knowledge
-from condafix.plan.solver import Backend, Record, SolveFailed
+from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
+from condafix.schema import to_jsonable
 
 Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
 Step = Callable[[str], None]
-
-# Names whose version moves with the pin: requested specs on them lose their version part.
-CUDA_MOVERS = frozenset(
-    name
-    for name, role in envinfo.CONDA_ROLES.items()
-    if role in ("pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime")
-) | {
-    "cuda-cudart-dev",
-    "cuda-nvrtc-dev",
-    "libnvjitlink-dev",
-    "cuda-nvcc-dev_linux-64",
-    "cuda-crt-dev_linux-64",
-    "cuda-crt-tools",
-    "cuda-driver-dev",
-    "cuda-cudart-static",
-    "cuda-nvcc_linux-64",
-}
 
 
 @dataclass(frozen=True)
@@ -99,7 +85,7 @@ class Plan:
     solve_seconds: float = 0.0
     solver: str = "rattler"
     pins: tuple[str, ...] = ()
-    records: tuple[Any, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
+    records: tuple[Record, ...] = field(default=(), repr=False, compare=False, metadata={"json": False})
 
 
 # ---------------------------------------------------------------- channels
@@ -178,15 +164,6 @@ def candidate_minors(versions: Sequence[str], *, major: int, limit: CudaVersion)
     return sorted(found, reverse=True)
 
 
-def moves_with_pin(name: str) -> bool:
-    """A requested spec on this package loses its version so the CUDA group can move together
-    (the group table of ``condafix env``: metapackages at full releases, CTK libraries, pytorch-cuda)."""
-    from condafix.files import cudagroup
-
-    kind = cudagroup.kind_of(name)
-    return name in CUDA_MOVERS or kind in ("pin", "toolkit", "pytorch-cuda", "metapackage", "component", "library")
-
-
 def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pins: Sequence[str]) -> list[str]:
     """The user's requested specs (CUDA parts unpinned, so they can move), every other installed name, the pins.
 
@@ -195,15 +172,15 @@ def request_specs(env_info: envinfo.EnvInfo, installed_names: Sequence[str], pin
     by another tool, or by `conda install --no-deps`), and a CUDA fix must never remove a user's package.
     """
     requested = list(env_info.requested_specs)
-    named = {envinfo.spec_name(spec) for spec in requested}
+    named = {condameta.spec_name(spec) for spec in requested}
     specs = requested + [name for name in installed_names if name not in named]
-    pinned = {envinfo.spec_name(p) for p in pins}
+    pinned = {condameta.spec_name(p) for p in pins}
     out: list[str] = []
     for spec in specs:
-        name = envinfo.spec_name(spec)
+        name = condameta.spec_name(spec)
         if name in pinned:
             continue
-        out.append(name if moves_with_pin(name) else spec.split("::")[-1])
+        out.append(name if roles.moves_with_pin(name) else spec.split("::")[-1])
     return list(dict.fromkeys(out)) + list(pins)
 
 
@@ -254,10 +231,10 @@ def find_blockers(
     kb = knowledge()
     blockers = []
     for record in installed:
-        if record.name in CUDA_MOVERS:  # they move with the pin; other builds exist
+        if roles.pin_mover(record.name):  # they move with the pin; other builds exist
             continue
         for dep in list(record.depends) + list(record.constrains):
-            if envinfo.spec_name(dep) != family or spec_matches(dep, family, str(best)):
+            if condameta.spec_name(dep) != family or spec_matches(dep, family, str(best)):
                 continue
             fits = sorted(
                 CudaVersion.parse(v)
@@ -307,15 +284,13 @@ def plan(
     allow_major: bool = False,
     env: Mapping[str, str] | None = None,
     step: Step = lambda _msg: None,
-    backend: Backend | None = None,
+    backend: Backend,
 ) -> Plan:
-    """Plan the smallest solver-checked change that makes the env's CUDA <= the target."""
+    """Plan the smallest solver-checked change that makes the env's CUDA <= the target.
+
+    ``backend``: the solver (``backends.choice.open_backend``); the planner never picks one itself."""
     env = os.environ if env is None else env
     env_info = envinfo.read_env(prefix, "-p")
-    if backend is None:
-        from condafix.plan.solver import open_backend
-
-        backend = open_backend("rattler", prefix=prefix, offline=offline, env=env)
     chosen_channels = backend.channels([normalize_channel(c) for c in channels], pick_channels((), env_info, env))
     target_cuda = CudaVersion.parse(target.cuda)
     current = env_cuda(env_info)
@@ -393,7 +368,7 @@ def plan(
             unchanged=unchanged,
             commands=equivalent_commands(env_info, chosen_channels, pins, env),
             solve_seconds=time.perf_counter() - started,
-            records=tuple(r.native for r in solved),
+            records=tuple(solved),
         )
     progress.end(step, f"no candidate solves ({len(candidates)} tried)")
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
@@ -433,3 +408,30 @@ def _platform(installed: Sequence[Record]) -> str:
     machine = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
     system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
     return f"{system}-{machine.get(platform.machine().lower(), platform.machine().lower())}"
+
+
+def install_request(plan: Plan, *, via: str | None = None) -> InstallRequest:
+    """A plan as ``change.apply`` and an installer take it: the solved records, the moves, the pins, and
+    the command conda's history records (``via``: the tool named on the command line, if any)."""
+    pins = plan.pins or ((plan.pin,) if plan.pin else ())
+    command = f"condafix cuda -p {plan.prefix} --apply --cuda {plan.target.cuda}" + (f" --via {via}" if via else "")
+    return InstallRequest(
+        prefix=Path(plan.prefix),
+        cuda=plan.target.cuda,
+        channels=plan.channels,
+        pins=tuple(pins),
+        specs=plan.specs,
+        records=plan.records,
+        moves=tuple(
+            Move(
+                name=c.name,
+                from_version=c.from_version,
+                from_build=c.from_build,
+                to_version=c.to_version,
+                to_build=c.to_build,
+            )
+            for c in plan.changes
+        ),
+        command=command,
+        plan=to_jsonable(plan),
+    )

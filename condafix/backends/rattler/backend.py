@@ -17,9 +17,11 @@ from rattler import (
     Version,
 )
 
+from condafix.backends.rattler import install as install_rb
 from condafix.backends.rattler.grammar import spec_matches
 from condafix.backends.rattler.net import Target, cache_dir, gateway, repodata_cache_age
 from condafix.backends.rattler.solve import query_channels, read_prefix_records, solve
+from condafix.change.installer import Installer, InstallRequest, Step
 from condafix.errors import CondafixError, Hint
 from condafix.plan.solver import Record
 
@@ -36,7 +38,6 @@ def to_record(record: Any) -> Record:
         size=int(record.size) if getattr(record, "size", None) else None,
         depends=tuple(record.depends),
         constrains=tuple(record.constrains),
-        native=record,
     )
 
 
@@ -45,11 +46,27 @@ class RattlerBackend:
 
     name = "rattler"
 
-    def __init__(self, *, prefix: Path, offline: bool) -> None:
+    def __init__(self, *, prefix: Path | None, offline: bool) -> None:
         self.prefix = prefix
         self.offline = offline
         self._gateway: Gateway | None = None
         self._installed: list[PrefixRecord] | None = None
+        self._natives: dict[Record, Any] = {}  # neutral record -> rattler's, for the installer
+
+    def _neutral(self, records: Sequence[Any]) -> list[Record]:
+        out = []
+        for native in records:
+            record = to_record(native)
+            self._natives[record] = native
+            out.append(record)
+        return out
+
+    def natives(self, records: Sequence[Record]) -> list[Any]:
+        """rattler's own records behind neutral ones this backend returned (only a backend touches them)."""
+        missing = [f"{r.name} {r.version} {r.build}" for r in records if r not in self._natives]
+        if missing:
+            raise CondafixError(f"the rattler backend did not solve {', '.join(missing)}; plan again with it")
+        return [self._natives[r] for r in records]
 
     def _gw(self) -> Gateway:
         if self._gateway is None:
@@ -57,8 +74,8 @@ class RattlerBackend:
         return self._gateway
 
     def _native_installed(self) -> list[PrefixRecord]:
-        if self._installed is None:
-            self._installed = read_prefix_records(self.prefix)
+        if self._installed is None:  # no prefix: a new environment, nothing installed
+            self._installed = read_prefix_records(self.prefix) if self.prefix is not None else []
         return self._installed
 
     def channels(self, requested: Sequence[str], env_channels: Sequence[str]) -> tuple[str, ...]:
@@ -88,12 +105,12 @@ class RattlerBackend:
         return age
 
     def installed(self) -> list[Record]:
-        return [to_record(r) for r in self._native_installed()]
+        return self._neutral(self._native_installed())
 
     def query(self, channels: Sequence[str], names: Sequence[str], *, platform: str) -> list[Record]:
         target = Target(tuple(channels), platform, "0")
         records, self._gateway = query_channels(self._gw(), target, names, offline=self.offline)
-        return [to_record(r) for r in records]
+        return self._neutral(records)
 
     def solve(
         self,
@@ -106,7 +123,8 @@ class RattlerBackend:
         specs: Sequence[str],
     ) -> list[Record]:
         target = Target(tuple(channels), platform, cuda, cuda_arch)
-        return [to_record(r) for r in solve(self._gw(), target, specs, self._native_installed())]
+        wanted = list(dict.fromkeys([*specs, *pins]))
+        return self._neutral(solve(self._gw(), target, wanted, self._native_installed()))
 
     def version_less(self, left: str, right: str) -> bool:
         return bool(Version(left) < Version(right))
@@ -114,7 +132,26 @@ class RattlerBackend:
     def spec_matches(self, spec: str, name: str, version: str) -> bool:
         return spec_matches(spec, name, version)
 
-    def apply(self, plan: Any, *, via: str | None, step: Any, pin: bool = True, replace_pin: bool = False) -> Any:
-        from condafix.change import apply as apply_mod
+    def installer(self, request: InstallRequest) -> Installer:
+        """rattler installs the solved records (from conda's package cache where it holds them)."""
+        natives = self.natives(request.records)
+        prefix = request.prefix
 
-        return apply_mod.apply_plan(plan, via=via, step=step, pin=pin, replace_pin=replace_pin)
+        def install(step: Step) -> None:
+            originals = {f"{r.name.normalized}-{r.version}-{r.build}.json": str(r.url) for r in natives}
+            try:
+                install_rb.install(
+                    install_rb.prefer_cached(natives), prefix, read_prefix_records(prefix), request.specs, step
+                )
+            finally:  # prefer_cached points a record at conda's cache; the backend's records stay as solved
+                for record in natives:
+                    record.url = originals[f"{record.name.normalized}-{record.version}-{record.build}.json"]
+            install_rb.keep_channel_urls(prefix, originals)
+
+        return Installer(
+            label="rattler",
+            install=install,
+            writes_history=False,
+            spec_matches=spec_matches,
+            caches=(str(install_rb.pkgs_dir()),),
+        )

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from rattler import (
 
 from condafix import progress, proxy
 from condafix.backends.rattler.net import cache_dir, client, net_limits
+from condafix.change.installer import Reinstaller
+from condafix.change.safety import _atomic_write, _read_json
 from condafix.errors import CondafixError, Hint
 
 
@@ -254,3 +257,37 @@ def package_source(record: Any) -> str | None:
 
 def records_from_dir(directory: Path) -> list[PrefixRecord]:
     return [PrefixRecord.from_path(p) for p in sorted(directory.glob("*.json"))]
+
+
+def reinstaller() -> Reinstaller:
+    """The embedded installer for a restore: saved records from conda's or condafix's package cache, else the
+    channel (the command layer hands it to ``change.rollback``)."""
+
+    def unavailable(records_dir: Path, names: Sequence[str]) -> list[str]:
+        wanted = prefer_cached(records_from_dir(records_dir))
+        return [
+            f"{r.name.normalized} {r.version} {r.build}"
+            for r in wanted
+            if r.name.normalized in names and package_source(r) is None
+        ]
+
+    def reinstall(prefix: Path, records_dir: Path) -> None:
+        from condafix.backends.rattler.solve import read_prefix_records
+
+        install(prefer_cached(records_from_dir(records_dir)), prefix, read_prefix_records(prefix), [])
+
+    return Reinstaller(label="rattler", unavailable=unavailable, reinstall=reinstall)
+
+
+def keep_channel_urls(prefix: Path, urls: Mapping[str, str]) -> None:
+    """Records installed from conda's package cache keep their channel URL (conda reads the channel from it).
+
+    ``urls``: record file name -> the channel URL; only those files are read."""
+    for name, url in sorted(urls.items()):
+        path = prefix / "conda-meta" / name
+        if not path.is_file():
+            continue
+        record = _read_json(path)
+        if url and record.get("url") != url:
+            record["url"] = url
+            _atomic_write(path, json.dumps(record, indent=2, sort_keys=True))

@@ -36,6 +36,7 @@ from condafix.backends.rattler.net import (
     gateway,
     net_limits,
 )
+from condafix.env import condameta
 from condafix.errors import CondafixError, InspectError
 from condafix.plan.solver import SolveFailed
 
@@ -43,7 +44,7 @@ from condafix.plan.solver import SolveFailed
 def read_prefix_records(prefix: Path) -> list[PrefixRecord]:
     """Installed records for the solver's locked set; a broken one is an InspectError."""
     records = []
-    for path in sorted((prefix / "conda-meta").glob("*.json")):
+    for path in condameta.record_paths(prefix):
         try:
             records.append(PrefixRecord.from_path(path))
         except Exception as exc:  # rattler raises its own IoError/ParseError types

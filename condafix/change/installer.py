@@ -1,0 +1,97 @@
+"""What the change path needs from whoever installs: a neutral request and the installer for it.
+
+Why here: ``change.apply`` wraps any install (a backend's own, or ``--via conda|mamba|micromamba``)
+in the lock, snapshot, journal, pin and history, the way pipx wraps pip. So the installer is a
+value a backend (or the tool module) builds and the command layer hands over; nothing in
+``change/`` imports a backend, and only a backend touches its native records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Step = Callable[[str], None]
+Matches = Callable[[str, str, str], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One package record, whichever backend read it; ``channel`` and ``url`` stay raw (not redacted)."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str = ""
+    channel: str | None = None
+    url: str | None = None
+    size: int | None = None
+    depends: tuple[str, ...] = ()
+    constrains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Move:
+    """One package the change moves: what is installed now (None: not installed) and what comes."""
+
+    name: str
+    from_version: str | None
+    from_build: str | None
+    to_version: str | None
+    to_build: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallRequest:
+    """A planned change as the change path and an installer need it (built from the planner's Plan).
+
+    ``records`` is the solved final state; ``command`` is the line conda's history gets; ``plan`` is
+    the plan's JSON, kept in the snapshot.
+    """
+
+    prefix: Path
+    cuda: str
+    channels: tuple[str, ...]
+    pins: tuple[str, ...]
+    specs: tuple[str, ...] = ()
+    records: tuple[Record, ...] = ()
+    moves: tuple[Move, ...] = ()
+    command: str = ""
+    plan: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Installer:
+    """One way to make a prefix hold a request's records; ``change.apply`` runs it inside its safety net.
+
+    ``install(step)`` does the work (``step``: progress); ``writes_history``: the installer writes
+    conda's history revision itself (conda, mamba), so condafix writes none; ``caches``: package
+    caches it extracts into (a rollback after a kill finds half-linked files there); ``spec_matches``:
+    its own match-spec check, for pins already in ``conda-meta/pinned``; ``argv``: the command it runs,
+    when it is a tool.
+    """
+
+    label: str
+    install: Callable[[Step], None]
+    writes_history: bool
+    spec_matches: Matches
+    caches: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reinstaller:
+    """How a restore gets back packages the snapshot holds no backup of (handed in by the command layer).
+
+    ``unavailable(records_dir, names)``: of the records saved in ``records_dir`` with those names, the
+    ones no cache or channel holds any more (``"name version build"``); ``reinstall(prefix, records_dir)``
+    makes the prefix hold exactly the saved records. ``unusable``: why this one cannot run here (then
+    nothing is tried and the restore says so).
+    """
+
+    label: str
+    unavailable: Callable[[Path, Sequence[str]], list[str]]
+    reinstall: Callable[[Path, Path], None]
+    unusable: str | None = None
