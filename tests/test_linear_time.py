@@ -16,7 +16,7 @@ import pytest
 
 import condafix
 from condafix.detect import driver
-from condafix.diagnose import paste
+from condafix.diagnose import facts as reader
 from condafix.diagnose.explain import FAMILIES, explain
 
 if sys.version_info >= (3, 11):
@@ -117,7 +117,7 @@ def test_no_pattern_nests_unbounded_quantifiers(name: str, pattern: re.Pattern[s
     ("text", "family"),
     [
         ("__cuda " * (MB // 7), None),  # the 1 MB line that took over 60 s
-        ("__cuda >=12 " * (MB // 12) + " but missing", None),  # one line: cut at paste.MAX_LINE, so no family
+        ("__cuda >=12 " * (MB // 12) + " but missing", None),  # one line: cut at reader.MAX_LINE, so no family
         ("__cuda >=12 __cuda but missing\n" * (MB // 31), "solver_cuda"),
         ("Unsupported .version 8.4; current version is '8.2'\n" * (MB // 52), "ptx_version"),
         ("<gpu>" * (MB // 5), None),
@@ -137,8 +137,8 @@ def test_explain_returns_on_1_mb_inputs(text: str, family: str | None) -> None:
 
 def test_paste_is_bounded() -> None:
     text = "a" * (3 * MB) + "\nUnsupported .version 8.4; current version is '8.2'"
-    bounded = paste.bound(text)
-    assert len(bounded) <= paste.MAX_INPUT + 1
+    bounded = reader.bound(text)
+    assert len(bounded) <= reader.MAX_INPUT + 1
     assert explain(text).ptx == "8.4"  # the tail is kept: errors come last
 
 

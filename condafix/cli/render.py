@@ -265,16 +265,21 @@ def explain_text(expl: Explanation, *, out: Output | None = None) -> None:
         con.print(f"[yellow]unknown:[/] {e(expl.lines[0])}")
         return
     con.print(f"[bold]{e(expl.title or '')}[/] [dim]({expl.family})[/]")
+    if expl.component or expl.culprit:
+        con.print(f"  refused by: [bold]{e(expl.component or '?')}[/]; to change: [bold]{e(expl.culprit or '?')}[/]")
     for line in expl.lines:
         con.print(f"  {e(line)}")
     if expl.newer in ("toolkit", "driver"):
         tk = " or ".join(expl.toolkit_cuda) or "?"
         dr = " or ".join(expl.driver_cuda) or "?"
         con.print(f"  newer side: [bold]{expl.newer}[/] (toolkit CUDA {tk}, driver CUDA {dr})")
+    shown = [d for d in (f.describe() for f in (expl.facts.items if expl.facts else ())) if d][:8]
+    for fact in shown:
+        con.print(f"  [dim]read:[/] {e(fact)}")
     for note in expl.notes:
         con.print(f"  [cyan]note:[/] {e(note)}")
     if expl.fixes:
-        con.print("[bold]Fix[/]:")
+        con.print(f"[bold]Fix[/] [dim]({expl.fix_kind})[/]:" if expl.fix_kind else "[bold]Fix[/]:")
         for fix in expl.fixes:
             con.print(f"  {e(fix)}")
 
