@@ -66,16 +66,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
         "condafix.runner",
         "sys.stdout",
     ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "results-frozen-and-keyword-only",
-        "condafix.diagnose.explain",
-        "Family",
-    ): "explain is being split into facts/families/advice (issue 21 items 1-3)",
-    (
-        "results-frozen-and-keyword-only",
-        "condafix.diagnose.explain",
-        "Explanation",
-    ): "explain is being split into facts/families/advice (issue 21 items 1-3)",
 }
 # Dataclasses that are state, not results (never in a --json document), with why they must change.
 MUTABLE: Mapping[str, str] = {
