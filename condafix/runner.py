@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,19 +54,21 @@ def run(
     timeout: float,
     env_overrides: Mapping[str, str | None] | None = None,
     network: bool = False,
-    capture: bool = True,
+    relay: TextIO | None = None,
 ) -> RunResult:
     """Run argv to completion with a timeout; never raises for a missing or hung program.
 
-    ``capture=False`` streams the child's output to ours (a conda/mamba install the user watches).
+    ``relay``: stream the child's stdout and stderr to that stream as they come (a conda/mamba install
+    the user watches), instead of capturing them; the command layer lends it (its stderr), so a tool's
+    output never lands in condafix's own ``--json`` stdout.
     """
     args = tuple(argv)
-    if not capture:
-        return _streamed(args, timeout, child_env(env_overrides, network=network))
+    if relay is not None:
+        return _streamed(args, timeout, child_env(env_overrides, network=network), relay)
     try:
         done = subprocess.run(
             args,
-            capture_output=capture,
+            capture_output=True,
             text=True,
             errors="replace",
             timeout=timeout,
@@ -90,14 +92,14 @@ def run(
     return RunResult(argv=args, returncode=done.returncode, stdout=done.stdout or "", stderr=done.stderr or "")
 
 
-def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> RunResult:
+def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str], out: TextIO) -> RunResult:
     """Relay the child's stdout/stderr to ours through the output edge: conda prints channel URLs with
     their credentials in its error reports, and what condafix shows is redacted (redact.RedactingWriter)."""
     import threading
 
     from condafix.redact import RedactingWriter
 
-    streams = (RedactingWriter(lambda: sys.stdout), RedactingWriter(lambda: sys.stderr))
+    streams = (RedactingWriter(lambda: out), RedactingWriter(lambda: out))
     try:
         child = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env

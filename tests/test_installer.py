@@ -79,7 +79,7 @@ def test_a_backend_installer_really_installs_inside_the_wrapper(
     assert plan.status == "change"
     assert all(type(r).__name__ == "Record" for r in plan.records)  # neutral: no native object rides along
     request = planner.install_request(plan)
-    installer = choice.installer(backend, request, via=None)
+    installer = choice.installer(backend, request, via=None, relay=lambda: sys.stderr)
     assert installer.label == "rattler" and not installer.writes_history
     applied = apply_mod.apply(request, installer, step=lambda _m: None, reinstaller=choice.reinstaller())
     assert applied.via == "rattler" and applied.pinned == ("cuda-version 12.4.*",)

@@ -55,18 +55,7 @@ CHILD_PROCESSES = ("condafix.detect._native_probe", "condafix.detect._ptx_child"
 CONDA_FRONT = ("condafix.conda_plugin", "condafix.cli.conda_cuda", "condafix.cli.conda_guard")
 
 # Known breaks on main, each with the work that removes it (see issue 20). Keys: (rule, module, detail).
-DEBT: Mapping[tuple[str, str, str], str] = {
-    (
-        "nothing-below-cli-prints",
-        "condafix.runner",
-        "sys.stderr",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-    (
-        "nothing-below-cli-prints",
-        "condafix.runner",
-        "sys.stdout",
-    ): "the relay/interrupt streams are to be lent by the command layer (issue 20 item 2)",
-}
+DEBT: Mapping[tuple[str, str, str], str] = {}
 # Dataclasses that are state, not results (never in a --json document), with why they must change.
 MUTABLE: Mapping[str, str] = {
     "condafix.errors.CondafixError": "an exception: Python sets __traceback__ and __cause__ on it",

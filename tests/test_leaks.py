@@ -141,10 +141,11 @@ def test_a_streamed_child_is_relayed_through_the_edge(capfd: pytest.CaptureFixtu
         "import sys; print('channel URLs : http://bob:hunter2pw@127.0.0.1:1/chan/linux-64', flush=True); "
         "sys.stderr.write('HTTPError for url: http://127.0.0.1:1/t/SECRETTOK123/chan/noarch\\n'); sys.exit(3)"
     )
-    done = runner.run([sys.executable, "-c", script], timeout=60, capture=False)
+    done = runner.run([sys.executable, "-c", script], timeout=60, relay=sys.stderr)
     out, err = capfd.readouterr()
     assert done.returncode == 3 and done.error is None
-    assert "channel URLs : http://***@127.0.0.1:1/chan/linux-64" in out
+    # both of the child's streams go to the one lent (stderr): none of it can land in a --json stdout
+    assert out == "" and "channel URLs : http://***@127.0.0.1:1/chan/linux-64" in err
     assert "/t/***/chan/noarch" in err and not leaked(out + err)
-    slow = runner.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5, capture=False)
+    slow = runner.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5, relay=sys.stderr)
     assert slow.error == "timed out after 0.5 s"

@@ -74,12 +74,13 @@ def open_backend(
     raise UsageError(f"--solver must be conda or rattler, not {choice!r}")
 
 
-def installer(backend: Backend, request: InstallRequest, *, via: str | None) -> Installer:
-    """The backend's own installer, or ``--via`` TOOL checked by the backend's match-spec rules."""
+def installer(backend: Backend, request: InstallRequest, *, via: str | None, relay: Callable[[], TextIO]) -> Installer:
+    """The backend's own installer, or ``--via`` TOOL checked by the backend's match-spec rules; ``relay``
+    is where the tool's own output goes (the command layer's stream)."""
     if via is not None:
         from condafix.backends import tool
 
-        return tool.installer(via, request, spec_matches=backend.spec_matches)
+        return tool.installer(via, request, spec_matches=backend.spec_matches, relay=relay)
     return backend.installer(request)
 
 

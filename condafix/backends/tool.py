@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from condafix.change.installer import Installer, InstallRequest, Matches, Step
 from condafix.errors import CondafixError
@@ -38,7 +40,7 @@ def tool_argv(tool: str, request: InstallRequest) -> list[str]:
     return argv + list(request.pins)
 
 
-def installer(via: str, request: InstallRequest, *, spec_matches: Matches) -> Installer:
+def installer(via: str, request: InstallRequest, *, spec_matches: Matches, relay: Callable[[], TextIO]) -> Installer:
     """``via`` runs the install (through the runner: proxy and credentials handled there).
 
     ``spec_matches`` is the planning backend's check for pins already in ``conda-meta/pinned``.
@@ -48,7 +50,7 @@ def installer(via: str, request: InstallRequest, *, spec_matches: Matches) -> In
     def install(_step: Step) -> None:
         from condafix import runner
 
-        done = runner.run(argv, timeout=3600, network=True, capture=False)
+        done = runner.run(argv, timeout=3600, network=True, relay=relay())
         if not done.ok:
             raise RuntimeError(f"{via} install failed ({done.error or f'exit {done.returncode}'})")
 

@@ -248,7 +248,7 @@ def cuda(
     from condafix.env import envinfo
 
     request = planner.install_request(result, via=via)
-    installer = choice.installer(backend, request, via=via)
+    installer = choice.installer(backend, request, via=via, relay=ui.relay)
     with ui.progress() as step:
         applied = apply_mod.apply(
             request,
