@@ -244,56 +244,27 @@ def judge(env: str, platform: str, records: Locked, pypi: Sequence[str], target:
             pypi_cuda=cuda_pypi,
         )
     jit = tuple(driver_jit_users({name: version for name, version, _b in records}))
-    if cuda.major < target.major or cuda <= target:
+
+    def judged(verdict: Verdict, reason: str) -> LockedEnv:
         return LockedEnv(
-            env=env,
-            platform=platform,
-            cuda=str(cuda),
-            cuda_from=source,
-            verdict="ok",
-            reason=f"CUDA {cuda} runs on a CUDA {target} driver",
-            jit_users=jit,
-            pypi_cuda=cuda_pypi,
-        )
+            env=env, platform=platform, cuda=str(cuda), cuda_from=source, verdict=verdict, reason=reason,
+            jit_users=jit, pypi_cuda=cuda_pypi,
+        )  # fmt: skip
+
+    if cuda.major < target.major or cuda <= target:
+        return judged("ok", f"CUDA {cuda} runs on a CUDA {target} driver")
     need = knowledge().min_driver_for(cuda)
     if cuda.major > target.major:
-        why = f"CUDA {cuda} needs a CUDA {cuda.major} driver (>= {need}); this one supports CUDA {target}"
-        return LockedEnv(
-            env=env,
-            platform=platform,
-            cuda=str(cuda),
-            cuda_from=source,
-            verdict="mismatch",
-            reason=why,
-            jit_users=jit,
-            pypi_cuda=cuda_pypi,
+        return judged(
+            "mismatch", f"CUDA {cuda} needs a CUDA {cuda.major} driver (>= {need}); this one supports CUDA {target}"
         )
     if jit:
         why = (
             f"{', '.join(jit)} JIT PTX through the driver: 'Unsupported .version' on CUDA {target} "
             f"(needs driver >= {need}, or CUDA <= {target})"
         )
-        return LockedEnv(
-            env=env,
-            platform=platform,
-            cuda=str(cuda),
-            cuda_from=source,
-            verdict="mismatch",
-            reason=why,
-            jit_users=jit,
-            pypi_cuda=cuda_pypi,
-        )
-    why = f"SASS runs on CUDA {target} (minor version compatibility); no PTX-JIT user is locked"
-    return LockedEnv(
-        env=env,
-        platform=platform,
-        cuda=str(cuda),
-        cuda_from=source,
-        verdict="warning",
-        reason=why,
-        jit_users=jit,
-        pypi_cuda=cuda_pypi,
-    )
+        return judged("mismatch", why)
+    return judged("warning", f"SASS runs on CUDA {target} (minor version compatibility); no PTX-JIT user is locked")
 
 
 # ---------------------------------------------------------------- fixes
