@@ -35,6 +35,22 @@ def test_doctor_without_gpu_or_env_says_what_was_tried() -> None:
     for source in ("nvml", "libcuda", "nvidia-smi"):
         assert source in done.stdout
     assert "Traceback" not in done.stderr
+    # issue 24: with no GPU the doctor gives a next step (check the driver here, or name another machine's)
+    assert "hint: on a machine with an NVIDIA GPU, `nvidia-smi` must list it" in done.stdout
+    assert "condafix doctor -p ENV --driver 550.54.14" in done.stdout
+
+
+def test_doctor_says_each_finding_once_with_no_trailing_spaces(make_prefix: Callable[..., Path]) -> None:
+    """Issue 24: every finding was printed twice (the table's why column, then its own line) and the
+    table padded its last column with spaces."""
+    prefix = make_prefix(CUDA12_ENV)
+    done = run("doctor", "-p", str(prefix), "--cuda", "12.4")
+    lines = done.stdout.splitlines()
+    assert not [line for line in lines if line != line.rstrip()], "trailing spaces"
+    message = "writes PTX ISA 8.8; the driver's JIT accepts up to 8.4"
+    assert sum(message in line for line in lines) == sum(line.startswith("error: cuda-") for line in lines) > 0
+    row = next(line for line in lines if line.startswith("cuda-nvrtc "))
+    assert row.endswith("see below")
 
 
 @pytest.mark.parametrize(

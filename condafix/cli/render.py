@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
@@ -196,6 +197,18 @@ def _escape(text: object) -> str:
     return escape(redact(str(text)))
 
 
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$")
+
+
+def _print_unpadded(con: Console, renderable: object) -> None:
+    """A rich table without the padding it puts after the last column (no trailing spaces in logs)."""
+    with con.capture() as captured:
+        con.print(renderable)
+    for line in captured.get().splitlines():
+        con.file.write(_TRAILING.sub(r"\1", line) + "\n")
+    con.file.flush()
+
+
 def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
     """The doctor report for a human: driver, env, components, findings, fix."""
     con = console(out=out)
@@ -238,15 +251,20 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
     if report.verdicts:
         from rich.table import Table
 
+        # each reason once: a component with a finding is explained by that finding's line below
+        explained = {f.component for f in report.findings if f.component}
         table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2))
         for column in ("component", "version", "from", "CUDA", "verdict", "why"):
             table.add_column(column)
         for v in report.verdicts:
             style = _STYLE[v.severity]
-            table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", e(v.reason))
-        con.print(table)
+            why = "see below" if v.name in explained else e(v.reason)
+            table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", why)
+        _print_unpadded(con, table)
     for finding in report.findings:
         con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
+        for hint in finding.hints:
+            con.print(f"  [cyan]hint:[/] {e(hint.text)}")
     if report.fix is not None:
         con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
         for command in report.fix.commands:

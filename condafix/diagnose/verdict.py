@@ -372,6 +372,18 @@ def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | 
                 severity="warning",
                 message=f"no NVIDIA driver found ({tried} all failed): nothing CUDA will run here"
                 + ("; to check this env for another machine pass --cuda M.m or --driver VERSION" if has_cuda else ""),
+                hints=(
+                    Hint(
+                        code="driver_check",
+                        text="on a machine with an NVIDIA GPU, `nvidia-smi` must list it; "
+                        "if it does not, install or repair the NVIDIA driver",
+                    ),
+                    Hint(
+                        code="other_machine",
+                        text="for another machine (login node, CI, a Docker build): "
+                        "condafix doctor -p ENV --driver 550.54.14 (or --cuda 12.4)",
+                    ),
+                ),
             )
         )
     if toolkit is not None and toolkit.cuda:
