@@ -8,7 +8,6 @@ variable (pipx's ``run_subprocess`` convention).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ def run(
 
     ``capture=False`` streams the child's output to ours (a conda/mamba install the user watches).
     """
+    import subprocess  # here, not at import: doctor on a host without a GPU starts no child
+
     args = tuple(argv)
     if not capture:
         return _streamed(args, timeout, child_env(env_overrides, network=network))
@@ -93,6 +94,7 @@ def run(
 def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str]) -> RunResult:
     """Relay the child's stdout/stderr to ours through the output edge: conda prints channel URLs with
     their credentials in its error reports, and what condafix shows is redacted (redact.RedactingWriter)."""
+    import subprocess
     import threading
 
     from condafix.redact import RedactingWriter

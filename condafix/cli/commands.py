@@ -92,7 +92,9 @@ def doctor(
 
         probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
     unfinished = None
-    if env.prefix and env.kind == "conda":
+    # change.safety.state_dir, unimported: without it no change ever began here, and doctor's start
+    # skips snapshot's imports (lock, condafiles, shutil: a tenth of it)
+    if env.prefix and env.kind == "conda" and (Path(env.prefix) / "conda-meta" / "condafix").is_dir():
         from condafix.change import snapshot
 
         unfinished = snapshot.pending(Path(env.prefix))

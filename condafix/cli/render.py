@@ -185,9 +185,14 @@ def _escape(text: object) -> str:
 
 
 def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
-    """The doctor report for a human: driver, env, components, findings, fix."""
-    con = console(out=out)
-    e = _escape
+    """The doctor report for a human: driver, env, components, findings, fix (``cli.plain``: no rich)."""
+    from condafix.cli import plain
+
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     drv = report.driver
     if drv.cuda is not None:
         extra = f", driver {drv.driver_version}" if drv.driver_version else ""
@@ -224,15 +229,11 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         style = _STYLE[path.severity]
         con.print(f"[bold]Compile[/]  {e(path.consumer)} {e(path.version)}: {path.path} -> [{style}]{path.outcome}[/]")
     if report.verdicts:
-        from rich.table import Table
-
-        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2))
-        for column in ("component", "version", "from", "CUDA", "verdict", "why"):
-            table.add_column(column)
-        for v in report.verdicts:
-            style = _STYLE[v.severity]
-            table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", e(v.reason))
-        con.print(table)
+        rows = [
+            (e(v.name), e(v.version), v.source, v.cuda or "-", f"[{_STYLE[v.severity]}]{v.verdict}[/]", e(v.reason))
+            for v in report.verdicts
+        ]
+        con.table(("component", "version", "from", "CUDA", "verdict", "why"), rows)
     for finding in report.findings:
         con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
     if report.fix is not None:
@@ -243,6 +244,7 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
             con.print(f"  or: {e(alt)}")
     style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
     con.print(f"\nstatus: [{style}]{report.status}[/]")
+    con.flush()
 
 
 def explain_text(expl: Explanation, *, out: Output | None = None) -> None:

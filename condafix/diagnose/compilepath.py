@@ -14,14 +14,13 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
 from condafix.env.envinfo import Component, EnvInfo
 from condafix.findings import Severity
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.cuda import CudaVersion, data_text, knowledge
 
 PathKind = Literal["nvjitlink", "pynvjitlink", "nvrtc-cubin", "xla-ptxas", "driver-jit"]
 Outcome = Literal["ok", "jit-fails", "link-fails", "slow-compile", "unknown"]
@@ -57,9 +56,7 @@ class Table:
 @functools.cache
 def table() -> Table:
     """Load data/compile_paths.json once per process."""
-    raw: dict[str, Any] = json.loads(
-        resources.files("condafix.data").joinpath("compile_paths.json").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = json.loads(data_text("compile_paths.json"))
     consumers = {
         name: tuple(
             Row(
