@@ -7,6 +7,7 @@ Reads the filesystem only (stdlib ``json``): ``doctor`` must start fast, so py-r
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -220,6 +221,11 @@ def channel_name(url: object) -> str | None:
     """
     if not isinstance(url, str) or not url:
         return None
+    return _channel_name(url)
+
+
+@functools.lru_cache(maxsize=256)  # an env's records share a handful of channel URLs
+def _channel_name(url: str) -> str:
     text = url.rstrip("/")
     text = re.sub(r"/[^/]+\.(conda|tar\.bz2)$", "", text)
     text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)
@@ -310,9 +316,12 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
     names: list[str] = []
     requested_from_records: list[str] = []
     try:
-        record_paths = sorted(meta.glob("*.json"))
-        for path in record_paths:
-            record = parse_record(path.read_text(encoding="utf-8", errors="replace"), f"conda-meta/{path.name}")
+        # names sorted as strings and opened by path: sorting 20k Path objects and pathlib's read_text
+        # were most of doctor's time on a big env (issue 23)
+        record_paths = sorted(e.name for e in os.scandir(meta) if e.name.endswith(".json") and e.is_file())
+        for file_name in record_paths:
+            with open(os.path.join(meta, file_name), encoding="utf-8", errors="replace") as handle:
+                record = parse_record(handle.read(), f"conda-meta/{file_name}")
             name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
             names.append(name)
             channel = channel_name(record.get("channel"))
