@@ -4,7 +4,8 @@ Candidates come from the channel (never from a table), the whole env is re-solve
 installed records locked, and each candidate that does not solve is recorded before the next
 lower one is tried. A backend whose solver picks the newest version itself (``picks_newest``: conda's)
 gets the family as one range instead (``cuda-version >=12.0,<12.5.0a0``), so the channel is loaded once,
-by its solver; the channel's versions are read only when nothing in the range solves, to name the blocker. Nothing on disk changes here except rattler's repodata cache.
+by its solver; the channel's versions are read only when nothing in the range solves, to name the
+blocker. Nothing on disk changes here except rattler's repodata cache.
 """
 
 from __future__ import annotations
