@@ -470,12 +470,15 @@ def _solve_range(
     step(f"solving with {ranged[0]} ({backend.name} picks the newest)")
     try:
         solved = backend.solve(
-            channels=channels, platform=platform, cuda=target.cuda, cuda_arch=target.cuda_arch, pins=ranged, specs=specs
+            channels=channels, platform=platform, cuda=str(limit), cuda_arch=target.cuda_arch, pins=ranged, specs=specs
         )
     except SolveFailed as failed:
         progress.end(step, f"nothing in {ranged[0]} solves")
         return None, SolveAttempt(ranged[0], False, _first_lines(failed.message))
     picked = {r.name: r.version for r in solved}
+    if family not in picked:  # not seen from conda's solvers; a wrong answer is not a plan
+        progress.end(step, f"the solver's answer holds no {family}")
+        return None, SolveAttempt(ranged[0], False, f"the solver's answer holds no {family}")
     chosen = CudaVersion.parse(picked[family])
     pins = [f"{family}={chosen}"] + ([f"cuda-version={chosen}"] if len(ranged) > 1 else [])
     progress.end(step, f"solved: {backend.name} picked {pins[0]} in {ranged[0]}")
