@@ -184,3 +184,12 @@ def test_the_probe_child_starts_bare_and_finds_pynvml_on_the_parents_path(
     assert (info.source, info.cuda) == ("nvml", "13.0")
     child = seen[0]
     assert child[1] == "-S" and child[2].endswith("_native_probe.py") and "-m" not in child
+
+
+def test_the_plan_text_needs_no_rich(installed_env: Callable[..., Path], channel: Path) -> None:
+    prefix = installed_env(["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"], cuda="12.9")
+    args = ("cuda", "-p", str(prefix), "-c", channel.as_uri(), "--cuda", "12.4", "--solver", "rattler")
+    names, done = imported_by(*args)
+    assert done.returncode == 0, done.stderr
+    assert "downgrade    cuda-version" in done.stdout and "dry run: nothing was changed" in done.stdout
+    assert not [n for n in names if n.split(".")[0] == "rich"]

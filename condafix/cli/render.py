@@ -280,11 +280,14 @@ def _size(value: int | None) -> str:
 
 
 def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) -> None:
-    """The reviewable dry-run: target, table of changes, the pin, and the equivalent command."""
-    from rich.table import Table
+    """The reviewable dry-run: target, table of changes, the pin, and the equivalent command (no rich)."""
+    from condafix.cli import plain
 
-    con = console(out=out)
-    e = _escape
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     inputs = f" ({'; '.join(plan.target.inputs)})" if len(plan.target.inputs) > 1 else ""
     con.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
     con.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
@@ -301,22 +304,14 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
     if len(failed) > 1:
         con.print(f"  [yellow]nor do[/] {e(', '.join(a.pin for a in failed[1:]))} (details in --json)")
     if plan.changes:
-        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
-        for column in ("", "package", "from", "to", "channel", "download"):
-            table.add_column(column)
+        rows = []
         for c in plan.changes:
             before = f"{c.from_version} {c.from_build}" if c.from_version else "-"
             after = f"{c.to_version} {c.to_build}" if c.to_version else "-"
             style = {"downgrade": "yellow", "upgrade": "cyan", "install": "green", "remove": "red"}.get(c.action, "")
-            table.add_row(
-                f"[{style}]{c.action}[/]" if style else c.action,
-                e(c.name),
-                e(before),
-                e(after),
-                e(c.channel or "-"),
-                _size(c.size),
-            )
-        con.print(table)
+            action = f"[{style}]{c.action}[/]" if style else c.action
+            rows.append((action, e(c.name), e(before), e(after), e(c.channel or "-"), _size(c.size)))
+        con.table(("", "package", "from", "to", "channel", "download"), rows)
         con.print(f"{plan.unchanged} other packages stay as they are")
     style = {"change": "bold", "nothing-to-do": "green", "blocked": "bold red"}[plan.status]
     con.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
@@ -326,6 +321,7 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
         con.print(f"  [bold cyan]{e(command)}[/]")
     if plan.status == "change" and not applying:
         con.print("dry run: nothing was changed (pass --apply to change the env)")
+    con.flush()
 
 
 def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
