@@ -100,3 +100,53 @@ def write_env(prefix: Path, size: int) -> list[gen.Rec]:
     lines.append(f"# update specs: {specs!r}")
     (meta / "history").write_text("\n".join(lines) + "\n")
     return records
+
+
+def write_big_env(prefix: Path, count: int) -> None:
+    """An env of ``count`` records (issue 23: doctor and planning must stay linear in the env's size).
+
+    The 300-package env, then ``count - 300`` leaf packages of their own (``bench-local-NNNNN``, no
+    dependencies, not on the channel: what a big env built from many channels and local builds holds;
+    solvers keep installed records they cannot find). Written once: the same count is left as it is.
+    """
+    meta = prefix / "conda-meta"
+    if meta.is_dir() and sum(1 for p in meta.iterdir() if p.suffix == ".json") == count:
+        return
+    write_env(prefix, 300)
+    have = sum(1 for p in meta.iterdir() if p.suffix == ".json")
+    base = f"{CHANNEL_URL}/linux-64"
+    lines = []
+    for number in range(count - have):
+        name, version, build = f"bench-local-{number:05d}", f"1.{number % 17}.0", "h0123456_0"
+        stem = f"{name}-{version}-{build}"
+        record = {
+            "build": build,
+            "build_number": 0,
+            "channel": base,
+            "constrains": [],
+            "depends": [],
+            "extracted_package_dir": f"/opt/conda/pkgs/{stem}",
+            "files": [f"lib/lib{name}.so"],
+            "fn": f"{stem}.conda",
+            "license": "MIT",
+            "link": {"source": f"/opt/conda/pkgs/{stem}", "type": 1},
+            "md5": f"{number:032x}",
+            "name": name,
+            "package_tarball_full_path": f"/opt/conda/pkgs/{stem}.conda",
+            "paths_data": {"paths": [], "paths_version": 1},
+            "requested_spec": name,
+            "sha256": f"{number:064x}",
+            "size": 4096,
+            "subdir": "linux-64",
+            "timestamp": 1759320000000,
+            "url": f"{base}/{stem}.conda",
+            "version": version,
+        }
+        (meta / f"{stem}.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        lines.append(f"+conda-forge/linux-64::{stem}")
+    with (meta / "history").open("a") as history:
+        history.write(f"==> {CREATED} <==\n# cmd: conda install -n {prefix.name} bench-local-*\n")
+        history.write("\n".join(lines) + "\n")
+
+
+BIG_ENV = 20_000  # records in the big env (issue 23)

@@ -477,6 +477,7 @@ def import_breakdown(python: Path, args: list[str], runs: int = 7) -> dict[str, 
 def report(
     start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]], stats: dict[int, dict[str, int]],
     args: argparse.Namespace, tools: Tools, rounds: dict[str, int], took: float, imports: dict[str, dict[str, float]],
+    big: list[Case] | None = None,
 ) -> str:  # fmt: skip
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
@@ -504,6 +505,21 @@ def report(
         for command, groups in imports.items():
             parts = ", ".join(f"{name} {value:.1f}" for name, value in groups.items())
             lines.append(f"- `{command}`: {parts} (total {sum(groups.values()):.0f})")
+    if big:
+        lines += [
+            "",
+            f"An env of {envs.BIG_ENV:,} records (the 300-package env and local leaf packages; `bench/envs.py`), "
+            f"smallest channel, sharded: `condafix doctor -p ENV --cuda 12.4` and `condafix cuda -p ENV -c URL "
+            "--cuda 12.4 --solver rattler`.",
+            "",
+            "| command | median s | CPU s | peak RSS MiB |",
+            "|---|---:|---:|---:|",
+        ]
+        for case in big:
+            note = f" (failed: {case.failure[:70]})" if case.failure and case.median() is None else ""
+            lines.append(
+                f"| `{case.label}`{note} | {fmt_s(case.median())} | {fmt_s(case.cpu())} | {fmt_s(case.rss())} |"
+            )
     lines += [
         "",
         "Planning `cuda-version` 12.9 → 12.4 with the embedded py-rattler (`condafix cuda -p ENV -c URL --cuda 12.4`) "
@@ -531,8 +547,9 @@ def report(
             "solver (`condafix cuda ... --solver conda`, condafix installed beside conda, `CONDA_SOLVER=S`); warm "
             "caches. Last column: conda's dry run ÷ condafix's default rattler plan of the same block.",
             "",
-            "| channel | env | solver | conda --dry-run | condafix via conda | via conda ÷ conda | conda ÷ condafix |",
-            "|---|---:|---|---:|---:|---:|---:|",
+            "| channel | env | solver | conda --dry-run | condafix via conda | via ÷ conda, time | via ÷ conda, RSS "
+            "| conda ÷ condafix |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
         ]
         for block, cases in slow.items():
             got = {c.label: c for c in cases}
@@ -543,15 +560,18 @@ def report(
                 lines.append(
                     f"| {records / 1000:.0f}k {block.fmt} | {block.env_size} | {solver} | {_cell(conda)} "
                     f"| {_cell(via)} | {fmt_x(via.median() if via else None, conda.median() if conda else None)} "
+                    f"| {fmt_x(via.rss() if via else None, conda.rss() if conda else None)} "
                     f"| {fmt_x(conda.median() if conda else None, mine)} |"
                 )
-    lines += ["", *targets(start, fast, slow)]
+    lines += ["", *targets(start, fast, slow, big or [])]
     return "\n".join(lines) + "\n"
 
 
-def targets(start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]]) -> list[str]:
-    """Issue 16's targets, met or missed by how much."""
-    out = ["Targets (issue 16):", ""]
+def targets(
+    start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]], big: list[Case]
+) -> list[str]:
+    """Issue 16's and 23's targets, met or missed by how much."""
+    out = ["Targets (issues 16 and 23):", ""]
     by = {c.label: c.median() for c in start}
     base = by.get("python -c pass")
 
@@ -562,14 +582,17 @@ def targets(start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, 
         verdict = "met" if value <= limit else f"**missed** by {value / limit:.2f}×"
         out.append(f"- {text}: {value:.2f}{unit} (target ≤ {limit}{unit}): {verdict}")
 
-    for label in ("condafix doctor", "condafix --help"):
-        check(f"`{label}` ÷ `python -c pass`", by[label] / base if by.get(label) and base else None, 4.0)
+    for label, limit in (("condafix doctor", 6.0), ("condafix --help", 4.0)):
+        check(f"`{label}` ÷ `python -c pass`", by[label] / base if by.get(label) and base else None, limit)
     for peer, limit in (("numba -s", 10.0), ("env-doctor check", 5.0)):
         mine, theirs = by.get("condafix doctor"), by.get(peer)
         if mine and theirs:
             value = theirs / mine
             verdict = "met" if value >= limit else f"**missed** by {limit / value:.2f}×"
             out.append(f"- `{peer}` ÷ `condafix doctor`: {value:.1f}× (target ≥ {limit:g}×): {verdict}")
+    for case in big:
+        if case.label == "condafix doctor":
+            check(f"`condafix doctor` on the {case.group}", case.median(), 1.0, " s")
     biggest = max((b for b in fast if b.fmt == "sharded" and b.env_size == 10), key=lambda b: b.size, default=None)
     if biggest:
         got = {c.label: c.median() for c in fast[biggest]}
@@ -577,11 +600,14 @@ def targets(start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, 
         check(f"planning ÷ bare solve, {biggest.name}", warm / bare if warm and bare else None, 1.1)
         check(f"planning cold, {biggest.name}", got.get("condafix cuda, cold"), 1.5, " s")
     for block, cases in slow.items():
-        got = {c.label: c.median() for c in cases}
+        named = {c.label: c for c in cases}
         for solver in ("libmamba", "rattler", "classic"):
-            via, conda = got.get(f"condafix via conda {solver}"), got.get(f"conda {solver}")
-            if via and conda:
-                check(f"condafix via conda ÷ conda's own dry run, {solver}, {block.name}", via / conda, 1.2)
+            via, conda = named.get(f"condafix via conda {solver}"), named.get(f"conda {solver}")
+            if via and conda and via.median() and conda.median():
+                check(f"condafix via conda ÷ conda's own dry run, {solver}, {block.name}, time",
+                      via.median() / conda.median(), 1.2)  # type: ignore[operator]  # fmt: skip
+                check(f"condafix via conda ÷ conda's own dry run, {solver}, {block.name}, peak RSS",
+                      (via.rss() or 0) / (conda.rss() or 1), 1.2)  # fmt: skip
     return out
 
 
@@ -601,23 +627,34 @@ def update_readme(table: str) -> None:
 def schedule(sizes: list[int], quick: bool) -> list[tuple[Block, tuple[str, ...], tuple[str, ...]]]:
     """Which blocks get real conda (which solvers), and with which solvers condafix plans through conda.
 
-    conda's classic solver needs ~20 s per dry run at 300k records here and more at 700k, so the
-    full run gives conda the 10-package env, both formats at the smallest size and sharded above;
-    the 300-package env only at the smallest size, without classic; and condafix-through-conda
-    at the smallest size with every solver, above it with the default (libmamba) only.
+    Issue 23 compares ``condafix cuda --solver conda`` with conda's own dry run at every size, sharded and
+    monolithic, for libmamba and rattler: those run everywhere, both ways. conda's classic solver needs
+    ~20 s per dry run at 300k records here and more at 700k, so it runs at the smallest size only; the
+    300-package env gets conda at the smallest size only, without classic.
     """
     every = ("libmamba", "rattler", "classic")
+    fast = ("libmamba", "rattler")
     small = min(sizes)
     out: list[tuple[Block, tuple[str, ...], tuple[str, ...]]] = []
     for size in sizes:
-        if size == small:
-            out.append((Block(size, "sharded", 10), every, every))
-            if not quick:
-                out.append((Block(size, "mono", 10), every, every))
-                out.append((Block(size, "sharded", 300), ("libmamba", "rattler"), ()))
-        else:
-            out.append((Block(size, "sharded", 10), every, ("libmamba",)))
+        for fmt in ("sharded", "mono"):
+            solvers = every if size == small else fast
+            out.append((Block(size, fmt, 10), solvers, solvers))
+        if size == small and not quick:
+            out.append((Block(size, "sharded", 300), fast, ()))
     return out
+
+
+def big_env_cases(python: Path, prefix: Path, url: str, records: int) -> list[Case]:
+    """doctor and the plan on an env of ``records`` packages (issue 23: linear in the env's size)."""
+    env = {**base_env(), "CONDAFIX_CACHE_DIR": str(WORK / "caches" / "condafix-big-env")}
+    exe = str(python.parent / "condafix")
+    label = f"{records // 1000}k-record env"
+    plan = [exe, "cuda", "-p", str(prefix), "-c", url, "--cuda", gen.TARGET_CUDA, "--solver", "rattler"]
+    return [
+        Case(label, "condafix doctor", [exe, "doctor", "-p", str(prefix), "--cuda", gen.TARGET_CUDA], env),
+        Case(label, "condafix cuda", plan, env),
+    ]
 
 
 def main() -> int:
@@ -657,6 +694,9 @@ def main() -> int:
     prefixes = {n: WORK / "envs" / f"env{n}" for n in (10, 300)}
     for n, prefix in prefixes.items():
         envs.write_env(prefix, n)
+    big_prefix = WORK / "envs" / f"env{envs.BIG_ENV // 1000}k"
+    say(f"an env of {envs.BIG_ENV} records (written once)")
+    envs.write_big_env(big_prefix, envs.BIG_ENV)
 
     def measured(cases: list[Case], rounds: int) -> None:
         run_rounds(cases, 1)  # page cache, .pyc files, warm repodata caches: not counted
@@ -666,12 +706,17 @@ def main() -> int:
 
     server = Server(WORK / "channels")
     fast: dict[Block, list[Case]] = {}
+    big: list[Case] = []
     slow: dict[Block, list[Case]] = {}
     try:
         say("start-up")
         start = startup_cases(python, tools.peers)
         measured(start, start_rounds)
         imports = {"condafix doctor": import_breakdown(python, ["doctor"])}
+        small_url = f"{server.url}/channel-{min(sizes)}-v{gen.GENERATOR_VERSION}/sharded"
+        big = big_env_cases(python, big_prefix, small_url, envs.BIG_ENV)
+        say(f"{big[0].group}: {len(big)} commands × {3 if args.quick else 5} rounds")
+        measured(big, 3 if args.quick else 5)
         for size in sizes:
             rounds = args.runs or (2 if args.quick else 5 if size == min(sizes) else 3)
             for fmt in ("sharded", "mono"):
@@ -682,10 +727,10 @@ def main() -> int:
                     say(f"{block.name}: {len(cases)} commands × {rounds} rounds")
                     measured(cases, rounds)
                     fast[block] = cases
-        big = max(sizes)
-        url = f"{server.url}/channel-{big}-v{gen.GENERATOR_VERSION}/sharded"
+        biggest = max(sizes)
+        url = f"{server.url}/channel-{biggest}-v{gen.GENERATOR_VERSION}/sharded"
         plan_args = ["cuda", "-p", str(prefixes[10]), "-c", url, "--cuda", gen.TARGET_CUDA, "--solver", "rattler"]
-        imports[f"condafix cuda, {gen.scale_label(big)} sharded env10"] = import_breakdown(python, plan_args)
+        imports[f"condafix cuda, {gen.scale_label(biggest)} sharded env10"] = import_breakdown(python, plan_args)
         if tools.conda or tools.conda_condafix:
             for block, solvers, via_solvers in schedule(sizes, args.quick):
                 url = f"{server.url}/channel-{block.size}-v{gen.GENERATOR_VERSION}/{block.fmt}"
@@ -702,10 +747,11 @@ def main() -> int:
         "plan": args.runs or (2 if args.quick else 3),
         "conda": conda_rounds,
     }
-    table = report(start, fast, slow, stats, args, tools, all_rounds, time.perf_counter() - began, imports)
+    table = report(start, fast, slow, stats, args, tools, all_rounds, time.perf_counter() - began, imports, big)
     out = args.out or WORK / "results.md"
     out.write_text(table)
-    every = [*start, *(c for cases in fast.values() for c in cases), *(c for cases in slow.values() for c in cases)]
+    every = [*start, *big, *(c for cases in fast.values() for c in cases)]
+    every += [c for cases in slow.values() for c in cases]
     raw = [
         {"group": c.group, "label": c.label, "argv": c.argv, "samples": [x.__dict__ for x in c.samples]}
         | {"failure": c.failure}

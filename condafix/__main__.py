@@ -1,5 +1,5 @@
 """Allow ``python -m condafix``."""
 
-from condafix.cli.app import main
+from condafix.cli.start import main
 
 main()

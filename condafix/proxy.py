@@ -402,7 +402,7 @@ def set_policy(*, no_proxy: bool = False, proxy: str | None = None, keep: bool =
     if sum((no_proxy, bool(proxy), keep)) > 1:
         raise UsageError("pass only one of --no-proxy, --proxy URL and --keep-proxy")
     mode: Mode = "none" if no_proxy else "explicit" if proxy else "as-is" if keep else "keep-valid"
-    POLICY = Policy(mode, validate_proxy_url(proxy) if proxy else None)
+    POLICY = Policy(mode=mode, proxy=validate_proxy_url(proxy) if proxy else None)
 
 
 _MANAGED = (*PROXY_VARS, *(v.upper() for v in PROXY_VARS), *CA_VARS)

@@ -8,7 +8,6 @@ variable (pipx's ``run_subprocess`` convention).
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -62,6 +61,8 @@ def run(
     the user watches), instead of capturing them; the command layer lends it (its stderr), so a tool's
     output never lands in condafix's own ``--json`` stdout.
     """
+    import subprocess  # here, not at import: doctor on a host without a GPU starts no child
+
     args = tuple(argv)
     if relay is not None:
         return _streamed(args, timeout, child_env(env_overrides, network=network), relay)
@@ -95,6 +96,7 @@ def run(
 def _streamed(args: tuple[str, ...], timeout: float, env: dict[str, str], out: TextIO) -> RunResult:
     """Relay the child's stdout/stderr to ours through the output edge: conda prints channel URLs with
     their credentials in its error reports, and what condafix shows is redacted (redact.RedactingWriter)."""
+    import subprocess
     import threading
 
     from condafix.redact import RedactingWriter

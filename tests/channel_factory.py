@@ -156,6 +156,9 @@ def conda_forge_like() -> list[Spec]:
             depends=("python >=3.12,<3.13.0a0", "cuda-version >=12.8,<13", "cuda-cudart", "__cuda"),
         ),
         Spec("libzlib", "1.3.1", "hb9d3cd8_2", depends=(GLIBC,)),
+        # conda's aggressive_update_packages: an env holding the older one is updated by any conda install
+        Spec("openssl", "3.0.0", "h4ab18f5_0", depends=(GLIBC,)),
+        Spec("openssl", "3.5.0", "h7b32b05_1", depends=(GLIBC,)),
         Spec("python", "3.10.13", "hd12c33a_0_cpython", depends=(GLIBC,)),
     ]
     specs += pytorch_and_metapackages()

@@ -138,7 +138,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Skip interpreter finalization once py-rattler is loaded: its runtime threads can crash it
-    (SIGSEGV / PyGILState_Release seen here) after every test has passed; see condafix.cli.app.main."""
+    (SIGSEGV / PyGILState_Release seen here) after every test has passed; see condafix.cli.guard.finish."""
     import sys
 
     if "rattler" in sys.modules and _EXIT_STATUS:

@@ -35,7 +35,7 @@ def _named(fixes: tuple[str, ...]) -> list[CudaVersion]:
         if match.group(1) or match.group(4):
             found.append(CudaVersion.parse(match.group(1) or match.group(4)))
         else:
-            found.append(CudaVersion(int(match.group(2)), int(match.group(3))))
+            found.append(CudaVersion(major=int(match.group(2)), minor=int(match.group(3))))
     return found
 
 

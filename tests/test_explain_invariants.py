@@ -20,8 +20,8 @@ from condafix.diagnose.families import LOOKALIKES
 from condafix.knowledge.cuda import CudaVersion, knowledge
 
 KB = knowledge()
-DRIVERS = [row.linux for row in KB.min_driver if row.cuda >= CudaVersion(11, 0)]
-CUDAS = sorted({row.cuda for row in KB.min_driver if row.cuda >= CudaVersion(11, 0)})
+DRIVERS = [row.linux for row in KB.min_driver if row.cuda >= CudaVersion(major=11, minor=0)]
+CUDAS = sorted({row.cuda for row in KB.min_driver if row.cuda >= CudaVersion(major=11, minor=0)})
 PTXS = sorted(KB.ptx_to_cuda)
 _PINNED = re.compile(r"(?:cuda-version|cudatoolkit|pytorch-cuda)=(\d{1,2}\.\d{1,2})|\+cu(\d{2})(\d)\b")
 
@@ -97,7 +97,7 @@ def _named(fixes: tuple[str, ...]) -> list[CudaVersion]:
         found.append(
             CudaVersion.parse(match.group(1))
             if match.group(1)
-            else CudaVersion(int(match.group(2)), int(match.group(3)))
+            else CudaVersion(major=int(match.group(2)), minor=int(match.group(3)))
         )
     return found
 

@@ -417,20 +417,22 @@ def test_cuda_driver_options_and_variables_never_crash(cuda: str, drv: str, var:
         ("explain 0000", lambda: explain.explain("The NVIDIA driver on your system is too old (found version 0000).")),
         (
             "deep YAML",
-            lambda: envfile.plan_file("dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(12, 4)),
+            lambda: envfile.plan_file(
+                "dependencies:\n  - " + "[" * 5000 + "]" * 5000, "e.yml", CudaVersion(major=12, minor=4)
+            ),
         ),
         (
             "python tag",
             lambda: envfile.plan_file(
                 "dependencies:\n  - !!python/object:os.system {}\n  - cuda-version=12.9\n",
                 "e.yml",
-                CudaVersion(12, 4),
+                CudaVersion(major=12, minor=4),
             ),
         ),
         (
             "bad spec",
             lambda: envfile.plan_file(
-                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(12, 4)
+                'dependencies:\n  - cuda-version=12.9\n  - "numpy >=>=1"\n', "e.yml", CudaVersion(major=12, minor=4)
             ),
         ),
         ("driver newline", lambda: target_mod.resolve_target(cudas=[], drivers=["535.104.05\nx"])),
@@ -449,7 +451,7 @@ def test_lockfile_with_a_malformed_ipv6_url(tmp_path: Path) -> None:
 
     path = tmp_path / "explicit.txt"
     path.write_text("@EXPLICIT\nhttp://u:pw@[::1/noarch/cuda-version-12.9-h4f385c5_3.conda#0123\n")
-    result = outcome("lockfiles", lambda: lockfile.check_file(path, CudaVersion(12, 4)))
+    result = outcome("lockfiles", lambda: lockfile.check_file(path, CudaVersion(major=12, minor=4)))
     assert isinstance(result, CondafixError) and "not a package URL" in result.summary
 
 

@@ -33,7 +33,7 @@ def test_ptx_facts() -> None:
         ptx = kb.ptx_for_cuda(release)
         assert ptx is not None, release
         if release.major >= 13:
-            assert ptx == CudaVersion(9, release.minor)
+            assert ptx == CudaVersion(major=9, minor=release.minor)
 
 
 def test_no_cuda_12_7_anywhere_a_user_could_be_pointed() -> None:

@@ -266,17 +266,17 @@ def test_declared_cuda_per_environment() -> None:
     from condafix.files.pixifile import declared_cuda
 
     v6 = LOCKS / "pixi-v6/pixi.toml"
-    assert declared_cuda(v6.read_text(), str(v6)) == {"cuda12": CudaVersion(12, 0)}
+    assert declared_cuda(v6.read_text(), str(v6)) == {"cuda12": CudaVersion(major=12, minor=0)}
     manifest = (
         '[workspace]\nchannels = []\n[system-requirements]\ncuda = "12.2"\n'
         '[feature.new.system-requirements]\ncuda = "13"\n'
         '[environments]\nnew = ["new"]\nsolo = { features = ["new"], no-default-feature = true }\nplain = []\n'
     )
     assert declared_cuda(manifest, "pixi.toml") == {
-        "default": CudaVersion(12, 2),
-        "new": CudaVersion(13, 0),
-        "solo": CudaVersion(13, 0),
-        "plain": CudaVersion(12, 2),
+        "default": CudaVersion(major=12, minor=2),
+        "new": CudaVersion(major=13, minor=0),
+        "solo": CudaVersion(major=13, minor=0),
+        "plain": CudaVersion(major=12, minor=2),
     }
 
 

@@ -305,9 +305,9 @@ def test_declared_cuda_reads_rich_platforms_per_environment() -> None:
     from condafix.files.pixifile import declared_cuda
 
     declared = declared_cuda((PIXI / "rich.pixi.toml").read_text(), "pixi.toml")
-    assert declared["gpu"] == CudaVersion(12, 9) and declared["train"] == CudaVersion(12, 8)
-    assert declared["next"] == CudaVersion(13, 0)
-    assert declared["default"] == CudaVersion(13, 0)  # unbound: every platform, the newest
+    assert declared["gpu"] == CudaVersion(major=12, minor=9) and declared["train"] == CudaVersion(major=12, minor=8)
+    assert declared["next"] == CudaVersion(major=13, minor=0)
+    assert declared["default"] == CudaVersion(major=13, minor=0)  # unbound: every platform, the newest
 
 
 @pytest.mark.parametrize(

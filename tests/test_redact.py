@@ -179,7 +179,9 @@ def test_output_redacts_text_json_and_errors() -> None:
     doc = json.loads(stdout.getvalue())
     assert doc["result"] == {"channel": shown, shown: [shown, {"k": shown}], "n": 3}
     out.text(f"using {url}")
-    out.error("doctor", CondafixError(f"cannot reach {url}", (Hint(code="x", text=f"try {url}"),)), as_json=True)
+    out.error(
+        "doctor", CondafixError(summary=f"cannot reach {url}", hints=(Hint(code="x", text=f"try {url}"),)), as_json=True
+    )
     out.internal_error(ValueError(f"boom {url}"))
     text = stdout.getvalue() + stderr.getvalue()
     assert SECRET not in text

@@ -82,7 +82,9 @@ def test_an_aarch64_runtime_split_never_blocks_the_pin() -> None:
     def matches(spec: str, _name: str, version: str) -> bool:
         return version.startswith("12.9")
 
-    blockers = planner.find_blockers(installed, "cuda-version", CudaVersion(12, 4), ["12.4", "12.9"], matches)
+    blockers = planner.find_blockers(
+        installed, "cuda-version", CudaVersion(major=12, minor=4), ["12.4", "12.9"], matches
+    )
     assert [b.name for b in blockers] == ["somepkg"]
 
 

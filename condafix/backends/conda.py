@@ -23,6 +23,7 @@ from condafix.plan.solver import Record, SolveFailed
 _UNSATISFIABLE = (
     "UnsatisfiableError",
     "LibMambaUnsatisfiableError",
+    "RattlerUnsatisfiableError",  # conda-rattler-solver 0.2
     "ResolvePackageNotFound",
     "PackagesNotFoundError",
     "SpecsConfigurationConflictError",
@@ -62,6 +63,31 @@ def _conda_output(relay: Callable[[], TextIO] | None) -> Iterator[None]:
         out.flush()
 
 
+@contextlib.contextmanager
+def no_aggressive_updates(context: Any) -> Iterator[None]:
+    """``aggressive_update_packages: []`` for condafix's solves only: conda otherwise updates ca-certificates,
+    certifi and openssl in every install, and a CUDA fix must hold only what the fix needs.
+
+    conda reads the setting through its context's parameter cache (``Configuration._cache_``, the same
+    cache ``reset_context`` clears); the entry is set for the solve and put back after it.
+    """
+    cache = getattr(context, "_cache_", None)
+    key = "_aggressive_update_packages"
+    if not isinstance(cache, dict):  # another conda: leave its setting alone (the plan lists what moves)
+        yield
+        return
+    missing = object()
+    saved = cache.get(key, missing)
+    cache[key] = ()
+    try:
+        yield
+    finally:
+        if saved is missing:
+            cache.pop(key, None)
+        else:
+            cache[key] = saved
+
+
 def to_record(record: Any) -> Record:
     """A conda PackageRecord / PrefixRecord as the planner's neutral record (raw channel URL kept)."""
     channel = getattr(record, "channel", None)
@@ -81,8 +107,8 @@ def to_record(record: Any) -> Record:
 def _error(exc: Exception) -> CondafixError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return CondafixError(
-        f"conda: {type(exc).__name__}: {' / '.join(lines[:4])}",
-        (Hint(code="conda_config", text="check the channels and settings with `conda config --show channels`"),),
+        summary=f"conda: {type(exc).__name__}: {' / '.join(lines[:4])}",
+        hints=(Hint(code="conda_config", text="check the channels and settings with `conda config --show channels`"),),
     )
 
 
@@ -129,6 +155,9 @@ class CondaBackend:
     """
 
     name = "conda"
+    #: the planner hands ``solve`` a range (``cuda-version >=12.0,<12.5.0a0``) and conda's solver picks the
+    #: newest minor that solves: one solve, the channel loaded once (``query`` would load it a second time)
+    picks_newest = True
 
     def __init__(
         self, *, prefix: Path | None, offline: bool, configured: bool, relay: Callable[[], TextIO] | None = None
@@ -221,7 +250,8 @@ class CondaBackend:
         from conda.exceptions import CondaError
 
         installed = self._native_installed()
-        with cuda_override(cuda), _conda_output(self.relay), contextlib.ExitStack() as stack:
+        with cuda_override(cuda), no_aggressive_updates(self.context), _conda_output(self.relay), \
+                contextlib.ExitStack() as stack:  # fmt: skip
             where = stack.enter_context(_empty_prefix()) if self.prefix is None else None
             try:
                 asked, held = _split_specs(pins, specs, installed)

@@ -22,13 +22,15 @@ VIA_TOOLS = ("conda", "mamba", "micromamba")
 def find_tool(via: str) -> str:
     """The env's own manager: $CONDA_EXE / $MAMBA_EXE first, then PATH. Exit 2 before anything starts."""
     if via not in VIA_TOOLS:
-        raise CondafixError(f"--via must be one of {', '.join(VIA_TOOLS)} (got {via!r})", (), 2)
+        raise CondafixError(summary=f"--via must be one of {', '.join(VIA_TOOLS)} (got {via!r})", hints=(), exit_code=2)
     hinted = os.environ.get("CONDA_EXE") if via == "conda" else os.environ.get("MAMBA_EXE")
     if hinted and Path(hinted).name.startswith(via) and os.access(hinted, os.X_OK):
         return hinted
     found = shutil.which(via)
     if found is None:
-        raise CondafixError(f"--via {via}: {via} is not on PATH (nor in $CONDA_EXE/$MAMBA_EXE)", (), 2)
+        raise CondafixError(
+            summary=f"--via {via}: {via} is not on PATH (nor in $CONDA_EXE/$MAMBA_EXE)", hints=(), exit_code=2
+        )
     return found
 
 

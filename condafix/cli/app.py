@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 import typer
 
 from condafix import __version__
+from condafix.cli import guard
 from condafix.errors import CondafixError, UsageError
 
 if TYPE_CHECKING:
@@ -70,35 +71,11 @@ def _guard(
     def wrap(func: Callable[..., int]) -> Callable[..., None]:
         @functools.wraps(func)
         def inner(**kwargs: object) -> None:
-            from condafix.cli import render
-
-            try:
-                code = func(**kwargs)
-                _say_dropped_proxies()
-            except CondafixError as exc:
-                _say_dropped_proxies()
-                render.print_error(kind, exc, as_json(kwargs))
-                raise typer.Exit(exc.exit_code) from None
-            except KeyboardInterrupt:
-                sys.stderr.write("interrupted\n")
-                raise typer.Exit(130) from None
-            raise typer.Exit(code)
+            raise typer.Exit(guard.guarded(kind, as_json(kwargs), lambda: func(**kwargs)))
 
         return inner
 
     return wrap
-
-
-def _say_dropped_proxies() -> None:
-    """Sanitizing is never silent: name what was dropped (on stderr, so --json stays clean)."""
-    from condafix.cli import render
-
-    proxy = sys.modules.get("condafix.proxy")  # never imported = nothing sanitized (start-up)
-    if proxy is not None and proxy.POLICY.dropped and not render.quiet():
-        sys.stderr.write(
-            f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
-            "(see `condafix proxy`; --keep-proxy uses them as set)\n"
-        )
 
 
 def _json_flag(kwargs: dict[str, object]) -> bool:
@@ -463,22 +440,5 @@ def _run_app() -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    if os.environ.get("CONDAFIX_DEBUG"):
-        code = _run_app()
-    else:
-        try:
-            code = _run_app()
-        except Exception as exc:  # a bug, not bad input: say so in one line
-            from condafix.cli import render
-
-            render.Output().internal_error(exc)
-            code = 70
-    if "rattler" in sys.modules:
-        # py-rattler's runtime threads can crash interpreter finalization (seen here: SIGSEGV and
-        # "PyGILState_Release: thread state must be current" after all output was written), so once
-        # it is loaded we flush and leave without finalizing.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    raise SystemExit(code)
+    """The typer app as an entry point (the console script is ``cli.start.main``: doctor without typer)."""
+    guard.finish(_run_app)

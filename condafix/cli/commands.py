@@ -107,7 +107,9 @@ def doctor(
 
         probed = ptxprobe.probe(Path(env.prefix) if env.prefix else None, info)
     unfinished = None
-    if env.prefix and env.kind == "conda":
+    # change.safety.state_dir, unimported: without it no change ever began here, and doctor's start
+    # skips snapshot's imports (lock, condafiles, shutil: a tenth of it)
+    if env.prefix and env.kind == "conda" and (Path(env.prefix) / "conda-meta" / "condafix").is_dir():
         from condafix.change import snapshot
 
         unfinished = snapshot.pending(Path(env.prefix))
@@ -241,7 +243,7 @@ def cuda(
         return Outcome(kind="cuda", result=result, code=code, view="plan-applying" if apply else "plan")
     ui.show("plan-applying", result)
     if not ui.confirm(f"Apply these {len(result.changes)} changes to {where}?"):
-        raise CondafixError("nothing was changed", (), 1)
+        raise CondafixError(summary="nothing was changed", hints=(), exit_code=1)
     from condafix.change import apply as apply_mod
     from condafix.detect import driver as driver_mod
     from condafix.diagnose import verdict
@@ -296,7 +298,7 @@ def rollback(
     if preview.remove or preview.restore or preview.pins_removed or preview.specs_restored:
         ui.show("restore-preview", preview)
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
-            raise CondafixError("nothing was changed", (), 1)
+            raise CondafixError(summary="nothing was changed", hints=(), exit_code=1)
     done = rollback_mod.rollback(
         where, to, dry_run=False, force=force, reinstaller=choice.reinstaller(), notify=ui.notify
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
@@ -197,22 +196,15 @@ def _escape(text: object) -> str:
     return escape(redact(str(text)))
 
 
-_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$")
-
-
-def _print_unpadded(con: Console, renderable: object) -> None:
-    """A rich table without the padding it puts after the last column (no trailing spaces in logs)."""
-    with con.capture() as captured:
-        con.print(renderable)
-    for line in captured.get().splitlines():
-        con.file.write(_TRAILING.sub(r"\1", line) + "\n")
-    con.file.flush()
-
-
 def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
-    """The doctor report for a human: driver, env, components, findings, fix."""
-    con = console(out=out)
-    e = _escape
+    """The doctor report for a human: driver, env, components, findings, fix (``cli.plain``: no rich)."""
+    from condafix.cli import plain
+
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     drv = report.driver
     if drv.cuda is not None:
         extra = f", driver {drv.driver_version}" if drv.driver_version else ""
@@ -249,18 +241,16 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         style = _STYLE[path.severity]
         con.print(f"[bold]Compile[/]  {e(path.consumer)} {e(path.version)}: {path.path} -> [{style}]{path.outcome}[/]")
     if report.verdicts:
-        from rich.table import Table
-
         # each reason once: a component with a finding is explained by that finding's line below
         explained = {f.component for f in report.findings if f.component}
-        table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2))
-        for column in ("component", "version", "from", "CUDA", "verdict", "why"):
-            table.add_column(column)
-        for v in report.verdicts:
-            style = _STYLE[v.severity]
-            why = "see below" if v.name in explained else e(v.reason)
-            table.add_row(e(v.name), e(v.version), v.source, v.cuda or "-", f"[{style}]{v.verdict}[/]", why)
-        _print_unpadded(con, table)
+        rows = [
+            (
+                e(v.name), e(v.version), v.source, v.cuda or "-", f"[{_STYLE[v.severity]}]{v.verdict}[/]",
+                "see below" if v.name in explained else e(v.reason),
+            )
+            for v in report.verdicts
+        ]  # fmt: skip
+        con.table(("component", "version", "from", "CUDA", "verdict", "why"), rows)
     for finding in report.findings:
         con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
         for hint in finding.hints:
@@ -273,6 +263,7 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
             con.print(f"  or: {e(alt)}")
     style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
     con.print(f"\nstatus: [{style}]{report.status}[/]")
+    con.flush()
 
 
 def explain_text(expl: Explanation, *, out: Output | None = None) -> None:
@@ -313,11 +304,14 @@ def _size(value: int | None) -> str:
 
 
 def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) -> None:
-    """The reviewable dry-run: target, table of changes, the pin, and the equivalent command."""
-    from rich.table import Table
+    """The reviewable dry-run: target, table of changes, the pin, and the equivalent command (no rich)."""
+    from condafix.cli import plain
 
-    con = console(out=out)
-    e = _escape
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     inputs = f" ({'; '.join(plan.target.inputs)})" if len(plan.target.inputs) > 1 else ""
     con.print(f"[bold]Target[/]   CUDA {plan.target.cuda} (from {e(plan.target.source)}){e(inputs)}")
     con.print(f"[bold]Env[/]      {e(plan.prefix)}: CUDA {plan.env_cuda or '-'} ({plan.family or 'no CUDA toolkit'})")
@@ -334,22 +328,14 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
     if len(failed) > 1:
         con.print(f"  [yellow]nor do[/] {e(', '.join(a.pin for a in failed[1:]))} (details in --json)")
     if plan.changes:
-        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
-        for column in ("", "package", "from", "to", "channel", "download"):
-            table.add_column(column)
+        rows = []
         for c in plan.changes:
             before = f"{c.from_version} {c.from_build}" if c.from_version else "-"
             after = f"{c.to_version} {c.to_build}" if c.to_version else "-"
             style = {"downgrade": "yellow", "upgrade": "cyan", "install": "green", "remove": "red"}.get(c.action, "")
-            table.add_row(
-                f"[{style}]{c.action}[/]" if style else c.action,
-                e(c.name),
-                e(before),
-                e(after),
-                e(c.channel or "-"),
-                _size(c.size),
-            )
-        con.print(table)
+            action = f"[{style}]{c.action}[/]" if style else c.action
+            rows.append((action, e(c.name), e(before), e(after), e(c.channel or "-"), _size(c.size)))
+        con.table(("", "package", "from", "to", "channel", "download"), rows)
         con.print(f"{plan.unchanged} other packages stay as they are")
     style = {"change": "bold", "nothing-to-do": "green", "blocked": "bold red"}[plan.status]
     con.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
@@ -359,6 +345,7 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
         con.print(f"  [bold cyan]{e(command)}[/]")
     if plan.status == "change" and not applying:
         con.print("dry run: nothing was changed (pass --apply to change the env)")
+    con.flush()
 
 
 def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:

@@ -1,7 +1,7 @@
 """Child-process half of driver detection: NVML and libcuda, printed as one JSON line.
 
-It runs in its own process (``python -m condafix.detect._native_probe``) so that a hung or crashing
-driver can only take this child down; the parent applies a timeout (conda does the same).
+It runs in its own process (``python -S .../_native_probe.py``, stdlib only: no condafix import) so
+that a hung or crashing driver can only take this child down; the parent applies a timeout (conda does the same).
 The child reports raw values; all interpretation happens in ``condafix.detect.driver``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,9 @@ def _libcuda_devices(lib: ctypes.CDLL) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     everything = "--all" in argv
+    for arg in argv:  # the parent's import path: run with -S, this process has only the stdlib's
+        if arg.startswith("--sys-path="):
+            sys.path.extend(p for p in arg.split("=", 1)[1].split(os.pathsep) if p and p not in sys.path)
     out: dict[str, Any] = {"nvml": probe_nvml()}
     if everything or "error" in out["nvml"]:
         out["libcuda"] = probe_libcuda()

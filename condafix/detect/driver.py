@@ -8,11 +8,9 @@ Parsing is pure (``parse_*``) and tested on captured outputs; probing does the I
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -236,8 +234,16 @@ def native_libraries_missing(env: Mapping[str, str]) -> str | None:
 
 
 def probe_native(*, everything: bool, timeout: float) -> dict[str, dict[str, Any]]:
-    """Run NVML/libcuda in a child (without CUDA_VISIBLE_DEVICES, as conda does)."""
-    argv = [sys.executable, "-m", "condafix.detect._native_probe"] + (["--all"] if everything else [])
+    """Run NVML/libcuda in a child (without CUDA_VISIBLE_DEVICES, as conda does).
+
+    The child starts bare, as conda's ``__cuda`` probe does since conda#16392: ``-S`` (no site, no
+    .pth files, no editable finders) and the probe file by path (no condafix package), with this
+    process's ``sys.path`` handed over so that nvidia-ml-py is found where it is installed.
+    """
+    import condafix.detect._native_probe as child
+
+    here = os.pathsep.join(p for p in sys.path if p)
+    argv = [sys.executable, "-S", child.__file__, f"--sys-path={here}"] + (["--all"] if everything else [])
     done = runner.run(argv, timeout=timeout, env_overrides={"CUDA_VISIBLE_DEVICES": None})
     failure = done.error or (f"exited with {done.returncode}" if done.returncode else None)
     try:
@@ -272,13 +278,28 @@ def _native_attempt(source: str, raw: dict[str, Any] | None) -> tuple[Attempt, t
     ), gpus
 
 
+def _which(name: str) -> str | None:
+    """``shutil.which`` without importing shutil (it loads zlib, bz2 and lzma) off Windows."""
+    if sys.platform == "win32":
+        import shutil
+
+        return shutil.which(name)
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def find_nvidia_smi() -> str | None:
     """nvidia-smi on PATH, else where WSL and Windows drivers put it."""
-    found = shutil.which("nvidia-smi")
+    found = _which("nvidia-smi")
     if found:
         return found
     candidates = ["/usr/lib/wsl/lib/nvidia-smi"]
     if sys.platform == "win32":
+        import glob
+
         candidates += glob.glob(r"C:\Windows\System32\DriverStore\FileRepository\nv*\nvidia-smi.exe")
     return next((c for c in candidates if os.path.isfile(c)), None)
 

@@ -36,13 +36,12 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from condafix import runner
 from condafix.errors import UsageError
-from condafix.knowledge.cuda import CudaVersion
+from condafix.knowledge.cuda import CudaVersion, data_text
 
 Library = Literal["nvvm", "nvJitLink", "nvrtc"]
 How = Literal["model", "asked", "package"]  # package: the env's record stands in (compilepath)
@@ -51,9 +50,7 @@ How = Literal["model", "asked", "package"]  # package: the env's record stands i
 @functools.cache
 def _table() -> dict[str, Any]:
     """data/compile_paths.json: ``library_sources`` (sonames, wheel dirs, anchors, orders) and ``aliases``."""
-    raw: dict[str, Any] = json.loads(
-        resources.files("condafix.data").joinpath("compile_paths.json").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = json.loads(data_text("compile_paths.json"))
     return raw
 
 

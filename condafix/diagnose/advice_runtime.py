@@ -61,7 +61,7 @@ def torch_too_old(family: Family, match: re.Match[str], facts: Facts, text: str)
     )
     major = build.major if build is not None and build.major > found.major else found.major + 1
     floor = kb.mvc_floor.get(build.major if build is not None else major)
-    need = floor[0] if floor else kb.min_driver_for(CudaVersion(major, 0))
+    need = floor[0] if floor else kb.min_driver_for(CudaVersion(major=major, minor=0))
     fits = [v for v in kb.pytorch_cuda_versions if v <= found]
     conda = f'conda: "pytorch-cuda={max(fits)}" (pytorch channel)' if fits else "conda: a cudatoolkit build of PyTorch"
     fixes = (

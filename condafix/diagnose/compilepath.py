@@ -18,7 +18,6 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
@@ -28,7 +27,7 @@ from condafix.detect.libsources import Host, LoadedLibrary
 from condafix.env.envinfo import Component, EnvInfo
 from condafix.errors import Hint
 from condafix.findings import Finding, Severity
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.cuda import CudaVersion, data_text, knowledge
 
 PathKind = Literal["nvjitlink", "pynvjitlink", "nvrtc-cubin", "xla-ptxas", "driver-jit"]
 Outcome = Literal["ok", "jit-fails", "link-fails", "slow-compile", "unknown"]
@@ -64,9 +63,7 @@ class Table:
 @functools.cache
 def table() -> Table:
     """Load data/compile_paths.json once per process."""
-    raw: dict[str, Any] = json.loads(
-        resources.files("condafix.data").joinpath("compile_paths.json").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = json.loads(data_text("compile_paths.json"))
     consumers = {
         name: tuple(
             Row(

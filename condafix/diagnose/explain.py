@@ -168,7 +168,7 @@ def _pins(fix: str) -> list[CudaVersion]:
     found = []
     for match in _PIN_IN.finditer(fix):
         if match.group(2):
-            found.append(CudaVersion(int(match.group(2)), int(match.group(3))))
+            found.append(CudaVersion(major=int(match.group(2)), minor=int(match.group(3))))
         else:
             found.append(CudaVersion.parse(match.group(1) or match.group(4)))
     return found

@@ -231,7 +231,9 @@ def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVer
         if writer is None or (target is not None and writer.major > target.major):
             continue
         older = path.outcome == "link-fails"
-        absent = path.missing == "nvjitlink" and path.outcome == "jit-fails" and writer >= CudaVersion(12, 3)
+        absent = (
+            path.missing == "nvjitlink" and path.outcome == "jit-fails" and writer >= CudaVersion(major=12, minor=3)
+        )
         if not (older or absent):
             continue
         spec = nvjitlink_spec(env, writer)

@@ -6,6 +6,7 @@ Reads conda-meta through :mod:`condafix.env.condameta` (stdlib ``json``): ``doct
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -96,6 +97,11 @@ def channel_name(url: object) -> str | None:
     """
     if not isinstance(url, str) or not url:
         return None
+    return _channel_name(url)
+
+
+@functools.lru_cache(maxsize=256)  # an env's records share a handful of channel URLs
+def _channel_name(url: str) -> str:
     text = url.rstrip("/")
     text = re.sub(r"/[^/]+\.(conda|tar\.bz2)$", "", text)
     text = re.sub(r"/(noarch|linux-64|linux-aarch64|linux-ppc64le|osx-64|osx-arm64|win-64)$", "", text)

@@ -45,13 +45,13 @@ def _replace_with(dest: Path, data: bytes, info: os.stat_result, what: str) -> N
                 os.chown(temp, info.st_uid, info.st_gid)
             except PermissionError:
                 raise CondafixError(
-                    f"{dest}: cannot keep the file's owner {info.st_uid}:{info.st_gid} (run as that user); "
+                    summary=f"{dest}: cannot keep the file's owner {info.st_uid}:{info.st_gid} (run as that user); "
                     "nothing changed"
                 ) from None
         os.replace(temp, dest)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
-        raise CondafixError(f"could not write {what} {dest}: {exc.strerror or exc}; nothing changed") from None
+        raise CondafixError(summary=f"could not write {what} {dest}: {exc.strerror or exc}; nothing changed") from None
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

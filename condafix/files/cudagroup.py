@@ -14,11 +14,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 from condafix.knowledge import roles
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.cuda import CudaVersion, data_text, knowledge
 from condafix.knowledge.roles import Kind
 
 Status = Literal["ok", "change", "refused"]
@@ -47,9 +46,7 @@ class Tables:
 @functools.cache
 def tables() -> Tables:
     """Load the group table once per process."""
-    raw: dict[str, Any] = json.loads(
-        resources.files("condafix.data").joinpath("cuda_groups.json").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = json.loads(data_text("cuda_groups.json"))
     kinds = roles.table().anchors
     anchors = {row["name"]: (kinds[row["name"]], tuple(row["versions"])) for row in raw["anchors"]["rows"]}
     framework = {
@@ -145,7 +142,7 @@ def _exact(text: str) -> CudaVersion | set[int] | None:
         return None
     if found.group(2) in (None, "*"):
         return {int(found.group(1))}
-    return CudaVersion(int(found.group(1)), int(found.group(2)))
+    return CudaVersion(major=int(found.group(1)), minor=int(found.group(2)))
 
 
 def _universe() -> tuple[CudaVersion, ...]:
@@ -396,7 +393,7 @@ def decide(
     universe = frozenset(_universe())
     family = universe
     if any(items[i].name in ("cudatoolkit", "cudatoolkit-dev") for i in plan.kinds):
-        family = frozenset(c for c in family if c <= CudaVersion(11, 8))
+        family = frozenset(c for c in family if c <= CudaVersion(major=11, minor=8))
     if any(k == "metapackage" for k in plan.kinds.values()):
         family = frozenset(c for c in family if c.major >= 12)
     split = [i for i, k in plan.kinds.items() if k in ("component", "library")]

@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, NamedTuple
 
 from condafix.errors import UsageError
@@ -215,8 +214,22 @@ def _build(raw: dict[str, Any]) -> Knowledge:
     )
 
 
+def data_text(name: str) -> str:
+    """A table from ``condafix/data``: read from the package directory, importlib.resources only for an
+    install that has none (a zip): its import (zipfile and friends) was 5% of doctor's start."""
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        from importlib import resources
+
+        return resources.files("condafix.data").joinpath(name).read_text(encoding="utf-8")
+
+
 @functools.cache
 def knowledge() -> Knowledge:
     """Load the tables once per process."""
-    text = resources.files("condafix.data").joinpath("cuda.json").read_text(encoding="utf-8")
-    return _build(json.loads(text))
+    return _build(json.loads(data_text("cuda.json")))

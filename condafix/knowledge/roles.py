@@ -19,7 +19,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal, cast
 
 Role = Literal["pin", "toolkit", "nvvm", "nvrtc", "nvjitlink", "runtime", "consumer", "framework", "compat", "linker"]
@@ -28,6 +27,12 @@ Kind = Literal["pin", "toolkit", "pytorch-cuda", "metapackage", "component", "li
 # one pass, no nested repeats (linear on any input): cuda[_]M.m | cuda[_]Mm | _cuMm_
 _BUILD = re.compile(r"cuda_?(\d+)(?:\.(\d+))?|(?:^|[_.])cu(\d{2,3})(?=[_.]|$)")
 _LOCAL = re.compile(r"\+cu(\d{2,3})\b")
+
+
+def _data_text(name: str) -> str:
+    from condafix.knowledge.cuda import data_text  # the one table reader (no import cycle at load)
+
+    return data_text(name)
 
 
 def _packed(digits: str) -> str | None:
@@ -123,9 +128,7 @@ def _role(value: object, where: str) -> Role:
 @functools.cache
 def table() -> RoleTable:
     """Load the table once per process; an unknown role or kind is a packaging bug, caught by the tests."""
-    raw: dict[str, Any] = json.loads(
-        resources.files("condafix.data").joinpath("package_roles.json").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = json.loads(_data_text("package_roles.json"))
     group = raw["group"]
     anchors: dict[str, Kind] = {}
     for row in group["anchors"]:

@@ -2,7 +2,10 @@
 
 Candidates come from the channel (never from a table), the whole env is re-solved with its
 installed records locked, and each candidate that does not solve is recorded before the next
-lower one is tried. Nothing on disk changes here except rattler's repodata cache.
+lower one is tried. A backend whose solver picks the newest version itself (``picks_newest``: conda's)
+gets the family as one range instead (``cuda-version >=12.0,<12.5.0a0``), so the channel is loaded once,
+by its solver; the channel's versions are read only when nothing in the range solves, to name the
+blocker. Nothing on disk changes here except rattler's repodata cache.
 """
 
 from __future__ import annotations
@@ -322,20 +325,48 @@ def plan(
     age = backend.cache_age(chosen_channels)
     installed = backend.installed()
     platform = _platform(installed)
+    major = target_cuda.major if allow_major else current.major
+    names = [r.name for r in installed]
+    attempts: list[SolveAttempt] = []
+    started = time.perf_counter()
+    base = replace(base, cache_age_s=age)
+    if getattr(backend, "picks_newest", False):
+        # the solver picks the minor in one solve: the channel is loaded once, by the solver
+        ranged, attempt = _solve_range(
+            backend, env_info, installed, family, major, target, chosen_channels, platform, step
+        )
+        attempts.append(attempt)
+        if ranged is not None:
+            pins, specs, solved = ranged
+            changes, unchanged = diff(installed, solved, backend)
+            return replace(
+                base,
+                status="change" if changes else "nothing-to-do",
+                reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env "
+                f"({backend.name} picked it in one solve): {pins[0].split('=', 1)[1]}",
+                pin=pins[0],
+                pins=tuple(pins),
+                specs=tuple(specs),
+                attempts=tuple(attempts),
+                changes=tuple(changes),
+                unchanged=unchanged,
+                commands=equivalent_commands(env_info, chosen_channels, pins, env),
+                solve_seconds=time.perf_counter() - started,
+                records=tuple(solved),
+            )
     with progress.phase(step, "repodata", f"repodata for {family} from {', '.join(chosen_channels)}"):
         versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
-    major = target_cuda.major if allow_major else current.major
     candidates = candidate_minors(versions, major=major, limit=target_cuda)
-    base = replace(base, cache_age_s=age, candidates=tuple(str(c) for c in candidates))
+    base = replace(base, candidates=tuple(str(c) for c in candidates))
     if not candidates:
         return replace(
             base, status="blocked", reason=f"the channel has no {family} for CUDA {major}.x <= {target_cuda}"
         )
-    names = [r.name for r in installed]
-    attempts: list[SolveAttempt] = []
-    started = time.perf_counter()
-    progress.begin(step, "solve", f"solving with {backend.name}")
-    for number, candidate in enumerate(candidates, 1):
+    # after a failed range solve no candidate solves: only the blockers are left to name
+    to_try = [] if attempts else candidates
+    if to_try:
+        progress.begin(step, "solve", f"solving with {backend.name}")
+    for number, candidate in enumerate(to_try, 1):
         pins = [f"{family}={candidate}"]
         if family == "cudatoolkit" and "cuda-version" in names:
             pins.append(f"cuda-version={candidate}")
@@ -370,7 +401,8 @@ def plan(
             solve_seconds=time.perf_counter() - started,
             records=tuple(solved),
         )
-    progress.end(step, f"no candidate solves ({len(candidates)} tried)")
+    if to_try:
+        progress.end(step, f"no candidate solves ({len(candidates)} tried)")
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
     why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
     if blockers:
@@ -383,6 +415,51 @@ def plan(
         attempts=tuple(attempts),
         blockers=tuple(blockers),
         solve_seconds=time.perf_counter() - started,
+    )
+
+
+def _range_pin(family: str, major: int, limit: CudaVersion) -> str:
+    """Every ``major.x`` release <= ``limit`` (12.4.1 included, as :func:`candidate_minors` counts it)."""
+    return f"{family} >={major}.0,<{major}.{limit.minor + 1}.0a0" if major == limit.major else f"{family} >={major}.0"
+
+
+def _solve_range(
+    backend: Backend,
+    env_info: envinfo.EnvInfo,
+    installed: Sequence[Record],
+    family: Family,
+    major: int,
+    target: TargetCuda,
+    channels: Sequence[str],
+    platform: str,
+    step: Step,
+) -> tuple[tuple[list[str], list[str], list[Record]] | None, SolveAttempt]:
+    """One solve with the family ranged (newest first is the solver's own preference), then the exact pins
+    of its pick; ``None`` with the failed attempt when nothing in the range solves."""
+    limit = CudaVersion.parse(target.cuda)
+    ranged = [_range_pin(family, major, limit)]
+    if family == "cudatoolkit" and any(r.name == "cuda-version" for r in installed):
+        ranged.append(_range_pin("cuda-version", major, limit))
+    specs = request_specs(env_info, [r.name for r in installed], ranged)
+    progress.begin(step, "solve", f"solving with {backend.name}")
+    step(f"solving with {ranged[0]} ({backend.name} picks the newest)")
+    try:
+        solved = backend.solve(
+            channels=channels, platform=platform, cuda=str(limit), cuda_arch=target.cuda_arch, pins=ranged, specs=specs
+        )
+    except SolveFailed as failed:
+        progress.end(step, f"nothing in {ranged[0]} solves")
+        return None, SolveAttempt(pin=ranged[0], solved=False, detail=_first_lines(failed.message))
+    picked = {r.name: r.version for r in solved}
+    if family not in picked:  # not seen from conda's solvers; a wrong answer is not a plan
+        progress.end(step, f"the solver's answer holds no {family}")
+        return None, SolveAttempt(pin=ranged[0], solved=False, detail=f"the solver's answer holds no {family}")
+    chosen = CudaVersion.parse(picked[family])
+    pins = [f"{family}={chosen}"] + ([f"cuda-version={chosen}"] if len(ranged) > 1 else [])
+    progress.end(step, f"solved: {backend.name} picked {pins[0]} in {ranged[0]}")
+    exact = [p for p in specs if p not in ranged] + pins
+    return (pins, exact, solved), SolveAttempt(
+        pin=pins[0], solved=True, detail=f"solved: the solver's pick in {ranged[0]}"
     )
 
 

@@ -65,7 +65,7 @@ class RattlerBackend:
         """rattler's own records behind neutral ones this backend returned (only a backend touches them)."""
         missing = [f"{r.name} {r.version} {r.build}" for r in records if r not in self._natives]
         if missing:
-            raise CondafixError(f"the rattler backend did not solve {', '.join(missing)}; plan again with it")
+            raise CondafixError(summary=f"the rattler backend did not solve {', '.join(missing)}; plan again with it")
         return [self._natives[r] for r in records]
 
     def _gw(self) -> Gateway:
@@ -99,8 +99,8 @@ class RattlerBackend:
         remote = [c for c in channels if not c.startswith("file://")]
         if remote and age is None:
             raise CondafixError(
-                f"--offline: no cached repodata for {', '.join(remote)} in {cache_dir()}",
-                (Hint(code="warm_cache", text="run the same command once online to fill the cache"),),
+                summary=f"--offline: no cached repodata for {', '.join(remote)} in {cache_dir()}",
+                hints=(Hint(code="warm_cache", text="run the same command once online to fill the cache"),),
             )
         return age
 

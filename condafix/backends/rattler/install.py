@@ -142,8 +142,8 @@ async def _until_silent(coro: Any, beat: _Heartbeat, silence_s: float) -> None:
             task.cancel()
             await asyncio.wait({task}, timeout=2.0)
             raise CondafixError(
-                f"the install stalled: no download or link progress for {silence_s:g} s",
-                (
+                summary=f"the install stalled: no download or link progress for {silence_s:g} s",
+                hints=(
                     Hint(
                         code="timeout",
                         text="check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS "
@@ -190,7 +190,7 @@ def install(
                 )
             )
     except (InstallerError, LinkError, TransactionError) as exc:
-        raise CondafixError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise CondafixError(summary=str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
 def conda_archive(record: Any) -> Path | None:

@@ -211,7 +211,9 @@ def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
         hints.insert(
             0, Hint(code="proxy", text="run `condafix proxy` to check the proxy settings, or retry with --no-proxy")
         )
-    return CondafixError(f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", tuple(hints))
+    return CondafixError(
+        summary=f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", hints=tuple(hints)
+    )
 
 
 def _run(coro: Any, timeout: float) -> Any:
@@ -291,9 +293,9 @@ def _limit_error(
     kind, size = verdict
     if kind == "size":
         return CondafixError(
-            f"repodata from {named} is larger than {limits.max_bytes >> 20} MB ({size >> 20} MB received); "
+            summary=f"repodata from {named} is larger than {limits.max_bytes >> 20} MB ({size >> 20} MB received); "
             "condafix stopped the download",
-            (
+            hints=(
                 Hint(
                     code="max_repodata",
                     text="check the channel URL; raise CONDAFIX_MAX_REPODATA_MB if it is really that big",
@@ -302,15 +304,15 @@ def _limit_error(
         )
     if kind == "stall":
         return CondafixError(
-            f"no answer from {named} within {limits.timeout_s:g} s",
-            (
+            summary=f"no answer from {named} within {limits.timeout_s:g} s",
+            hints=(
                 Hint(
                     code="timeout",
                     text="check the channel and proxy (`condafix proxy`); CONDAFIX_HTTP_TIMEOUT=SECONDS waits longer",
                 ),
             ),
         )
-    return CondafixError(f"fetching repodata from {named} took longer than {deadline:g} s")
+    return CondafixError(summary=f"fetching repodata from {named} took longer than {deadline:g} s")
 
 
 def _is_stale_revalidation(exc: Exception) -> bool:

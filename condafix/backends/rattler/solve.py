@@ -151,7 +151,7 @@ def solve(
     try:
         match_specs = [MatchSpec(spec) for spec in specs]
     except InvalidMatchSpecError as exc:
-        raise CondafixError(f"invalid spec in the env's history: {exc}") from None
+        raise CondafixError(summary=f"invalid spec in the env's history: {exc}") from None
     limits = net_limits()
 
     async def go() -> list[RepoDataRecord]:
