@@ -157,7 +157,9 @@ def test_doctor_text_is_redacted_and_escaped(make_prefix: Callable[..., Path], t
     assert f"{prefix} (conda, via -p" in done.stdout
     table = done.stdout.splitlines()[3:5]
     assert table[0].split() == ["component", "version", "from", "CUDA", "verdict", "why"]
-    assert table[1] == "cuda-cudart       12.9.79    conda    12.9    newer-than-driver    see below"  # said once, below
+    assert (
+        table[1] == "cuda-cudart       12.9.79    conda    12.9    newer-than-driver    see below"
+    )  # said once, below
 
 
 # ---------------------------------------------------------------- the probe child
