@@ -259,6 +259,8 @@ class CondaBackend:
         writes the history and uses its own package cache."""
         platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
 
+        moved: list[str] = []
+
         def install(_step: Step) -> None:
             from conda.exceptions import CondaError
 
@@ -266,6 +268,8 @@ class CondaBackend:
                 try:
                     txn = self._solver(request.channels, platform or self.context.subdir, request.pins)
                     txn = txn.solve_for_transaction()
+                    for setup in txn.prefix_setups.values():  # what conda's own transaction moves
+                        moved.extend(str(r.name) for r in (*setup.unlink_precs, *setup.link_precs))
                     txn.download_and_extract()
                     txn.execute()
                 except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
@@ -277,4 +281,5 @@ class CondaBackend:
             writes_history=True,
             spec_matches=self.spec_matches,
             caches=tuple(str(p) for p in self.context.pkgs_dirs),
+            moved=lambda: tuple(moved),
         )

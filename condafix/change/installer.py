@@ -70,7 +70,8 @@ class Installer:
     conda's history revision itself (conda, mamba), so condafix writes none; ``caches``: package
     caches it extracts into (a rollback after a kill finds half-linked files there); ``spec_matches``:
     its own match-spec check, for pins already in ``conda-meta/pinned``; ``argv``: the command it runs,
-    when it is a tool.
+    when it is a tool; ``moved()``: the package names its own transaction moved, when it re-solves
+    (conda's): an undo removes only records of those and of the plan's moves, never another tool's.
     """
 
     label: str
@@ -79,6 +80,7 @@ class Installer:
     spec_matches: Matches
     caches: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
+    moved: Callable[[], Sequence[str]] = lambda: ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from condafix.change.condafiles import _commands, _history_text, _undo_pin_edits, history_state, requested_map
 from condafix.change.installer import Reinstaller
+from condafix.change.others import Scope, scope
 from condafix.change.safety import (
     ApplyError,
     _check_records,
@@ -69,27 +71,38 @@ def _name_of(file: str) -> str:
     return file.removesuffix(".json").rsplit("-", 2)[0]
 
 
-def restore_plan(prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = None) -> RestorePlan:
-    """Compare record files (by file name: a half-done install can hold two builds of one name)."""
+def _own(path: Path, own: Scope) -> bool:
+    return str(_read_json(path).get("name") or _name_of(path.name)) in own
+
+
+def restore_plan(
+    prefix: Path, snapshot: Path, meta: Mapping[str, Any] | None = None, *, force: bool = False
+) -> RestorePlan:
+    """Compare record files (by file name: a half-done install can hold two builds of one name).
+
+    Only packages condafix's change moves are removed or put back: the prefix is shared with conda,
+    and what another tool installed or removed meanwhile stays as it left it (``force``: a rollback
+    the user forced past later changes acts on those too)."""
     meta = _load_snapshot(prefix, snapshot) if meta is None else meta
+    own = scope(meta, force=force)
     saved = {p.name: p for p in condameta.record_paths(snapshot)}
     current = {p.name: p for p in condameta.record_paths(prefix)}
     backed = set(meta.get("backed_up", []))
-    remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved})
-    restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current})
+    remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved and _own(p, own)})
+    restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current and _own(p, own)})
     missing = tuple(n for n in restore if n not in backed)
     pins = tuple(str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict))
-    specs = tuple(_spec_changes(prefix, meta))
+    specs = tuple(_spec_changes(prefix, meta, own))
     return RestorePlan(snapshot.name, tuple(remove), tuple(restore), missing, (), pins, specs)
 
 
-def _spec_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
+def _spec_changes(prefix: Path, meta: Mapping[str, Any], own: Scope) -> list[str]:
     before = meta.get("requested_before")
     if not isinstance(before, dict):
         return []
     now = requested_map(prefix)
-    out = [f"remove {now[n]}" for n in sorted(now) if n not in before]
-    out += [f"restore {before[n]}" for n in sorted(before) if n in now and now[n] != before[n]]
+    out = [f"remove {now[n]}" for n in sorted(now) if n not in before and n in own]
+    out += [f"restore {before[n]}" for n in sorted(before) if n in now and now[n] != before[n] and n in own]
     return out
 
 
@@ -125,7 +138,9 @@ def _installer_leftovers(prefix: Path) -> set[str]:
     return found | ({"CACHEDIR.TAG"} if (prefix / "CACHEDIR.TAG").is_file() else set())
 
 
-def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Reinstaller | None = None) -> RestorePlan:
+def restore(
+    prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Reinstaller | None = None, force: bool = False
+) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
     Packages the snapshot holds no backup of come from the package cache first and the channel
@@ -137,13 +152,18 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Rei
     meta = _load_snapshot(prefix, snapshot)
     current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in condameta.record_paths(prefix)]
     _check_records(prefix, current_records)
-    plan = restore_plan(prefix, snapshot, meta)
+    plan = restore_plan(prefix, snapshot, meta, force=force)
+    own = scope(meta, force=force)
     if plan.missing:
-        return _reinstall(prefix, snapshot, plan, reinstaller)
+        return _reinstall(prefix, snapshot, plan, reinstaller, own)
     saved = {p.name: p for p in condameta.record_paths(snapshot)}
     removed: list[str] = []
+    kept: set[str] = set()  # files of records another tool owns: never deleted as leftovers
     for record_path in condameta.record_paths(prefix):
         if record_path.name in saved:
+            continue
+        if not _own(record_path, own):
+            kept |= set(_record_files(_read_json(record_path)))
             continue
         files = _record_files(_read_json(record_path))
         for rel in files:
@@ -163,12 +183,14 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Rei
                 _link_or_copy(backup, target)
     for name, record_path in saved.items():
         current = prefix / "conda-meta" / name
+        if not current.is_file() and not _own(record_path, own):
+            continue  # another tool removed it meanwhile: its removal stays
         if not current.is_file() or current.read_bytes() != record_path.read_bytes():
             _copy_atomic(record_path, current)  # also records the installer rewrote in place
     manifest = snapshot / "manifest.txt"
     known = set(manifest.read_text().splitlines()) if manifest.is_file() else set()
     if interrupted and known:  # an empty or missing manifest is no licence to delete anything
-        owned = {rel for path in saved.values() for rel in _record_files(_read_json(path))}
+        owned = {rel for path in saved.values() for rel in _record_files(_read_json(path))} | kept
         candidates = _linked_files(prefix, meta) | _installer_leftovers(prefix)
         orphans = sorted(rel for rel in candidates if rel not in known and rel not in owned)
         for rel in orphans:
@@ -179,7 +201,25 @@ def restore(prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Rei
     return plan
 
 
-def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None) -> RestorePlan:
+def _target_records(prefix: Path, snapshot: Path, own: Scope) -> Path:
+    """The records a reinstall must leave: the snapshot's for condafix's packages, the prefix's own
+    for every other package (what another tool installed or removed meanwhile stays so)."""
+    target = snapshot / "reinstall-target"
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "conda-meta").mkdir(parents=True)
+    current = {p.name: p for p in condameta.record_paths(prefix)}
+    for path in condameta.record_paths(snapshot):
+        if _own(path, own) or path.name in current:  # the saved copy: an installer may have rewritten it
+            shutil.copy2(path, target / "conda-meta" / path.name)
+    for name, path in current.items():
+        if not _own(path, own) and not (target / "conda-meta" / name).exists():
+            shutil.copy2(path, target / "conda-meta" / name)
+    return target
+
+
+def _reinstall(
+    prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None, own: Scope | None = None
+) -> RestorePlan:
     """Restore with the reinstaller the command layer handed in: the snapshot's records from a package cache,
     else the channel."""
     if reinstaller is None or reinstaller.unusable is not None:
@@ -195,16 +235,20 @@ def _reinstall(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Rei
             ),
         )
     meta = _read_json(snapshot / "meta.json")
-    gone = reinstaller.unavailable(snapshot / "conda-meta", plan.missing)
-    if gone:
-        raise ApplyError(
-            f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
-            "(the build left the channel); nothing was changed",
-            (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
-        )
-    reinstaller.reinstall(prefix, snapshot / "conda-meta")
-    for saved in condameta.record_paths(snapshot):  # the installer writes fresh records
-        _copy_atomic(saved, prefix / "conda-meta" / saved.name)
+    target = _target_records(prefix, snapshot, scope(meta) if own is None else own)
+    try:
+        gone = reinstaller.unavailable(target / "conda-meta", plan.missing)
+        if gone:
+            raise ApplyError(
+                f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
+                "(the build left the channel); nothing was changed",
+                (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
+            )
+        reinstaller.reinstall(prefix, target / "conda-meta")
+        for saved in condameta.record_paths(target):  # the installer writes fresh records
+            _copy_atomic(saved, prefix / "conda-meta" / saved.name)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
     _drop_cache_tag(prefix, snapshot)
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
     return plan

@@ -128,6 +128,7 @@ def create_snapshot(
         "history_size": (condameta.history_path(prefix)).stat().st_size
         if (condameta.history_path(prefix)).is_file()
         else 0,
+        "history_revisions": len(condameta.read_history(prefix).revisions),
         **extra,
     }
     _write_json(root / "meta.json", meta)
