@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from condafix.change.installer import Installer, InstallRequest, Step
+from condafix.change.installer import Installer, InstallRequest, Step, before_writing
 from condafix.errors import CondafixError, Hint
 from condafix.plan.solver import Record, SolveFailed
 
@@ -114,6 +114,34 @@ def _split_specs(pins: Sequence[str], specs: Sequence[str], installed: Sequence[
         record = by_name.get(str(match.name))
         (held if record is not None and match.match(record) else asked).append(match)
     return asked, held
+
+
+def _before_linking(txn: Any) -> None:
+    """conda extracted every new build: hand what each writes (its paths.json) to the change path first."""
+    for setup in txn.prefix_setups.values():
+        for record in setup.link_precs:
+            for cache in _pkgs_dirs():
+                paths = Path(cache) / f"{record.name}-{record.version}-{record.build}" / "info" / "paths.json"
+                if paths.is_file():
+                    before_writing(_paths_of(paths))
+                    break
+
+
+def _pkgs_dirs() -> tuple[str, ...]:
+    from conda.base.context import context
+
+    return tuple(str(p) for p in context.pkgs_dirs)
+
+
+def _paths_of(paths_json: Path) -> list[str]:
+    import json
+
+    try:
+        data = json.loads(paths_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = data.get("paths") if isinstance(data, dict) else None
+    return [e["_path"] for e in entries or () if isinstance(e, dict) and isinstance(e.get("_path"), str)]
 
 
 def _nowhere() -> TextIO:
@@ -271,6 +299,7 @@ class CondaBackend:
                     for setup in txn.prefix_setups.values():  # what conda's own transaction moves
                         moved.extend(str(r.name) for r in (*setup.unlink_precs, *setup.link_precs))
                     txn.download_and_extract()
+                    _before_linking(txn)
                     txn.execute()
                 except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
                     raise _error(exc) from None

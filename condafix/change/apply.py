@@ -28,7 +28,7 @@ from condafix.change.condafiles import (
     history_state,
     plan_pin_edits,
 )
-from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller
+from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller, guarding
 from condafix.change.lock import _deferred_signals, prefix_lock
 from condafix.change.others import foreign_changes, foreign_records, foreign_revisions, tail_revisions
 from condafix.change.restore import restore, restore_plan
@@ -51,7 +51,9 @@ from condafix.change.snapshot import (
     _start_journal,
     _update_meta,
     create_snapshot,
+    new_build_paths,
     pending,
+    save_clobbered,
 )
 from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
@@ -120,6 +122,14 @@ def apply_change(
             raise ApplyError(
                 f"cannot write the snapshot in {prefix}: {exc.strerror or exc}; nothing was changed"
             ) from None
+        try:  # what the new builds will overwrite, where a package cache holds them extracted already
+            caches = [Path(c) for c in change.caches]
+            save_clobbered(prefix, snapshot, new_build_paths(change.linking, caches))
+        except OSError as exc:
+            shutil.rmtree(snapshot, ignore_errors=True)
+            raise ApplyError(
+                f"cannot write the snapshot in {prefix}: {exc.strerror or exc}; nothing was changed"
+            ) from None
         progress.end(step)
         if interrupted():
             raise ApplyError("interrupted before any change; nothing was changed")
@@ -136,7 +146,8 @@ def apply_change(
                 _apply_pin_edits(prefix, change.pin_edits)
             step("installing")
             try:
-                install()
+                with guarding(lambda rels: save_clobbered(prefix, snapshot, rels)):
+                    install()
             finally:
                 _note_moved(snapshot, moved())
             if interrupted():

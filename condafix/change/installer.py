@@ -8,7 +8,9 @@ value a backend (or the tool module) builds and the command layer hands over; no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,3 +99,30 @@ class Reinstaller:
     unavailable: Callable[[Path, Sequence[str]], list[str]]
     reinstall: Callable[[Path, Path], None]
     unusable: str | None = None
+
+
+_GUARDS: list[Callable[[Iterable[str]], None]] = []
+_GUARD_LOCK = threading.Lock()
+
+
+def before_writing(paths: Iterable[str]) -> None:
+    """An installer calls this just before it links a package, with the paths the package writes
+    (its ``info/paths.json``): the change in flight saves whatever is at those paths now, so a
+    clobbered file of a package it does not touch (or a user's own file) comes back byte for byte.
+    Safe to call from an installer's worker threads; a no-op outside a change."""
+    wanted = list(paths)
+    with _GUARD_LOCK:
+        for guard in _GUARDS:
+            guard(wanted)
+
+
+@contextlib.contextmanager
+def guarding(guard: Callable[[Iterable[str]], None]) -> Iterator[None]:
+    """While the change path runs an install: ``before_writing`` goes to ``guard``."""
+    with _GUARD_LOCK:
+        _GUARDS.append(guard)
+    try:
+        yield
+    finally:
+        with _GUARD_LOCK:
+            _GUARDS.remove(guard)

@@ -22,7 +22,7 @@ from condafix.change.safety import (
     _unlink,
     safe_path,
 )
-from condafix.change.snapshot import _drop_cache_tag, _load_snapshot
+from condafix.change.snapshot import _drop_cache_tag, _load_snapshot, clobbered, new_build_paths
 from condafix.env import condameta
 from condafix.errors import Hint
 
@@ -116,16 +116,8 @@ def _linked_files(prefix: Path, meta: Mapping[str, Any]) -> set[str]:
 
     caches = [Path(p) for p in meta.get("caches", []) if isinstance(p, str)]
     caches += list(condarc.load().pkgs_dirs)
-    found: set[str] = set()
-    for dist in meta.get("linking", []):
-        if not isinstance(dist, str) or "/" in dist or dist in ("", ".", ".."):
-            continue
-        for cache in caches:
-            paths = _read_json(cache / dist / "info" / "paths.json").get("paths")
-            if isinstance(paths, list):
-                found |= {p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str)}
-                break
-    return found
+    linking = meta.get("linking", [])
+    return new_build_paths(linking if isinstance(linking, list) else [], caches)
 
 
 def _installer_leftovers(prefix: Path) -> set[str]:
@@ -181,6 +173,12 @@ def restore(
                 target = safe_path(prefix, rel, f"snapshot {snapshot.name}")
                 _unlink(target)
                 _link_or_copy(backup, target)
+    for rel in clobbered(snapshot):  # what the new builds overwrote of other packages (or the user's)
+        backup = safe_path(snapshot / "files", rel, f"snapshot {snapshot.name}")
+        if backup.exists() or backup.is_symlink():
+            target = safe_path(prefix, rel, f"snapshot {snapshot.name}")
+            _unlink(target)
+            _link_or_copy(backup, target)
     for name, record_path in saved.items():
         current = prefix / "conda-meta" / name
         if not current.is_file() and not _own(record_path, own):

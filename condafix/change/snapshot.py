@@ -135,6 +135,60 @@ def create_snapshot(
     return root
 
 
+CLOBBERED = "clobbered.txt"
+
+
+def new_build_paths(linking: Iterable[object], caches: Iterable[Path]) -> set[str]:
+    """The paths the new builds write, from each one's ``info/paths.json`` in a package cache where it
+    is extracted already (the others are read as the installer links them: ``before_writing``)."""
+    found: set[str] = set()
+    caches = list(caches)
+    for dist in linking:
+        if not isinstance(dist, str) or "/" in dist or dist in ("", ".", ".."):
+            continue
+        for cache in caches:
+            paths = _read_json(cache / dist / "info" / "paths.json").get("paths")
+            if isinstance(paths, list):
+                found |= {p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str)}
+                break
+    return found
+
+
+def save_clobbered(prefix: Path, snapshot: Path, rels: Iterable[str]) -> None:
+    """Copy (never hard-link: an installer may write into the inode) what is at each path the new builds
+    will write, unless the snapshot holds it already; listed in ``clobbered.txt`` for the restore."""
+    files = snapshot / "files"
+    listed = snapshot / CLOBBERED
+    saved: list[str] = []
+    for rel in sorted(set(rels)):
+        try:
+            source = safe_path(prefix, rel, "a new package's paths.json")
+        except Refused:
+            continue  # the installer refuses such a path itself; nothing of ours to save
+        target = files / rel
+        if os.path.lexists(target) or not os.path.lexists(source) or (source.is_dir() and not source.is_symlink()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+        saved.append(rel)
+    if saved:
+        with open(listed, "a", encoding="utf-8") as out:
+            out.write("".join(f"{rel}\n" for rel in saved))
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def clobbered(snapshot: Path) -> list[str]:
+    """The paths ``save_clobbered`` saved (each one a line of ``clobbered.txt``)."""
+    listed = snapshot / CLOBBERED
+    if not listed.is_file() or listed.is_symlink():
+        return []
+    return [line for line in listed.read_text(encoding="utf-8", errors="replace").splitlines() if line]
+
+
 def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
     base = state_dir(prefix) / "snapshots"
     found = []

@@ -21,7 +21,7 @@ from rattler import (
 
 from condafix import progress, proxy
 from condafix.backends.rattler.net import cache_dir, client, net_limits
-from condafix.change.installer import Reinstaller
+from condafix.change.installer import Reinstaller, before_writing
 from condafix.change.safety import _atomic_write, _read_json
 from condafix.errors import CondafixError, Hint
 
@@ -81,6 +81,12 @@ class _InstallEvents:
             self.reporter.download_done(self.names.get(index, "?"))
 
     def on_link_start(self, _operation: int, name: str) -> int:
+        record = self.records.get(name)
+        if record is not None:  # the package is extracted now: what it writes is backed up before it links
+            stem = f"{record.name.normalized}-{record.version}-{record.build}"
+            paths = _read_json(pkgs_dir() / stem / "info" / "paths.json").get("paths")
+            if isinstance(paths, list):
+                before_writing(p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str))
         return self._token(name)
 
     def on_link_complete(self, index: int) -> None:
