@@ -13,14 +13,15 @@ from condafix.change.installer import Reinstaller
 from condafix.change.others import Scope, scope
 from condafix.change.safety import (
     ApplyError,
+    Refused,
     _check_records,
     _copy_atomic,
-    _link_or_copy,
-    _prune_dirs,
     _read_json,
     _record_files,
-    _unlink,
-    safe_path,
+    place_at,
+    prune_at,
+    temp_name,
+    unlink_at,
 )
 from condafix.change.snapshot import _drop_cache_tag, _load_snapshot, clobbered, new_build_paths
 from condafix.env import condameta
@@ -148,6 +149,45 @@ def restore(
     own = scope(meta, force=force)
     if plan.missing:
         return _reinstall(prefix, snapshot, plan, reinstaller, own)
+    changed: list[str] = []  # what was already done when a refusal comes: it is told as it is
+    try:
+        _put_back(prefix, snapshot, meta, own, interrupted=interrupted, changed=changed)
+    except Refused as exc:
+        if not changed:
+            raise
+        raise ApplyError(
+            f"{_unsaid(exc.summary)}: the restore stopped part-way ({len(changed)} files and records were "
+            "already removed or put back), so the env is half restored; the journal is kept",
+            (Hint("rollback", f"remove the symlink, then run `condafix rollback -p {prefix}` again"),),
+        ) from None
+    _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
+    return plan
+
+
+def _unsaid(summary: str) -> str:
+    """A refusal's text without its "nothing was changed" (said before anything changed)."""
+    for tail in ("; nothing was changed", "; nothing changed", " (nothing was changed)"):
+        summary = summary.removesuffix(tail)
+    return summary
+
+
+def _put_back(
+    prefix: Path, snapshot: Path, meta: Mapping[str, Any], own: Scope, *, interrupted: bool, changed: list[str]
+) -> None:
+    """The file work of a restore; every removal and replacement walks without following a symlink."""
+    origin = f"snapshot {snapshot.name}"
+
+    def unlink(rel: str) -> None:
+        if unlink_at(prefix, rel, origin):
+            changed.append(rel)
+
+    def place(root: Path, source: str, rel: str, *, link: bool = True) -> None:
+        try:
+            place_at(root, source, prefix, rel, origin, link=link)
+        except FileNotFoundError:
+            return  # no backup of it (or of its folder): left as it is
+        changed.append(rel)
+
     saved = {p.name: p for p in condameta.record_paths(snapshot)}
     removed: list[str] = []
     kept: set[str] = set()  # files of records another tool owns: never deleted as leftovers
@@ -159,32 +199,26 @@ def restore(
             continue
         files = _record_files(_read_json(record_path))
         for rel in files:
-            _unlink(safe_path(prefix, rel, f"conda-meta/{record_path.name}"))
+            unlink(rel)
         removed += files
-        record_path.unlink()
+        unlink(f"conda-meta/{record_path.name}")
     backed = set(meta.get("backed_up", []))
     for record_path in saved.values():
         record = _read_json(record_path)
         if record.get("name") not in backed:
             continue
         for rel in _record_files(record):
-            backup = safe_path(snapshot / "files", rel, f"snapshot {snapshot.name}")
-            if backup.exists() or backup.is_symlink():
-                target = safe_path(prefix, rel, f"snapshot {snapshot.name}")
-                _unlink(target)
-                _link_or_copy(backup, target)
+            place(snapshot / "files", rel, rel)
     for rel in clobbered(snapshot):  # what the new builds overwrote of other packages (or the user's)
-        backup = safe_path(snapshot / "files", rel, f"snapshot {snapshot.name}")
-        if backup.exists() or backup.is_symlink():
-            target = safe_path(prefix, rel, f"snapshot {snapshot.name}")
-            _unlink(target)
-            _link_or_copy(backup, target)
+        place(snapshot / "files", rel, rel)
     for name, record_path in saved.items():
         current = prefix / "conda-meta" / name
         if not current.is_file() and not _own(record_path, own):
             continue  # another tool removed it meanwhile: its removal stays
+        unlink_at(prefix, f"conda-meta/{temp_name(name)}", origin)  # a killed restore's half copy
         if not current.is_file() or current.read_bytes() != record_path.read_bytes():
-            _copy_atomic(record_path, current)  # also records the installer rewrote in place
+            # also records the installer rewrote in place; a copy, byte for byte
+            place(snapshot, f"conda-meta/{name}", f"conda-meta/{name}", link=False)
     manifest = snapshot / "manifest.txt"
     known = set(manifest.read_text().splitlines()) if manifest.is_file() else set()
     if interrupted and known:  # an empty or missing manifest is no licence to delete anything
@@ -192,11 +226,9 @@ def restore(
         candidates = _linked_files(prefix, meta) | _installer_leftovers(prefix)
         orphans = sorted(rel for rel in candidates if rel not in known and rel not in owned)
         for rel in orphans:
-            _unlink(safe_path(prefix, rel, f"snapshot {snapshot.name}"))
+            unlink(rel)
         removed += orphans
-    _prune_dirs(prefix, removed)
-    _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
-    return plan
+    prune_at(prefix, removed, origin)
 
 
 def _target_records(prefix: Path, snapshot: Path, own: Scope) -> Path:
