@@ -366,7 +366,7 @@ def env_file(
     if write and result.changed:
         from condafix.files.atomic import write_atomically
 
-        backup = write_atomically(Path(path), new_raw)
+        backup = write_atomically(Path(path), new_raw, expected=raw.encode("utf-8"))
         result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
     code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)
