@@ -92,13 +92,15 @@ class Reinstaller:
     ``unavailable(records_dir, names)``: of the records saved in ``records_dir`` with those names, the
     ones no cache or channel holds any more (``"name version build"``); ``reinstall(prefix, records_dir)``
     makes the prefix hold exactly the saved records. ``unusable``: why this one cannot run here (then
-    nothing is tried and the restore says so).
+    nothing is tried and the restore says so). ``writes_history``: it writes conda's history revision
+    itself (conda's transaction), so the rollback adds only the spec lines.
     """
 
     label: str
     unavailable: Callable[[Path, Sequence[str]], list[str]]
     reinstall: Callable[[Path, Path], None]
     unusable: str | None = None
+    writes_history: bool = False
 
 
 _GUARDS: list[Callable[[Iterable[str]], None]] = []

@@ -132,7 +132,13 @@ def _installer_leftovers(prefix: Path) -> set[str]:
 
 
 def restore(
-    prefix: Path, snapshot: Path, *, interrupted: bool, reinstaller: Reinstaller | None = None, force: bool = False
+    prefix: Path,
+    snapshot: Path,
+    *,
+    interrupted: bool,
+    reinstaller: Reinstaller | None = None,
+    force: bool = False,
+    checked: bool = False,
 ) -> RestorePlan:
     """Put the prefix back to the snapshot from the snapshot's own backup; idempotent.
 
@@ -140,7 +146,8 @@ def restore(
     second; if any of them is in neither, nothing changes and they are named. ``interrupted``:
     the change may have stopped half-way, so files of the packages it was linking that were not
     in the prefix before are removed too; nothing else unrecorded is ever deleted. ``reinstaller``
-    fetches what the backup lacks (the command layer hands it in; without one such a restore refuses).
+    fetches what the backup lacks (the command layer hands it in; without one such a restore refuses);
+    ``checked``: the caller asked ``reinstall_blocker`` already (it may ask the channel).
     """
     meta = _load_snapshot(prefix, snapshot)
     current_records = [(f"conda-meta/{p.name}", _read_json(p)) for p in condameta.record_paths(prefix)]
@@ -148,7 +155,7 @@ def restore(
     plan = restore_plan(prefix, snapshot, meta, force=force)
     own = scope(meta, force=force)
     if plan.missing:
-        return _reinstall(prefix, snapshot, plan, reinstaller, own)
+        return _reinstall(prefix, snapshot, plan, reinstaller, own, checked=checked)
     changed: list[str] = []  # what was already done when a refusal comes: it is told as it is
     try:
         _put_back(prefix, snapshot, meta, own, interrupted=interrupted, changed=changed)
@@ -247,33 +254,62 @@ def _target_records(prefix: Path, snapshot: Path, own: Scope) -> Path:
     return target
 
 
-def _reinstall(
-    prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None, own: Scope | None = None
-) -> RestorePlan:
-    """Restore with the reinstaller the command layer handed in: the snapshot's records from a package cache,
-    else the channel."""
+def reinstall_blocker(prefix: Path, snapshot: Path, plan: RestorePlan, reinstaller: Reinstaller | None) -> None:
+    """Refuse (nothing changed) when the packages the backup lacks cannot be reinstalled here."""
     if reinstaller is None or reinstaller.unusable is not None:
         why = reinstaller.unusable if reinstaller is not None else "no installer was handed to the restore"
         raise ApplyError(
             f"cannot reinstall {', '.join(plan.missing)} (not in the snapshot's backup): {why}; nothing was changed",
-            (
-                Hint(
-                    "conda_revision",
-                    "let conda restore the revision before the change: `conda list --revisions`, "
-                    "then `conda install --revision N`",
-                ),
-            ),
+            (revision_hint(prefix, snapshot),),
         )
+    gone = reinstaller.unavailable(snapshot / "conda-meta", plan.missing)
+    if gone:
+        raise ApplyError(
+            f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
+            "(the build left the channel); nothing was changed",
+            (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
+        )
+
+
+def revision_hint(prefix: Path, snapshot: Path) -> Hint:
+    """conda's own way back: the revision before condafix's change, with the pin condafix added out first
+    (``conda install --revision`` keeps ``conda-meta/pinned``, and the pin would hold the fix in place)."""
+    from condafix.change.others import revisions_before
+
+    meta = _read_json(snapshot / "meta.json")
+    number = revisions_before(meta, condameta.history_text(prefix)) - 1
+    pins = [str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict) and e.get("added")]
+    unpin = (
+        f"first delete the line{'s' if len(pins) > 1 else ''} {', '.join(f'`{p}`' for p in pins)} condafix added "
+        f"to {condameta.pinned_path(prefix)} (conda keeps pins, and this one holds the fix), then "
+        if pins
+        else ""
+    )
+    where = f"`conda install -p {prefix} --revision {number}`" if number >= 0 else "`conda install --revision N`"
+    return Hint(
+        "conda_revision",
+        f"let conda restore the env as it was before condafix's change: {unpin}run {where} "
+        f"(`conda list -p {prefix} --revisions` lists them)",
+    )
+
+
+def _reinstall(
+    prefix: Path,
+    snapshot: Path,
+    plan: RestorePlan,
+    reinstaller: Reinstaller | None,
+    own: Scope | None = None,
+    *,
+    checked: bool = False,
+) -> RestorePlan:
+    """Restore with the reinstaller the command layer handed in: the snapshot's records from a package cache,
+    else the channel (``checked``: the caller ran ``reinstall_blocker`` already)."""
+    if not checked:
+        reinstall_blocker(prefix, snapshot, plan, reinstaller)
+    assert reinstaller is not None  # reinstall_blocker refused otherwise
     meta = _read_json(snapshot / "meta.json")
     target = _target_records(prefix, snapshot, scope(meta) if own is None else own)
     try:
-        gone = reinstaller.unavailable(target / "conda-meta", plan.missing)
-        if gone:
-            raise ApplyError(
-                f"cannot restore {', '.join(gone)}: not in the snapshot's backup, the package cache or the channel "
-                "(the build left the channel); nothing was changed",
-                (Hint("reinstall", "pick another build of those packages with conda, or keep the env as it is"),),
-            )
         reinstaller.reinstall(prefix, target / "conda-meta")
         for saved in condameta.record_paths(target):  # the installer writes fresh records
             _copy_atomic(saved, prefix / "conda-meta" / saved.name)

@@ -11,8 +11,8 @@ from condafix.change.condafiles import _config, _current_dists, append_history, 
 from condafix.change.installer import Reinstaller
 from condafix.change.lock import _deferred_signals, prefix_lock
 from condafix.change.others import foreign_changes, scope
-from condafix.change.restore import RestorePlan, later_changes, restore, restore_plan
-from condafix.change.safety import ApplyError, Refused, _read_json, check_state_dir
+from condafix.change.restore import RestorePlan, later_changes, reinstall_blocker, restore, restore_plan
+from condafix.change.safety import ApplyError, Refused, _read_json, _write_json, check_state_dir
 from condafix.change.snapshot import (
     _journal,
     _load_snapshot,
@@ -88,15 +88,24 @@ def rollback(
             if not resuming:
                 pre = {"dists": _current_dists(prefix, config), "requested": requested_map(prefix)}
                 _update_meta(root, pre_rollback=pre)
+            plan = restore_plan(prefix, root, meta, force=force)
+            if plan.missing:  # a reinstall that cannot run refuses before the journal: the env stays unmarked
+                reinstall_blocker(prefix, root, plan, reinstaller)
+            before = _journal(prefix)
             journal = _start_journal(prefix, root, "rollback")
-            done = restore(prefix, root, interrupted=unfinished, reinstaller=reinstaller, force=force)
+            try:
+                done = restore(prefix, root, interrupted=unfinished, reinstaller=reinstaller, force=force, checked=True)
+            except Refused:  # raised before anything changed (a later refusal is an ApplyError)
+                _put_journal_back(journal, before)
+                raise
         except OSError as exc:
             raise ApplyError(
                 f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix}); the journal is kept",
                 (Hint("rollback", f"free space or fix the cause, then run `condafix rollback -p {prefix}` again"),),
             ) from None
         try:
-            _write_rollback_history(prefix, root, chosen.id, config, force=force)
+            reinstalled = bool(done.missing) and reinstaller is not None and reinstaller.writes_history
+            _write_rollback_history(prefix, root, chosen.id, config, force=force, packages=not reinstalled)
             _set_state(root, "rolled-back")
             journal.unlink(missing_ok=True)
         except OSError as exc:
@@ -108,8 +117,20 @@ def rollback(
     return RestorePlan(**{**done.__dict__, "later_changes": tuple(later)})
 
 
-def _write_rollback_history(prefix: Path, snapshot: Path, snapshot_id: str, config: Any, *, force: bool) -> None:
-    """The rollback as a conda revision: what went and came back, and the requested specs as they were."""
+def _put_journal_back(journal: Path, before: dict[str, Any]) -> None:
+    """A rollback that changed nothing leaves the journal as it found it (none, or a killed change's)."""
+    if before:
+        _write_json(journal, before)
+    else:
+        journal.unlink(missing_ok=True)
+
+
+def _write_rollback_history(
+    prefix: Path, snapshot: Path, snapshot_id: str, config: Any, *, force: bool, packages: bool = True
+) -> None:
+    """The rollback as a conda revision: what went and came back, and the requested specs as they were.
+
+    ``packages=False``: the reinstaller (conda's transaction) wrote the package lines itself."""
     meta = _read_json(snapshot / "meta.json")
     pre: dict[str, Any] = meta["pre_rollback"] if isinstance(meta.get("pre_rollback"), dict) else {}
     dists_before: dict[str, Any] = pre["dists"] if isinstance(pre.get("dists"), dict) else {}
@@ -121,6 +142,8 @@ def _write_rollback_history(prefix: Path, snapshot: Path, snapshot_id: str, conf
     own = scope(meta, force=force)  # another tool's requested specs stay as it left them (unless forced)
     remove_specs = [n for n in sorted(now) if n not in before and n in own]
     update_specs = [str(before[n]) for n in sorted(before) if n in now and now[n] != before[n] and n in own]
+    if not packages:
+        removed, added = [], []
     if not (removed or added or remove_specs or update_specs):
         return
     append_history(

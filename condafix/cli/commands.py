@@ -257,7 +257,7 @@ def cuda(
             replace_pin=replace_pin,
             step=step,
             notify=ui.notify,
-            reinstaller=choice.reinstaller(),
+            reinstaller=choice.reinstaller(configured=inside_conda, env=ui.env),
         )
     info = driver_mod.DriverInfo(cuda=target.cuda, source=target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
@@ -276,10 +276,12 @@ def rollback(
     dry_run: bool = False,
     list_only: bool = False,
     force: bool = False,
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
     """Undo a condafix change: restore the snapshot and remove the pin and specs condafix added (asks
-    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``."""
+    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``.
+    Inside a conda install a reinstall goes through conda's transaction (``inside_conda``: the plugin)."""
     from condafix.backends import choice
     from condafix.change import rollback as rollback_mod
     from condafix.change import snapshot
@@ -298,7 +300,12 @@ def rollback(
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
             raise CondafixError("nothing was changed", (), 1)
     done = rollback_mod.rollback(
-        where, to, dry_run=False, force=force, reinstaller=choice.reinstaller(), notify=ui.notify
+        where,
+        to,
+        dry_run=False,
+        force=force,
+        reinstaller=choice.reinstaller(configured=inside_conda, env=ui.env),
+        notify=ui.notify,
     )
     return Outcome(kind="rollback", result=done, view="restore")
 
