@@ -273,6 +273,6 @@ def test_a_ctrl_c_during_the_install_is_told_through_the_lent_notify_and_undone(
     ctrl_c = Installer(label="ctrl-c", install=install, writes_history=True, spec_matches=never_matches)
     with pytest.raises(safety.ApplyError, match="interrupted: the environment was restored"):
         apply_mod.apply(hand_made_request(prefix), ctrl_c, notify=told.append)
-    assert told == ["interrupted: undoing the change as soon as the current step ends"]
+    assert told == ["interrupted: stopping the downloads, then undoing the change"]
     assert capsys.readouterr().err == ""  # nothing of its own on stderr
     assert digest(prefix, history=True) == before

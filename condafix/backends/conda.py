@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from condafix.change.installer import Installer, InstallRequest, Reinstaller, Step, before_writing
+from condafix.change.installer import Installer, InstallRequest, Reinstaller, Step, before_writing, cancel_requested
 from condafix.errors import CondafixError, Hint
 from condafix.plan.solver import Record, SolveFailed
 
@@ -299,6 +299,8 @@ class CondaBackend:
                     for setup in txn.prefix_setups.values():  # what conda's own transaction moves
                         moved.extend(str(r.name) for r in (*setup.unlink_precs, *setup.link_precs))
                     txn.download_and_extract()
+                    if cancel_requested():  # Ctrl-C during the downloads: stop before conda links anything
+                        raise KeyboardInterrupt
                     _before_linking(txn)
                     txn.execute()
                 except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError

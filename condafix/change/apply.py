@@ -97,7 +97,8 @@ def apply_change(
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
     check_state_dir(prefix)
     _check_records(prefix, ((f"conda-meta/{p.name}", r) for p, r in _records(prefix).values()))
-    with _deferred_signals(notify) as interrupted, prefix_lock(prefix):
+    phase = ["nothing in the env was changed yet"]
+    with _deferred_signals(notify, lambda: phase[0]) as interrupted, prefix_lock(prefix):
         leftover = pending(prefix)
         if leftover:
             raise ApplyError(
@@ -145,6 +146,7 @@ def apply_change(
                 step("pinning in conda-meta/pinned")
                 _apply_pin_edits(prefix, change.pin_edits)
             step("installing")
+            phase[0] = "the install is stopping; then condafix puts the env back to its snapshot"
             try:
                 with guarding(lambda rels: save_clobbered(prefix, snapshot, rels)):
                     install()
@@ -152,6 +154,7 @@ def apply_change(
                 _note_moved(snapshot, moved())
             if interrupted():
                 raise KeyboardInterrupt
+            phase[0] = "the change is installed; condafix is finishing it (pins, conda's history)"
             found = foreign_records(prefix, snapshot, _read_json(snapshot / "meta.json"))
             others = [text for _name, text in found] + foreign_revisions(prefix, _read_json(snapshot / "meta.json"))
             scrub_records(prefix, _new_records(prefix, snapshot))
@@ -164,6 +167,7 @@ def apply_change(
             after = {"records": records, "history_revisions": revisions}
             _update_meta(snapshot, state="applied", after=after, others=others, others_names=[n for n, _t in found])
         except BaseException as exc:
+            phase[0] = "condafix is putting the env back to its snapshot"
             _undo_after_failure(prefix, snapshot, journal, exc, step, reinstaller)
         journal.unlink(missing_ok=True)
         if others:

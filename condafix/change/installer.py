@@ -128,3 +128,13 @@ def guarding(guard: Callable[[Iterable[str]], None]) -> Iterator[None]:
     finally:
         with _GUARD_LOCK:
             _GUARDS.remove(guard)
+
+
+_CANCEL = threading.Event()
+
+
+def cancel_requested() -> bool:
+    """The user pressed Ctrl-C (or sent SIGTERM/SIGHUP) during a change: an installer stops downloading
+    at once and raises ``KeyboardInterrupt`` while it has linked nothing yet; once it links, it finishes
+    the step (the change path then undoes it)."""
+    return _CANCEL.is_set()

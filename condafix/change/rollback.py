@@ -81,7 +81,10 @@ def rollback(
         )
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
-    with _deferred_signals(notify), prefix_lock(prefix):
+    with (
+        _deferred_signals(notify, lambda: "the env is being restored to the snapshot", cancel=False),
+        prefix_lock(prefix),
+    ):
         unfinished = pending(prefix) == chosen.id or chosen.state == "started"
         config = _config()
         try:
