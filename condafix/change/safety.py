@@ -74,9 +74,35 @@ def _check_records(prefix: Path, records: Iterable[tuple[str, dict[str, Any]]]) 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deeply to be condafix's or conda's
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_state_json(path: Path, what: str) -> dict[str, Any]:
+    """condafix's own state file (journal, a snapshot's meta): {} when absent, one clear refusal when damaged."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise Refused(f"{path}: {what} cannot be read ({exc}); nothing was changed") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data = None
+        why = "nested too deeply"
+    except ValueError as exc:
+        data = None
+        why = f"not JSON: {str(exc).splitlines()[0]}"
+    else:
+        why = "not a JSON object"
+    if not isinstance(data, dict):
+        raise Refused(
+            f"{path}: {what} is damaged ({why}); nothing was changed",
+            (Hint("damaged", "move the file aside (condafix then treats it as absent)"),),
+        )
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -32,6 +32,7 @@ from condafix.change.safety import (
     _read_json,
     _record_files,
     _write_json,
+    read_state_json,
     safe_path,
     scrub,
     state_dir,
@@ -229,6 +230,10 @@ def _load_snapshot(prefix: Path, snapshot: Path) -> dict[str, Any]:
     meta_path = snapshot / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
+    except RecursionError:
+        raise Refused(
+            f"snapshot {snapshot.name} is damaged ({meta_path}: nested too deeply); nothing changed"
+        ) from None
     except (OSError, ValueError) as exc:
         raise Refused(f"snapshot {snapshot.name} is damaged ({meta_path}: {exc}); nothing was changed") from None
     problems = []
@@ -258,7 +263,8 @@ def _load_snapshot(prefix: Path, snapshot: Path) -> dict[str, Any]:
 
 
 def _journal(prefix: Path) -> dict[str, Any]:
-    return _read_json(state_dir(prefix) / "journal.json")
+    """The journal; a damaged one (not an object, nested too deeply) is one clear refusal, never ignored."""
+    return read_state_json(state_dir(prefix) / "journal.json", "condafix's journal")
 
 
 def pending(prefix: Path) -> str | None:
