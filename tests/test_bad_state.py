@@ -76,3 +76,20 @@ def test_a_newline_in_the_prefix_path_injects_no_revision(
     assert run(rollback_cmd(prefix, "--yes"), cli_env).returncode == 0
     history = condameta.read_history(prefix)
     assert len(history.revisions) == revisions + 2 and "evil" not in str(history.state())
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/channel", "http://xn--a.example/channel"])
+@pytest.mark.parametrize("command", ["cuda", "env"])
+def test_an_unusable_channel_url_is_one_clear_line(
+    installed_env: Callable[..., Path], cli_env: dict[str, str], tmp_path: Path, url: str, command: str
+) -> None:
+    prefix = installed_env(BROKEN, cuda="12.9")
+    before = state_digest(prefix)
+    envfile = tmp_path / "environment.yml"
+    envfile.write_text("dependencies:\n  - cuda-version=12.9\n")
+    where = ["-p", str(prefix)] if command == "cuda" else [str(envfile)]
+    argv = [sys.executable, "-m", "condafix", command, *where, "--cuda", "12.4", "-c", url]
+    done = run([*argv, "--apply", "--yes"] if command == "cuda" else [*argv, "--write"], cli_env)
+    _one_clear_line(done, (2,))
+    assert "not a usable channel URL" in done.stderr
+    assert state_digest(prefix) == before and envfile.read_text() == "dependencies:\n  - cuda-version=12.9\n"

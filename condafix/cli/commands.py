@@ -215,6 +215,7 @@ def cuda(
     from condafix.backends import choice
     from condafix.plan import planner
 
+    check_channels(channels)
     ui = ui or Ui()
     if via is not None:
         from condafix.backends import tool
@@ -263,6 +264,32 @@ def cuda(
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
+
+
+def check_channels(channels: Sequence[str]) -> None:
+    """A ``-c`` URL whose port or host name no client can use is one clear line (exit 2) before any
+    solver sees it (rattler would raise an internal error)."""
+    from urllib.parse import urlsplit
+
+    for channel in channels:
+        if "://" not in channel:
+            continue  # a channel name: conda's channel_alias makes the URL
+        parts = urlsplit(channel)
+        try:
+            parts.port  # noqa: B018  (raises ValueError for a port out of range)
+            host = parts.hostname or ""
+            if (host and not host.replace(".", "").isascii()) or any(
+                label.lower().startswith("xn--") for label in host.split(".")
+            ):
+                host.encode("idna").decode("idna")
+        except (ValueError, UnicodeError) as exc:
+            raise UsageError(f"-c {_redacted(channel)}: not a usable channel URL ({exc})") from None
+
+
+def _redacted(url: str) -> str:
+    from condafix.env.condarc import strip_credentials
+
+    return strip_credentials(url)
 
 
 # ---------------------------------------------------------------- rollback
@@ -348,6 +375,7 @@ def env_file(
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
 
+    check_channels(channels)
     ui = ui or Ui()
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
