@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +22,7 @@ class Pace:
     delay: float = 0.05
     pause_on: str | None = None
     pause_s: float = 0.0
+    whole: list[str] = field(default_factory=list)  # packages sent to the end (a cancelled one is not)
 
 
 class _SlowHandler(http.server.SimpleHTTPRequestHandler):
@@ -44,6 +45,7 @@ class _SlowHandler(http.server.SimpleHTTPRequestHandler):
                     paused = True
                     time.sleep(pace.pause_s)
                 time.sleep(pace.delay)
+            pace.whole.append(self.path)
         except (BrokenPipeError, ConnectionResetError):
             pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -323,7 +324,7 @@ def test_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
     assert (real_dir / "env.yml.bak").read_text() == "dependencies:\n  - cuda-version=12.9\n"
 
 
-def test_a_symlinked_bak_is_replaced_not_written_through(tmp_path: Path) -> None:
+def test_a_symlinked_bak_is_neither_replaced_nor_written_through(tmp_path: Path) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("do not overwrite\n")
     env = tmp_path / "environment.yml"
@@ -331,8 +332,60 @@ def test_a_symlinked_bak_is_replaced_not_written_through(tmp_path: Path) -> None
     (tmp_path / "environment.yml.bak").symlink_to(precious)
     assert run(str(env), "--cuda", "12.4", "--offline", "--write").returncode == 0
     assert precious.read_text() == "do not overwrite\n"
-    bak = tmp_path / "environment.yml.bak"
-    assert not bak.is_symlink() and bak.read_text() == "dependencies:\n  - cuda-version=12.9\n"
+    assert (tmp_path / "environment.yml.bak").is_symlink()  # the user's link, left as it is
+    assert (tmp_path / "environment.yml.bak.1").read_text() == "dependencies:\n  - cuda-version=12.9\n"
+
+
+def test_a_users_own_bak_is_never_overwritten(tmp_path: Path) -> None:
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n")
+    (tmp_path / "environment.yml.bak").write_bytes(b"my own backup\n")
+    done = run(str(env), "--cuda", "12.4", "--offline", "--write", "--json")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "environment.yml.bak").read_bytes() == b"my own backup\n"
+    assert json.loads(done.stdout)["result"]["backup"] == str(tmp_path / "environment.yml.bak.1")
+    assert (tmp_path / "environment.yml.bak.1").read_text() == "dependencies:\n  - cuda-version=12.9\n"
+    env.write_text("dependencies:\n  - cuda-version=12.6\n")  # the next write keeps the earlier backup too
+    assert run(str(env), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    assert (tmp_path / "environment.yml.bak.1").read_text() == "dependencies:\n  - cuda-version=12.9\n"
+    assert (tmp_path / "environment.yml.bak.2").read_text() == "dependencies:\n  - cuda-version=12.6\n"
+
+
+def test_an_edit_saved_while_condafix_plans_is_never_reverted(tmp_path: Path) -> None:
+    """The bytes read at the start must still be there at write time, else nothing is written."""
+    from condafix.cli import commands
+
+    env = tmp_path / "environment.yml"
+    read = "dependencies:\n  - cuda-version=12.9\n"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n  - numpy  # saved meanwhile\n")
+    with pytest.raises(CondafixError, match="changed after condafix read it") as caught:
+        commands.env_file(path=str(env), raw=read, source_name=str(env), cudas=["12.4"], write=True, offline=True)
+    assert caught.value.exit_code == 2 and "\n" not in caught.value.summary
+    assert env.read_text().endswith("# saved meanwhile\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["environment.yml"]  # no backup, no temp file
+
+
+def test_an_edit_saved_between_the_backup_and_the_rename_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from condafix.files import atomic
+
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies:\n  - cuda-version=12.9\n")
+    real_fsync = atomic.os.fsync
+    calls: list[int] = []
+
+    def editor_saves_during_the_write(fd: int) -> None:
+        real_fsync(fd)
+        calls.append(fd)
+        if len(calls) == 2:  # the backup is written, the new content too: the user saves now
+            env.write_text("dependencies:\n  - cuda-version=12.6\n")
+
+    monkeypatch.setattr(atomic.os, "fsync", editor_saves_during_the_write)
+    with pytest.raises(CondafixError, match="changed after condafix read it"):
+        atomic.write_atomically(
+            env, "dependencies:\n  - cuda-version=12.4\n", expected=b"dependencies:\n  - cuda-version=12.9\n"
+        )
+    assert env.read_text() == "dependencies:\n  - cuda-version=12.6\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["environment.yml"]
 
 
 def test_full_disk_keeps_the_previous_backup_and_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

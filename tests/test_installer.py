@@ -123,7 +123,7 @@ def test_a_failing_custom_installer_is_undone_byte_for_byte(installed_env: Calla
         new = {"name": "cuda-version", "version": "12.4", "build": "h0_3", "files": ["share/new-part.txt"]}
         (prefix / "conda-meta" / "cuda-version-12.4-h0_3.json").write_text(json.dumps(new))
         with open(prefix / "conda-meta" / "history", "a") as out:
-            out.write("==> 2026-01-01 00:00:00 <==\n+half\n")
+            out.write("==> 2026-01-01 00:00:00 <==\n+local::cuda-version-12.4-h0_3\n")  # its own revision
         raise RuntimeError("the custom installer broke")
 
     custom = Installer(label="custom", install=install, writes_history=True, spec_matches=never_matches)
@@ -273,6 +273,6 @@ def test_a_ctrl_c_during_the_install_is_told_through_the_lent_notify_and_undone(
     ctrl_c = Installer(label="ctrl-c", install=install, writes_history=True, spec_matches=never_matches)
     with pytest.raises(safety.ApplyError, match="interrupted: the environment was restored"):
         apply_mod.apply(hand_made_request(prefix), ctrl_c, notify=told.append)
-    assert told == ["interrupted: undoing the change as soon as the current step ends"]
+    assert told == ["interrupted: stopping the downloads, then undoing the change"]
     assert capsys.readouterr().err == ""  # nothing of its own on stderr
     assert digest(prefix, history=True) == before

@@ -84,14 +84,20 @@ def installer(backend: Backend, request: InstallRequest, *, via: str | None, rel
     return backend.installer(request)
 
 
-def reinstaller() -> Reinstaller:
-    """What a rollback reinstalls with: the embedded installer (from a package cache, else the channel).
+def reinstaller(*, configured: bool = False, env: Mapping[str, str] | None = None) -> Reinstaller:
+    """What a rollback reinstalls with: inside a conda install conda's own transaction (it works beside
+    conda-rattler-solver's py-rattler 0.26); else the embedded installer (a package cache, else the channel).
 
-    Beside conda-rattler-solver py-rattler is 0.26, which the installer cannot use: then a reinstaller
-    that says so, and a restore that needs it changes nothing.
+    Without conda and without a usable py-rattler: a reinstaller that says so, and a restore that needs
+    it changes nothing. ``configured``: conda's context is set up already (the plugin).
     """
+    if default_choice(env) == "conda" and conda_available():
+        from condafix.backends import conda as conda_backend
+
+        return conda_backend.reinstaller(configured=configured)
     try:
         from condafix.backends.rattler import install as install_rb
+        from condafix.backends.rattler import solve as _solve  # noqa: F401  (its reinstall reads the prefix with it)
     except ImportError as exc:
         return Reinstaller(
             label="rattler",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from condafix.change.installer import Installer, InstallRequest, Step
+from condafix.change.installer import Installer, InstallRequest, Reinstaller, Step, before_writing, cancel_requested
 from condafix.errors import CondafixError, Hint
 from condafix.plan.solver import Record, SolveFailed
 
@@ -140,6 +140,34 @@ def _split_specs(pins: Sequence[str], specs: Sequence[str], installed: Sequence[
         record = by_name.get(str(match.name))
         (held if record is not None and match.match(record) else asked).append(match)
     return asked, held
+
+
+def _before_linking(txn: Any) -> None:
+    """conda extracted every new build: hand what each writes (its paths.json) to the change path first."""
+    for setup in txn.prefix_setups.values():
+        for record in setup.link_precs:
+            for cache in _pkgs_dirs():
+                paths = Path(cache) / f"{record.name}-{record.version}-{record.build}" / "info" / "paths.json"
+                if paths.is_file():
+                    before_writing(_paths_of(paths))
+                    break
+
+
+def _pkgs_dirs() -> tuple[str, ...]:
+    from conda.base.context import context
+
+    return tuple(str(p) for p in context.pkgs_dirs)
+
+
+def _paths_of(paths_json: Path) -> list[str]:
+    import json
+
+    try:
+        data = json.loads(paths_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = data.get("paths") if isinstance(data, dict) else None
+    return [e["_path"] for e in entries or () if isinstance(e, dict) and isinstance(e.get("_path"), str)]
 
 
 def _nowhere() -> TextIO:
@@ -289,6 +317,8 @@ class CondaBackend:
         writes the history and uses its own package cache."""
         platform = next((c.subdir for c in self.installed() if c.subdir and c.subdir != "noarch"), None)
 
+        moved: list[str] = []
+
         def install(_step: Step) -> None:
             from conda.exceptions import CondaError
 
@@ -296,7 +326,12 @@ class CondaBackend:
                 try:
                     txn = self._solver(request.channels, platform or self.context.subdir, request.pins)
                     txn = txn.solve_for_transaction()
+                    for setup in txn.prefix_setups.values():  # what conda's own transaction moves
+                        moved.extend(str(r.name) for r in (*setup.unlink_precs, *setup.link_precs))
                     txn.download_and_extract()
+                    if cancel_requested():  # Ctrl-C during the downloads: stop before conda links anything
+                        raise KeyboardInterrupt
+                    _before_linking(txn)
                     txn.execute()
                 except (CondaError, OSError) as exc:  # requests' HTTPError is an OSError
                     raise _error(exc) from None
@@ -307,4 +342,79 @@ class CondaBackend:
             writes_history=True,
             spec_matches=self.spec_matches,
             caches=tuple(str(p) for p in self.context.pkgs_dirs),
+            moved=lambda: tuple(moved),
         )
+
+
+def reinstaller(*, configured: bool) -> Reinstaller:
+    """A restore's reinstall through conda's own transaction (its package cache, channels, history), so a
+    rollback inside conda works beside conda-rattler-solver's py-rattler 0.26.
+
+    ``configured``: conda's context is set up already (the plugin); standalone it is read as conda's CLI
+    reads it, once, when a reinstall is needed."""
+
+    def context() -> Any:
+        from conda.base.context import context, reset_context
+
+        if not configured and not getattr(context, "_condafix_ready", False):
+            reset_context()
+            context._condafix_ready = True
+        return context
+
+    def saved(records_dir: Path) -> list[Any]:
+        import json
+
+        from conda.models.records import PackageRecord, PrefixRecord
+
+        out = []
+        for path in sorted(records_dir.glob("*.json")):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out.append(PackageRecord.from_objects(PrefixRecord(**data)))
+        return out
+
+    def unavailable(records_dir: Path, names: Sequence[str]) -> list[str]:
+        context()
+        return [f"{r.name} {r.version} {r.build}" for r in saved(records_dir) if r.name in names and not _obtainable(r)]
+
+    def reinstall(prefix: Path, records_dir: Path) -> None:
+        from conda.core.link import PrefixSetup, UnlinkLinkTransaction
+        from conda.core.prefix_data import PrefixData
+        from conda.exceptions import CondaError
+
+        context()
+        wanted = {(r.name, r.version, r.build): r for r in saved(records_dir)}
+        current = {(r.name, r.version, r.build): r for r in PrefixData(str(prefix)).iter_records()}
+        unlink = tuple(r for k, r in current.items() if k not in wanted)
+        link = tuple(r for k, r in wanted.items() if k not in current)
+        if not (unlink or link):
+            return
+        try:
+            txn = UnlinkLinkTransaction(PrefixSetup(str(prefix), unlink, link, (), (), ()))
+            txn.download_and_extract()
+            txn.execute()
+        except (CondaError, OSError) as exc:
+            raise _error(exc) from None
+
+    return Reinstaller(label="conda", unavailable=unavailable, reinstall=reinstall, writes_history=True)
+
+
+def _obtainable(record: Any) -> bool:
+    """In one of conda's package caches, else at its URL (a local file, or an HTTP HEAD that answers)."""
+    from urllib.parse import unquote, urlsplit
+
+    from conda.core.package_cache_data import PackageCacheData
+
+    if any(PackageCacheData.query_all(record)):
+        return True
+    url = str(getattr(record, "url", "") or "")
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path)).is_file()
+    if parts.scheme in ("http", "https"):
+        from conda.gateways.connection.session import get_session
+
+        try:
+            return bool(get_session(url).head(url, timeout=15, allow_redirects=True).status_code < 400)
+        except Exception:  # requests' errors: the channel cannot be reached, so it is not obtainable
+            return False
+    return False

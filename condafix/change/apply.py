@@ -28,8 +28,9 @@ from condafix.change.condafiles import (
     history_state,
     plan_pin_edits,
 )
-from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller
+from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller, guarding
 from condafix.change.lock import _deferred_signals, prefix_lock
+from condafix.change.others import foreign_changes, foreign_records, foreign_revisions, tail_revisions
 from condafix.change.restore import restore, restore_plan
 from condafix.change.safety import (
     ApplyError,
@@ -50,7 +51,9 @@ from condafix.change.snapshot import (
     _start_journal,
     _update_meta,
     create_snapshot,
+    new_build_paths,
     pending,
+    save_clobbered,
 )
 from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
@@ -69,6 +72,7 @@ class Change:
     history: tuple[str, Sequence[str], Sequence[str], Sequence[str]] | None = None
     linking: tuple[str, ...] = ()
     caches: tuple[str, ...] = ()
+    moving: tuple[str, ...] = ()
 
 
 def apply_change(
@@ -82,15 +86,19 @@ def apply_change(
     step: Step = lambda _m: None,
     notify: Step = lambda _m: None,
     reinstaller: Reinstaller | None = None,
+    moved: Callable[[], Sequence[str]] = lambda: (),
 ) -> Path:
     """Lock -> snapshot/backup -> journal -> pin -> install -> history; restore the backup on any failure.
 
-    ``notify(message)``: what a user must hear at once (a Ctrl-C noticed), lent by the command layer."""
+    ``notify(message)``: what a user must hear at once (a Ctrl-C noticed), lent by the command layer.
+    ``moved()``: the package names the installer's own transaction moved (beyond the plan's), so that
+    an undo tells condafix's packages from what another tool (conda takes no lock) did meanwhile."""
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
     check_state_dir(prefix)
     _check_records(prefix, ((f"conda-meta/{p.name}", r) for p, r in _records(prefix).values()))
-    with _deferred_signals(notify) as interrupted, prefix_lock(prefix):
+    phase = ["nothing in the env was changed yet"]
+    with _deferred_signals(notify, lambda: phase[0]) as interrupted, prefix_lock(prefix):
         leftover = pending(prefix)
         if leftover:
             raise ApplyError(
@@ -104,6 +112,7 @@ def apply_change(
             "pin_edits": [{"added": e.added, "replaced": e.replaced} for e in change.pin_edits],
             "linking": list(change.linking),
             "caches": list(change.caches),
+            "moving": sorted(set(change.moving) | set(touched) | {_name_of(d) for d in change.linking}),
         }
         try:
             snapshot = create_snapshot(
@@ -111,6 +120,14 @@ def apply_change(
             )
         except OSError as exc:
             _discard_partial_snapshot(prefix)
+            raise ApplyError(
+                f"cannot write the snapshot in {prefix}: {exc.strerror or exc}; nothing was changed"
+            ) from None
+        try:  # what the new builds will overwrite, where a package cache holds them extracted already
+            caches = [Path(c) for c in change.caches]
+            save_clobbered(prefix, snapshot, new_build_paths(change.linking, caches))
+        except OSError as exc:
+            shutil.rmtree(snapshot, ignore_errors=True)
             raise ApplyError(
                 f"cannot write the snapshot in {prefix}: {exc.strerror or exc}; nothing was changed"
             ) from None
@@ -122,14 +139,24 @@ def apply_change(
         except OSError as exc:
             shutil.rmtree(snapshot, ignore_errors=True)
             raise ApplyError(f"cannot write the journal in {prefix}: {exc.strerror or exc}; nothing changed") from None
+        others: list[str] = []
         try:
+            _refuse_others(prefix, snapshot, "before condafix changed anything")
             if change.pin_edits:
                 step("pinning in conda-meta/pinned")
                 _apply_pin_edits(prefix, change.pin_edits)
             step("installing")
-            install()
+            phase[0] = "the install is stopping; then condafix puts the env back to its snapshot"
+            try:
+                with guarding(lambda rels: save_clobbered(prefix, snapshot, rels)):
+                    install()
+            finally:
+                _note_moved(snapshot, moved())
             if interrupted():
                 raise KeyboardInterrupt
+            phase[0] = "the change is installed; condafix is finishing it (pins, conda's history)"
+            found = foreign_records(prefix, snapshot, _read_json(snapshot / "meta.json"))
+            others = [text for _name, text in found] + foreign_revisions(prefix, _read_json(snapshot / "meta.json"))
             scrub_records(prefix, _new_records(prefix, snapshot))
             _drop_cache_tag(prefix, snapshot)
             if change.history is not None:
@@ -137,17 +164,70 @@ def apply_change(
                 append_history(prefix, command, removed, added, update_specs=specs)
             _state, revisions = history_state(_history_text(prefix))
             records = sorted(p.name for p in condameta.record_paths(prefix))
-            _update_meta(snapshot, state="applied", after={"records": records, "history_revisions": revisions})
+            after = {"records": records, "history_revisions": revisions}
+            _update_meta(snapshot, state="applied", after=after, others=others, others_names=[n for n, _t in found])
         except BaseException as exc:
+            phase[0] = "condafix is putting the env back to its snapshot"
             _undo_after_failure(prefix, snapshot, journal, exc, step, reinstaller)
         journal.unlink(missing_ok=True)
+        if others:
+            raise ApplyError(
+                f"another tool changed {prefix} while condafix applied its change: {'; '.join(others)}; "
+                "both changes are kept",
+                (_one_at_a_time(prefix),),
+            )
         return snapshot
+
+
+def _one_at_a_time(prefix: Path) -> Hint:
+    return Hint(
+        code="check", text=f"check the env with `condafix doctor -p {prefix}`; run conda and condafix one at a time"
+    )
+
+
+class OtherChange(ApplyError):
+    """Another tool changed the prefix between the snapshot and the install: condafix stops."""
+
+
+def _refuse_others(prefix: Path, snapshot: Path, when: str) -> None:
+    others = foreign_changes(prefix, snapshot, _read_json(snapshot / "meta.json"))
+    if others:
+        raise OtherChange(
+            f"another tool changed {prefix} {when} ({'; '.join(others)}); condafix changed nothing, "
+            "and the other change is kept",
+            (Hint(code="replan", text="run the command again when the other tool is done"),),
+        )
+
+
+def _note_moved(snapshot: Path, names: Sequence[str]) -> None:
+    """Add the installer's own transaction to the names condafix's change moves (kept in the snapshot)."""
+    if not names:
+        return
+    meta = _read_json(snapshot / "meta.json")
+    have = meta.get("moving")
+    have = have if isinstance(have, list) else []
+    _update_meta(snapshot, moving=sorted({*(str(n) for n in have), *names}))
+
+
+def _name_of(dist: str) -> str:
+    return dist.rsplit("-", 2)[0]
 
 
 def _undo_after_failure(
     prefix: Path, snapshot: Path, journal: Path, exc: BaseException, step: Step, reinstaller: Reinstaller | None
 ) -> None:
+    """Undo condafix's own part only; what another tool did meanwhile (records, history) is kept."""
+    if isinstance(exc, OtherChange):  # nothing of condafix's was changed yet but the snapshot itself
+        shutil.rmtree(snapshot, ignore_errors=True)
+        journal.unlink(missing_ok=True)
+        raise exc
     step("restoring the snapshot")
+    meta = _read_json(snapshot / "meta.json")
+    try:
+        others = foreign_changes(prefix, snapshot, meta)
+        dists_before = _current_dists(prefix, _config())
+    except (OSError, CondafixError):
+        others, dists_before = ["(the env could not be read)"], {}
     try:
         for _attempt in range(10):
             restore(prefix, snapshot, interrupted=True, reinstaller=reinstaller)
@@ -157,13 +237,19 @@ def _undo_after_failure(
             if not (left.remove or left.restore):
                 break
         _set_state(snapshot, "restored")
-        _truncate_history(prefix, snapshot)
+        _undo_history(prefix, snapshot, meta, bool(others), dists_before)
         journal.unlink(missing_ok=True)
     except (OSError, CondafixError) as again:
         raise ApplyError(
             f"the change failed ({_first_line(exc)}) and undoing it failed too ({_first_line(again)}); "
             "the journal is kept",
             (Hint(code="rollback", text=f"free space or fix the cause, then run `condafix rollback -p {prefix}`"),),
+        ) from None
+    if others:
+        raise ApplyError(
+            f"the change failed ({_first_line(exc)}) and condafix undid its own part; another tool changed "
+            f"{prefix} meanwhile ({'; '.join(others)}) and that change is kept",
+            (_one_at_a_time(prefix),),
         ) from None
     if isinstance(exc, KeyboardInterrupt):
         raise ApplyError("interrupted: the environment was restored to its state before the change") from None
@@ -174,13 +260,27 @@ def _undo_after_failure(
     raise ApplyError(f"the change failed and was undone: {_first_line(exc)}") from None
 
 
-def _truncate_history(prefix: Path, snapshot: Path) -> None:
-    """A failed change leaves no revision behind: history goes back to its size at snapshot time."""
-    size = _read_json(snapshot / "meta.json").get("history_size")
+def _undo_history(
+    prefix: Path, snapshot: Path, meta: dict[str, Any], others: bool, dists_before: dict[str, str]
+) -> None:
+    """A failed change leaves no revision of its own behind, and never takes another tool's.
+
+    When the history holds only condafix's (or its installer's) revision it goes back to its size at
+    snapshot time; when another tool wrote one meanwhile it is appended to: one revision saying what
+    the undo removed and put back."""
+    size = meta.get("history_size")
     path = condameta.history_path(prefix)
-    if isinstance(size, int) and path.is_file() and not path.is_symlink() and path.stat().st_size > size:
+    if not (path.is_file() and not path.is_symlink() and isinstance(size, int) and path.stat().st_size > size):
+        return
+    if not others and not foreign_revisions(prefix, meta) and tail_revisions(prefix, meta) <= 1:
         with open(path, "r+b") as out:
             out.truncate(size)
+        return
+    dists_now = _current_dists(prefix, _config())
+    removed = [d for f, d in sorted(dists_before.items()) if f not in dists_now]
+    added = [d for f, d in sorted(dists_now.items()) if f not in dists_before]
+    if removed or added:
+        append_history(prefix, f"condafix: undo of a failed change (snapshot {snapshot.name})", removed, added)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,6 +336,7 @@ def apply(
             else (request.command, removed, added, [_conda_spec(p) for p in pins]),
             linking=tuple(f"{r.name}-{r.version}-{r.build}" for r in added_records),
             caches=installer.caches,
+            moving=tuple(m.name for m in request.moves),
         )
 
     snapshot = apply_change(
@@ -248,6 +349,7 @@ def apply(
         step=step,
         notify=notify,
         reinstaller=reinstaller,
+        moved=installer.moved,
     )
     return Applied(
         snapshot=snapshot.name,

@@ -66,12 +66,12 @@ def append_history(
 ) -> None:
     """One revision exactly as conda writes it (conda/history.py ``write_head``/``write_specs``)."""
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    lines = [f"==> {stamp} <==", f"# cmd: {scrub(command)}", f"# condafix version: {__version__}"]
-    lines += [f"-{r}" for r in sorted(removed)] + [f"+{a}" for a in sorted(added)]
+    lines = [f"==> {stamp} <==", f"# cmd: {_one_line(scrub(command))}", f"# condafix version: {__version__}"]
+    lines += [f"-{_one_line(r)}" for r in sorted(removed)] + [f"+{_one_line(a)}" for a in sorted(added)]
     if remove_specs:
-        lines.append(f"# remove specs: {list(remove_specs)!r}")
+        lines.append(_one_line(f"# remove specs: {list(remove_specs)!r}"))
     if update_specs:
-        lines.append(f"# update specs: {list(update_specs)!r}")
+        lines.append(_one_line(f"# update specs: {list(update_specs)!r}"))
     path = condameta.history_path(prefix)
     if path.is_symlink():
         raise Refused(f"{path} is a symlink; condafix will not write through it")
@@ -81,6 +81,11 @@ def append_history(
         out.write(redact("\n".join(lines)) + "\n")  # no credential in a file condafix writes
         out.flush()
         os.fsync(out.fileno())
+
+
+def _one_line(text: str) -> str:
+    """A history line stays one line: a newline in a prefix path must not start a fake revision."""
+    return "".join(f"\\x{ord(c):02x}" if c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else c for c in text)
 
 
 @dataclass(frozen=True, kw_only=True)

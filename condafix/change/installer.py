@@ -8,7 +8,9 @@ value a backend (or the tool module) builds and the command layer hands over; no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,8 @@ class Installer:
     conda's history revision itself (conda, mamba), so condafix writes none; ``caches``: package
     caches it extracts into (a rollback after a kill finds half-linked files there); ``spec_matches``:
     its own match-spec check, for pins already in ``conda-meta/pinned``; ``argv``: the command it runs,
-    when it is a tool.
+    when it is a tool; ``moved()``: the package names its own transaction moved, when it re-solves
+    (conda's): an undo removes only records of those and of the plan's moves, never another tool's.
     """
 
     label: str
@@ -79,6 +82,7 @@ class Installer:
     spec_matches: Matches
     caches: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
+    moved: Callable[[], Sequence[str]] = lambda: ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +92,49 @@ class Reinstaller:
     ``unavailable(records_dir, names)``: of the records saved in ``records_dir`` with those names, the
     ones no cache or channel holds any more (``"name version build"``); ``reinstall(prefix, records_dir)``
     makes the prefix hold exactly the saved records. ``unusable``: why this one cannot run here (then
-    nothing is tried and the restore says so).
+    nothing is tried and the restore says so). ``writes_history``: it writes conda's history revision
+    itself (conda's transaction), so the rollback adds only the spec lines.
     """
 
     label: str
     unavailable: Callable[[Path, Sequence[str]], list[str]]
     reinstall: Callable[[Path, Path], None]
     unusable: str | None = None
+    writes_history: bool = False
+
+
+_GUARDS: list[Callable[[Iterable[str]], None]] = []
+_GUARD_LOCK = threading.Lock()
+
+
+def before_writing(paths: Iterable[str]) -> None:
+    """An installer calls this just before it links a package, with the paths the package writes
+    (its ``info/paths.json``): the change in flight saves whatever is at those paths now, so a
+    clobbered file of a package it does not touch (or a user's own file) comes back byte for byte.
+    Safe to call from an installer's worker threads; a no-op outside a change."""
+    wanted = list(paths)
+    with _GUARD_LOCK:
+        for guard in _GUARDS:
+            guard(wanted)
+
+
+@contextlib.contextmanager
+def guarding(guard: Callable[[Iterable[str]], None]) -> Iterator[None]:
+    """While the change path runs an install: ``before_writing`` goes to ``guard``."""
+    with _GUARD_LOCK:
+        _GUARDS.append(guard)
+    try:
+        yield
+    finally:
+        with _GUARD_LOCK:
+            _GUARDS.remove(guard)
+
+
+_CANCEL = threading.Event()
+
+
+def cancel_requested() -> bool:
+    """The user pressed Ctrl-C (or sent SIGTERM/SIGHUP) during a change: an installer stops downloading
+    at once and raises ``KeyboardInterrupt`` while it has linked nothing yet; once it links, it finishes
+    the step (the change path then undoes it)."""
+    return _CANCEL.is_set()

@@ -94,28 +94,41 @@ def prefix_lock(prefix: Path, *, wait: float | None = None) -> Iterator[Path]:
         os.close(fd)
 
 
-INTERRUPTED = "interrupted: undoing the change as soon as the current step ends"
+INTERRUPTED = "interrupted: stopping the downloads, then undoing the change"
+INTERRUPTED_ROLLBACK = "interrupted: the rollback finishes first (stopped half-way, the env would be half restored)"
+AGAIN = "interrupted again: {state}; condafix is finishing that before it exits (a kill now leaves a journal)"
 
 
 @contextlib.contextmanager
-def _deferred_signals(notify: Callable[[str], None] = lambda _m: None) -> Iterator[Callable[[], bool]]:
+def _deferred_signals(
+    notify: Callable[[str], None] = lambda _m: None,
+    state: Callable[[], str] = lambda: "the env is being changed",
+    *,
+    cancel: bool = True,
+) -> Iterator[Callable[[], bool]]:
     """Ctrl-C, SIGTERM and SIGHUP are noted, not raised, while the prefix is being changed.
 
     Raising into the event loop would cancel the Python side while rattler's installer thread
     keeps linking, so the restore would race it. Instead condafix finishes the current step and
-    then undoes the change. (SIGKILL cannot be caught: the journal covers that.) ``notify`` tells
-    the user at once; the command layer lends it (nothing below ``cli/`` prints).
+    then undoes the change. (SIGKILL cannot be caught: the journal covers that.) An installer that
+    is still downloading stops at once (``installer.cancel_requested``). ``notify`` tells the user at
+    once; the command layer lends it (nothing below ``cli/`` prints). A second signal is told what
+    state the env is in (``state()``) and what condafix is still doing.
     """
+    from condafix.change import installer
+
     received: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
-        if not received:
-            notify(INTERRUPTED)
+        notify((INTERRUPTED if cancel else INTERRUPTED_ROLLBACK) if not received else AGAIN.format(state=state()))
         received.append(signum)
+        if cancel:
+            installer._CANCEL.set()
 
     saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield lambda: bool(received)
     finally:
+        installer._CANCEL.clear()
         for sig, old in saved.items():
             signal.signal(sig, old)

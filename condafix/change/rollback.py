@@ -10,8 +10,9 @@ from typing import Any
 from condafix.change.condafiles import _config, _current_dists, append_history, requested_map
 from condafix.change.installer import Reinstaller
 from condafix.change.lock import _deferred_signals, prefix_lock
-from condafix.change.restore import RestorePlan, later_changes, restore, restore_plan
-from condafix.change.safety import ApplyError, Refused, _read_json, check_state_dir
+from condafix.change.others import foreign_changes, scope
+from condafix.change.restore import RestorePlan, later_changes, reinstall_blocker, restore, restore_plan
+from condafix.change.safety import ApplyError, Refused, _read_json, _write_json, check_state_dir
 from condafix.change.snapshot import (
     _journal,
     _load_snapshot,
@@ -58,27 +59,48 @@ def rollback(
         return RestorePlan(snapshot=chosen.id, remove=(), restore=(), missing=())
     journal_op = _journal(prefix).get("op") if pending(prefix) == chosen.id else None
     resuming = journal_op == "rollback"
-    later = [] if resuming or chosen.state != "applied" else later_changes(prefix, meta)
-    preview = restore_plan(prefix, root, meta)
+    if resuming:
+        later: list[str] = []
+    elif chosen.state == "applied":
+        later = later_changes(prefix, meta)
+    else:  # an unfinished (killed) change: what another tool did since its snapshot counts the same
+        later = foreign_changes(prefix, root, meta)
+    preview = restore_plan(prefix, root, meta, force=force)
     preview = RestorePlan(**{**preview.__dict__, "later_changes": tuple(later)})
     if dry_run:
         return preview
     if later and not force:
         raise Refused(
             f"{prefix} changed after condafix's change, and rolling back would revert that too: " + "; ".join(later),
-            (Hint(code="force", text="pass --force to roll back anyway (those changes are undone as well)"),),
+            (
+                Hint(
+                    code="force",
+                    text="pass --force to roll back anyway (those changes are undone as well)",
+                ),
+            ),
         )
     if not os.access(prefix / "conda-meta", os.W_OK):
         raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
-    with _deferred_signals(notify), prefix_lock(prefix):
+    with (
+        _deferred_signals(notify, lambda: "the env is being restored to the snapshot", cancel=False),
+        prefix_lock(prefix),
+    ):
         unfinished = pending(prefix) == chosen.id or chosen.state == "started"
         config = _config()
         try:
             if not resuming:
                 pre = {"dists": _current_dists(prefix, config), "requested": requested_map(prefix)}
                 _update_meta(root, pre_rollback=pre)
+            plan = restore_plan(prefix, root, meta, force=force)
+            if plan.missing:  # a reinstall that cannot run refuses before the journal: the env stays unmarked
+                reinstall_blocker(prefix, root, plan, reinstaller)
+            before = _journal(prefix)
             journal = _start_journal(prefix, root, "rollback")
-            done = restore(prefix, root, interrupted=unfinished, reinstaller=reinstaller)
+            try:
+                done = restore(prefix, root, interrupted=unfinished, reinstaller=reinstaller, force=force, checked=True)
+            except Refused:  # raised before anything changed (a later refusal is an ApplyError)
+                _put_journal_back(journal, before)
+                raise
         except OSError as exc:
             raise ApplyError(
                 f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix}); the journal is kept",
@@ -90,7 +112,8 @@ def rollback(
                 ),
             ) from None
         try:
-            _write_rollback_history(prefix, root, chosen.id, config)
+            reinstalled = bool(done.missing) and reinstaller is not None and reinstaller.writes_history
+            _write_rollback_history(prefix, root, chosen.id, config, force=force, packages=not reinstalled)
             _set_state(root, "rolled-back")
             journal.unlink(missing_ok=True)
         except OSError as exc:
@@ -102,8 +125,20 @@ def rollback(
     return RestorePlan(**{**done.__dict__, "later_changes": tuple(later)})
 
 
-def _write_rollback_history(prefix: Path, snapshot: Path, snapshot_id: str, config: Any) -> None:
-    """The rollback as a conda revision: what went and came back, and the requested specs as they were."""
+def _put_journal_back(journal: Path, before: dict[str, Any]) -> None:
+    """A rollback that changed nothing leaves the journal as it found it (none, or a killed change's)."""
+    if before:
+        _write_json(journal, before)
+    else:
+        journal.unlink(missing_ok=True)
+
+
+def _write_rollback_history(
+    prefix: Path, snapshot: Path, snapshot_id: str, config: Any, *, force: bool, packages: bool = True
+) -> None:
+    """The rollback as a conda revision: what went and came back, and the requested specs as they were.
+
+    ``packages=False``: the reinstaller (conda's transaction) wrote the package lines itself."""
     meta = _read_json(snapshot / "meta.json")
     pre: dict[str, Any] = meta["pre_rollback"] if isinstance(meta.get("pre_rollback"), dict) else {}
     dists_before: dict[str, Any] = pre["dists"] if isinstance(pre.get("dists"), dict) else {}
@@ -112,8 +147,11 @@ def _write_rollback_history(prefix: Path, snapshot: Path, snapshot_id: str, conf
     added = [d for f, d in sorted(dists_now.items()) if f not in dists_before]
     before: dict[str, Any] = meta["requested_before"] if isinstance(meta.get("requested_before"), dict) else {}
     now: dict[str, Any] = pre["requested"] if isinstance(pre.get("requested"), dict) else requested_map(prefix)
-    remove_specs = [n for n in sorted(now) if n not in before]
-    update_specs = [str(before[n]) for n in sorted(before) if n in now and now[n] != before[n]]
+    own = scope(meta, force=force)  # another tool's requested specs stay as it left them (unless forced)
+    remove_specs = [n for n in sorted(now) if n not in before and n in own]
+    update_specs = [str(before[n]) for n in sorted(before) if n in now and now[n] != before[n] and n in own]
+    if not packages:
+        removed, added = [], []
     if not (removed or added or remove_specs or update_specs):
         return
     append_history(

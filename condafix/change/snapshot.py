@@ -32,6 +32,7 @@ from condafix.change.safety import (
     _read_json,
     _record_files,
     _write_json,
+    read_state_json,
     safe_path,
     scrub,
     state_dir,
@@ -128,10 +129,65 @@ def create_snapshot(
         "history_size": (condameta.history_path(prefix)).stat().st_size
         if (condameta.history_path(prefix)).is_file()
         else 0,
+        "history_revisions": len(condameta.read_history(prefix).revisions),
         **extra,
     }
     _write_json(root / "meta.json", meta)
     return root
+
+
+CLOBBERED = "clobbered.txt"
+
+
+def new_build_paths(linking: Iterable[object], caches: Iterable[Path]) -> set[str]:
+    """The paths the new builds write, from each one's ``info/paths.json`` in a package cache where it
+    is extracted already (the others are read as the installer links them: ``before_writing``)."""
+    found: set[str] = set()
+    caches = list(caches)
+    for dist in linking:
+        if not isinstance(dist, str) or "/" in dist or dist in ("", ".", ".."):
+            continue
+        for cache in caches:
+            paths = _read_json(cache / dist / "info" / "paths.json").get("paths")
+            if isinstance(paths, list):
+                found |= {p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str)}
+                break
+    return found
+
+
+def save_clobbered(prefix: Path, snapshot: Path, rels: Iterable[str]) -> None:
+    """Copy (never hard-link: an installer may write into the inode) what is at each path the new builds
+    will write, unless the snapshot holds it already; listed in ``clobbered.txt`` for the restore."""
+    files = snapshot / "files"
+    listed = snapshot / CLOBBERED
+    saved: list[str] = []
+    for rel in sorted(set(rels)):
+        try:
+            source = safe_path(prefix, rel, "a new package's paths.json")
+        except Refused:
+            continue  # the installer refuses such a path itself; nothing of ours to save
+        target = files / rel
+        if os.path.lexists(target) or not os.path.lexists(source) or (source.is_dir() and not source.is_symlink()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+        saved.append(rel)
+    if saved:
+        with open(listed, "a", encoding="utf-8") as out:
+            out.write("".join(f"{rel}\n" for rel in saved))
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def clobbered(snapshot: Path) -> list[str]:
+    """The paths ``save_clobbered`` saved (each one a line of ``clobbered.txt``)."""
+    listed = snapshot / CLOBBERED
+    if not listed.is_file() or listed.is_symlink():
+        return []
+    return [line for line in listed.read_text(encoding="utf-8", errors="replace").splitlines() if line]
 
 
 def list_snapshots(prefix: Path) -> list[SnapshotInfo]:
@@ -174,6 +230,10 @@ def _load_snapshot(prefix: Path, snapshot: Path) -> dict[str, Any]:
     meta_path = snapshot / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
+    except RecursionError:
+        raise Refused(
+            f"snapshot {snapshot.name} is damaged ({meta_path}: nested too deeply); nothing changed"
+        ) from None
     except (OSError, ValueError) as exc:
         raise Refused(f"snapshot {snapshot.name} is damaged ({meta_path}: {exc}); nothing was changed") from None
     problems = []
@@ -203,7 +263,8 @@ def _load_snapshot(prefix: Path, snapshot: Path) -> dict[str, Any]:
 
 
 def _journal(prefix: Path) -> dict[str, Any]:
-    return _read_json(state_dir(prefix) / "journal.json")
+    """The journal; a damaged one (not an object, nested too deeply) is one clear refusal, never ignored."""
+    return read_state_json(state_dir(prefix) / "journal.json", "condafix's journal")
 
 
 def pending(prefix: Path) -> str | None:

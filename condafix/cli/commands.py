@@ -217,6 +217,7 @@ def cuda(
     from condafix.backends import choice
     from condafix.plan import planner
 
+    check_channels(channels)
     ui = ui or Ui()
     if via is not None:
         from condafix.backends import tool
@@ -259,12 +260,38 @@ def cuda(
             replace_pin=replace_pin,
             step=step,
             notify=ui.notify,
-            reinstaller=choice.reinstaller(),
+            reinstaller=choice.reinstaller(configured=inside_conda, env=ui.env),
         )
     info = driver_mod.DriverInfo(cuda=target.cuda, source=target.source, override=True)
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
+
+
+def check_channels(channels: Sequence[str]) -> None:
+    """A ``-c`` URL whose port or host name no client can use is one clear line (exit 2) before any
+    solver sees it (rattler would raise an internal error)."""
+    from urllib.parse import urlsplit
+
+    for channel in channels:
+        if "://" not in channel:
+            continue  # a channel name: conda's channel_alias makes the URL
+        parts = urlsplit(channel)
+        try:
+            parts.port  # noqa: B018  (raises ValueError for a port out of range)
+            host = parts.hostname or ""
+            if (host and not host.replace(".", "").isascii()) or any(
+                label.lower().startswith("xn--") for label in host.split(".")
+            ):
+                host.encode("idna").decode("idna")
+        except (ValueError, UnicodeError) as exc:
+            raise UsageError(f"-c {_redacted(channel)}: not a usable channel URL ({exc})") from None
+
+
+def _redacted(url: str) -> str:
+    from condafix.env.condarc import strip_credentials
+
+    return strip_credentials(url)
 
 
 # ---------------------------------------------------------------- rollback
@@ -278,10 +305,12 @@ def rollback(
     dry_run: bool = False,
     list_only: bool = False,
     force: bool = False,
+    inside_conda: bool = False,
     ui: Ui | None = None,
 ) -> Outcome:
     """Undo a condafix change: restore the snapshot and remove the pin and specs condafix added (asks
-    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``."""
+    through ``ui``); refuses, listing them, when the env changed after the change unless ``force``.
+    Inside a conda install a reinstall goes through conda's transaction (``inside_conda``: the plugin)."""
     from condafix.backends import choice
     from condafix.change import rollback as rollback_mod
     from condafix.change import snapshot
@@ -300,7 +329,12 @@ def rollback(
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
             raise CondafixError(summary="nothing was changed", hints=(), exit_code=1)
     done = rollback_mod.rollback(
-        where, to, dry_run=False, force=force, reinstaller=choice.reinstaller(), notify=ui.notify
+        where,
+        to,
+        dry_run=False,
+        force=force,
+        reinstaller=choice.reinstaller(configured=inside_conda, env=ui.env),
+        notify=ui.notify,
     )
     return Outcome(kind="rollback", result=done, view="restore")
 
@@ -343,6 +377,7 @@ def env_file(
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
 
+    check_channels(channels)
     ui = ui or Ui()
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
@@ -368,7 +403,7 @@ def env_file(
     if write and result.changed:
         from condafix.files.atomic import write_atomically
 
-        backup = write_atomically(Path(path), new_raw)
+        backup = write_atomically(Path(path), new_raw, expected=raw.encode("utf-8"))
         result = dataclasses.replace(result, written=True, backup=str(backup) if backup else None)
     code = 2 if result.status == "refused" else 1 if check and result.changed and not result.written else 0
     return Outcome(kind="env", result=result, code=code)

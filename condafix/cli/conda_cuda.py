@@ -96,7 +96,7 @@ def cuda_action(args: argparse.Namespace) -> int:
         prefix = _prefix_of(args)
         ui = _ui(confirm=confirm, show=not as_json)
         if args.rollback:
-            outcome = commands.rollback(prefix=prefix, to=args.to, dry_run=args.dry_run, ui=ui)
+            outcome = commands.rollback(prefix=prefix, to=args.to, dry_run=args.dry_run, inside_conda=True, ui=ui)
         else:
             outcome = commands.cuda(
                 prefix=prefix,

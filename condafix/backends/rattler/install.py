@@ -21,7 +21,7 @@ from rattler import (
 
 from condafix import progress, proxy
 from condafix.backends.rattler.net import cache_dir, client, net_limits
-from condafix.change.installer import Reinstaller
+from condafix.change.installer import Reinstaller, before_writing, cancel_requested
 from condafix.change.safety import _atomic_write, _read_json
 from condafix.errors import CondafixError, Hint
 
@@ -43,6 +43,7 @@ class _InstallEvents:
         self.tokens = itertools.count(1)
         self.total = 0
         self.done = 0
+        self.in_flight = 0  # links and unlinks begun and not ended: a cancel must wait for them
 
     def _token(self, name: str) -> int:
         token = next(self.tokens)
@@ -81,16 +82,26 @@ class _InstallEvents:
             self.reporter.download_done(self.names.get(index, "?"))
 
     def on_link_start(self, _operation: int, name: str) -> int:
+        self.in_flight += 1
+        record = self.records.get(name)
+        if record is not None:  # the package is extracted now: what it writes is backed up before it links
+            stem = f"{record.name.normalized}-{record.version}-{record.build}"
+            paths = _read_json(pkgs_dir() / stem / "info" / "paths.json").get("paths")
+            if isinstance(paths, list):
+                before_writing(p["_path"] for p in paths if isinstance(p, dict) and isinstance(p.get("_path"), str))
         return self._token(name)
 
     def on_link_complete(self, index: int) -> None:
+        self.in_flight -= 1
         if self.reporter is not None:
             self.reporter.linked(self.names.get(index, "?"))
 
     def on_unlink_start(self, _operation: int, name: str) -> int:
+        self.in_flight += 1
         return self._token(name)
 
     def on_unlink_complete(self, index: int) -> None:
+        self.in_flight -= 1
         if self.reporter is not None:
             self.reporter.unlinked(self.names.get(index, "?"))
 
@@ -132,12 +143,17 @@ def install_silence_s() -> float:
 
 
 async def _until_silent(coro: Any, beat: _Heartbeat, silence_s: float) -> None:
+    """Run the install; stop it when it goes silent, or at once on Ctrl-C while it has changed nothing."""
     task = asyncio.ensure_future(coro)
     while True:
-        done, _pending = await asyncio.wait({task}, timeout=min(1.0, silence_s / 4))
+        done, _pending = await asyncio.wait({task}, timeout=min(0.1, silence_s / 4))
         if done:
             task.result()
             return
+        if cancel_requested() and getattr(beat.events, "in_flight", 1) <= 0:
+            task.cancel()  # no link or unlink half-done: the downloads stop, and nothing races the undo
+            await asyncio.wait({task}, timeout=2.0)
+            raise KeyboardInterrupt
         if time.monotonic() - beat.last > silence_s:
             task.cancel()
             await asyncio.wait({task}, timeout=2.0)

@@ -1,0 +1,131 @@
+"""What other tools did to a prefix while (or since) condafix changed it.
+
+Why: the prefix is shared with conda, which takes no prefix lock (conda 26.7's only locks,
+``conda.gateways.disk.lock``, guard the repodata cache and partial downloads; ``--no-lock`` turns
+those off), so condafix's own lock cannot keep ``conda install`` out. An undo or a rollback must
+therefore tell condafix's own packages (the names its change moves) from everything else, and
+leave everything else as the other tool left it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from condafix.change.safety import _read_json
+from condafix.env import condameta
+
+
+def _name_of(stem: str) -> str:
+    """``name-version-build`` (``.json`` optional) -> ``name``."""
+    return stem.removesuffix(".json").rsplit("-", 2)[0]
+
+
+def own_names(meta: Mapping[str, Any]) -> set[str]:
+    """The package names condafix's change moves: its own transaction (``moving``), else the plan's
+    touched and linked packages (snapshots written before ``moving`` was kept)."""
+    moving = meta.get("moving")
+    names = {n for n in moving if isinstance(n, str)} if isinstance(moving, list) else set()
+    backed = meta.get("backed_up")
+    names |= {n for n in backed if isinstance(n, str)} if isinstance(backed, list) else set()
+    linking = meta.get("linking")
+    names |= {_name_of(d) for d in linking if isinstance(d, str)} if isinstance(linking, list) else set()
+    return names
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """The package names a restore may act on: condafix's own (``names``); or, for a rollback the user
+    forced past later changes, every name but those another tool changed during condafix's change
+    (``kept``: the user was told those stay)."""
+
+    names: frozenset[str]
+    everything: bool = False
+    kept: frozenset[str] = frozenset()
+
+    def __contains__(self, name: object) -> bool:
+        return name not in self.kept if self.everything else name in self.names
+
+
+def scope(meta: Mapping[str, Any], *, force: bool = False) -> Scope:
+    kept = meta.get("others_names")
+    return Scope(
+        names=frozenset(own_names(meta)),
+        everything=force,
+        kept=frozenset(n for n in kept if isinstance(n, str)) if isinstance(kept, list) else frozenset(),
+    )
+
+
+def _records_of(root: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: _read_json(p) for p in condameta.record_paths(root)}
+
+
+def _revision_names(revision: condameta.Revision) -> set[str]:
+    return {_name_of(line[1:].split("::")[-1]) for line in revision.lines if line[:1] in "+-"}
+
+
+def revisions_before(meta: Mapping[str, Any], text: str) -> int:
+    """How many history revisions there were when the snapshot was taken."""
+    counted = meta.get("history_revisions")
+    if isinstance(counted, int) and counted >= 0:
+        return counted
+    size = meta.get("history_size")
+    head = text.encode()[: size if isinstance(size, int) and size >= 0 else 0].decode(errors="replace")
+    return len(condameta.parse_history(head).revisions)
+
+
+def foreign_revisions(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
+    """History revisions written after the snapshot that move a package condafix's change does not."""
+    text = condameta.history_text(prefix)
+    own = own_names(meta)
+    revisions = condameta.parse_history(text).revisions
+    since = revisions_before(meta, text)
+    return [
+        f"history revision {n}: {_short(rev.command)}"
+        for n, rev in enumerate(revisions[since:], since + 1)
+        if _revision_names(rev) - own
+    ]
+
+
+def _short(command: str | None) -> str:
+    """A revision's command with conda's own path shown as ``conda`` (``.../conda/__main__.py`` too)."""
+    argv = (command or "(no command)").split()
+    if argv and (argv[0].endswith(("/conda", "/conda/__main__.py")) or argv[0] == "conda"):
+        argv[0] = "conda"
+    return " ".join(argv)
+
+
+def tail_revisions(prefix: Path, meta: Mapping[str, Any]) -> int:
+    """How many revisions the history holds beyond those at snapshot time."""
+    text = condameta.history_text(prefix)
+    return max(0, len(condameta.parse_history(text).revisions) - revisions_before(meta, text))
+
+
+def foreign_changes(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[str]:
+    """What another tool changed since the snapshot: records of packages condafix's change does not
+    move (added, replaced or removed) and history revisions that move them."""
+    return [text for _name, text in foreign_records(prefix, snapshot, meta)] + foreign_revisions(prefix, meta)
+
+
+def foreign_records(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, what happened) for each package another tool installed, replaced or removed since the snapshot."""
+    own = own_names(meta)
+    saved = _records_of(snapshot)
+    current = _records_of(prefix)
+    saved_by_name = {str(r.get("name")): f for f, r in saved.items()}
+    found: list[tuple[str, str]] = []
+    for file, record in sorted(current.items()):
+        name = str(record.get("name") or _name_of(file))
+        if file in saved or name in own:
+            continue
+        was = saved_by_name.get(name)
+        old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
+        found.append((name, f"{name} {old} -> {record.get('version')} {record.get('build')}"))
+    names_now = {str(r.get("name") or _name_of(f)) for f, r in current.items()}
+    for file, record in sorted(saved.items()):
+        name = str(record.get("name") or _name_of(file))
+        if file not in current and name not in own and name not in names_now:
+            found.append((name, f"{name} {record.get('version')} {record.get('build')} removed"))
+    return found
