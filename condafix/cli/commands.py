@@ -175,10 +175,29 @@ def selected_prefix(name: str | None, prefix: str | None, env: Mapping[str, str]
     """The env a changing command works on; refusing to guess when none is selected."""
     from condafix.env import envinfo
 
-    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
+    where, how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
     if where is None:
         raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    if how == "$CONDA_PREFIX" and _is_condas_own(where):
+        raise UsageError(
+            f"no environment selected: $CONDA_PREFIX is {where}, conda's own install (the one condafix runs "
+            "from), not an env of yours",
+            (
+                Hint(code="pick_env", text="pass -n NAME or -p PATH for the env to fix, or activate it"),
+                Hint(code="own_env", text=f"to change conda's own install anyway, name it: -p {where}"),
+            ),
+        )
     return where
+
+
+def _is_condas_own(where: Path) -> bool:
+    """Is ``where`` the install this Python (with conda importable) is: conda's base or venv?"""
+    from condafix.backends import choice
+
+    try:
+        return where == Path(sys.prefix).resolve() and choice.conda_available()
+    except OSError:
+        return False
 
 
 def target_cuda(
@@ -321,6 +340,7 @@ def env_file(
     source_name: str,
     cudas: Sequence[str] = (),
     drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
     write: bool = False,
     check: bool = False,
     channels: Sequence[str] = (),
@@ -342,7 +362,7 @@ def env_file(
     from condafix.knowledge.cuda import CudaVersion
 
     ui = ui or Ui()
-    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
+    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     backend = (
         None

@@ -439,7 +439,7 @@ def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
         for hint in finding.hints:
             con.print(f"  [cyan]hint:[/] {e(hint.text)}")
     if report.broken:
-        con.print(f"condafix drops {e(', '.join(report.broken))} for its own requests (--keep-proxy to keep them)")
+        con.print(f"condafix drops {e(', '.join(report.broken))} for its requests (`condafix --keep-proxy …` keeps)")
     if report.ok and not report.findings and report.settings:
         con.print("[green]all settings look usable[/]")
 
