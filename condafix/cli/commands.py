@@ -362,7 +362,23 @@ def env_file(
     from condafix.knowledge.cuda import CudaVersion
 
     ui = ui or Ui()
-    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
+
+    def plan(cuda: CudaVersion, backend: Any) -> tuple[Any, str]:
+        if is_pixi_manifest(source_name, raw):
+            from condafix.files import pixifile
+
+            return pixifile.plan_manifest(
+                raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
+            )
+        return envfile.plan_file(raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major)
+
+    try:
+        target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
+    except UsageError:  # no driver, no --cuda: the file is read first, and one without CUDA needs neither
+        read, _text = plan(CudaVersion.parse("12.0"), None)  # a bad file is reported as such, not the driver
+        if read.status == "ok" and not read.changed and not read.group:
+            return Outcome(kind="env", result=dataclasses.replace(read, target_cuda=""))
+        raise
     cuda = CudaVersion.parse(target.cuda)
     backend = (
         None
@@ -371,16 +387,7 @@ def env_file(
             solver, prefix=None, offline=False, env=ui.env, configured=inside_conda, relay=ui.relay
         )
     )
-    if is_pixi_manifest(source_name, raw):
-        from condafix.files import pixifile
-
-        result, new_raw = pixifile.plan_manifest(
-            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
-        )
-    else:
-        result, new_raw = envfile.plan_file(
-            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
-        )
+    result, new_raw = plan(cuda, backend)
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
@@ -415,6 +422,9 @@ def lock(
 
     ui = ui or Ui()
     files = list(paths) or lockfile.default_files()
+    for path in files:  # the files before the driver: a missing file is the error to report
+        if not Path(path).is_file():
+            raise UsageError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)

@@ -391,7 +391,8 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
     elif result.changed:
         con.print("dry run: nothing was written (pass --write)")
     else:
-        con.print(f"{e(result.path)}: nothing to change for CUDA {result.target_cuda}: {e(result.reason)}")
+        lead = f"nothing to change for CUDA {result.target_cuda}: " if result.target_cuda else ""  # "": no CUDA needed
+        con.print(f"{e(result.path)}: {lead}{e(result.reason)}")
 
 
 def lock_text(run: LockRun, *, out: Output | None = None) -> None:
