@@ -208,3 +208,19 @@ def test_conda_cuda_takes_the_pin_and_rollback_flags_its_hints_name(
     assert refused.returncode != 0 and "--force" in refused.stderr + refused.stdout
     forced = plugged.run("cuda", "--rollback", "-p", str(prefix), "--dry-run", "--force", env=user_condarc)
     assert "cuda-version" in forced.stdout and "numpy" in forced.stdout  # both undone with --force
+
+
+def test_standalone_condafix_cuda_takes_conda_cudas_solver_names(
+    plugged: RealConda, tmp_path: Path, user_condarc: dict[str, str]
+) -> None:
+    """Issue 24: one --solver vocabulary; `condafix cuda --solver classic` is conda with the classic solver."""
+    prefix = broken_env(plugged, tmp_path)
+    done = subprocess.run(
+        [plugged.python, "-m", "condafix", "cuda", "-p", str(prefix), "--solver", "classic", "--json"],
+        capture_output=True,
+        text=True,
+        env=plugged.env(**user_condarc),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["solver"] == "conda (classic)"
