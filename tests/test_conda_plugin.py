@@ -178,3 +178,49 @@ def test_standalone_condafix_plans_with_conda_when_inside_a_conda_install(
     )
     assert embedded.returncode == 2 and "py-rattler >= 0.28" in embedded.stderr
     assert "Traceback" not in embedded.stderr
+
+
+@pytest.mark.parametrize(("word", "solver"), [("conda", "libmamba"), ("classic", "classic")])
+def test_conda_cuda_takes_the_solver_words_of_condafix_cuda(
+    plugged: RealConda, tmp_path: Path, user_condarc: dict[str, str], word: str, solver: str
+) -> None:
+    """Issue 24: `conda cuda --solver conda` was "invalid choice"; `conda` is conda's configured solver."""
+    prefix = broken_env(plugged, tmp_path)
+    done = plugged.run("cuda", "-p", str(prefix), "--json", "--solver", word, env=user_condarc)
+    assert json.loads(done.stdout)["result"]["solver"] == f"conda ({solver})"
+
+
+def test_conda_cuda_takes_the_pin_and_rollback_flags_its_hints_name(
+    plugged: RealConda, tmp_path: Path, user_condarc: dict[str, str]
+) -> None:
+    """Issue 24: "pass --force" was answered "unrecognized arguments: --force"."""
+    prefix = broken_env(plugged, tmp_path)
+    done = plugged.run("cuda", "-p", str(prefix), "--apply", "--yes", "--no-pin", env=user_condarc)
+    pinned = prefix / "conda-meta" / "pinned"
+    assert not pinned.exists() or "cuda-version" not in pinned.read_text(), done.stdout
+    assert plugged.installed(prefix)["cuda-version"] == "12.4"
+    listed = plugged.run("cuda", "--rollback", "--list", "-p", str(prefix), "--json", env=user_condarc)
+    assert (
+        json.loads(listed.stdout)["schema"] == "condafix/rollback/v2" and len(json.loads(listed.stdout)["result"]) == 1
+    )
+    plugged.run("install", "-p", str(prefix), "-y", "--override-channels", "-c", plugged.channel_url, "numpy=2.1.0")
+    refused = plugged.run("cuda", "--rollback", "-p", str(prefix), "--yes", check=False, env=user_condarc)
+    assert refused.returncode != 0 and "--force" in refused.stderr + refused.stdout
+    forced = plugged.run("cuda", "--rollback", "-p", str(prefix), "--dry-run", "--force", env=user_condarc)
+    assert "cuda-version" in forced.stdout and "numpy" in forced.stdout  # both undone with --force
+
+
+def test_standalone_condafix_cuda_takes_conda_cudas_solver_names(
+    plugged: RealConda, tmp_path: Path, user_condarc: dict[str, str]
+) -> None:
+    """Issue 24: one --solver vocabulary; `condafix cuda --solver classic` is conda with the classic solver."""
+    prefix = broken_env(plugged, tmp_path)
+    done = subprocess.run(
+        [plugged.python, "-m", "condafix", "cuda", "-p", str(prefix), "--solver", "classic", "--json"],
+        capture_output=True,
+        text=True,
+        env=plugged.env(**user_condarc),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["solver"] == "conda (classic)"

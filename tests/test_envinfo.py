@@ -155,3 +155,44 @@ def test_channel_names() -> None:
         "https://mirror.example.com/conda-forge"
     )
     assert envinfo.channel_name(None) is None
+
+
+def _conda_install(root: Path, *envs: str) -> Path:
+    """A conda install on disk as its installer leaves it: conda-meta, condabin, envs/NAME/conda-meta."""
+    (root / "conda-meta").mkdir(parents=True)
+    (root / "condabin").mkdir()
+    for name in envs:
+        (root / "envs" / name / "conda-meta").mkdir(parents=True)
+    return root
+
+
+def test_named_env_is_found_in_miniconda_without_conda_exe(tmp_path: Path) -> None:
+    """Issue 24: `-n gpu` did not find ~/miniconda3/envs/gpu unless CONDA_EXE was set."""
+    root = _conda_install(tmp_path / "miniconda3", "gpu")
+    env = {"HOME": str(tmp_path)}  # no CONDA_EXE, no CONDA_ROOT: a shell where conda was never activated
+    assert envinfo.find_named_env("gpu", env) == root / "envs" / "gpu"
+    assert envinfo.find_named_env("base", env) == root
+
+
+def test_environments_txt_points_to_an_install_elsewhere(tmp_path: Path) -> None:
+    root = _conda_install(tmp_path / "tools" / "forge", "ml", "gpu")
+    (tmp_path / ".conda").mkdir()
+    (tmp_path / ".conda" / "environments.txt").write_text(f"{root}\n{root / 'envs' / 'ml'}\n")
+    elsewhere = tmp_path / "scratch" / "gpu2"
+    (elsewhere / "conda-meta").mkdir(parents=True)  # created with -p: conda's -n never finds it
+    with open(tmp_path / ".conda" / "environments.txt", "a") as handle:
+        handle.write(f"{elsewhere}\n")
+    env = {"HOME": str(tmp_path)}
+    assert envinfo.find_named_env("gpu", env) == root / "envs" / "gpu"
+    with pytest.raises(InspectError):
+        envinfo.find_named_env("gpu2", env)
+
+
+def test_a_typo_lists_the_known_envs_with_close_matches(tmp_path: Path) -> None:
+    _conda_install(tmp_path / "miniforge3", "gpu", "pytorch", "ml")
+    with pytest.raises(InspectError) as info:
+        envinfo.find_named_env("pytroch", {"HOME": str(tmp_path)})
+    hints = [h.text for h in info.value.hints]
+    assert hints[0] == "did you mean 'pytorch'?"
+    assert any(h.startswith("known environments: ") and "gpu" in h and "ml" in h and "base" in h for h in hints)
+    assert info.value.exit_code == 3

@@ -192,9 +192,25 @@ SolverOpt = Annotated[
     str,
     typer.Option(
         "--solver",
-        help="Plan with conda's configured solver (default inside a conda install) or the embedded py-rattler.",
+        help=(
+            "conda: conda's configured solver (the default inside a conda install); libmamba or classic: conda "
+            "with that solver; rattler: the embedded py-rattler (the default elsewhere). Same words as `conda cuda`."
+        ),
     ),
 ]
+
+
+def _solver(word: str) -> str:
+    """``--solver``'s words (``cli.conda_cuda.SOLVER_WORDS``, shared with ``conda cuda``) to a backend
+    choice; conda's own solvers are set as conda's CLI sets them (``CONDA_SOLVER``) for conda's context."""
+    from condafix.cli.conda_cuda import SOLVER_WORDS
+
+    if word != "auto" and word not in SOLVER_WORDS:
+        raise UsageError(f"--solver must be one of {', '.join(SOLVER_WORDS)}, not {word!r}")
+    if word in ("libmamba", "classic"):
+        os.environ["CONDA_SOLVER"] = word
+        return "conda"
+    return word
 
 
 @app.command()
@@ -232,8 +248,7 @@ def cuda(
     """Plan the fix with a real solver: newest cuda-version/cudatoolkit <= the driver (dry run)."""
     from condafix.cli import commands
 
-    if solver not in ("auto", "conda", "rattler"):
-        raise UsageError(f"--solver must be conda or rattler, not {solver!r}")
+    solver = _solver(solver)
     outcome = commands.cuda(
         name=name,
         prefix=prefix,
@@ -285,6 +300,7 @@ def env_file(
     ] = None,
     cuda: TargetCudasOpt = None,
     driver: TargetDriversOpt = None,
+    drivers_file: DriversFileOpt = None,
     write: Annotated[bool, typer.Option("--write", help="Replace the file (keeps FILE.bak).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file would change (pre-commit, CI).")] = False,
     channel: Annotated[
@@ -302,8 +318,7 @@ def env_file(
     from condafix.cli import commands
     from condafix.files import envfile
 
-    if solver not in ("auto", "conda", "rattler"):
-        raise UsageError(f"--solver must be conda or rattler, not {solver!r}")
+    solver = _solver(solver)
 
     path = file or envfile.default_file()
     raw, source_name = envfile.read_source(path)
@@ -313,6 +328,7 @@ def env_file(
         source_name=source_name,
         cudas=cuda or [],
         drivers=driver or [],
+        drivers_file=drivers_file,
         write=write,
         check=check,
         channels=channel or [],

@@ -177,10 +177,29 @@ def selected_prefix(name: str | None, prefix: str | None, env: Mapping[str, str]
     """The env a changing command works on; refusing to guess when none is selected."""
     from condafix.env import envinfo
 
-    where, _how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
+    where, how = envinfo.resolve_prefix(name=name, path=prefix, env=env)
     if where is None:
         raise UsageError("no environment selected: pass -n NAME or -p PATH, or activate one")
+    if how == "$CONDA_PREFIX" and _is_condas_own(where):
+        raise UsageError(
+            f"no environment selected: $CONDA_PREFIX is {where}, conda's own install (the one condafix runs "
+            "from), not an env of yours",
+            (
+                Hint(code="pick_env", text="pass -n NAME or -p PATH for the env to fix, or activate it"),
+                Hint(code="own_env", text=f"to change conda's own install anyway, name it: -p {where}"),
+            ),
+        )
     return where
+
+
+def _is_condas_own(where: Path) -> bool:
+    """Is ``where`` the install this Python (with conda importable) is: conda's base or venv?"""
+    from condafix.backends import choice
+
+    try:
+        return where == Path(sys.prefix).resolve() and choice.conda_available()
+    except OSError:
+        return False
 
 
 def target_cuda(
@@ -357,6 +376,7 @@ def env_file(
     source_name: str,
     cudas: Sequence[str] = (),
     drivers: Sequence[str] = (),
+    drivers_file: Path | None = None,
     write: bool = False,
     check: bool = False,
     channels: Sequence[str] = (),
@@ -379,7 +399,23 @@ def env_file(
 
     check_channels(channels)
     ui = ui or Ui()
-    target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=None, env=ui.env)
+
+    def plan(cuda: CudaVersion, backend: Any) -> tuple[Any, str]:
+        if is_pixi_manifest(source_name, raw):
+            from condafix.files import pixifile
+
+            return pixifile.plan_manifest(
+                raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
+            )
+        return envfile.plan_file(raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major)
+
+    try:
+        target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
+    except UsageError:  # no driver, no --cuda: the file is read first, and one without CUDA needs neither
+        read, _text = plan(CudaVersion.parse("12.0"), None)  # a bad file is reported as such, not the driver
+        if read.status == "ok" and not read.changed and not read.group:
+            return Outcome(kind="env", result=dataclasses.replace(read, target_cuda=""))
+        raise
     cuda = CudaVersion.parse(target.cuda)
     backend = (
         None
@@ -388,16 +424,7 @@ def env_file(
             solver, prefix=None, offline=False, env=ui.env, configured=inside_conda, relay=ui.relay
         )
     )
-    if is_pixi_manifest(source_name, raw):
-        from condafix.files import pixifile
-
-        result, new_raw = pixifile.plan_manifest(
-            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
-        )
-    else:
-        result, new_raw = envfile.plan_file(
-            raw, source_name, cuda, channels=channels, backend=backend, allow_major=allow_major
-        )
+    result, new_raw = plan(cuda, backend)
     if write and path == "-":
         return Outcome(kind="env", result=EnvFileOutcome(result=result, stdout_text=new_raw), view="stdout")
     if write and result.changed:
@@ -432,6 +459,9 @@ def lock(
 
     ui = ui or Ui()
     files = list(paths) or lockfile.default_files()
+    for path in files:  # the files before the driver: a missing file is the error to report
+        if not Path(path).is_file():
+            raise UsageError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     target = target_cuda(cudas=cudas, drivers=drivers, drivers_file=drivers_file, env=ui.env)
     cuda = CudaVersion.parse(target.cuda)
     reports = tuple(lockfile.check_file(Path(p), cuda) for p in files)

@@ -23,6 +23,20 @@ def _ui(*, confirm: Callable[[str], Any] | None = None, show: bool = True) -> An
     return commands.Ui(confirm=ask, show=render.show if show else (lambda _v, _p: None))
 
 
+def _needs_terminal(yes: bool) -> None:
+    """Asking without a terminal reads nothing and changes nothing: say so (exit 2), never exit 0.
+    Under conda's ``--dry-run`` conda's own confirm ends the command (``DryRunExit``), as conda does."""
+    import sys
+
+    from conda.base.context import context
+
+    from condafix.errors import UsageError
+
+    if yes or context.always_yes or context.dry_run or sys.stdin.isatty():
+        return
+    raise UsageError("refusing to change the environment without --yes (no terminal to ask)")
+
+
 def _print_error(kind: str, exc: Exception, as_json: bool) -> int:
     from condafix.cli import render
     from condafix.errors import CondafixError
@@ -32,8 +46,27 @@ def _print_error(kind: str, exc: Exception, as_json: bool) -> int:
     return exc.exit_code
 
 
+#: ``--solver`` words, the same in ``condafix cuda`` and ``conda cuda``: ``conda`` is conda's configured
+#: solver (your ``solver`` setting); ``libmamba``, ``classic``, ``rattler`` name a solver (in ``conda cuda``
+#: conda's solver of that name, as ``conda install --solver`` picks it; in ``condafix cuda`` ``rattler`` is
+#: the embedded py-rattler, the others conda's).
+SOLVER_WORDS = ("conda", "libmamba", "classic", "rattler")
+
+
+class _SolverAction(argparse.Action):
+    """``--solver WORD``: a solver's name goes to ``args.solver`` (conda's context reads it, as for
+    ``conda install --solver``); ``conda`` leaves conda's own setting alone (conda knows no solver of
+    that name, so it must stay off ``args.solver``)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        if values != "conda":
+            namespace.solver = values
+        elif hasattr(namespace, "solver"):
+            delattr(namespace, "solver")
+
+
 def configure_cuda_parser(parser: argparse.ArgumentParser) -> None:
-    """The options of ``condafix cuda`` (and its rollback), for ``conda cuda``."""
+    """The options of ``condafix cuda`` and ``condafix rollback`` (one vocabulary), for ``conda cuda``."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("-n", "--name", help="Environment name (conda's envs dirs).")
     where.add_argument("-p", "--prefix", help="Environment path.")
@@ -44,25 +77,33 @@ def configure_cuda_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="Plan from conda's cache only.")
     parser.add_argument("--allow-major", action="store_true", help="Allow moving to an older CUDA major.")
     parser.add_argument("--apply", action="store_true", help="Change the env as planned (asks first).")
-    parser.add_argument("-y", "--yes", action="store_true", help="Do not ask.")
+    parser.add_argument("-y", "--yes", action="store_true", help="Do not ask (needed without a terminal).")
     parser.add_argument("--via", choices=("conda", "mamba", "micromamba"), help="Let this tool install the pin.")
-    parser.add_argument(  # not --solver: conda reads args.solver as its own solver setting
-        "--planner",
-        dest="condafix_planner",
-        choices=("conda", "rattler"),
-        default="conda",
-        help="Plan with conda's configured solver (default) or condafix's embedded py-rattler.",
+    parser.add_argument(
+        "--no-pin", action="store_true", help="Do not write the pin to conda-meta/pinned (conda may undo the fix)."
     )
-    parser.add_argument(  # dest "solver": conda's context takes it as its solver, as `conda install --solver` does
+    parser.add_argument(
+        "--replace-pin",
+        action="store_true",
+        help="Replace a conflicting pin in conda-meta/pinned (rollback puts it back).",
+    )
+    parser.add_argument(  # conda's own solvers land in args.solver, which conda's context reads
         "--solver",
-        dest="solver",
-        choices=("libmamba", "classic", "rattler"),
+        action=_SolverAction,
+        choices=SOLVER_WORDS,
         default=argparse.SUPPRESS,  # absent, not None: conda would read None as a solver named "none"
-        help="Which conda solver plans it (default: your `solver` setting, libmamba).",
+        help=(
+            "conda: your configured `solver` (default); libmamba, classic or rattler: conda with that solver "
+            "(as `conda install --solver`)."
+        ),
     )
     parser.add_argument("--rollback", action="store_true", help="Undo condafix's last change instead.")
-    parser.add_argument("--to", help="With --rollback: the snapshot id.")
+    parser.add_argument("--to", help="With --rollback: the snapshot id (default: the newest).")
     parser.add_argument("--dry-run", action="store_true", help="With --rollback: say what would be restored.")
+    parser.add_argument("--list", dest="list_", action="store_true", help="With --rollback: list the snapshots.")
+    parser.add_argument(
+        "--force", action="store_true", help="With --rollback: roll back even though the env changed after."
+    )
     parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
 
 
@@ -90,13 +131,17 @@ def cuda_action(args: argparse.Namespace) -> int:
     def confirm(question: str) -> Any:
         if args.yes or context.always_yes:
             return True
+        _needs_terminal(False)
         return confirm_yn(question, default="no", dry_run=False)
 
     try:
         prefix = _prefix_of(args)
         ui = _ui(confirm=confirm, show=not as_json)
         if args.rollback:
-            outcome = commands.rollback(prefix=prefix, to=args.to, dry_run=args.dry_run, inside_conda=True, ui=ui)
+            outcome = commands.rollback(
+                prefix=prefix, to=args.to, dry_run=args.dry_run, list_only=args.list_, force=args.force,
+                inside_conda=True, ui=ui,
+            )  # fmt: skip
         else:
             outcome = commands.cuda(
                 prefix=prefix,
@@ -108,7 +153,9 @@ def cuda_action(args: argparse.Namespace) -> int:
                 allow_major=args.allow_major,
                 apply=args.apply,
                 via=args.via,
-                solver=args.condafix_planner,
+                pin=not args.no_pin,
+                replace_pin=args.replace_pin,
+                solver="conda",
                 inside_conda=True,
                 ui=ui,
             )
@@ -136,8 +183,12 @@ def check_fixer(prefix: str, args: argparse.Namespace, confirm: Callable[[str], 
     from condafix.cli import commands, render
     from condafix.errors import CondafixError
 
+    def ask(question: str) -> Any:
+        _needs_terminal(bool(getattr(args, "yes", False)))
+        return confirm(question)
+
     try:
-        outcome = commands.cuda(prefix=prefix, apply=True, solver="conda", inside_conda=True, ui=_ui(confirm=confirm))
+        outcome = commands.cuda(prefix=prefix, apply=True, solver="conda", inside_conda=True, ui=_ui(confirm=ask))
     except CondafixError as exc:
         return _print_error("cuda", exc, False)
     render.outcome(outcome, as_json=False)

@@ -21,7 +21,7 @@ def say_dropped_proxies() -> None:
     if proxy is not None and proxy.POLICY.dropped and not render.quiet():
         sys.stderr.write(
             f"note: ignored broken proxy settings {', '.join(proxy.POLICY.dropped)} for condafix's requests "
-            "(see `condafix proxy`; --keep-proxy uses them as set)\n"
+            "(see `condafix proxy`; `condafix --keep-proxy …` uses them as set)\n"
         )
 
 

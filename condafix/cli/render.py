@@ -378,7 +378,8 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
     elif result.changed:
         con.print("dry run: nothing was written (pass --write)")
     else:
-        con.print(f"{e(result.path)}: nothing to change for CUDA {result.target_cuda}: {e(result.reason)}")
+        lead = f"nothing to change for CUDA {result.target_cuda}: " if result.target_cuda else ""  # "": no CUDA needed
+        con.print(f"{e(result.path)}: {lead}{e(result.reason)}")
 
 
 def lock_text(run: LockRun, *, out: Output | None = None) -> None:
@@ -426,7 +427,7 @@ def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
         for hint in finding.hints:
             con.print(f"  [cyan]hint:[/] {e(hint.text)}")
     if report.broken:
-        con.print(f"condafix drops {e(', '.join(report.broken))} for its own requests (--keep-proxy to keep them)")
+        con.print(f"condafix drops {e(', '.join(report.broken))} for its requests (`condafix --keep-proxy …` keeps)")
     if report.ok and not report.findings and report.settings:
         con.print("[green]all settings look usable[/]")
 

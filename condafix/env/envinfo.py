@@ -114,18 +114,71 @@ def _channel_name(url: str) -> str:
 # ---------------------------------------------------------------- locating the env
 
 
+#: where the installers put conda when no ``$CONDA_EXE`` says where it is (checked, never assumed)
+_USUAL_ROOTS = ("miniconda3", "miniforge3", "mambaforge", "anaconda3", "micromamba", "conda")
+
+
+def _is_conda_root(path: Path) -> bool:
+    return (path / "conda-meta").is_dir() and ((path / "condabin").is_dir() or (path / "bin" / "conda").exists())
+
+
+def _guessed_roots(env: Mapping[str, str]) -> list[Path]:
+    """conda installs when ``$CONDA_EXE``/``$CONDA_ROOT`` name none: the roots of the envs that
+    ``~/.conda/environments.txt`` lists (a hint conda writes on every create), then the installers'
+    usual places. Only a directory that is a conda install counts."""
+    home = Path(env.get("HOME") or Path.home())
+    listed: list[Path] = []
+    try:
+        lines = (home / ".conda" / "environments.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        entry = Path(line.strip()) if line.strip() else None
+        if entry is None:
+            continue
+        listed.append(entry.parent.parent if entry.parent.name == "envs" else entry)
+    usual = [home / n for n in _USUAL_ROOTS] + [Path("/opt") / n for n in _USUAL_ROOTS]
+    return [r for r in dict.fromkeys([*listed, *usual]) if _is_conda_root(r)]
+
+
+def _env_names(dirs: Iterable[Path]) -> list[str]:
+    names: list[str] = []
+    for directory in dirs:
+        try:
+            names += sorted(p.name for p in directory.iterdir() if (p / "conda-meta").is_dir())
+        except OSError:
+            continue
+    return list(dict.fromkeys(names))
+
+
 def find_named_env(name: str, env: Mapping[str, str]) -> Path:
     """Resolve ``-n NAME`` the way conda does: its envs dirs (``CONDA_ENVS_PATH``/``envs_dirs``, the
-    root's ``envs/``, ``~/.conda/envs``) and ``base``; never any folder name from environments.txt."""
+    root's ``envs/``, ``~/.conda/envs``) and ``base``. Without ``$CONDA_EXE`` the root is unknown, so the
+    installs ``~/.conda/environments.txt`` points to (and the usual places) stand in for it; an env is
+    still only found inside an envs dir, never by a folder name from environments.txt."""
+    import difflib
+
     from condafix.env import condarc
 
     config = condarc.load(env)
     found = condarc.find_named_env(name, config)
     if found is not None:
         return found
+    roots = [] if config.root_prefix is not None else _guessed_roots(env)
+    for root in roots:
+        candidate = root if name == "base" else root / "envs" / name
+        if (candidate / "conda-meta").is_dir():
+            return candidate
+    dirs = [*config.envs_dirs, *(r / "envs" for r in roots)]
+    known = _env_names(dirs) + (["base"] if roots or config.root_prefix is not None else [])
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hints = [Hint(code="did_you_mean", text=f"did you mean {' or '.join(repr(c) for c in close)}?")] if close else []
+    if known:
+        shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+        hints.append(Hint(code="known_envs", text=f"known environments: {shown}"))
+    hints.append(Hint(code="use_prefix", text="pass the environment's path with `-p PATH`"))
     raise InspectError(
-        f"no environment named {name!r} (looked in {', '.join(str(d) for d in config.envs_dirs)})",
-        (Hint(code="use_prefix", text="pass the environment's path with `-p PATH`"),),
+        f"no environment named {name!r} (looked in {', '.join(str(d) for d in dict.fromkeys(dirs))})", tuple(hints)
     )
 
 

@@ -153,11 +153,19 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
+_DOC_SUFFIXES = {".md": "Markdown", ".markdown": "Markdown", ".rst": "reStructuredText", ".ipynb": "Jupyter"}
+
+
 def parse(raw: str, name: str) -> Parsed:
     """Parse with ruamel round-trip; errors carry the line and column."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    if Path(name).suffix.lower() in _DOC_SUFFIXES:  # its code blocks look like templates: say what it is
+        raise EnvFileError(
+            f"{name}: a {_DOC_SUFFIXES[Path(name).suffix.lower()]} document, not an environment file "
+            "(environment.yml, pixi.toml or pyproject.toml)"
+        )
     bom = raw.startswith(BOM)
     text = raw[1:] if bom else raw
     newline = "\r\n" if "\r\n" in text else "\n"

@@ -209,7 +209,11 @@ def _gateway_error(exc: Exception, channels: Sequence[str]) -> CondafixError:
     if via:
         where = f" through proxy {', '.join(via)}"
         hints.insert(
-            0, Hint(code="proxy", text="run `condafix proxy` to check the proxy settings, or retry with --no-proxy")
+            0,
+            Hint(
+                code="proxy",
+                text="run `condafix proxy` to check the proxy settings, or retry as `condafix --no-proxy …`",
+            ),
         )
     return CondafixError(
         summary=f"could not fetch repodata from {', '.join(channels)}{where}: {detail}", hints=tuple(hints)
