@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from condafix.cli.inputs import check_channels
 from condafix.errors import CondafixError, Hint, UsageError
 from condafix.findings import Finding
 
@@ -285,32 +286,6 @@ def cuda(
     after = verdict.diagnose(info, envinfo.read_env(where, "-p"))
     applied = dataclasses.replace(applied, after=after)
     return Outcome(kind="cuda", result=CudaResult(plan=result, applied=applied), code=code, view="applied")
-
-
-def check_channels(channels: Sequence[str]) -> None:
-    """A ``-c`` URL whose port or host name no client can use is one clear line (exit 2) before any
-    solver sees it (rattler would raise an internal error)."""
-    from urllib.parse import urlsplit
-
-    for channel in channels:
-        if "://" not in channel:
-            continue  # a channel name: conda's channel_alias makes the URL
-        parts = urlsplit(channel)
-        try:
-            parts.port  # noqa: B018  (raises ValueError for a port out of range)
-            host = parts.hostname or ""
-            if (host and not host.replace(".", "").isascii()) or any(
-                label.lower().startswith("xn--") for label in host.split(".")
-            ):
-                host.encode("idna").decode("idna")
-        except (ValueError, UnicodeError) as exc:
-            raise UsageError(f"-c {_redacted(channel)}: not a usable channel URL ({exc})") from None
-
-
-def _redacted(url: str) -> str:
-    from condafix.env.condarc import strip_credentials
-
-    return strip_credentials(url)
 
 
 # ---------------------------------------------------------------- rollback

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,19 +76,30 @@ def _read_text(prefix: Path, path: Path, origin: str) -> str | None:
 
 
 def record_paths(prefix: Path) -> list[Path]:
-    """Every ``conda-meta/*.json`` file, sorted by name (what conda's PrefixData loads); none when absent."""
+    """Every ``conda-meta/*.json`` file, sorted by name (what conda's PrefixData loads); none when absent.
+
+    One ``scandir``: names sorted as strings and the directory entries' own types, so a 20,000-record env
+    costs no stat per record (sorting Path objects and three stats each were most of doctor's time there);
+    only a symlink is resolved, to refuse one leading out of the prefix.
+    """
     directory = meta_dir(prefix)
     try:
-        found = sorted(p for p in directory.iterdir() if p.name.endswith(".json"))
+        with os.scandir(directory) as listing:
+            entries = sorted((e for e in listing if e.name.endswith(".json")), key=lambda e: e.name)
     except FileNotFoundError:
         return []
     except NotADirectoryError:
         raise InspectError(f"{directory}: not a directory") from None
     except PermissionError:
         raise InspectError(f"cannot read {directory}: permission denied") from None
-    for path in found:
-        _inside(prefix, path, f"{META}/{path.name}")
-    return [p for p in found if p.is_file()]
+    found = []
+    for entry in entries:
+        path = directory / entry.name
+        if entry.is_symlink():
+            _inside(prefix, path, f"{META}/{entry.name}")
+        if entry.is_file():
+            found.append(path)
+    return found
 
 
 def parse_record(text: str, origin: str) -> dict[str, Any]:
