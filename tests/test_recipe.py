@@ -57,7 +57,7 @@ def test_recipe_is_rattler_build_v1() -> None:
     assert not (RECIPE.parent / "meta.yaml").exists()  # one recipe, the format conda-forge builds with
     build = recipe["build"]
     assert isinstance(build, dict) and build["noarch"] == "python"
-    assert build["python"]["entry_points"] == ["condafix = condafix.cli.app:main"]
+    assert build["python"]["entry_points"] == ["condafix = condafix.cli.start:main"]
 
 
 def test_run_requirements_equal_pyproject_dependencies() -> None:
