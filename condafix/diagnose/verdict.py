@@ -12,7 +12,7 @@ the env's CUDA down, then the driver; never to a newer CUDA, never across a majo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -561,27 +561,9 @@ def diagnose(
     mixed_names = {f.component for f in mixed if f.code == "mixed"}
     older |= cp.failing_linkers(env, paths)
     verdicts = tuple(
-        ComponentVerdict(
-            name=v.name,
-            version=v.version,
-            source=v.source,
-            role=v.role,
-            cuda=v.cuda,
-            verdict="mixed",
-            severity="error",
-            reason="older than NVVM: link fails",
-        )
+        replace(v, verdict="mixed", severity="error", reason="older than NVVM: link fails")
         if v.name in older
-        else ComponentVerdict(
-            name=v.name,
-            version=v.version,
-            source=v.source,
-            role=v.role,
-            cuda=v.cuda,
-            verdict="mixed",
-            severity="warning",
-            reason="differs from cuda-version",
-        )
+        else replace(v, verdict="mixed", severity="warning", reason="differs from cuda-version")
         if v.name in mixed_names and v.verdict == "ok"
         else v
         for v in verdicts

@@ -330,6 +330,25 @@ def plan(
     attempts: list[SolveAttempt] = []
     started = time.perf_counter()
     base = replace(base, cache_age_s=age)
+
+    def solved_plan(reason: str, pins: list[str], specs: list[str], solved: list[Record]) -> Plan:
+        """The plan of a solve that worked, whichever way it was found (one range solve or a candidate)."""
+        changes, unchanged = diff(installed, solved, backend)
+        return replace(
+            base,
+            status="change" if changes else "nothing-to-do",
+            reason=reason,
+            pin=pins[0],
+            pins=tuple(pins),
+            specs=tuple(specs),
+            attempts=tuple(attempts),
+            changes=tuple(changes),
+            unchanged=unchanged,
+            commands=equivalent_commands(env_info, chosen_channels, pins, env),
+            solve_seconds=time.perf_counter() - started,
+            records=tuple(solved),
+        )
+
     if getattr(backend, "picks_newest", False):
         # the solver picks the minor in one solve: the channel is loaded once, by the solver
         ranged, attempt = _solve_range(
@@ -338,22 +357,11 @@ def plan(
         attempts.append(attempt)
         if ranged is not None:
             pins, specs, solved = ranged
-            changes, unchanged = diff(installed, solved, backend)
-            return replace(
-                base,
-                status="change" if changes else "nothing-to-do",
-                reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env "
-                f"({backend.name} picked it in one solve): {pins[0].split('=', 1)[1]}",
-                pin=pins[0],
-                pins=tuple(pins),
-                specs=tuple(specs),
-                attempts=tuple(attempts),
-                changes=tuple(changes),
-                unchanged=unchanged,
-                commands=equivalent_commands(env_info, chosen_channels, pins, env),
-                solve_seconds=time.perf_counter() - started,
-                records=tuple(solved),
+            reason = (
+                f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env "
+                f"({backend.name} picked it in one solve): {pins[0].split('=', 1)[1]}"
             )
+            return solved_plan(reason, pins, specs, solved)
     with progress.phase(step, "repodata", f"repodata for {family} from {', '.join(chosen_channels)}"):
         versions = [r.version for r in backend.query(chosen_channels, [family], platform=platform)]
     candidates = candidate_minors(versions, major=major, limit=target_cuda)
@@ -386,21 +394,8 @@ def plan(
             continue
         attempts.append(SolveAttempt(pin=pins[0], solved=True, detail="solved"))
         progress.end(step, f"solved with {pins[0]} ({number} of {len(candidates)} candidates tried)")
-        changes, unchanged = diff(installed, solved, backend)
-        return replace(
-            base,
-            status="change" if changes else "nothing-to-do",
-            reason=f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}",
-            pin=pins[0],
-            pins=tuple(pins),
-            specs=tuple(specs),
-            attempts=tuple(attempts),
-            changes=tuple(changes),
-            unchanged=unchanged,
-            commands=equivalent_commands(env_info, chosen_channels, pins, env),
-            solve_seconds=time.perf_counter() - started,
-            records=tuple(solved),
-        )
+        reason = f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}"
+        return solved_plan(reason, pins, specs, solved)
     if to_try:
         progress.end(step, f"no candidate solves ({len(candidates)} tried)")
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
