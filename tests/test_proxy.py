@@ -60,8 +60,17 @@ def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         except OSError:
             time.sleep(0.05)
     yield f"http://127.0.0.1:{port}", log
+    stop(child)
+
+
+def stop(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL: on one CI run tinyproxy 1.11.1 had not exited 10 s after SIGTERM."""
     child.terminate()
-    child.wait(timeout=10)
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=10)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
