@@ -25,6 +25,7 @@ from condafix.findings import Finding
 if TYPE_CHECKING:
     from condafix.detect.target import TargetCuda
     from condafix.env.envinfo import EnvInfo
+    from condafix.knowledge.pinrule import CudaRequirement
 
 Step = Callable[[str], None]
 SolverChoice = Literal["auto", "conda", "rattler"]
@@ -431,10 +432,15 @@ def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
     return None
 
 
-def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
+def guard_transaction(
+    final: Mapping[str, str], cuda: str, requirements: Sequence[CudaRequirement] = ()
+) -> Finding | None:
     """A final state (name -> version) against ``__cuda``: a toolkit minor above the driver is only a
-    problem for a package that hands PTX to the driver's JIT (see ``compilepath``)."""
+    problem for a package that hands PTX to the driver's JIT (see ``compilepath``). ``requirements``: the
+    final records' own depends/constrains on the CUDA family; a package that rules out the driver's pin is
+    named (the one rule: ``knowledge.pinrule``), never advised over."""
     from condafix.diagnose import compilepath
+    from condafix.knowledge import pinrule
     from condafix.knowledge.cuda import CudaVersion
 
     found = _cuda_of(final)
@@ -448,20 +454,32 @@ def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
     users = compilepath.driver_jit_users(final)
     if not users:
         return None
-    from condafix.knowledge.cuda import knowledge, pins_for
+    from condafix.knowledge import roles
+    from condafix.knowledge.cuda import pins_for
 
+    upgrade = pinrule.driver_for(toolkit)
     if toolkit.major > driver.major:  # SASS of CUDA X never runs on a driver of an older major
-        need = knowledge().min_driver_for(toolkit)
-        advice = f"upgrade the NVIDIA driver to >= {need} (CUDA {toolkit})" if need else "upgrade the NVIDIA driver"
-        hint = Hint("driver", f"{advice}; moving the env to CUDA {driver.major} replaces every CUDA package")
+        hint = Hint("driver", f"{upgrade}; moving the env to CUDA {driver.major} replaces every CUDA package")
     else:
         pins = pins_for(driver, final.keys())
+        held = [
+            h
+            for pin in pins
+            for h in pinrule.holders(
+                [r for r in requirements if r.name in final],
+                pin.partition("=")[0],
+                CudaVersion.parse(pin.partition("=")[2]),
+                pinrule.table_versions(pin.partition("=")[0]),
+                skip=roles.moves_with_pin,
+            )
+        ]
         quoted = " ".join(f'"{p}"' for p in pins)
-        hint = (
-            Hint("pin", f"add {quoted} to the command (or run `conda cuda` / `condafix cuda` afterwards)")
-            if pins
-            else Hint("driver", f"conda-forge has no CUDA {driver.major}.x <= {driver}: upgrade the NVIDIA driver")
-        )
+        if held:
+            hint = Hint("held", f"{pinrule.held_text(held, ' '.join(pins))}; {upgrade} and keep the env as it is")
+        elif pins:
+            hint = Hint("pin", f"add {quoted} to the command (or run `conda cuda` / `condafix cuda` afterwards)")
+        else:
+            hint = Hint("driver", f"conda-forge has no CUDA {driver.major}.x <= {driver}: {upgrade}")
     return Finding(
         code="toolkit_newer_than_driver",
         severity="error",

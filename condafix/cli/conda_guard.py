@@ -42,17 +42,28 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
     from conda.core.prefix_data import PrefixData
 
     from condafix.cli import commands
+    from condafix.knowledge.pinrule import requirements_of
 
     gone = {str(r.name) for r in unlink_precs} | {str(r.name) for r in links}
-    final: dict[str, str] = {}
+    kept: list[Any] = []
     try:
-        for record in PrefixData(str(context.target_prefix)).iter_records():
-            if str(record.name) not in gone:
-                final[str(record.name)] = str(record.version)
+        kept = [r for r in PrefixData(str(context.target_prefix)).iter_records() if str(r.name) not in gone]
     except Exception:  # a new env has no prefix yet; the link set is the final state
-        final = {}
-    final.update({str(r.name): str(r.version) for r in links})
-    finding = commands.guard_transaction(final, cuda)
+        kept = []
+    records = kept + links
+    final = {str(r.name): str(r.version) for r in records}
+    requirements = [
+        req
+        for r in records
+        for req in requirements_of(
+            str(r.name),
+            str(r.version),
+            str(r.build),
+            [str(d) for d in getattr(r, "depends", ()) or ()],
+            [str(c) for c in getattr(r, "constrains", ()) or ()],
+        )
+    ]
+    finding = commands.guard_transaction(final, cuda, requirements)
     if finding is None:
         return
     if mode == "error":

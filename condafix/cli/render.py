@@ -248,7 +248,10 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
     for finding in report.findings:
         con.print(f"[{_STYLE[finding.severity]}]{finding.severity}:[/] {e(finding.message)}")
     if report.fix is not None:
-        con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
+        label = "" if report.fix.checked else " [yellow](unchecked)[/]"
+        con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}{label}")
+        if report.fix.checked:
+            con.print(f"  [dim]checked: {e(report.fix.checked)}[/]")
         for command in report.fix.commands:
             con.print(f"  [bold cyan]{e(command)}[/]")
         for alt in report.fix.alternatives:

@@ -24,7 +24,7 @@ from condafix.env.envinfo import Component, EnvInfo, SystemToolkit
 from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
-from condafix.knowledge import roles
+from condafix.knowledge import pinrule, roles
 from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge, pins_for
 
 if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
@@ -55,6 +55,8 @@ class Fix:
     pins: tuple[str, ...]
     commands: tuple[str, ...]
     alternatives: tuple[str, ...] = ()
+    #: what checked the fix (a table rule that covers the case); None: unchecked (printed so)
+    checked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVer
         what = "up to" if older else "of the same CUDA as"
         summary = (
             f"bring nvJitLink {what} NVVM's CUDA {writer}: {path.consumer} {path.version} then links to SASS, "
-            "which this driver runs (minor version compatibility); nothing else changes"
+            "which this driver runs (minor version compatibility)"
         )
         link = _v(path.linker_cuda)
         alternatives = (_nvvm_down(env, link),) if older and link is not None else ()
@@ -260,13 +262,17 @@ def _nvvm_down(env: EnvInfo, link: CudaVersion) -> str | None:
     return None
 
 
-def _old_numba_cuda_alternative(paths: tuple[CompilePath, ...]) -> str | None:
+def _old_numba_cuda_alternative(paths: tuple[CompilePath, ...], target: CudaVersion) -> str | None:
+    """numba-cuda >= 0.16 links to SASS, which runs on an older minor of the same major only (SASS never
+    crosses a major: an 11.4 driver runs no CUDA 12 SASS)."""
     for path in paths:
+        writer = _v(path.writer_cuda)
+        if writer is None or writer.major != target.major:
+            continue
         if path.kind == "numba-cuda" and path.uses_driver_jit and path.missing != "nvjitlink":
-            writer = path.writer_cuda or "X.Y"
             return (
                 f"upgrade numba-cuda to >= 0.16 with nvJitLink of CUDA {writer}: it then links through "
-                "nvJitLink into SASS and the env's CUDA can stay"
+                "nvJitLink into SASS and the env's CUDA can stay (unchecked)"
             )
     return None
 
@@ -281,10 +287,10 @@ def plan_fix(
     link = _nvjitlink_fix(env, paths, driver.cuda_version)
     down = _down_fix(env, driver, verdicts)
     if link is None:
-        if down is not None:
-            extra = _old_numba_cuda_alternative(paths)
+        if down is not None and driver.cuda_version is not None:
+            extra = _old_numba_cuda_alternative(paths, driver.cuda_version)
             if extra:
-                down = Fix(down.summary, down.pins, down.commands, (*down.alternatives, extra))
+                down = Fix(down.summary, down.pins, down.commands, (*down.alternatives, extra), down.checked)
         return down
     if down is None:
         return link
@@ -292,30 +298,75 @@ def plan_fix(
     return Fix(link.summary, link.pins, link.commands, (moved, *down.alternatives))
 
 
+def _pin_holders(env: EnvInfo, pins: tuple[str, ...]) -> list[pinrule.Holder]:
+    """Installed packages whose own depends/constrains (conda-meta) rule out one of ``pins``."""
+    found: list[pinrule.Holder] = []
+    for pin in pins:
+        family, _, version = pin.partition("=")
+        found += pinrule.holders(
+            env.cuda_requirements,
+            family,
+            CudaVersion.parse(version),
+            pinrule.table_versions(family),
+            skip=roles.moves_with_pin,
+        )
+    return found
+
+
+def _major_fix(env: EnvInfo, target: CudaVersion, upgrade_text: str) -> Fix:
+    """Across a major the only fixes are a driver for the env's CUDA or an env of the driver's major."""
+    kb = knowledge()
+    alts: list[str] = []
+    if env.kind == "venv" or not any(c.source == "conda" for c in env.components):
+        alts.append(
+            f"move the venv's CUDA wheels to CUDA {target.major} (crosses a major: replace each "
+            f"-cu{target.major + 1} wheel with its -cu{target.major} build; unchecked)"
+        )
+    else:
+        alternative = kb.newest_cuda_version_pin(target)
+        if alternative is not None:
+            pin = f"cuda-version={alternative}"
+            held = _pin_holders(env, (pin,))
+            text = (
+                f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced; unchecked: "
+                f"condafix cuda {manager_target(env)}--cuda {target} --allow-major checks it with a solve): "
+                f'conda install {manager_target(env)}-c {_conda_channel(env, ("cuda-version",))} "{pin}"'
+            )
+            alts.append(text + (f"; but {pinrule.held_text(held, pin)}" if held else ""))
+    return Fix(upgrade_text, (), (), tuple(alts), "the driver table (data/cuda.json min_driver)")
+
+
 def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict, ...]) -> Fix | None:
-    """The smallest change that makes the env's CUDA <= the driver's, without crossing a major."""
+    """The smallest change that makes the env's CUDA <= the driver's, without crossing a major.
+
+    A driver upgrade is for the newest CUDA that refused (always newer than the driver's); a pin is
+    checked against conda-forge's table and every installed record's own CUDA requirement (conda-meta):
+    a package that rules it out is named, never run over with "nothing else changes"."""
     target = driver.cuda_version
     bad = [v for v in verdicts if v.verdict == "newer-than-driver"]
     if target is None or not bad:
         return None
-    kb = knowledge()
-    cuda = env_cuda(env) or max(CudaVersion.parse(v.cuda or "0.0") for v in bad)
-    upgrade = kb.min_driver_for(cuda)
-    upgrade_text = "upgrade the NVIDIA driver" + (f" to >= {upgrade} (CUDA {cuda})" if upgrade else "")
-    if cuda.major > target.major:
-        alternative = kb.newest_cuda_version_pin(target)
-        alts: tuple[str, ...] = ()
-        if alternative is not None:
-            alts = (
-                f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): "
-                f'conda install {manager_target(env)}-c conda-forge "cuda-version={alternative}"',
-            )
-        return Fix(upgrade_text, (), (), alts)
+    refused = max(CudaVersion.parse(v.cuda or "0.0") for v in bad)
+    upgrade_text = pinrule.driver_for(refused)
+    if refused.major > target.major:
+        return _major_fix(env, target, upgrade_text)
     pins: list[str] = []
     conda_names = {c.name for c in env.components if c.source == "conda"}
-    pin = kb.newest_cuda_version_pin(target)
-    if "cudatoolkit" in conda_names or conda_names & {c.name for c in env.components if c.role in _CTK_ROLES | {"pin"}}:
+    # PTX shipped inside a package (a framework's own build) gets no env pin: the pin does not rebuild it
+    pinnable = [v for v in bad if v.source == "conda" and v.role != "framework"]
+    if pinnable and (
+        "cudatoolkit" in conda_names or conda_names & {c.name for c in env.components if c.role in _CTK_ROLES | {"pin"}}
+    ):
         pins = list(pins_for(target, conda_names))
+    held = _pin_holders(env, tuple(pins))
+    if held:
+        names = ", ".join(dict.fromkeys(h.name for h in held))
+        summary = f"{pinrule.held_text(held, ' '.join(pins))}; {upgrade_text} and keep the env as it is"
+        others = [
+            f"replace {names} with a build for CUDA <= {target}, then pin {' '.join(pins)} (unchecked: "
+            f"condafix cuda {manager_target(env)}--cuda {target} checks it with a full solve)"
+        ]
+        return Fix(summary, (), (), tuple(others), "conda-meta: the installed records' own requirements")
     commands: list[str] = []
     if pins:
         channel = _conda_channel(env, ("cuda-version", "cudatoolkit"))
@@ -327,9 +378,10 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
         commands.append("pip install " + " ".join(_pip_pin(c, target) for c in pip_wheels))
         pins += [f"{c.name}=={target}.*" for c in pip_wheels]
     if not commands:
-        return Fix(upgrade_text, (), ())
+        return Fix(upgrade_text, (), (), (), "the driver table (data/cuda.json min_driver)")
+    pin = knowledge().newest_cuda_version_pin(target)
     chosen = pin if pin is not None and "cudatoolkit" not in conda_names else target
-    summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target}; nothing else changes)"
+    summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target})"
     others = [upgrade_text + " and keep the env as it is"]
     if pins and env.prefix and env.kind == "conda":
         others.insert(
@@ -337,7 +389,13 @@ def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict
             f"condafix cuda {manager_target(env)}--cuda {target} checks the pin with a full solve on the "
             "channel first (add --apply to make the change, with a snapshot to roll back)",
         )
-    return Fix(summary, tuple(pins), tuple(commands), tuple(others))
+    checked = (
+        "conda-forge's cuda-version table has the pin and no installed record's own requirement rules it out "
+        "(conda-meta); not solved"
+        if not pip_wheels
+        else None
+    )
+    return Fix(summary, tuple(pins), tuple(commands), tuple(others), checked)
 
 
 def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None) -> list[Finding]:

@@ -22,8 +22,8 @@ from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
 from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
-from condafix.knowledge import roles
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge import pinrule, roles
+from condafix.knowledge.cuda import CudaVersion, knowledge, pins_for
 from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
 from condafix.schema import to_jsonable
 
@@ -53,7 +53,9 @@ class SolveAttempt:
 
 @dataclass(frozen=True)
 class Blocker:
-    """An installed package whose own requirement rules out every candidate."""
+    """What rules out every candidate: an installed package's own requirement (``kind`` requirement, the
+    env's), or a part that moves with the pin whose build the channel lacks (``missing-build``: the
+    channel's gap, not the env's fault; ``requirement`` then says which builds are missing)."""
 
     name: str
     version: str
@@ -61,6 +63,7 @@ class Blocker:
     requirement: str
     needs_cuda: str | None
     needs_driver: str | None
+    kind: Literal["requirement", "missing-build"] = "requirement"
 
 
 @dataclass(frozen=True)
@@ -227,32 +230,64 @@ def find_blockers(
     channel_versions: Sequence[str],
     spec_matches: Callable[[str, str, str], bool],
 ) -> list[Blocker]:
-    """Installed non-CUDA packages whose own requirement on the family package excludes ``best``."""
-    kb = knowledge()
-    blockers = []
+    """Installed packages whose own requirement on the family package excludes ``best`` (the one rule,
+    ``knowledge.pinrule``). Parts that move with the pin (``roles.moves_with_pin``: CTK components and
+    libraries too, not only the pin movers) are skipped: other builds of them follow the pin."""
+    requirements = [
+        req
+        for record in installed
+        for req in pinrule.requirements_of(record.name, record.version, record.build, record.depends, record.constrains)
+    ]
+    found = pinrule.holders(requirements, family, best, channel_versions, spec_matches, skip=roles.moves_with_pin)
+    return [Blocker(h.name, h.version, h.build, h.requirement, h.needs_cuda, h.needs_driver) for h in found]
+
+
+def missing_builds(
+    installed: Sequence[Record],
+    family: Family,
+    candidates: Sequence[CudaVersion],
+    offered: Sequence[Record],
+    spec_matches: Callable[[str, str, str], bool],
+) -> list[Blocker]:
+    """Installed parts that move with the pin for which the channel (``offered``: its records of those names)
+    has no build that takes any candidate: the solver's reason, and the channel's gap, not the env's."""
+    out: list[Blocker] = []
     for record in installed:
-        if roles.pin_mover(record.name):  # they move with the pin; other builds exist
+        if not roles.moves_with_pin(record.name) or record.name == family:
             continue
-        for dep in list(record.depends) + list(record.constrains):
-            if condameta.spec_name(dep) != family or spec_matches(dep, family, str(best)):
-                continue
-            fits = sorted(
-                CudaVersion.parse(v)
-                for v in channel_versions
-                if spec_matches(dep, family, v) and re.match(r"^\d+\.\d+", v)
-            )
-            needs = fits[0] if fits else None
-            blockers.append(
+        builds = [r for r in offered if r.name == record.name]
+        lacking = [
+            c
+            for c in candidates
+            if not any(all(spec_matches(d, family, str(c)) for d in (*r.depends, *r.constrains)) for r in builds)
+        ]
+        if len(lacking) == len(candidates):
+            which = ", ".join(str(c) for c in lacking)
+            out.append(
                 Blocker(
                     record.name,
                     record.version,
                     record.build,
-                    dep,
-                    str(needs) if needs else None,
-                    kb.min_driver_for(needs) if needs else None,
+                    f"a build for {family} {which}",
+                    None,
+                    None,
+                    "missing-build",
                 )
             )
-    return blockers
+    return out
+
+
+def warning_only(env_info: envinfo.EnvInfo, target: TargetCuda, env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The doctor's verdict on this env for the target: None when something fails (an error), else the
+    warnings. A warning-only env is nothing to do: no consumer hands its PTX to the driver's JIT, and SASS
+    runs under minor version compatibility; an env pin would not rebuild PTX shipped inside a package."""
+    from condafix.detect.driver import DriverInfo
+    from condafix.diagnose.verdict import diagnose
+
+    report = diagnose(DriverInfo(cuda=target.cuda, source=target.source, override=True), env_info, env_vars=env)
+    if report.status == "mismatch":
+        return None
+    return tuple(f.message for f in report.findings if f.severity == "warning")
 
 
 def equivalent_commands(
@@ -319,6 +354,9 @@ def plan(
         )
         return replace(base, status="blocked", reason=why)
 
+    quiet = _nothing_fails(env_info, target, env)
+    if quiet is not None:
+        return replace(base, reason=quiet)
     age = backend.cache_age(chosen_channels)
     installed = backend.installed()
     platform = _platform(installed)
@@ -374,8 +412,23 @@ def plan(
     blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
     why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
     if blockers:
-        named = "; ".join(_blocker_text(b) for b in blockers)
-        why = f"no {family} <= {target_cuda} solves: {named}. Upgrade the driver, or remove/replace that package"
+        who = ", ".join(dict.fromkeys(b.name for b in blockers))
+        sentence = pinrule.held_text([_holder(b) for b in blockers], f"{family}={candidates[0]}")
+        upgrade = pinrule.driver_for(current)
+        why = f"no {family} <= {target_cuda} solves: {sentence}; {upgrade} and keep the env as it is, or replace {who}"
+    else:
+        movers = sorted({r.name for r in installed if roles.moves_with_pin(r.name) and r.name != family})
+        offered = backend.query(chosen_channels, movers, platform=platform) if movers else []
+        missing = missing_builds(installed, family, candidates, offered, backend.spec_matches)
+        if missing:
+            blockers = missing
+            which = ", ".join(b.name for b in missing)
+            solver_said = attempts[0].detail if attempts else ""
+            why = (
+                f"no {family} <= {target_cuda} solves: the channel has no build of {which} for {family} "
+                f"{', '.join(str(c) for c in candidates)}; these parts move with the pin, so that is the "
+                f"channel's gap, not this env's (the solver: {solver_said})"
+            )
     return replace(
         base,
         status="blocked",
@@ -386,11 +439,39 @@ def plan(
     )
 
 
-def _blocker_text(blocker: Blocker) -> str:
-    text = f"{blocker.name} {blocker.version} needs {blocker.requirement}"
-    if blocker.needs_driver:
-        text += f" (CUDA {blocker.needs_cuda}: driver >= {blocker.needs_driver})"
-    return text
+def _nothing_fails(env_info: envinfo.EnvInfo, target: TargetCuda, env: Mapping[str, str]) -> str | None:
+    """The reason a warning-only env is nothing to do (naming any package that holds the pin), else None."""
+    if warning_only(env_info, target, env) is None:
+        return None
+    cuda = CudaVersion.parse(target.cuda)
+    pins = pins_for(cuda, [c.name for c in env_info.components if c.source == "conda"])
+    held = [
+        h
+        for pin in pins
+        for h in pinrule.holders(
+            env_info.cuda_requirements,
+            pin.partition("=")[0],
+            CudaVersion.parse(pin.partition("=")[2]),
+            pinrule.table_versions(pin.partition("=")[0]),
+            skip=roles.moves_with_pin,
+        )
+    ]
+    why = (
+        f"nothing fails on a CUDA {cuda} driver: no consumer hands this env's PTX to the driver's JIT, "
+        "and SASS runs under minor version compatibility (doctor: warnings only)"
+    )
+    return why + (f"; {pinrule.held_text(held, ' '.join(pins))}" if held else "")
+
+
+def _holder(blocker: Blocker) -> pinrule.Holder:
+    return pinrule.Holder(
+        name=blocker.name,
+        version=blocker.version,
+        build=blocker.build,
+        requirement=blocker.requirement,
+        needs_cuda=blocker.needs_cuda,
+        needs_driver=blocker.needs_driver,
+    )
 
 
 def _first_lines(text: str, count: int = 6) -> str:
