@@ -23,7 +23,7 @@ from condafix.diagnose.verdict import env_cuda
 from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
 from condafix.knowledge import pinrule, roles
-from condafix.knowledge.cuda import CudaVersion, knowledge, pins_for
+from condafix.knowledge.cuda import CudaVersion, pins_for
 from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
 from condafix.schema import to_jsonable
 
@@ -347,10 +347,10 @@ def plan(
         why = f"the env's CUDA {current} already runs on a CUDA {target_cuda} driver; condafix never moves it up"
         return replace(base, reason=why)
     if current.major > target_cuda.major and not allow_major:
-        need = knowledge().min_driver_for(current)
         why = (
-            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major; "
-            f"upgrade the driver to >= {need} or pass --allow-major to plan CUDA {target_cuda.major}"
+            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major (SASS never "
+            f"runs across one); {pinrule.driver_for(current)}, or pass --allow-major to plan a CUDA "
+            f"{target_cuda.major} env (every CUDA package is replaced)"
         )
         return replace(base, status="blocked", reason=why)
 
