@@ -243,22 +243,25 @@ def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVer
             "which this driver runs (minor version compatibility)"
         )
         link = _v(path.linker_cuda)
-        alternatives = (_nvvm_down(env, link),) if older and link is not None else ()
+        where = "nvJitLink's CUDA"
+        if link is not None and target is not None and link > target:  # never a pin above the driver's CUDA
+            link, where = target, "the driver's CUDA (below nvJitLink's)"
+        alternatives = (_nvvm_down(env, link, where),) if older and link is not None else ()
         return Fix(summary, (pin,), (command,), tuple(a for a in alternatives if a))
     return None
 
 
-def _nvvm_down(env: EnvInfo, link: CudaVersion) -> str | None:
+def _nvvm_down(env: EnvInfo, link: CudaVersion, where: str = "nvJitLink's CUDA") -> str | None:
     """The other way round: NVVM down to the nvJitLink's CUDA."""
     nvvm = [c for c in env.components if c.role == "nvvm" and c.cuda and CudaVersion.parse(c.cuda) > link]
     pip = [c for c in nvvm if c.source == "pip"]
     if pip:
-        return f"bring NVVM down to nvJitLink's CUDA {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
+        return f"bring NVVM down to {where} {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
     pin = knowledge().newest_cuda_version_pin(link)
     if nvvm and pin is not None:
         channel = _conda_channel(env, ("cuda-version",))
         command = f'conda install {manager_target(env)}-c {channel} "cuda-version={pin}"'
-        return f"bring NVVM down to nvJitLink's CUDA {link}: {command}"
+        return f"bring NVVM down to {where} {link}: {command}"
     return None
 
 

@@ -135,11 +135,11 @@ def _term(term: str, version: str) -> bool:
         return op != "!="
     glob = value.endswith("*")
     base = value.rstrip("*").rstrip(".")
-    if op == "=" or (glob and op in ("", "==")):
+    if op == "=" or (glob and op == ""):
         return _starts(version, base)
     if op == "!=" and glob:
         return not _starts(version, base)
-    if glob:  # >=12.* reads as >=12
+    if glob:  # conda drops ``.*`` after a relation: >=12.* reads as >=12, ==11.0.* as ==11.0
         value = base
     if op == "~=":
         parts = value.split(".")
