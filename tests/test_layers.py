@@ -70,8 +70,6 @@ DEBT: Mapping[tuple[str, str, str], str] = {
 # Modules allowed over MAX_LINES, with why.
 LONG: Mapping[str, str] = {
     "condafix.diagnose.explain": "the error families table and the explanation logic share it; split along them",
-    "condafix.diagnose.verdict": "19 lines over (which file each consumer loads, issue 21 item 4); shrinks when "
-    "verdict reports the one Finding shape",
 }
 
 
