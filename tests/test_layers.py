@@ -65,10 +65,7 @@ MUTABLE: Mapping[str, str] = {
     "condafix.proxy.Policy": "what the CLI asked for, with the proxy diagnosis cached on first use",
 }
 # Modules allowed over MAX_LINES, with why.
-LONG: Mapping[str, str] = {
-    "condafix.diagnose.verdict": "19 lines over (which file each consumer loads, issue 21 item 4); shrinks when "
-    "verdict reports the one Finding shape",
-}
+LONG: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from condafix.backends import choice
 from condafix.cli import render
 from condafix.detect import target as target_mod
 from condafix.errors import CondafixError, UsageError
-from condafix.plan import planner
+from condafix.plan import blocking, planner
 from condafix.schema import to_jsonable
 
 from .conftest import tree_digest
@@ -133,7 +133,7 @@ def test_json_plan_validates_against_the_dataclasses(installed_env: Callable[...
             ),
             "changes": tuple(planner.Change(**c) for c in result["changes"]),
             "attempts": tuple(planner.SolveAttempt(**a) for a in result["attempts"]),
-            "blockers": tuple(planner.Blocker(**b) for b in result["blockers"]),
+            "blockers": tuple(blocking.Blocker(**b) for b in result["blockers"]),
             **{k: tuple(result[k]) for k in ("channels", "candidates", "specs", "commands")},
         }
     )

@@ -12,7 +12,7 @@ from condafix.env import envinfo
 from condafix.files import cudagroup
 from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion
-from condafix.plan import planner
+from condafix.plan import blocking
 from condafix.plan.solver import Record
 
 
@@ -82,7 +82,7 @@ def test_an_aarch64_runtime_split_never_blocks_the_pin() -> None:
     def matches(spec: str, _name: str, version: str) -> bool:
         return version.startswith("12.9")
 
-    blockers = planner.find_blockers(
+    blockers = blocking.find_blockers(
         installed, "cuda-version", CudaVersion(major=12, minor=4), ["12.4", "12.9"], matches
     )
     assert [b.name for b in blockers] == ["somepkg"]

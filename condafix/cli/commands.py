@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from condafix.cli.inputs import check_channels
+from condafix.diagnose.guard import guard_transaction as guard_transaction
 from condafix.errors import CondafixError, Hint, UsageError
-from condafix.findings import Finding
 
 if TYPE_CHECKING:
     from condafix.detect.target import TargetCuda
@@ -459,65 +459,6 @@ def proxy(*, channels: Sequence[str] = (), check: bool = False, connect: bool = 
 
 
 # ---------------------------------------------------------------- conda's solve guard and error hints
-
-
-def _cuda_of(final: Mapping[str, str]) -> tuple[str, Any] | None:
-    from condafix.knowledge.cuda import CudaVersion
-
-    for family in ("cuda-version", "cudatoolkit"):
-        if family in final:
-            try:
-                return family, CudaVersion.parse(final[family])
-            except UsageError:
-                return None
-    return None
-
-
-def guard_transaction(final: Mapping[str, str], cuda: str) -> Finding | None:
-    """A final state (name -> version) against ``__cuda``: a toolkit minor above the driver is only a
-    problem for a package that hands PTX to the driver's JIT (see ``compilepath``)."""
-    from condafix.diagnose import compilepath
-    from condafix.knowledge.cuda import CudaVersion
-
-    found = _cuda_of(final)
-    try:
-        driver = CudaVersion.parse(cuda)
-    except UsageError:
-        return None
-    if found is None or found[1] <= driver:
-        return None
-    family, toolkit = found
-    users = compilepath.driver_jit_users(final)
-    if not users:
-        return None
-    from condafix.knowledge.cuda import knowledge, pins_for
-
-    if toolkit.major > driver.major:  # SASS of CUDA X never runs on a driver of an older major
-        need = knowledge().min_driver_for(toolkit)
-        advice = f"upgrade the NVIDIA driver to >= {need} (CUDA {toolkit})" if need else "upgrade the NVIDIA driver"
-        hint = Hint(code="driver", text=f"{advice}; moving the env to CUDA {driver.major} replaces every CUDA package")
-    else:
-        pins = pins_for(driver, final.keys())
-        quoted = " ".join(f'"{p}"' for p in pins)
-        hint = (
-            Hint(code="pin", text=f"add {quoted} to the command (or run `conda cuda` / `condafix cuda` afterwards)")
-            if pins
-            else Hint(
-                code="driver", text=f"conda-forge has no CUDA {driver.major}.x <= {driver}: upgrade the NVIDIA driver"
-            )
-        )
-    return Finding(
-        code="toolkit_newer_than_driver",
-        severity="error",
-        message=(
-            f"this transaction links {family} {final[family]} (CUDA {toolkit}), newer than the driver's "
-            f"__cuda {driver}; {', '.join(users)} {'hands' if len(users) == 1 else 'hand'} PTX to the driver's JIT, "
-            "which will refuse it "
-            "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
-        ),
-        hints=(hint,),
-        component=family,
-    )
 
 
 def cuda_error_hints(text: str, env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:

@@ -5,7 +5,10 @@ with the same rule as ``condafix doctor`` (``cli.commands.guard_transaction``) b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from condafix.knowledge.pinrule import CudaRequirement
 
 GUARD_SETTING = "condafix_cuda_guard"
 GUARD_MODES = ("warn", "error", "off")
@@ -39,20 +42,11 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
     if not cuda:
         return
     from conda.base.context import context
-    from conda.core.prefix_data import PrefixData
 
     from condafix.cli import commands
 
-    gone = {str(r.name) for r in unlink_precs} | {str(r.name) for r in links}
-    final: dict[str, str] = {}
-    try:
-        for record in PrefixData(str(context.target_prefix)).iter_records():
-            if str(record.name) not in gone:
-                final[str(record.name)] = str(record.version)
-    except Exception:  # a new env has no prefix yet; the link set is the final state
-        final = {}
-    final.update({str(r.name): str(r.version) for r in links})
-    finding = commands.guard_transaction(final, cuda)
+    final, requirements = final_state(str(context.target_prefix), unlink_precs, links)
+    finding = commands.guard_transaction(final, cuda, requirements)
     if finding is None:
         return
     if mode == "error":
@@ -63,6 +57,37 @@ def post_solve(repodata_fn: str, unlink_precs: Iterable[Any], link_precs: Iterab
     from condafix.cli import render
 
     render.guard_warning(finding)
+
+
+def final_state(
+    prefix: str, unlink_precs: Iterable[Any], link_precs: Iterable[Any]
+) -> tuple[dict[str, str], list[CudaRequirement]]:
+    """The env after the transaction as conda's records say (name -> version), with each record's own
+    depends/constrains on the CUDA family: the guard names a package that holds the pin from these."""
+    from conda.core.prefix_data import PrefixData
+
+    from condafix.knowledge.pinrule import requirements_of
+
+    links = list(link_precs)
+    gone = {str(r.name) for r in unlink_precs} | {str(r.name) for r in links}
+    kept: list[Any] = []
+    try:
+        kept = [r for r in PrefixData(prefix).iter_records() if str(r.name) not in gone]
+    except Exception:  # a new env has no prefix yet; the link set is the final state
+        kept = []
+    records = kept + links
+    requirements = [
+        req
+        for r in records
+        for req in requirements_of(
+            str(r.name),
+            str(r.version),
+            str(r.build),
+            [str(d) for d in getattr(r, "depends", ()) or ()],
+            [str(c) for c in getattr(r, "constrains", ()) or ()],
+        )
+    ]
+    return {str(r.name): str(r.version) for r in records}, requirements
 
 
 def error_hints(error: Any) -> list[tuple[str, str]]:

@@ -256,7 +256,10 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         for hint in finding.hints:
             con.print(f"  [cyan]hint:[/] {e(hint.text)}")
     if report.fix is not None:
-        con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}")
+        label = "" if report.fix.checked else " [yellow](unchecked)[/]"
+        con.print(f"\n[bold]Fix[/]: {e(report.fix.summary)}{label}")
+        if report.fix.checked:
+            con.print(f"  [dim]checked: {e(report.fix.checked)}[/]")
         for command in report.fix.commands:
             con.print(f"  [bold cyan]{e(command)}[/]")
         for alt in report.fix.alternatives:

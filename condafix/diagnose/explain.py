@@ -35,10 +35,12 @@ from condafix.diagnose.advice import (
 from condafix.diagnose.advice_arch import nvcc_arch, nvrtc_arch
 from condafix.diagnose.facts import Facts, bound, env_facts, read
 from condafix.diagnose.families import BY_CODE, FAMILIES, LIVE_FAMILIES, LOOKALIKES, STATIC, Family, FixKind
+from condafix.diagnose.fixes import pin_holders
 from condafix.env.envinfo import Component, EnvInfo
 from condafix.errors import Hint, UsageError
 from condafix.findings import Finding, Severity
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge import pinrule
+from condafix.knowledge.cuda import CudaVersion, knowledge, pins_for
 
 __all__ = ["FAMILIES", "LIVE_FAMILIES", "Explanation", "explain", "with_env", "with_live"]
 
@@ -280,6 +282,31 @@ def _env_nvjitlink_fix(env: EnvInfo, driver: CudaVersion | None) -> tuple[str, F
     return None
 
 
+def _pins_cuda(fix: str) -> bool:
+    return "cuda-version=" in fix or "cudatoolkit=" in fix or fix.startswith("pin the env to CUDA")
+
+
+def _env_rules_out_the_pin(env: EnvInfo, nvvm: Component, drv: CudaVersion) -> list[str] | None:
+    """Doctor's rule for a conda env the paste's driver cannot run: across a major the driver is the fix (SASS
+    never crosses one), and a pin an installed package rules out is named, not printed (``knowledge.pinrule``);
+    None when the env's pin is free to move."""
+    cuda = CudaVersion.parse(nvvm.cuda or "0.0")
+    if cuda <= drv:
+        return None
+    upgrade = pinrule.driver_for(cuda)
+    if cuda.major > drv.major:
+        return [
+            f"{upgrade}: this env's CUDA {cuda} never runs on a CUDA {drv.major} driver, and the env stays as it is",
+            f"or move the env to CUDA {drv.major} (crosses a major: every CUDA package is replaced; unchecked: "
+            f"condafix cuda -p {env.prefix} --cuda {drv} --allow-major checks it with a solve)",
+        ]
+    pins = pins_for(drv, [c.name for c in env.components if c.source == "conda"])
+    held = pin_holders(env, pins)
+    if not held:
+        return None
+    return [f"{pinrule.held_text(held, ' '.join(pins))}; {upgrade} and keep the env as it is"]
+
+
 def with_env(expl: Explanation, env: EnvInfo) -> Explanation:
     """Name the env's own NVVM/nvJitLink versions, add the env's facts, and make the fix the env's commands."""
     if expl.facts is not None:
@@ -314,7 +341,10 @@ def with_env(expl: Explanation, env: EnvInfo) -> Explanation:
     elif expl.family != "nvjitlink_outdated":
         drv = CudaVersion.parse(expl.driver_cuda[0]) if expl.driver_cuda else None
         link_fix = _env_nvjitlink_fix(env, drv)
-        if link_fix is not None and fixes and fixes[0].startswith("add nvJitLink"):
+        ruled = _env_rules_out_the_pin(env, nvvm, drv) if drv is not None and nvvm.source == "conda" else None
+        if ruled is not None:
+            fixes, kind = [*ruled, *(f for f in fixes if not _pins_cuda(f))], "driver"
+        elif link_fix is not None and fixes and fixes[0].startswith("add nvJitLink"):
             fixes[0], kind = link_fix
         elif link_fix is not None:
             fixes.insert(0, link_fix[0])

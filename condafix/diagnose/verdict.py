@@ -13,19 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from condafix.detect.driver import DriverInfo
 from condafix.detect.libsources import Host
 from condafix.diagnose import compilepath as cp
-from condafix.diagnose.compilepath import CompilePath, compile_paths, nvjitlink_spec
+from condafix.diagnose.compilepath import CompilePath, compile_paths
+from condafix.diagnose.fixes import Fix, plan_fix
 from condafix.env.envinfo import Component, EnvInfo, SystemToolkit
 from condafix.errors import Hint
 from condafix.findings import RANK as _RANK
 from condafix.findings import Finding, Severity
 from condafix.knowledge import roles
-from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge, pins_for
+from condafix.knowledge.cuda import CudaVersion, driver_version_key, knowledge
 
 if TYPE_CHECKING:  # the probe module is imported only by `doctor --probe`
     from condafix.detect.ptxprobe import ProbeResult
@@ -48,16 +48,6 @@ class ComponentVerdict:
     verdict: VerdictWord
     severity: Severity
     reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Fix:
-    """What to run: the pins and the exact command, plus alternatives the user may prefer."""
-
-    summary: str
-    pins: tuple[str, ...]
-    commands: tuple[str, ...]
-    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,154 +195,6 @@ def _mixed_findings(env: EnvInfo, paths: tuple[CompilePath, ...]) -> list[Findin
                     )
                 )
     return findings
-
-
-def manager_target(env: EnvInfo) -> str:
-    """``-n NAME`` where conda's own ``-n`` finds this env, else the shell-quoted ``-p PATH``."""
-    if env.prefix is None:
-        return ""
-    from condafix.env import condarc
-
-    return condarc.target_args(Path(env.prefix), condarc.load()) + " "
-
-
-def _pip_pin(comp: Component, target: CudaVersion) -> str:
-    return f'"{comp.name}=={target}.*"'
-
-
-def _conda_channel(env: EnvInfo, names: tuple[str, ...]) -> str:
-    return next((c.channel for c in env.components if c.name in names and c.channel), "conda-forge")
-
-
-def _nvjitlink_fix(env: EnvInfo, paths: tuple[CompilePath, ...], target: CudaVersion | None) -> Fix | None:
-    """First fix when nvJitLink is the blocker: it is older than NVVM, or numba-cuda would link with it."""
-    for path in paths:
-        writer = _v(path.writer_cuda)
-        if writer is None or (target is not None and writer.major > target.major):
-            continue
-        older = path.outcome == "link-fails"
-        absent = (
-            path.missing == "nvjitlink" and path.outcome == "jit-fails" and writer >= CudaVersion(major=12, minor=3)
-        )
-        if not (older or absent):
-            continue
-        spec = nvjitlink_spec(env, writer)
-        if spec is None:
-            continue
-        manager, pin = spec
-        if manager == "pip":
-            command = f'pip install "{pin}"'
-        else:
-            channel = _conda_channel(env, ("libnvjitlink", "cuda-version", "cuda-nvvm-impl", "cuda-nvcc-impl"))
-            command = f'conda install {manager_target(env)}-c {channel} "{pin}"'
-        what = "up to" if older else "of the same CUDA as"
-        summary = (
-            f"bring nvJitLink {what} NVVM's CUDA {writer}: {path.consumer} {path.version} then links to SASS, "
-            "which this driver runs (minor version compatibility); nothing else changes"
-        )
-        link = _v(path.linker_cuda)
-        alternatives = (_nvvm_down(env, link),) if older and link is not None else ()
-        return Fix(summary=summary, pins=(pin,), commands=(command,), alternatives=tuple(a for a in alternatives if a))
-    return None
-
-
-def _nvvm_down(env: EnvInfo, link: CudaVersion) -> str | None:
-    """The other way round: NVVM down to the nvJitLink's CUDA."""
-    nvvm = [c for c in env.components if c.role == "nvvm" and c.cuda and CudaVersion.parse(c.cuda) > link]
-    pip = [c for c in nvvm if c.source == "pip"]
-    if pip:
-        return f"bring NVVM down to nvJitLink's CUDA {link}: pip install " + " ".join(_pip_pin(c, link) for c in pip)
-    pin = knowledge().newest_cuda_version_pin(link)
-    if nvvm and pin is not None:
-        channel = _conda_channel(env, ("cuda-version",))
-        command = f'conda install {manager_target(env)}-c {channel} "cuda-version={pin}"'
-        return f"bring NVVM down to nvJitLink's CUDA {link}: {command}"
-    return None
-
-
-def _old_numba_cuda_alternative(paths: tuple[CompilePath, ...]) -> str | None:
-    for path in paths:
-        if path.kind == "numba-cuda" and path.uses_driver_jit and path.missing != "nvjitlink":
-            writer = path.writer_cuda or "X.Y"
-            return (
-                f"upgrade numba-cuda to >= 0.16 with nvJitLink of CUDA {writer}: it then links through "
-                "nvJitLink into SASS and the env's CUDA can stay"
-            )
-    return None
-
-
-def plan_fix(
-    env: EnvInfo,
-    driver: DriverInfo,
-    verdicts: tuple[ComponentVerdict, ...],
-    paths: tuple[CompilePath, ...] = (),
-) -> Fix | None:
-    """Least change first: bring nvJitLink up to NVVM, then move the env's CUDA down, then the driver."""
-    link = _nvjitlink_fix(env, paths, driver.cuda_version)
-    down = _down_fix(env, driver, verdicts)
-    if link is None:
-        if down is not None:
-            extra = _old_numba_cuda_alternative(paths)
-            if extra:
-                down = Fix(
-                    summary=down.summary,
-                    pins=down.pins,
-                    commands=down.commands,
-                    alternatives=(*down.alternatives, extra),
-                )
-        return down
-    if down is None:
-        return link
-    moved = down.summary + (f": {'; '.join(down.commands)}" if down.commands else "")
-    return Fix(summary=link.summary, pins=link.pins, commands=link.commands, alternatives=(moved, *down.alternatives))
-
-
-def _down_fix(env: EnvInfo, driver: DriverInfo, verdicts: tuple[ComponentVerdict, ...]) -> Fix | None:
-    """The smallest change that makes the env's CUDA <= the driver's, without crossing a major."""
-    target = driver.cuda_version
-    bad = [v for v in verdicts if v.verdict == "newer-than-driver"]
-    if target is None or not bad:
-        return None
-    kb = knowledge()
-    cuda = env_cuda(env) or max(CudaVersion.parse(v.cuda or "0.0") for v in bad)
-    upgrade = kb.min_driver_for(cuda)
-    upgrade_text = "upgrade the NVIDIA driver" + (f" to >= {upgrade} (CUDA {cuda})" if upgrade else "")
-    if cuda.major > target.major:
-        alternative = kb.newest_cuda_version_pin(target)
-        alts: tuple[str, ...] = ()
-        if alternative is not None:
-            alts = (
-                f"move the env to CUDA {target.major} (crosses a major: every CUDA package is replaced): "
-                f'conda install {manager_target(env)}-c conda-forge "cuda-version={alternative}"',
-            )
-        return Fix(summary=upgrade_text, pins=(), commands=(), alternatives=alts)
-    pins: list[str] = []
-    conda_names = {c.name for c in env.components if c.source == "conda"}
-    pin = kb.newest_cuda_version_pin(target)
-    if "cudatoolkit" in conda_names or conda_names & {c.name for c in env.components if c.role in _CTK_ROLES | {"pin"}}:
-        pins = list(pins_for(target, conda_names))
-    commands: list[str] = []
-    if pins:
-        channel = _conda_channel(env, ("cuda-version", "cudatoolkit"))
-        quoted = " ".join(f'"{p}"' for p in pins)
-        commands.append(f"conda install {manager_target(env)}-c {channel} {quoted}")
-    bad_names = {v.name for v in bad}
-    pip_wheels = [c for c in env.components if c.source == "pip" and c.name in bad_names and c.role != "framework"]
-    if pip_wheels:
-        commands.append("pip install " + " ".join(_pip_pin(c, target) for c in pip_wheels))
-        pins += [f"{c.name}=={target}.*" for c in pip_wheels]
-    if not commands:
-        return Fix(summary=upgrade_text, pins=(), commands=())
-    chosen = pin if pin is not None and "cudatoolkit" not in conda_names else target
-    summary = f"move the env's CUDA down to {chosen} (the driver supports CUDA {target}; nothing else changes)"
-    others = [upgrade_text + " and keep the env as it is"]
-    if pins and env.prefix and env.kind == "conda":
-        others.insert(
-            0,
-            f"condafix cuda {manager_target(env)}--cuda {target} checks the pin with a full solve on the "
-            "channel first (add --apply to make the change, with a snapshot to roll back)",
-        )
-    return Fix(summary=summary, pins=tuple(pins), commands=tuple(commands), alternatives=tuple(others))
 
 
 def _driver_findings(driver: DriverInfo, env: EnvInfo, toolkit: SystemToolkit | None) -> list[Finding]:

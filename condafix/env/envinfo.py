@@ -19,6 +19,7 @@ from condafix.env import condameta
 from condafix.errors import Hint, InspectError, UsageError
 from condafix.knowledge import roles
 from condafix.knowledge.cuda import CudaVersion
+from condafix.knowledge.pinrule import CudaRequirement, requirements_of
 from condafix.knowledge.roles import Role, cuda_of_build, cuda_of_local_version
 
 
@@ -59,6 +60,8 @@ class EnvInfo:
     requested_specs: tuple[str, ...]
     channels: tuple[str, ...]
     package_count: int
+    #: every record's own depends/constrains on cuda-version/cudatoolkit (conda-meta): who holds the pin
+    cuda_requirements: tuple[CudaRequirement, ...] = ()
 
     @property
     def jit_consumers(self) -> tuple[Component, ...]:
@@ -272,6 +275,7 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
     channels: list[str] = []
     names: list[str] = []
     requested_from_records: list[str] = []
+    requirements: list[CudaRequirement] = []
     all_records = condameta.records(prefix)
     for _path, record in all_records:
         name, version, build = str(record["name"]), str(record["version"]), str(record["build"])
@@ -285,6 +289,9 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         specs = record.get("requested_specs")
         if isinstance(specs, list):
             requested_from_records += [s for s in specs if isinstance(s, str)]
+        requirements += requirements_of(
+            name, version, build, _listed(record.get("depends")), _listed(record.get("constrains"))
+        )
         role = conda_role(name)
         if role is not None:
             cuda = component_cuda(name, version, build, role)
@@ -304,7 +311,12 @@ def read_env(prefix: Path | None, selected_by: str | None = None) -> EnvInfo:
         requested_specs=requested or tuple(dict.fromkeys(requested_from_records)),
         channels=tuple(channels),
         package_count=len(all_records),
+        cuda_requirements=tuple(requirements),
     )
+
+
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
 
 
 def inspect_env(*, name: str | None, path: str | None, env: Mapping[str, str] | None = None) -> EnvInfo:

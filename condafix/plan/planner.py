@@ -25,12 +25,13 @@ from condafix.detect.target import TargetCuda
 from condafix.diagnose.verdict import env_cuda
 from condafix.env import condameta, envinfo
 from condafix.errors import UsageError
-from condafix.knowledge import roles
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge import pinrule, roles
+from condafix.knowledge.cuda import CudaVersion
+from condafix.plan import blocking
+from condafix.plan.blocking import Blocker, Family
 from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
 from condafix.schema import to_jsonable
 
-Family = Literal["cuda-version", "cudatoolkit"]
 Status = Literal["change", "nothing-to-do", "blocked"]
 Step = Callable[[str], None]
 
@@ -52,18 +53,6 @@ class SolveAttempt:
     pin: str
     solved: bool
     detail: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Blocker:
-    """An installed package whose own requirement rules out every candidate."""
-
-    name: str
-    version: str
-    build: str
-    requirement: str
-    needs_cuda: str | None
-    needs_driver: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,41 +212,6 @@ def diff(installed: Sequence[Record], solved: Sequence[Record], backend: Backend
     return changes, unchanged
 
 
-def find_blockers(
-    installed: Sequence[Record],
-    family: Family,
-    best: CudaVersion,
-    channel_versions: Sequence[str],
-    spec_matches: Callable[[str, str, str], bool],
-) -> list[Blocker]:
-    """Installed non-CUDA packages whose own requirement on the family package excludes ``best``."""
-    kb = knowledge()
-    blockers = []
-    for record in installed:
-        if roles.pin_mover(record.name):  # they move with the pin; other builds exist
-            continue
-        for dep in list(record.depends) + list(record.constrains):
-            if condameta.spec_name(dep) != family or spec_matches(dep, family, str(best)):
-                continue
-            fits = sorted(
-                CudaVersion.parse(v)
-                for v in channel_versions
-                if spec_matches(dep, family, v) and re.match(r"^\d+\.\d+", v)
-            )
-            needs = fits[0] if fits else None
-            blockers.append(
-                Blocker(
-                    name=record.name,
-                    version=record.version,
-                    build=record.build,
-                    requirement=dep,
-                    needs_cuda=str(needs) if needs else None,
-                    needs_driver=kb.min_driver_for(needs) if needs else None,
-                )
-            )
-    return blockers
-
-
 def equivalent_commands(
     env_info: envinfo.EnvInfo, channels: Sequence[str], pins: Sequence[str], env: Mapping[str, str]
 ) -> tuple[str, ...]:
@@ -315,13 +269,16 @@ def plan(
         why = f"the env's CUDA {current} already runs on a CUDA {target_cuda} driver; condafix never moves it up"
         return replace(base, reason=why)
     if current.major > target_cuda.major and not allow_major:
-        need = knowledge().min_driver_for(current)
         why = (
-            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major; "
-            f"upgrade the driver to >= {need} or pass --allow-major to plan CUDA {target_cuda.major}"
+            f"the env is CUDA {current} and the target is CUDA {target_cuda}: that crosses a major (SASS never "
+            f"runs across one); {pinrule.driver_for(current)}, or pass --allow-major to plan a CUDA "
+            f"{target_cuda.major} env (every CUDA package is replaced)"
         )
         return replace(base, status="blocked", reason=why)
 
+    quiet = blocking.nothing_fails(env_info, target, env)
+    if quiet is not None:
+        return replace(base, reason=quiet)
     age = backend.cache_age(chosen_channels)
     installed = backend.installed()
     platform = _platform(installed)
@@ -398,11 +355,26 @@ def plan(
         return solved_plan(reason, pins, specs, solved)
     if to_try:
         progress.end(step, f"no candidate solves ({len(candidates)} tried)")
-    blockers = find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
+    blockers = blocking.find_blockers(installed, family, candidates[0], versions, backend.spec_matches)
     why = f"no {family} <= {target_cuda} solves with this env (see the attempts)"
     if blockers:
-        named = "; ".join(_blocker_text(b) for b in blockers)
-        why = f"no {family} <= {target_cuda} solves: {named}. Upgrade the driver, or remove/replace that package"
+        who = ", ".join(dict.fromkeys(b.name for b in blockers))
+        sentence = pinrule.held_text([blocking.holder(b) for b in blockers], f"{family}={candidates[0]}")
+        upgrade = pinrule.driver_for(current)
+        why = f"no {family} <= {target_cuda} solves: {sentence}; {upgrade} and keep the env as it is, or replace {who}"
+    else:
+        movers = sorted({r.name for r in installed if roles.moves_with_pin(r.name) and r.name != family})
+        offered = backend.query(chosen_channels, movers, platform=platform) if movers else []
+        missing = blocking.missing_builds(installed, family, candidates, offered, backend.spec_matches)
+        if missing:
+            blockers = missing
+            which = ", ".join(b.name for b in missing)
+            solver_said = attempts[0].detail if attempts else ""
+            why = (
+                f"no {family} <= {target_cuda} solves: the channel has no build of {which} for {family} "
+                f"{', '.join(str(c) for c in candidates)}; these parts move with the pin, so that is the "
+                f"channel's gap, not this env's (the solver: {solver_said})"
+            )
     return replace(
         base,
         status="blocked",
@@ -456,13 +428,6 @@ def _solve_range(
     return (pins, exact, solved), SolveAttempt(
         pin=pins[0], solved=True, detail=f"solved: the solver's pick in {ranged[0]}"
     )
-
-
-def _blocker_text(blocker: Blocker) -> str:
-    text = f"{blocker.name} {blocker.version} needs {blocker.requirement}"
-    if blocker.needs_driver:
-        text += f" (CUDA {blocker.needs_cuda}: driver >= {blocker.needs_driver})"
-    return text
 
 
 def _first_lines(text: str, count: int = 6) -> str:
