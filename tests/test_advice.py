@@ -161,7 +161,7 @@ def test_a_missing_build_of_a_part_that_moves_with_the_pin_is_the_channels_gap(
     assert "remove" not in plan.reason and "replace" not in plan.reason
 
 
-def _numba_paste(ptx: str, driver_ptx: str) -> str:
+def numba_paste(ptx: str, driver_ptx: str) -> str:
     """numba-cuda's LinkerError as users paste it (the driver's JIT refused the env's PTX)."""
     return (
         "numba.cuda.cudadrv.driver.LinkerError: [222] Call to cuLinkAddData results in "
@@ -183,7 +183,7 @@ def test_explain_joins_the_pin_rule_on_the_pytorch_env(installed_env: Callable[.
     2.9.0 (cuda-version >=12.8,<13) is installed; doctor, the guard and condafix cuda name pytorch instead.
     PTX ISA 8.8 is CUDA 12.9's, 8.4 is CUDA 12.4's (the PTX ISA release notes' table)."""
     prefix = installed_env([*BROKEN, "pytorch"], cuda="12.9")
-    fixes = explain_for(prefix, _numba_paste("8.8", "8.4"))
+    fixes = explain_for(prefix, numba_paste("8.8", "8.4"))
     assert PYTORCH_HOLDS in fixes and DRIVER_FOR_12_9 in fixes
     assert '"cuda-version=12.4"' not in fixes
 
@@ -192,6 +192,6 @@ def test_explain_never_pins_across_a_major(installed_env: Callable[..., Path]) -
     """A CUDA 12.9 env on an 11.4 driver (PTX ISA 7.4): the fix is the driver, as doctor says; a CUDA 11 pin
     would replace every CUDA package and is never offered as "bring NVVM down"."""
     prefix = installed_env(BROKEN, cuda="12.9")
-    fixes = explain_for(prefix, _numba_paste("8.8", "7.4"))
+    fixes = explain_for(prefix, numba_paste("8.8", "7.4"))
     assert DRIVER_FOR_12_9 in fixes
     assert "bring NVVM down to CUDA 11" not in fixes and '"cuda-version=11' not in fixes.split(" | ")[0]

@@ -1,4 +1,4 @@
-"""Doctor, conda's post-solve guard and ``condafix cuda`` agree, inside real conda 26.7.1 (issue 21 item 5):
+"""Doctor, explain, conda's post-solve guard and ``condafix cuda`` agree, inside real conda 26.7.1 (issue 21 item 5):
 on a pytorch + numba-cuda env on a CUDA 12.4 driver, and on a CUDA 12.9 env on an 11.4 driver.
 
 conda creates the envs from the fixture channel (pytorch 2.9.0 depends on ``cuda-version >=12.8,<13``);
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .realconda import BROKEN_SPECS, RealConda, real_conda  # noqa: F401  (fixture)
-from .test_advice import DRIVER_FOR_12_9, PYTORCH_HOLDS
+from .test_advice import DRIVER_FOR_12_9, PYTORCH_HOLDS, numba_paste
 
 TORCH_SPECS = (*BROKEN_SPECS, "pytorch")
 
@@ -44,6 +44,16 @@ def condafix(conda: RealConda, *args: str, cuda: str, condarc: Path) -> subproce
     )  # fmt: skip
 
 
+def explained(conda: RealConda, prefix: Path, paste: str, condarc: Path) -> str:
+    """``condafix explain -p ENV`` on a pasted error, the paste's own driver (no detection), whitespace folded."""
+    done = subprocess.run(
+        [conda.python, "-m", "condafix", "explain", "--no-detect", "-p", str(prefix), "-f", "-"],
+        input=paste, capture_output=True, text=True, env=conda.env(CONDARC=str(condarc)), check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return " ".join(done.stdout.split())
+
+
 @pytest.fixture
 def condarc(plugged: RealConda, tmp_path: Path) -> Path:
     path = tmp_path / "condarc"
@@ -67,6 +77,8 @@ def test_pytorch_env_on_a_12_4_driver(plugged: RealConda, tmp_path: Path, condar
     said = " ".join(planned.stdout.split())
     assert planned.returncode == 2 and "blocked" in said and PYTORCH_HOLDS in said, planned.stdout + planned.stderr
     assert "remove/replace" not in said
+    explain = explained(plugged, prefix, numba_paste("8.8", "8.4"), condarc)  # PTX ISA 8.8: 12.9; 8.4: 12.4
+    assert PYTORCH_HOLDS in explain and DRIVER_FOR_12_9 in explain and '"cuda-version=12.4"' not in explain
 
 
 def test_cuda_12_9_env_on_an_11_4_driver(plugged: RealConda, tmp_path: Path, condarc: Path) -> None:
@@ -85,3 +97,5 @@ def test_cuda_12_9_env_on_an_11_4_driver(plugged: RealConda, tmp_path: Path, con
         capture_output=True, text=True, env=plugged.env(), check=True, timeout=120,
     )  # fmt: skip
     assert DRIVER_FOR_12_9 in guard.stdout and "add " not in guard.stdout, guard.stdout + guard.stderr
+    explain = explained(plugged, prefix, numba_paste("8.8", "7.4"), condarc)  # PTX ISA 7.4: CUDA 11.4
+    assert DRIVER_FOR_12_9 in explain and "bring NVVM down to CUDA 11" not in explain

@@ -85,7 +85,9 @@ def test_one_solve_picks_the_newest_minor_that_solves(plugged: RealConda, tmp_pa
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_nothing_in_the_range_solves_names_the_blocker(plugged: RealConda, tmp_path: Path, solver: str) -> None:
-    prefix = plugged.create(tmp_path / "env", ("pytorch=2.9.0", "python=3.12.3"), solver=solver, cuda="12.9")
+    # numba-cuda hands PTX to the driver's JIT, so the env needs a plan (pytorch alone only warns)
+    specs = ("pytorch=2.9.0", "numba-cuda", "python=3.12.3", "numpy=2.0.0")
+    prefix = plugged.create(tmp_path / "env", specs, solver=solver, cuda="12.9")
     result = plan(plugged, prefix, solver)
     assert result["status"] == "blocked", result
     assert [b["name"] for b in result["blockers"]] == ["pytorch"], result  # type: ignore[index]
