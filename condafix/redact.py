@@ -175,10 +175,11 @@ class RedactingWriter(io.TextIOBase):
     line on (a prompt must show before its answer is read).
     """
 
-    def __init__(self, target: IO[str] | Callable[[], IO[str]]) -> None:
+    def __init__(self, target: IO[str] | Callable[[], IO[str]], rewrite: Callable[[str], str] | None = None) -> None:
         super().__init__()
         self._target = target
         self._pending = ""
+        self._rewrite = rewrite
 
     @property
     def target(self) -> IO[str]:
@@ -189,13 +190,16 @@ class RedactingWriter(io.TextIOBase):
         cut = data.rfind("\n") + 1
         self._pending = data[cut:]
         if cut:
-            self.target.write(redact(data[:cut]))
+            self.target.write(self._clean(data[:cut]))
         return len(text)
+
+    def _clean(self, text: str) -> str:
+        return redact(self._rewrite(text) if self._rewrite else text)
 
     def flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, ""
-            self.target.write(redact(pending))
+            self.target.write(self._clean(pending))
         with contextlib.suppress(AttributeError, ValueError, OSError):
             self.target.flush()
 

@@ -42,6 +42,9 @@ def env_json(python: str, conda: RealConda, path: Path, *args: str, **env: str) 
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "condafix-solve-" not in done.stderr, done.stderr  # conda's reporter never names the scratch prefix
+    if "Target prefix:" in done.stderr:  # conda's rattler solver names it; libmamba does not
+        assert "Target prefix: (a new environment, solved only: nothing is installed)" in done.stderr
     result: dict[str, Any] = json.loads(done.stdout)["result"]  # conda's own progress went to stderr
     return result
 

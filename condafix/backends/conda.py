@@ -44,18 +44,26 @@ def cuda_override(cuda: str) -> Iterator[None]:
             os.environ["CONDA_OVERRIDE_CUDA"] = saved
 
 
+SCRATCH_SHOWN = "(a new environment, solved only: nothing is installed)"
+
+
 @contextlib.contextmanager
-def _conda_output(relay: Callable[[], TextIO] | None) -> Iterator[None]:
+def _conda_output(relay: Callable[[], TextIO] | None, scratch: str | None = None) -> Iterator[None]:
     """conda's reporters print to stdout; standalone, keep stdout for condafix's own result (--json).
 
     ``relay``: the stream the command layer lends for them (its stderr); None: leave conda's stdout alone.
+    ``scratch``: the empty prefix of a solve without an env; conda names it as its "Target prefix", which
+    would send the user looking for a temp folder, so it is shown as what it is.
     """
     if relay is None:
         yield
         return
     from condafix.redact import RedactingWriter
 
-    out = RedactingWriter(relay)  # conda's reporters quote channel URLs: through the redacting edge
+    def rewrite(text: str) -> str:
+        return text.replace(scratch, SCRATCH_SHOWN) if scratch else text
+
+    out = RedactingWriter(relay, rewrite)  # conda's reporters quote channel URLs: through the redacting edge
     try:
         with contextlib.redirect_stdout(out):
             yield
@@ -278,9 +286,9 @@ class CondaBackend:
         from conda.exceptions import CondaError
 
         installed = self._native_installed()
-        with cuda_override(cuda), no_aggressive_updates(self.context), _conda_output(self.relay), \
-                contextlib.ExitStack() as stack:  # fmt: skip
+        with cuda_override(cuda), no_aggressive_updates(self.context), contextlib.ExitStack() as stack:
             where = stack.enter_context(_empty_prefix()) if self.prefix is None else None
+            stack.enter_context(_conda_output(self.relay, where))
             try:
                 asked, held = _split_specs(pins, specs, installed)
                 final = self._solver(channels, platform, [str(m) for m in asked], prefix=where).solve_final_state()
