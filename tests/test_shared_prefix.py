@@ -90,6 +90,7 @@ def test_conda_install_during_apply_is_never_undone(
         _conda_install_zlib(real_conda, prefix)
         _out, err = child.communicate(timeout=120)
     assert child.returncode == 4, err
+    assert "panicked" not in err and "RUST_BACKTRACE" not in err, err  # one clear line, not a Rust backtrace
     last = err.strip().splitlines()
     assert any("another tool changed" in line and "libzlib" in line and "kept" in line for line in last), err
     _zlib_kept(real_conda, prefix)

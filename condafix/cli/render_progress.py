@@ -117,7 +117,9 @@ def _live(stream: TextIO) -> Iterator[tuple[Reporter, Any]]:
     from rich.console import Console
     from rich.live import Live
 
-    console = Console(file=stream, highlight=False, soft_wrap=False)
+    # live mode was chosen because the stream is a terminal; rich must not ask again while the rattler
+    # installer's fd 2 goes through a pipe (backends.rattler.install.rust_panics_held)
+    console = Console(file=stream, highlight=False, soft_wrap=False, force_terminal=True)
     holder: list[Live] = []
 
     def on_event(event: object) -> None:

@@ -5,11 +5,14 @@ time), preferring conda's package cache so an offline rollback works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
+import re
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,8 +190,9 @@ def install(
     from rattler.exceptions import InstallerError, LinkError, TransactionError
 
     beat = _Heartbeat(_InstallEvents(step, records))
+    panic: list[str] = []
     try:
-        with progress.phase(step, "install", f"installing into {prefix}"):
+        with progress.phase(step, "install", f"installing into {prefix}"), rust_panics_held() as panic:
             asyncio.run(
                 _until_silent(
                     rattler_install(
@@ -207,6 +211,68 @@ def install(
             )
     except (InstallerError, LinkError, TransactionError) as exc:
         raise CondafixError(summary=str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    except BaseException as exc:
+        # pyo3's PanicException is a BaseException; a worker thread's panic reaches Python as "rust future
+        # panicked: unknown error" (pyo3-async-runtimes' RustPanic): either way the held report says what
+        rust = type(exc).__name__ in ("PanicException", "RustPanic") or "rust future panicked" in str(exc)
+        if isinstance(exc, KeyboardInterrupt) or not (rust or panic):
+            raise
+        said = next((line.strip() for line in (*panic[1:2], str(exc)) if line.strip()), "no message")
+        raise CondafixError(
+            summary=f"py-rattler's installer stopped on an internal error, a Rust panic: {said}"
+        ) from exc
+
+
+_PANIC_START = re.compile(rb"^thread '[^'\n]{0,200}'(?: \(\d+\))? panicked at ")
+
+
+@contextlib.contextmanager
+def rust_panics_held() -> Iterator[list[str]]:
+    """Rust's panic hook writes straight to fd 2, so a panic inside py-rattler (one was seen when conda
+    changed the prefix mid-install) printed a multi-line Rust report under condafix's one-line error. While
+    the installer runs, fd 2 goes through a pipe: everything is passed on at once except a panic report,
+    which is held (yielded, its lines) for the caller's one line."""
+    held: list[str] = []
+    try:
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:  # no fd 2 to take (a daemon): nothing to hold
+        yield held
+        return
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    relay = threading.Thread(target=_relay, args=(read_end, saved, held), daemon=True)
+    relay.start()
+    try:
+        yield held
+    finally:
+        os.dup2(saved, 2)  # the pipe's last write end closes: the relay reads EOF
+        relay.join(timeout=5)
+        os.close(saved)
+
+
+def _relay(read_end: int, out: int, held: list[str]) -> None:
+    """Pass bytes from ``read_end`` to ``out`` unchanged; from a panic's first line on, keep them in ``held``."""
+    pending, panicking = b"", False
+    with contextlib.suppress(OSError):
+        while chunk := os.read(read_end, 65536):
+            pending += chunk
+            while not panicking and (cut := pending.find(b"\n") + 1):
+                line, pending = pending[:cut], pending[cut:]
+                if _PANIC_START.match(line):
+                    panicking, pending = True, line + pending
+                else:
+                    os.write(out, line)
+            start = b"thread '"
+            if not panicking and pending and not (start.startswith(pending) or pending.startswith(start)):
+                os.write(out, pending)  # a progress bar redraws with \r, never waiting for a newline
+                pending = b""
+            if panicking:
+                held.extend(pending.decode(errors="replace").splitlines())
+                pending = b""
+        if pending:
+            os.write(out, pending)
+    os.close(read_end)
 
 
 def conda_archive(record: Any) -> Path | None:
