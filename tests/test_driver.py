@@ -268,3 +268,48 @@ def test_a_driver_older_than_the_table_is_one_clean_line() -> None:
     with pytest.raises(UsageError) as raised:
         driver.from_overrides(cuda=None, driver="12.4\n", env={})  # found by the fuzz run: a CUDA version as --driver
     assert "\n" not in raised.value.summary and "--cuda" in raised.value.summary
+
+
+# ---------------------------------------------------------------- one reader of nvidia-smi's fields
+
+BENCH_PREFACE = "CUDA Driver Version: 12080\n"  # a benchmark tool's line above the banner: CUDA 12.8, encoded
+
+
+def test_a_cuda_driver_version_line_is_not_the_driver() -> None:
+    """``CUDA Driver Version: 12080`` is an encoded CUDA, never a driver "1208" (main read it as one)."""
+    report = driver.parse_smi_banner(BENCH_PREFACE + read("h100-580.159.04-banner.txt"))
+    assert (report.driver_version, report.cuda) == ("580.159.04", "13.0")
+
+
+def test_a_field_nvidia_smi_could_not_read_is_no_driver_version() -> None:
+    """``N/A`` in ``-q`` text or XML is unknown, not a driver version named "N/A"."""
+    assert driver.parse_smi_query_text("Driver Version : N/A\nCUDA Version : 12.4\n").driver_version is None
+    xml = "<nvidia_smi_log><driver_version>N/A</driver_version><cuda_version>12.4</cuda_version></nvidia_smi_log>"
+    assert (driver.parse_smi_xml(xml).driver_version, driver.parse_smi_xml(xml).cuda) == (None, "12.4")
+
+
+@pytest.mark.parametrize(
+    ("name", "parse"),
+    [
+        ("h100-580.159.04-banner.txt", driver.parse_smi_banner),
+        ("v100x4-470.82.01-banner.txt", driver.parse_smi_banner),
+        ("rtx-610.57.04-kmd-banner.txt", driver.parse_smi_banner),
+        ("windows-552.12-processes.txt", driver.parse_smi_banner),
+        ("h200-580.159.04-q.txt", driver.parse_smi_query_text),
+        ("h100-580.159.04-query.xml", driver.parse_smi_xml),
+        ("t4x2-535.104.05-query-full.xml", driver.parse_smi_xml),
+    ],
+)
+@pytest.mark.parametrize("preface", ["", BENCH_PREFACE])
+def test_a_pasted_nvidia_smi_says_what_live_detection_reads(
+    name: str, parse: Callable[[str], driver.SmiReport], preface: str
+) -> None:
+    """explain's facts of a pasted nvidia-smi output and live detection of the same output agree."""
+    from condafix.diagnose import facts
+
+    text = preface + read(name)
+    live, pasted = parse(text), facts.read(text)
+    said = {(f.kind, f.value) for f in pasted.items if f.kind in ("driver_version", "driver_cuda")}
+    assert ("driver_version", live.driver_version) in said
+    assert ("driver_cuda", live.cuda) in said
+    assert not any(kind == "driver_version" and value != live.driver_version for kind, value in said), said

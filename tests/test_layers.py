@@ -239,6 +239,11 @@ READERS: Mapping[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
     "history": (re.compile(r"""["']conda-meta["']\s*\)?\s*/\s*["']history["']"""), ("condafix.env.condameta",)),
     "pinned": (re.compile(r"""["']conda-meta["']\s*\)?\s*/\s*["']pinned["']"""), ("condafix.env.condameta",)),
     "build string": (re.compile(r"""(?:cuda_\?|cu\)|(?<![\w])cuda)\(\\d"""), ("condafix.knowledge.roles",)),
+    # nvidia-smi's banner, ``-q`` text and XML fields: live detection and pasted reports read them alike
+    "nvidia-smi fields": (
+        re.compile(r"""Driver\|KMD|Driver Version\|CUDA Version|Driver Version \{0,\d+\}: |<driver_version>"""),
+        ("condafix.detect.driver",),
+    ),
 }
 
 
@@ -422,9 +427,13 @@ def test_the_reader_check_sees_a_second_reader() -> None:
         "condafix.proxy": "paths = [home / '.condarc']\n",
         "condafix.diagnose.paste": "m = re.search(r'cuda(\\d+)', build)\n",
         "condafix.change.snapshot": "for p in (prefix / 'conda-meta').glob('*.json'):\n    pass\n",
+        "condafix.diagnose.facts": '_Q = re.compile(r"^ {0,8}Driver Version {0,80}: (\\d{2,4})")\n',
+        "condafix.diagnose.explain": 'X = re.compile(r"<driver_version>([^<]+)</driver_version>")\n',
     }
     found = {(rule, name) for rule, name, _d in reader_violations(tree)}
     assert found == {
+        ("one-reader-per-format", "condafix.diagnose.facts"),
+        ("one-reader-per-format", "condafix.diagnose.explain"),
         ("one-reader-per-format", "condafix.change.apply"),
         ("one-reader-per-format", "condafix.proxy"),
         ("one-reader-per-format", "condafix.diagnose.paste"),

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,19 +72,23 @@ def min_compute_capability(gpus: tuple[Gpu, ...]) -> str | None:
 
 # ---------------------------------------------------------------- parsing (pure)
 
-_XML_CUDA = re.compile(r"<cuda_version>\s{0,20}([^<]{0,40}?)\s{0,20}</cuda_version>")
-_XML_DRIVER = re.compile(r"<driver_version>\s{0,20}([^<]{0,40}?)\s{0,20}</driver_version>")
 _XML_NAME = re.compile(r"<product_name>\s{0,20}([^<]{0,200}?)\s{0,20}</product_name>")
+# nvidia-smi's fields, read by one set of patterns for live detection and for pasted reports
+# (diagnose.facts reads a paste line by line with the same ones). The banner's "Driver Version" is never
+# the one inside "CUDA Driver Version: 12080" (a benchmark tool's encoded CUDA, 12.8) and always has a dot.
 _BANNER = re.compile(
-    r"(?:Driver|KMD) {1,4}Version: {0,8}(?P<driver>\d{2,4}(?:\.\d{1,3}){0,2})"
+    r"(?<!CUDA )(?:Driver|KMD) {1,4}Version: {0,8}(?P<driver>\d{2,4}(?:\.\d{1,3}){1,2})(?![\d])"
     r"(?: {1,60}CUDA(?: UMD)? {1,4}Version: {0,8}(?P<cuda>\d{1,2}\.\d{1,2}|N/A|ERR!))?"
 )
+_XML_FIELD = re.compile(r"<(?P<key>driver_version|cuda_version)>\s{0,20}(?P<value>[^<]{0,40}?)\s{0,20}</(?P=key)>")
 _BANNER_GPU = re.compile(
     r"^\| {1,6}(?P<index>\d{1,3}) {1,6}(?P<name>[A-Za-z][^|]{0,60}?) {1,60}(?:On|Off|WDDM|TCC|N/A) {1,10}\|", re.M
 )
 _SMI_FAILURE = re.compile(
     r"^(NVIDIA-SMI has failed[^\n]{0,300}|[^\n]{0,300}couldn't communicate with the NVIDIA driver[^\n]{0,300})$", re.M
 )
+_DRIVER_NUMBER = re.compile(r"\d{2,4}(?:\.\d{1,3}){1,2}")
+_CUDA_FIELD = re.compile(r"\d{1,2}\.\d{1,2}")
 _Q_FIELD = re.compile(r"^ {0,12}(Driver Version|CUDA Version|Product Name) {0,80}: {0,4}([^\n]{0,200}?) {0,20}$", re.M)
 
 
@@ -117,17 +121,57 @@ def _xml_gpu_blocks(text: str) -> list[str]:
     return blocks
 
 
+def plausible_cuda(text: str | None) -> str | None:
+    """``MAJOR.MINOR`` (a patch is dropped) when it can be a CUDA version (major 2..20), else None."""
+    if not text:
+        return None
+    try:
+        version = CudaVersion.parse(text)
+    except UsageError:
+        return None
+    return str(version) if 2 <= version.major <= 20 else None
+
+
+def plausible_driver(text: str | None) -> str | None:
+    """An NVIDIA driver version as nvidia-smi prints it (``570.133.20``, ``552.12``), else None (``N/A``)."""
+    value = (text or "").strip()
+    return value if _DRIVER_NUMBER.fullmatch(value) else None
+
+
+def read_banner(text: str) -> tuple[str, str | None] | None:
+    """The banner's driver version and its CUDA field as printed (``12.4``, ``N/A``, ``ERR!``, None: absent)."""
+    match = _BANNER.search(text)
+    return (match["driver"], match["cuda"]) if match else None
+
+
+def read_query_fields(text: str) -> Iterator[tuple[str, str]]:
+    """``nvidia-smi -q`` text fields: (``Driver Version`` | ``CUDA Version`` | ``Product Name``, value)."""
+    for match in _Q_FIELD.finditer(text):
+        yield match.group(1), match.group(2).strip()
+
+
+def read_xml_fields(text: str) -> Iterator[tuple[str, str]]:
+    """``nvidia-smi -q -x`` fields: (``driver_version`` | ``cuda_version``, value)."""
+    for match in _XML_FIELD.finditer(text):
+        yield match["key"], match["value"]
+
+
+def _first(fields: Iterator[tuple[str, str]], key: str) -> str | None:
+    return next((value for name, value in fields if name == key), None)
+
+
 def parse_smi_xml(text: str) -> SmiReport:
     """Parse ``nvidia-smi --query -u -x`` or ``-q -x`` XML (what mamba and rattler read)."""
     text = text[:MAX_SMI_OUTPUT]
-    cuda = _XML_CUDA.search(text)
-    driver = _XML_DRIVER.search(text)
     gpus = []
     for index, block in enumerate(_xml_gpu_blocks(text)):
         name = _XML_NAME.search(block)
         gpus.append(Gpu(index=index, name=name.group(1) if name else "unknown GPU"))
-    cuda_text = cuda.group(1) if cuda else None
-    return SmiReport(cuda=_plausible(cuda_text), driver_version=driver.group(1) if driver else None, gpus=tuple(gpus))
+    return SmiReport(
+        cuda=_exact_cuda(_first(read_xml_fields(text), "cuda_version")),
+        driver_version=plausible_driver(_first(read_xml_fields(text), "driver_version")),
+        gpus=tuple(gpus),
+    )
 
 
 def parse_smi_banner(text: str) -> SmiReport:
@@ -137,16 +181,16 @@ def parse_smi_banner(text: str) -> SmiReport:
     ``C+G`` ones with ``N/A`` columns) are not GPUs.
     """
     text = text[:MAX_SMI_OUTPUT]
-    match = _BANNER.search(text)
+    banner = read_banner(text)
     table = text.split("Processes:", 1)[0]
     gpus = tuple(
         Gpu(index=int(m["index"]), name=m["name"])
         for m in _BANNER_GPU.finditer(table)
         if not m["name"].startswith("N/A")
     )[:64]
-    if not match:
+    if banner is None:
         return SmiReport(cuda=None, driver_version=None, gpus=gpus)
-    return SmiReport(cuda=_plausible(match["cuda"]), driver_version=match["driver"], gpus=gpus)
+    return SmiReport(cuda=_exact_cuda(banner[1]), driver_version=banner[0], gpus=gpus)
 
 
 def parse_smi_query_text(text: str) -> SmiReport:
@@ -154,8 +198,7 @@ def parse_smi_query_text(text: str) -> SmiReport:
     text = text[:MAX_SMI_OUTPUT]
     cuda = driver = None
     names: list[str] = []
-    for match in _Q_FIELD.finditer(text):
-        key, value = match.group(1), match.group(2).strip()
+    for key, value in read_query_fields(text):
         if key == "Driver Version" and driver is None:
             driver = value
         elif key == "CUDA Version" and cuda is None:
@@ -163,7 +206,9 @@ def parse_smi_query_text(text: str) -> SmiReport:
         elif key == "Product Name" and len(names) < 64:
             names.append(value)
     return SmiReport(
-        cuda=_plausible(cuda), driver_version=driver, gpus=tuple(Gpu(index=i, name=n) for i, n in enumerate(names))
+        cuda=_exact_cuda(cuda),
+        driver_version=plausible_driver(driver),
+        gpus=tuple(Gpu(index=i, name=n) for i, n in enumerate(names)),
     )
 
 
@@ -184,10 +229,9 @@ def smi_failure(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def _plausible(text: str | None) -> str | None:
-    if not text or not re.fullmatch(r"\d{1,2}\.\d{1,2}", text):
-        return None
-    return str(CudaVersion.parse(text))
+def _exact_cuda(text: str | None) -> str | None:
+    """nvidia-smi's own CUDA field: exactly ``MAJOR.MINOR`` (``N/A``, ``ERR!`` and anything else: None)."""
+    return plausible_cuda(text) if text and _CUDA_FIELD.fullmatch(text) else None
 
 
 def decode_cuda(value: Any) -> str | None:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from condafix.detect.driver import plausible_cuda, plausible_driver, read_banner, read_query_fields, read_xml_fields
 from condafix.diagnose.facts_model import (
     MAX_INPUT,
     MAX_LINE,
@@ -38,7 +39,7 @@ from condafix.diagnose.facts_model import (
 from condafix.diagnose.facts_model import env_facts as env_facts
 from condafix.errors import UsageError
 from condafix.knowledge import roles
-from condafix.knowledge.cuda import CudaVersion, knowledge
+from condafix.knowledge.cuda import knowledge
 
 __all__ = [
     "MAX_INPUT",
@@ -62,27 +63,10 @@ def _sm(digits: str) -> str:
     return f"{int(digits[:-1])}.{digits[-1]}"
 
 
-def _plausible_cuda(text: str) -> str | None:
-    try:
-        version = CudaVersion.parse(text)
-    except UsageError:
-        return None
-    return str(version) if 2 <= version.major <= 20 else None
-
-
 # ---------------------------------------------------------------- patterns (linear: no nested quantifiers)
 
 _PTX = re.compile(r"Unsupported \.version (\d{1,2}\.\d{1,2}); current version is '(\d{1,2}\.\d{1,2})'")
 _PTXAS_FILE = re.compile(r"ptxas [^\s,]{1,300}, line \d{1,9}; fatal")
-# the banner's "Driver Version" is never the one inside "CUDA Driver Version", and always has a dot
-_BANNER = re.compile(
-    r"(?<!CUDA )(?:Driver|KMD) Version: {0,4}(\d{2,4}(?:\.\d{1,3}){1,2})(?![\d])"
-    r"(?: {1,40}CUDA(?: UMD)? Version: {0,4}(\d{1,2}\.\d{1,2}|ERR!|N/A))?"
-)
-_Q_DRIVER = re.compile(r"^ {0,8}Driver Version {0,80}: (\d{2,4}(?:\.\d{1,3}){1,2})(?![\d])")
-_Q_CUDA = re.compile(r"^ {0,8}CUDA Version {0,80}: (\d{1,2}\.\d{1,2})")
-_XML_DRIVER = re.compile(r"<driver_version>(\d{2,4}(?:\.\d{1,3}){0,2})</driver_version>")
-_XML_CUDA = re.compile(r"<cuda_version>(\d{1,2}\.\d{1,2})</cuda_version>")
 _GLX = re.compile(r"NVIDIA (\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b")
 _SMI_NAME = re.compile(
     r"^\| {1,4}\d{1,2} {1,4}(NVIDIA [^|]{1,40}?|Tesla [^|]{1,40}?|Quadro [^|]{1,40}?) {2,40}(?:On|Off)"
@@ -202,21 +186,21 @@ def _ptx(r: _Reader, line: str) -> None:
 
 
 def _smi(r: _Reader, line: str) -> None:
-    banner = _BANNER.search(line)
+    banner = read_banner(line)
     if banner:
+        driver, cuda = banner
         source = "nvidia-smi banner" if "NVIDIA-SMI" in line or "CUDA" in line else "a 'Driver Version:' field"
-        r.put("driver_version", banner.group(1), source)
-        cuda = banner.group(2)
+        r.put("driver_version", driver, source)
         if cuda in ("ERR!", "N/A"):
             r.put("driver_cuda", UNKNOWN, "nvidia-smi banner", raw=cuda)
             r.flags.add("smi_error")
         elif cuda:
-            r.put("driver_cuda", _plausible_cuda(cuda), "nvidia-smi banner")
-    q_driver, q_cuda = _Q_DRIVER.search(line), _Q_CUDA.search(line)
-    if q_driver:
-        r.put("driver_version", q_driver.group(1), "nvidia-smi -q")
-    if q_cuda:
-        r.put("driver_cuda", _plausible_cuda(q_cuda.group(1)), "nvidia-smi -q")
+            r.put("driver_cuda", plausible_cuda(cuda), "nvidia-smi banner")
+    for key, value in read_query_fields(line):
+        if key == "Driver Version":
+            r.put("driver_version", plausible_driver(value), "nvidia-smi -q")
+        elif key == "CUDA Version":
+            r.put("driver_cuda", plausible_cuda(value), "nvidia-smi -q")
 
 
 def _fields(r: _Reader, line: str) -> None:
@@ -248,7 +232,7 @@ def _collect_env(r: _Reader, line: str) -> None:
         if label == "Nvidia driver version" and re.fullmatch(r"\d{2,4}(?:\.\d{1,3}){1,2}", value.strip()):
             r.put("driver_version", value.strip(), source)
         elif label == "CUDA runtime version":
-            r.put("runtime_cuda", _plausible_cuda(value.strip()), source)
+            r.put("runtime_cuda", plausible_cuda(value.strip()), source)
         elif label == "GPU 0":
             r.put("gpu_name", value.strip(), source)
         else:
@@ -389,7 +373,7 @@ def _context(r: _Reader, line: str) -> None:
     if "__cuda" in line:
         conda = _CONDA_CUDA.search(line)
         if conda:
-            r.put("conda_cuda", _plausible_cuda(conda.group(1)), "the __cuda virtual package")
+            r.put("conda_cuda", plausible_cuda(conda.group(1)), "the __cuda virtual package")
     if "__linux=" in line:
         linux = _LINUX.search(line)
         if linux:
@@ -469,11 +453,11 @@ def read(text: str) -> Facts:
             if not keyword or keyword in line:
                 rule(r, line)
         if "_version>" in line:
-            x_driver, x_cuda = _XML_DRIVER.search(line), _XML_CUDA.search(line)
-            if x_driver:
-                r.put("driver_version", x_driver.group(1), "nvidia-smi XML")
-            if x_cuda:
-                r.put("driver_cuda", _plausible_cuda(x_cuda.group(1)), "nvidia-smi XML")
+            for key, value in read_xml_fields(line):
+                if key == "driver_version":
+                    r.put("driver_version", plausible_driver(value), "nvidia-smi XML")
+                else:
+                    r.put("driver_cuda", plausible_cuda(value), "nvidia-smi XML")
         if "OpenGL" in line and "NVIDIA" in line and glx is None:
             match = _GLX.search(line)
             glx = match.group(1) if match else None
