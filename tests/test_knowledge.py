@@ -27,6 +27,9 @@ def test_ptx_facts() -> None:
     kb = knowledge()
     assert kb.cuda_for_ptx(V("7.7")) == (V("11.7"),)
     assert kb.cuda_for_ptx(V("8.5")) == (V("12.5"), V("12.6"))
+    # PTX ISA 8.6 was booked for a CUDA 12.7 that never shipped: no toolkit wrote it (one lookup, for explain,
+    # the advice and doctor's probe; each used to filter it on its own)
+    assert kb.cuda_for_ptx(V("8.6")) == ()
     assert kb.ptx_for_cuda(V("12.6")) == V("8.5")
     assert kb.ptx_for_cuda(V("13.0")) == V("9.0")
     for release in kb.toolkit_releases:

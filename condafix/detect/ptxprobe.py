@@ -143,7 +143,7 @@ def probe(prefix: Path | None, driver: DriverInfo, env: Mapping[str, str] | None
         why = str(data.get("error") or "the PTX had no .version line")
         return replace(base, message=f"compiling with {library.path} failed: {why}", nvvm=library)
     ptx = CudaVersion.parse(str(data["ptx_version"]))
-    toolkit = tuple(str(c) for c in kb.cuda_for_ptx(ptx) if kb.is_released(c))
+    toolkit = tuple(str(c) for c in kb.cuda_for_ptx(ptx))
     wrote = f"{library.origin} NVVM writes PTX ISA {ptx} (CUDA {' or '.join(toolkit) or '?'})"
     result = replace(base, halves="compile only", nvvm=library, ptx_version=str(ptx), toolkit_cuda=toolkit)
     jit = data.get("jit")

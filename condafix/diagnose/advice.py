@@ -68,7 +68,7 @@ def made(
 
 
 def cudas_for_ptx(ptx: CudaVersion) -> tuple[CudaVersion, ...]:
-    return tuple(c for c in knowledge().cuda_for_ptx(ptx) if knowledge().is_released(c))
+    return knowledge().cuda_for_ptx(ptx)
 
 
 def fmt(versions: tuple[CudaVersion, ...]) -> str:

@@ -91,8 +91,11 @@ class Knowledge:
         return max(known) if known else None
 
     def cuda_for_ptx(self, ptx: CudaVersion) -> tuple[CudaVersion, ...]:
-        """CUDA toolkits whose NVVM writes this PTX ISA (8.5 -> 12.5 and 12.6); () if unknown."""
-        return self.ptx_to_cuda.get(ptx, ())
+        """Released CUDA toolkits whose NVVM writes this PTX ISA (8.5 -> 12.5 and 12.6); () if unknown.
+
+        The one lookup for explain, doctor's probe and the advice: a version that never shipped (12.7) wrote
+        no PTX."""
+        return tuple(c for c in self.ptx_to_cuda.get(ptx, ()) if self.is_released(c))
 
     def ptx_for_cuda(self, cuda: CudaVersion) -> CudaVersion | None:
         """Newest PTX ISA a driver of this CUDA version accepts (and its toolkit writes)."""
