@@ -8,11 +8,12 @@ on each start, and string annotations cost it an eval apiece (~5x slower command
 """
 
 import functools
+import io
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import typer
 
@@ -495,7 +496,7 @@ def proxy_command(
     return _emit(outcome, as_json)
 
 
-def usage_error(exc: Exception, stream: TextIO) -> None:
+def usage_error(exc: Exception, stream: io.TextIOBase) -> None:
     """click's usage error as one line and a "try --help" line (click prints the usage, a "Try" line,
     a blank line, then the error). ``condafix`` alone (``no_args_is_help``) still prints the help."""
     ctx = getattr(exc, "ctx", None)
