@@ -9,14 +9,15 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-#: what ``applies`` names: the typer app's commands, and ``conda cuda`` / ``conda doctor``
-ANY = "*"
+#: what ``applies`` names: the typer app's commands, ``conda cuda`` / ``conda doctor``, and these two
+ANY = "*"  # every ``condafix`` command and ``conda cuda`` (the same command layer)
+APP = "condafix"  # every ``condafix`` command (conda runs ``conda cuda``: a bug or Ctrl-C is conda's to report)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExitRow:
     """One row: the command cell and the ``when`` cell as the README shows them (markdown), and the
-    commands whose ``--help`` lists it (``*``: every ``condafix`` command and ``conda cuda``)."""
+    commands whose ``--help`` lists it (``ANY``, ``APP`` or command names)."""
 
     command: str
     exit: str
@@ -49,13 +50,13 @@ EXIT_CODES: tuple[ExitRow, ...] = (
         command="any `condafix` command",
         exit="70",
         when="a bug in condafix, said in one line (`CONDAFIX_DEBUG=1` shows the traceback)",
-        applies=(ANY,),
+        applies=(APP,),
     ),
     ExitRow(
         command="any `condafix` command",
         exit="130",
         when="interrupted (Ctrl-C); a change in progress is undone first",
-        applies=(ANY,),
+        applies=(APP,),
     ),
     ExitRow(
         command="`condafix doctor --check`, `condafix lock --check`, `condafix proxy --check`",
@@ -146,7 +147,8 @@ def rows_for(command: str) -> tuple[ExitRow, ...]:
     """The rows one command's ``--help`` lists (``""``: the app's own help, every ``condafix`` row)."""
     if not command:
         return tuple(r for r in EXIT_CODES if not r.applies[0].startswith("conda "))
-    return tuple(r for r in EXIT_CODES if ANY in r.applies or command in r.applies)
+    wanted = {ANY, command} if command.startswith("conda ") else {ANY, APP, command}
+    return tuple(r for r in EXIT_CODES if wanted & set(r.applies))
 
 
 def epilog(command: str, *, width: int = 78) -> str:
