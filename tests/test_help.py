@@ -98,7 +98,8 @@ def test_readme_exit_codes_table_is_the_one_in_code() -> None:
 def test_every_exit_code_row_is_in_some_help() -> None:
     shown = {r for c in ("", *COMMANDS, "conda cuda") for r in helptext.rows_for(c)}
     assert {r for r in helptext.EXIT_CODES if not r.command.startswith("`conda doctor")} <= shown
-    assert "4" in {r.exit for r in helptext.rows_for("rollback")} and "4" in {r.exit for r in helptext.rows_for("conda cuda")}
+    for command in ("rollback", "conda cuda"):
+        assert "4" in {r.exit for r in helptext.rows_for(command)}, command
 
 
 def conda_cuda_parser() -> argparse.ArgumentParser:
