@@ -217,8 +217,9 @@ def restore(
         if not changed:
             raise
         raise ApplyError(
-            f"{_unsaid(exc.summary)}: the restore stopped part-way ({len(changed)} files and records were "
-            "already removed or put back), so the env is half restored; the journal is kept",
+            f"{_unsaid(exc.summary)}: the restore stopped part-way ({len(changed)} "
+            f"{'file or record' if len(changed) == 1 else 'files and records'} already removed or put back), "
+            "so the env is half restored; the journal is kept",
             (Hint(code="rollback", text=f"remove the symlink, then run `condafix rollback -p {prefix}` again"),),
         ) from None
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
