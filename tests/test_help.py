@@ -158,12 +158,13 @@ def test_conda_cuda_usage_errors_through_real_conda(plugged: RealConda, args: tu
     assert "usage:" not in done.stderr
 
 
-def test_conda_cuda_no_such_env_is_one_line_exit_3(plugged: RealConda) -> None:  # noqa: F811
-    (plugged.envs_dir / "gpu-env" / "conda-meta").mkdir(parents=True, exist_ok=True)
-    done = plugged.run("cuda", "-n", "gpu-evn", check=False)
-    assert done.returncode == 3, done.stderr
+def test_conda_cuda_no_such_env_is_one_line_exit_3(plugged: RealConda, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "envs" / "gpu-env" / "conda-meta").mkdir(parents=True)
+    done = plugged.run("cuda", "-n", "gpu-evn", check=False, env={"CONDA_ENVS_PATH": str(tmp_path / "envs")})
+    assert done.returncode == 3, done.stderr  # conda's own EnvironmentNameNotFound exits 1, in three lines
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no environment named 'gpu-evn'" in lines[0] and "'gpu-env'" in lines[0], lines
+    assert str(tmp_path / "envs") in lines[0]
 
 
 def condafix(*args: str) -> subprocess.CompletedProcess[str]:

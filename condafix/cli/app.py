@@ -283,7 +283,7 @@ def cuda(
         typer.Option(
             "--via",
             metavar="[conda|mamba|micromamba]",
-            help="Let this tool install the plan (default: condafix's own installer).",
+            help="Let this tool install the plan (default: as --solver picks: conda, or the embedded rattler).",
         ),
     ] = None,
     no_pin: Annotated[
