@@ -1,7 +1,6 @@
 """The typer app: parse arguments, call the core, hand the result to ``render``.
 
-Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspect the env;
-``explain`` 0 recognised / 1 unknown text / 2 bad input. 130 on Ctrl-C.
+Exit codes: the one table in ``cli/helptext.py`` (every ``--help`` ends with its rows; the README shows it).
 
 No ``from __future__ import annotations`` here, on purpose: typer reads every command's signature
 on each start, and string annotations cost it an eval apiece (~5x slower command building).
