@@ -73,7 +73,7 @@ class PhaseSummary:
                     f"downloaded {plural(self.downloads, 'package')}, {size(self.download_bytes)} "
                     f"in {duration(self.download_seconds)}"
                 )
-            out.append(f"linked {self.linked}, unlinked {self.unlinked} packages {took}{failed}")
+            out.append(f"linked {plural(self.linked, 'package')}, unlinked {self.unlinked} {took}{failed}")
             return out
         if self.kind == "snapshot":
             saved = f"backed up {plural(self.files, 'file')} ({size(self.file_bytes)})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,86 @@ def test_a_rollback_that_cannot_run_leaves_no_journal_and_names_the_revision(
     assert snapshot.pending(prefix) is None and not (prefix / "conda-meta" / "condafix" / "journal.json").exists()
     check = _condafix(plugged, "doctor", "-p", str(prefix), "--check", "--cuda", "12.4")
     assert "half-changed" not in check.stdout + check.stderr and "interrupted condafix" not in check.stdout
+
+
+# ---------------------------------------------------------------- the rollback's words (issue 24 item 3)
+
+
+def _standalone(conda: RealConda, *args: str) -> subprocess.CompletedProcess[str]:
+    """condafix with the project's Python, in the same isolated conda configuration."""
+    return subprocess.run(
+        [sys.executable, "-m", "condafix", *args],
+        capture_output=True,
+        text=True,
+        env=conda.env(),
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def fixed(plugged: RealConda, tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """An env conda made with the bug, fixed by condafix: (prefix, conda's list before, after)."""
+    prefix = plugged.create(tmp_path / "env", BROKEN_SPECS, solver="libmamba", cuda="12.4")
+    before = plugged.installed(prefix)
+    done = _standalone(
+        plugged, "cuda", "-p", str(prefix), "--cuda", "12.4", "--apply", "--yes", "-c", plugged.channel_url
+    )
+    assert done.returncode == 0, done.stderr
+    return prefix, before, plugged.installed(prefix)
+
+
+def test_rollback_names_each_package_with_its_versions(
+    plugged: RealConda, fixed: tuple[Path, dict[str, str], dict[str, str]]
+) -> None:
+    prefix, before, after = fixed
+    moved = sorted(n for n in before if after.get(n) != before[n])  # conda's own listing, not condafix's
+    assert "cuda-version" in moved and len(moved) > 1
+    preview = _standalone(plugged, "rollback", "-p", str(prefix), "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    for name in moved:
+        assert f"  {name} {after[name]} -> {before[name]}\n" in preview.stdout, preview.stdout
+    assert f"would put back {len(moved)} packages" in preview.stdout and "would remove -" not in preview.stdout
+    inside = plugged.run("cuda", "--rollback", "--dry-run", "-p", str(prefix)).stdout  # conda cuda: the same words
+    assert f"  cuda-version {after['cuda-version']} -> {before['cuda-version']}\n" in inside
+    doc = json.loads(_standalone(plugged, "rollback", "-p", str(prefix), "--dry-run", "--json").stdout)
+    listed = {p["name"]: (p["from_version"], p["to_version"]) for p in doc["result"]["packages"]}
+    assert listed == {n: (after[n], before[n]) for n in moved}
+    done = _standalone(plugged, "rollback", "-p", str(prefix), "--yes")
+    assert done.returncode == 0 and f"put back {len(moved)} packages as before" in done.stdout, done.stderr
+    result = done.stdout.rsplit("snapshot ", 1)[1]  # after the preview it asked with
+    assert "would " not in result and f"  cuda-version {after['cuda-version']} -> {before['cuda-version']}" in result
+    assert "removed the pin cuda-version 12.4.* from conda-meta/pinned" in result
+    assert plugged.installed(prefix) == before
+
+
+def test_rollback_after_conda_install_revision_is_already_undone(
+    plugged: RealConda, fixed: tuple[Path, dict[str, str], dict[str, str]]
+) -> None:
+    """The user went back with conda itself, as the revision hint says: the pin out first, then
+    `conda install --revision 0`. conda keeps condafix's requested spec, and its next install would
+    bring the fix back: the rollback removes that spec only, without --force, and re-links nothing."""
+    prefix, before, _after = fixed
+    (prefix / "conda-meta" / "pinned").unlink()
+    channel = ("--override-channels", "-c", plugged.channel_url)
+    plugged.run("install", "-y", "-q", "-p", str(prefix), "--revision", "0", *channel, solver="libmamba")
+    assert plugged.installed(prefix) == before
+    assert plugged.history(prefix).requested["cuda-version"] == "cuda-version=12.4"  # conda kept it
+    preview = _standalone(plugged, "rollback", "-p", str(prefix), "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert "already undone" in preview.stdout and "would remove -" not in preview.stdout
+    assert "changed after condafix's change" not in preview.stdout and "pin" not in preview.stdout
+    assert "would remove cuda-version=12.4 from conda's requested specs" in preview.stdout
+    doc = json.loads(_standalone(plugged, "rollback", "-p", str(prefix), "--dry-run", "--json").stdout)
+    assert doc["result"]["already_undone"] is True and doc["result"]["packages"] == [] and doc["exit_code"] == 0
+    records = {p.name: p.stat().st_mtime_ns for p in (prefix / "conda-meta").glob("*.json")}
+    done = _standalone(plugged, "rollback", "-p", str(prefix), "--yes")  # no --force: nothing of the user's reverts
+    assert done.returncode == 0, done.stderr
+    assert "already undone" in done.stdout and "removed cuda-version=12.4 from conda's requested specs" in done.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in (prefix / "conda-meta").glob("*.json")} == records
+    assert "cuda-version" not in plugged.history(prefix).requested
+    plugged.install(prefix, "libzlib", solver="libmamba")  # conda's next install leaves the CUDA parts alone
+    assert plugged.installed(prefix)["cuda-version"] == before["cuda-version"]
+    again = _standalone(plugged, "rollback", "-p", str(prefix), "--dry-run")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout

@@ -39,6 +39,9 @@ PRINTED_BY: dict[str, tuple[str, ...]] = {
     "cli/app.py:confirm": ("condafix cuda", "condafix rollback"),
     "cli/app.py:_solver": ("condafix cuda", "condafix env"),
     "cli/app.py:_say_dropped_proxies": ("condafix",),
+    "cli/app.py:usage_error": ("condafix",),  # "try `condafix cuda --help`" after a usage error
+    "cli/conda_cuda.py:_one_line_errors": ("conda cuda",),  # "try `conda cuda --help`"
+    "cli/conda_cuda.py:error": ("conda cuda",),  # (its inner function)
     "cli/guard.py": ("condafix",),  # the broken-proxy note both entry paths print
     "cli/conda_cuda.py:_needs_terminal": ("conda cuda", "conda doctor"),
     "cli/commands.py": ("condafix cuda", "condafix rollback", "conda cuda"),
@@ -77,8 +80,9 @@ def _declarations(tree: ast.AST) -> set[int]:
 
 
 #: modules whose strings are option tables, not hints: the console script reads doctor's flat options
-#: without typer (tests/test_startup.py keeps it equal to typer's declarations)
-OPTION_TABLES = ("cli/start.py",)
+#: without typer (tests/test_startup.py keeps it equal to typer's declarations); the exit-code table
+#: names the flags each row is about (tests/test_exit_codes.py runs those rows)
+OPTION_TABLES = ("cli/start.py", "cli/helptext.py")
 
 
 def hints() -> list[tuple[str, str]]:

@@ -66,7 +66,7 @@ def test_downloads_totals_rate_eta_and_summary() -> None:
     rep.linked("b")
     summary = rep.end()
     assert summary is not None and events == [summary]
-    assert summary.lines() == ["downloaded 2 packages, 3.9 KB in 4.0 s", "linked 2, unlinked 1 packages in 4.0 s"]
+    assert summary.lines() == ["downloaded 2 packages, 3.9 KB in 4.0 s", "linked 2 packages, unlinked 1 in 4.0 s"]
 
 
 def test_stall_names_the_silent_url_each_period_then_resumes() -> None:
@@ -283,7 +283,7 @@ def test_ci_log_gets_one_line_per_phase_with_the_right_totals(
     ), lines
     assert "solved with cuda-version=12.4 (1 of 5 candidates tried) in " in done.stderr
     assert re.search(r"^saved the snapshot: backed up \d+ files", done.stderr, re.M)
-    assert re.search(r"^linked 5, unlinked 5 packages in ", done.stderr, re.M)
+    assert re.search(r"^linked 5 packages, unlinked 5 in ", done.stderr, re.M)
     assert "\x1b[" not in done.stderr and "━" not in done.stderr  # no live bars in a log
 
 

@@ -29,9 +29,23 @@ from condafix.errors import Hint
 
 
 @dataclass(frozen=True, kw_only=True)
+class PackageMove:
+    """One package a rollback moves: as it is in the env now -> as the snapshot holds it (None: absent)."""
+
+    name: str
+    from_version: str | None
+    from_build: str | None
+    to_version: str | None
+    to_build: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RestorePlan:
-    """What a rollback would do: packages to remove and put back, those it must fetch, and what
-    changed after condafix's change (which the rollback would revert too)."""
+    """What a rollback would do: packages to remove and put back (``packages``: each with its versions),
+    those it must fetch, and what changed after condafix's change (which the rollback would revert too).
+
+    ``already_undone``: condafix's packages are back as the snapshot holds them though the snapshot was
+    never rolled back (``conda install --revision N``); what is left is the pin and requested specs."""
 
     snapshot: str
     remove: tuple[str, ...]
@@ -40,6 +54,12 @@ class RestorePlan:
     later_changes: tuple[str, ...] = ()
     pins_removed: tuple[str, ...] = ()
     specs_restored: tuple[str, ...] = ()
+    packages: tuple[PackageMove, ...] = ()
+    already_undone: bool = False
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.remove or self.restore or self.pins_removed or self.specs_restored)
 
 
 def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
@@ -92,8 +112,13 @@ def restore_plan(
     remove = sorted({str(_read_json(p).get("name")) for f, p in current.items() if f not in saved and _own(p, own)})
     restore = sorted({str(_read_json(p).get("name")) for f, p in saved.items() if f not in current and _own(p, own)})
     missing = tuple(n for n in restore if n not in backed)
-    pins = tuple(str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict))
+    pinned = {line.strip() for line in condameta.pinned_lines(prefix)}  # a pin the user deleted stays deleted
+    pins = tuple(
+        str(e.get("added")) for e in meta.get("pin_edits", []) if isinstance(e, dict) and e.get("added") in pinned
+    )
     specs = tuple(_spec_changes(prefix, meta, own))
+    gone = [_read_json(p) for f, p in current.items() if f not in saved and _own(p, own)]
+    back = [_read_json(p) for f, p in saved.items() if f not in current and _own(p, own)]
     return RestorePlan(
         snapshot=snapshot.name,
         remove=tuple(remove),
@@ -102,6 +127,27 @@ def restore_plan(
         later_changes=(),
         pins_removed=pins,
         specs_restored=specs,
+        packages=_moves(gone, back),
+    )
+
+
+def _moves(gone: list[dict[str, Any]], back: list[dict[str, Any]]) -> tuple[PackageMove, ...]:
+    """Records leaving the env and records coming back, paired by package name."""
+    now = {str(r.get("name")): r for r in gone}
+    then = {str(r.get("name")): r for r in back}
+
+    def field(record: dict[str, Any] | None, key: str) -> str | None:
+        return None if record is None else str(record.get(key))
+
+    return tuple(
+        PackageMove(
+            name=name,
+            from_version=field(now.get(name), "version"),
+            from_build=field(now.get(name), "build"),
+            to_version=field(then.get(name), "version"),
+            to_build=field(then.get(name), "build"),
+        )
+        for name in sorted(now.keys() | then.keys())
     )
 
 
@@ -171,8 +217,9 @@ def restore(
         if not changed:
             raise
         raise ApplyError(
-            f"{_unsaid(exc.summary)}: the restore stopped part-way ({len(changed)} files and records were "
-            "already removed or put back), so the env is half restored; the journal is kept",
+            f"{_unsaid(exc.summary)}: the restore stopped part-way ({len(changed)} "
+            f"{'file or record' if len(changed) == 1 else 'files and records'} already removed or put back), "
+            "so the env is half restored; the journal is kept",
             (Hint(code="rollback", text=f"remove the symlink, then run `condafix rollback -p {prefix}` again"),),
         ) from None
     _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))

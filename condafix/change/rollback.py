@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from condafix.change.condafiles import _config, _current_dists, append_history, requested_map
+from condafix.change.condafiles import _config, _current_dists, _undo_pin_edits, append_history, requested_map
 from condafix.change.installer import Reinstaller
 from condafix.change.lock import _deferred_signals, prefix_lock
 from condafix.change.others import foreign_changes, scope
@@ -66,7 +67,11 @@ def rollback(
     else:  # an unfinished (killed) change: what another tool did since its snapshot counts the same
         later = foreign_changes(prefix, root, meta)
     preview = restore_plan(prefix, root, meta, force=force)
-    preview = RestorePlan(**{**preview.__dict__, "later_changes": tuple(later)})
+    if chosen.state == "applied" and not resuming and not (preview.remove or preview.restore):
+        # undone already (conda install --revision N): the later changes are that undo, nothing to revert
+        preview = replace(preview, already_undone=True)
+        return preview if dry_run else _finish_undone(prefix, root, chosen.id, meta, preview, force=force)
+    preview = replace(preview, later_changes=tuple(later))
     if dry_run:
         return preview
     if later and not force:
@@ -122,7 +127,31 @@ def rollback(
                 "the journal is kept",
                 (Hint(code="rollback", text=f"free space, then run `condafix rollback -p {prefix}` again"),),
             ) from None
-    return RestorePlan(**{**done.__dict__, "later_changes": tuple(later)})
+    return replace(done, later_changes=tuple(later))
+
+
+def _finish_undone(
+    prefix: Path, root: Path, snapshot_id: str, meta: dict[str, Any], plan: RestorePlan, *, force: bool
+) -> RestorePlan:
+    """The packages are back already; what condafix added besides them goes: its pin, and its requested
+    spec, which ``conda install --revision`` keeps in conda's history (and conda's next install would
+    bring the fix back for it). Nothing is re-linked; the snapshot is marked rolled back."""
+    if not plan.has_work:
+        return plan
+    if not os.access(prefix / "conda-meta", os.W_OK):
+        raise ApplyError(f"{prefix} is read-only for this user; nothing was changed")
+    try:
+        with prefix_lock(prefix):
+            _update_meta(root, pre_rollback={"requested": requested_map(prefix)})
+            _undo_pin_edits(prefix, meta.get("pin_edits", []), bool(meta.get("pinned_existed")))
+            _write_rollback_history(prefix, root, snapshot_id, _config(), force=force, packages=False)
+            _set_state(root, "rolled-back")
+    except OSError as exc:
+        raise ApplyError(
+            f"rollback stopped: {exc.strerror or exc} ({exc.filename or prefix})",
+            (Hint(code="rollback", text=f"fix the cause, then run `condafix rollback -p {prefix}` again"),),
+        ) from None
+    return plan
 
 
 def _put_journal_back(journal: Path, before: dict[str, Any]) -> None:

@@ -1,13 +1,13 @@
 """The typer app: parse arguments, call the core, hand the result to ``render``.
 
-Exit codes: ``doctor --check`` 0 ok / 1 warnings / 2 mismatch; 3 could not inspect the env;
-``explain`` 0 recognised / 1 unknown text / 2 bad input. 130 on Ctrl-C.
+Exit codes: the one table in ``cli/helptext.py`` (every ``--help`` ends with its rows; the README shows it).
 
 No ``from __future__ import annotations`` here, on purpose: typer reads every command's signature
 on each start, and string annotations cost it an eval apiece (~5x slower command building).
 """
 
 import functools
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 import typer
 
 from condafix import __version__
-from condafix.cli import guard
+from condafix.cli import guard, helptext
 from condafix.errors import CondafixError, UsageError
 
 if TYPE_CHECKING:
@@ -30,37 +30,72 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog="\b\n" + helptext.epilog("", width=76),
 )
 
 T = TypeVar("T")
 
-NameOpt = Annotated[Optional[str], typer.Option("-n", "--name", help="Environment name.")]  # noqa: UP045
-PrefixOpt = Annotated[Optional[str], typer.Option("-p", "--prefix", help="Environment path.")]  # noqa: UP045
+NameOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "-n", "--name", metavar="ENV", help="Environment name, found as conda finds it (default: the active env)."
+    ),
+]
+PrefixOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("-p", "--prefix", metavar="PATH", help="Environment path (default: the active env, $CONDA_PREFIX)."),
+]
 CudaOpt = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--cuda", help="Assume the driver supports this CUDA version (M.m); for GPU-less hosts."),
+    typer.Option(
+        "--cuda",
+        metavar="X.Y",
+        help="Assume the driver supports this CUDA version, for hosts without a GPU (default: detected).",
+    ),
 ]
 DriverOpt = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--driver", help="Assume this NVIDIA driver version (e.g. 535.104.05); mapped to its max CUDA."),
+    typer.Option(
+        "--driver",
+        metavar="VERSION",
+        help="Assume this NVIDIA driver version (e.g. 535.104.05); mapped to its max CUDA.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 # Target options shared by the commands that plan for a driver (cuda, env, lock): one spelling, one help text.
 TargetCudasOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
-    typer.Option("--cuda", help="Target CUDA version M.m (repeatable: the lowest wins)."),
+    typer.Option(
+        "--cuda", metavar="X.Y", help="Target CUDA version (repeatable: the lowest wins; default: the driver's)."
+    ),
 ]
 TargetDriversOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
-    typer.Option("--driver", help="Target driver version (repeatable: the lowest CUDA wins)."),
+    typer.Option("--driver", metavar="VERSION", help="Target driver version (repeatable: the lowest CUDA wins)."),
 ]
 DriversFileOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
-        "--drivers-file", help="One driver version per line, e.g. from every node of a cluster (oldest wins)."
+        "--drivers-file",
+        metavar="FILE",
+        help="One driver version per line, e.g. from every node of a cluster (oldest wins).",
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed without a terminal).")]
+
+
+def _command(name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command whose whole summary shows in the app's list (click cuts a docstring off at ~45
+    characters) and whose ``--help`` ends with its exit codes (``helptext``: the README's table)."""
+
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        command = name or func.__name__
+        summary = (func.__doc__ or "").strip().splitlines()[0]
+        epilog = "\b\n" + helptext.epilog(command, width=76)  # \b: click keeps the lines as they are
+        app.command(command, short_help=summary, epilog=epilog)(func)
+        return func
+
+    return register
 
 
 def _guard(
@@ -112,7 +147,7 @@ def _emit(outcome: "commands_mod.Outcome", as_json: bool) -> int:
     return outcome.code
 
 
-@app.command()
+@_command()
 @_guard("doctor", _json_flag)
 def doctor(
     name: NameOpt = None,
@@ -161,11 +196,16 @@ def _read_text(text: str | None, file: Path | None) -> str:
     return sys.stdin.read()
 
 
-@app.command()
+@_command()
 @_guard("explain", _json_flag)
 def explain(
-    text: Annotated[Optional[str], typer.Argument(help="The error message (else -f FILE or stdin).")] = None,  # noqa: UP045
-    file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the error from FILE (- for stdin).")] = None,
+    text: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="[MESSAGE]", help="The error message (else -f FILE or stdin)."),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("-f", "--file", metavar="FILE", help="Read the error from FILE (- for stdin).")
+    ] = None,
     cuda: CudaOpt = None,
     driver: DriverOpt = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Do not look at this machine's driver.")] = False,
@@ -192,9 +232,10 @@ SolverOpt = Annotated[
     str,
     typer.Option(
         "--solver",
+        metavar="[auto|conda|libmamba|classic|rattler]",
         help=(
-            "conda: conda's configured solver (the default inside a conda install); libmamba or classic: conda "
-            "with that solver; rattler: the embedded py-rattler (the default elsewhere). Same words as `conda cuda`."
+            "auto: conda inside a conda install, else rattler; conda: conda's configured solver; libmamba or "
+            "classic: conda with that solver; rattler: the embedded py-rattler. Same words as `conda cuda`."
         ),
     ),
 ]
@@ -213,14 +254,19 @@ def _solver(word: str) -> str:
     return word
 
 
-@app.command()
+@_command()
 @_guard("cuda", _json_flag)
 def cuda(
     name: NameOpt = None,
     prefix: PrefixOpt = None,
     channel: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("-c", "--channel", help="Channel name, https:// or file:// URL (repeatable)."),
+        typer.Option(
+            "-c",
+            "--channel",
+            metavar="CHANNEL",
+            help="Channel name, https:// or file:// URL (repeatable; default: the env's channels, else .condarc's).",
+        ),
     ] = None,
     cuda: TargetCudasOpt = None,
     driver: TargetDriversOpt = None,
@@ -233,7 +279,11 @@ def cuda(
     yes: YesOpt = False,
     via: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--via", help="Let the env's own conda, mamba or micromamba install the pin."),
+        typer.Option(
+            "--via",
+            metavar="[conda|mamba|micromamba]",
+            help="Let this tool install the plan (default: as --solver picks: conda, or the embedded rattler).",
+        ),
     ] = None,
     no_pin: Annotated[
         bool, typer.Option("--no-pin", help="Do not write the pin to conda-meta/pinned (conda may undo the fix).")
@@ -268,12 +318,15 @@ def cuda(
     return _emit(outcome, as_json)
 
 
-@app.command()
+@_command()
 @_guard("rollback", _json_flag)
 def rollback(
     name: NameOpt = None,
     prefix: PrefixOpt = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="Snapshot id (default: the newest).")] = None,  # noqa: UP045
+    to: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--to", metavar="SNAPSHOT", help="Snapshot id, as --list shows it (default: the newest)."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be restored; change nothing.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
     yes: YesOpt = False,
@@ -291,12 +344,15 @@ def rollback(
     return _emit(outcome, as_json)
 
 
-@app.command("env")
+@_command("env")
 @_guard("env", _json_flag)
 def env_file(
     file: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin)."),
+        typer.Argument(
+            metavar="[FILE]",
+            help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin).",
+        ),
     ] = None,
     cuda: TargetCudasOpt = None,
     driver: TargetDriversOpt = None,
@@ -305,7 +361,9 @@ def env_file(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the file would change (pre-commit, CI).")] = False,
     channel: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("-c", "--channel", help="Check the pin on this channel (default: the file's channels)."),
+        typer.Option(
+            "-c", "--channel", metavar="CHANNEL", help="Check the pin on this channel (default: the file's channels)."
+        ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Do not check the pin against a channel.")] = False,
     allow_major: Annotated[
@@ -340,12 +398,15 @@ def env_file(
     return _emit(outcome, as_json)
 
 
-@app.command("lock")
+@_command("lock")
 @_guard("lock", _json_flag)
 def lock(
     files: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Argument(help="pixi.lock, conda-lock.yml or @EXPLICIT files (default: ./pixi.lock, ./conda-lock.yml)."),
+        typer.Argument(
+            metavar="[FILE]...",
+            help="pixi.lock, conda-lock.yml or @EXPLICIT files (default: ./pixi.lock, ./conda-lock.yml).",
+        ),
     ] = None,
     cuda: TargetCudasOpt = None,
     driver: TargetDriversOpt = None,
@@ -385,7 +446,9 @@ def _root(
     ] = False,
     proxy: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--proxy", help="Use this proxy (http://host:port) for every request condafix makes."),
+        typer.Option(
+            "--proxy", metavar="URL", help="Use this proxy (http://host:port) for every request condafix makes."
+        ),
     ] = None,
     keep_proxy: Annotated[
         bool, typer.Option("--keep-proxy", help="Use the proxy settings exactly as set, even broken ones.")
@@ -410,12 +473,14 @@ def _root(
         raise typer.Exit(exc.exit_code) from None
 
 
-@app.command("proxy")
+@_command("proxy")
 @_guard("proxy", _json_flag)
 def proxy_command(
     channel: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("-c", "--channel", help="Check no_proxy against this channel's host (repeatable)."),
+        typer.Option(
+            "-c", "--channel", metavar="CHANNEL", help="Check no_proxy against this channel's host (repeatable)."
+        ),
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 0 ok, 1 warnings, 2 errors.")] = False,
     connect: Annotated[
@@ -428,6 +493,19 @@ def proxy_command(
 
     outcome = commands.proxy(channels=channel or [], check=check, connect=connect, ui=_ui(as_json))
     return _emit(outcome, as_json)
+
+
+def usage_error(exc: Exception, stream: io.TextIOBase) -> None:
+    """click's usage error as one line and a "try --help" line (click prints the usage, a "Try" line,
+    a blank line, then the error). ``condafix`` alone (``no_args_is_help``) still prints the help."""
+    ctx = getattr(exc, "ctx", None)
+    message = exc.format_message()  # type: ignore[attr-defined]
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        stream.write(f"{message}\n")
+        return
+    stream.write(f"error: {' '.join(message.split())}\n")
+    if ctx is not None:
+        stream.write(f"try `{ctx.command_path} --help`\n")
 
 
 def _run_app() -> int:
@@ -444,7 +522,7 @@ def _run_app() -> int:
         code = app(standalone_mode=False)
     except click_exception as exc:  # usage errors quote the arguments, URLs included
         stderr = render.Output().stderr
-        exc.show(file=stderr)  # type: ignore[attr-defined]
+        usage_error(exc, stderr)
         stderr.flush()
         return int(exc.exit_code)  # type: ignore[attr-defined]
     except typer.Abort:

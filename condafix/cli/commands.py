@@ -263,7 +263,8 @@ def cuda(
     if not (apply and result.status == "change"):
         return Outcome(kind="cuda", result=result, code=code, view="plan-applying" if apply else "plan")
     ui.show("plan-applying", result)
-    if not ui.confirm(f"Apply these {len(result.changes)} changes to {where}?"):
+    count = len(result.changes)
+    if not ui.confirm(f"Apply {'this change' if count == 1 else f'these {count} changes'} to {where}?"):
         raise CondafixError(summary="nothing was changed", hints=(), exit_code=1)
     from condafix.change import apply as apply_mod
     from condafix.detect import driver as driver_mod
@@ -318,7 +319,7 @@ def rollback(
         return Outcome(kind="rollback", result=preview, view="restore-preview")
     if preview.later_changes and not force:
         rollback_mod.rollback(where, to, dry_run=False, force=False)  # refuses, naming the later changes
-    if preview.remove or preview.restore or preview.pins_removed or preview.specs_restored:
+    if preview.has_work:
         ui.show("restore-preview", preview)
         if not ui.confirm(f"Restore {where} to snapshot {preview.snapshot}?"):
             raise CondafixError(summary="nothing was changed", hints=(), exit_code=1)

@@ -51,6 +51,8 @@ def _print_error(kind: str, exc: Exception, as_json: bool) -> int:
 #: conda's solver of that name, as ``conda install --solver`` picks it; in ``condafix cuda`` ``rattler`` is
 #: the embedded py-rattler, the others conda's).
 SOLVER_WORDS = ("conda", "libmamba", "classic", "rattler")
+#: ``--via`` words (``backends.tool.VIA_TOOLS`` checks the same three for ``condafix cuda``)
+VIA_WORDS = ("conda", "mamba", "micromamba")
 
 
 class _SolverAction(argparse.Action):
@@ -67,18 +69,35 @@ class _SolverAction(argparse.Action):
 
 def configure_cuda_parser(parser: argparse.ArgumentParser) -> None:
     """The options of ``condafix cuda`` and ``condafix rollback`` (one vocabulary), for ``conda cuda``."""
+    from condafix.cli import helptext
+
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("-n", "--name", help="Environment name (conda's envs dirs).")
-    where.add_argument("-p", "--prefix", help="Environment path.")
-    parser.add_argument("-c", "--channel", action="append", default=[], help="Channel (default: your .condarc).")
-    parser.add_argument("--cuda", action="append", default=[], help="Target CUDA M.m (repeatable: lowest wins).")
-    parser.add_argument("--driver", action="append", default=[], help="Target driver version (repeatable).")
-    parser.add_argument("--drivers-file", help="One driver version per line (a fleet).")
+    where.add_argument(
+        "-n", "--name", metavar="ENV", help="Environment name (conda's envs dirs; default: the active env)."
+    )
+    where.add_argument("-p", "--prefix", metavar="PATH", help="Environment path (default: the active env).")
+    parser.add_argument(
+        "-c", "--channel", action="append", default=[], metavar="CHANNEL",
+        help="Channel name or URL (repeatable; default: your .condarc's channels).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cuda", action="append", default=[], metavar="X.Y",
+        help="Target CUDA version (repeatable: the lowest wins; default: the driver's).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--driver", action="append", default=[], metavar="VERSION",
+        help="Target driver version (repeatable: the lowest CUDA wins).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--drivers-file", metavar="FILE", help="One driver version per line, e.g. a fleet's (oldest wins)."
+    )
     parser.add_argument("--offline", action="store_true", help="Plan from conda's cache only.")
     parser.add_argument("--allow-major", action="store_true", help="Allow moving to an older CUDA major.")
     parser.add_argument("--apply", action="store_true", help="Change the env as planned (asks first).")
     parser.add_argument("-y", "--yes", action="store_true", help="Do not ask (needed without a terminal).")
-    parser.add_argument("--via", choices=("conda", "mamba", "micromamba"), help="Let this tool install the pin.")
+    parser.add_argument(
+        "--via", choices=VIA_WORDS, help="Let this tool install the plan (default: conda's own transaction)."
+    )
     parser.add_argument(
         "--no-pin", action="store_true", help="Do not write the pin to conda-meta/pinned (conda may undo the fix)."
     )
@@ -93,18 +112,44 @@ def configure_cuda_parser(parser: argparse.ArgumentParser) -> None:
         choices=SOLVER_WORDS,
         default=argparse.SUPPRESS,  # absent, not None: conda would read None as a solver named "none"
         help=(
-            "conda: your configured `solver` (default); libmamba, classic or rattler: conda with that solver "
-            "(as `conda install --solver`)."
+            "conda: your configured `solver` (the default); libmamba, classic or rattler: conda with that "
+            "solver (as `conda install --solver`)."
         ),
     )
     parser.add_argument("--rollback", action="store_true", help="Undo condafix's last change instead.")
-    parser.add_argument("--to", help="With --rollback: the snapshot id (default: the newest).")
+    parser.add_argument(
+        "--to", metavar="SNAPSHOT", help="With --rollback: the snapshot id, as --list shows it (default: the newest)."
+    )
     parser.add_argument("--dry-run", action="store_true", help="With --rollback: say what would be restored.")
     parser.add_argument("--list", dest="list_", action="store_true", help="With --rollback: list the snapshots.")
     parser.add_argument(
         "--force", action="store_true", help="With --rollback: roll back even though the env changed after."
     )
     parser.add_argument("--json", action="store_true", help="One JSON document on stdout.")
+    parser.epilog = helptext.epilog("conda cuda")  # conda's parsers keep an epilog's lines (RawDescription)
+    _one_line_errors(parser)
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """A usage error is one line and a "try --help" line, exit 2 (argparse prints the whole usage first).
+
+    conda's root parser, not ours, would reject an unknown option (``unrecognized arguments``, after
+    its own usage): ours rejects the leftovers itself, so the message is the same shape."""
+    prog = parser.prog
+
+    def error(message: str) -> Any:
+        parser.exit(2, f"{prog}: error: {message}\ntry `{prog} --help`\n")
+
+    parse_known_args = parser.parse_known_args
+
+    def known_args(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_known_args = known_args  # type: ignore[method-assign,assignment]
 
 
 def _prefix_of(args: argparse.Namespace) -> str:
@@ -114,8 +159,28 @@ def _prefix_of(args: argparse.Namespace) -> str:
     if getattr(args, "prefix", None):
         return str(args.prefix)
     if getattr(args, "name", None):
-        return str(locate_prefix_by_name(args.name))
+        from conda.exceptions import EnvironmentNameNotFound
+
+        try:
+            return str(locate_prefix_by_name(args.name))
+        except EnvironmentNameNotFound:
+            raise _no_such_env(args.name, [str(d) for d in context.envs_dirs]) from None
     return str(context.target_prefix)
+
+
+def _no_such_env(name: str, envs_dirs: list[str]) -> Exception:
+    """conda's ``EnvironmentNameNotFound`` is three lines and exit 1; condafix says it in one, exit 3
+    (could not inspect the env), naming close matches among the envs conda's envs dirs hold."""
+    import difflib
+
+    from condafix.errors import InspectError
+
+    known = sorted(
+        {p.name for d in envs_dirs if Path(d).is_dir() for p in Path(d).iterdir() if (p / "conda-meta").is_dir()}
+    )
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "; `conda info --envs` lists them"
+    return InspectError(f"no environment named {name!r} in conda's envs dirs ({', '.join(envs_dirs)}){guess}")
 
 
 def cuda_action(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 from condafix import __version__
 from condafix.cli import summary
 from condafix.errors import CondafixError
+from condafix.progress_view import plural
 from condafix.redact import RedactingWriter, redact, redact_json
 from condafix.schema import to_jsonable
 
@@ -235,7 +236,7 @@ def doctor_text(report: DoctorReport, *, out: Output | None = None) -> None:
         jit = f", PTX-JIT users: {e(', '.join(users))}" if users else ""
         con.print(
             f"[bold]Env[/]      {e(env.prefix)} ({env.kind}, via {e(env.selected_by or '?')}, "
-            f"{env.package_count} packages{cuda}{jit})"
+            f"{plural(env.package_count, 'package')}{cuda}{jit})"
         )
     for path in report.compile_paths:
         style = _STYLE[path.severity]
@@ -339,7 +340,8 @@ def plan_text(plan: Plan, *, applying: bool = False, out: Output | None = None) 
             action = f"[{style}]{c.action}[/]" if style else c.action
             rows.append((action, e(c.name), e(before), e(after), e(c.channel or "-"), _size(c.size)))
         con.table(("", "package", "from", "to", "channel", "download"), rows)
-        con.print(f"{plan.unchanged} other packages stay as they are")
+        stay = "stays as it is" if plan.unchanged == 1 else "stay as they are"
+        con.print(f"{plural(plan.unchanged, 'other package')} {stay}")
     style = {"change": "bold", "nothing-to-do": "green", "blocked": "bold red"}[plan.status]
     con.print(f"\n[{style}]{plan.status}[/]: {e(plan.reason)}")
     if plan.pin:
@@ -438,7 +440,8 @@ def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
 def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) -> None:
     con = console(out=out)
     con.print(
-        f"[green]applied[/] {applied.changes} changes with {_escape(applied.via)}; snapshot {_escape(applied.snapshot)}"
+        f"[green]applied[/] {plural(applied.changes, 'change')} with {_escape(applied.via)}; "
+        f"snapshot {_escape(applied.snapshot)}"
     )
     for line in applied.pinned:
         con.print(f"pinned [bold]{_escape(line)}[/] in conda-meta/pinned: conda keeps it (skip with --no-pin)")
@@ -451,24 +454,12 @@ def applied_text(applied: Applied, prefix: str, *, out: Output | None = None) ->
 
 
 def restore_text(plan: RestorePlan, *, dry_run: bool, out: Output | None = None) -> None:
+    """What a rollback would do or did, each package with its versions (words: ``summary.restore_lines``)."""
     con = console(out=out)
-    verb = "would" if dry_run else "did"
     for change in plan.later_changes:
         con.print(f"[yellow]changed after condafix's change[/] (rollback reverts it): {_escape(change)}")
-    if not (plan.remove or plan.restore or plan.pins_removed or plan.specs_restored):
-        con.print(f"the environment already matches snapshot {_escape(plan.snapshot)}: nothing to do")
-        return
-    con.print(
-        f"snapshot {_escape(plan.snapshot)}: {verb} remove {_escape(', '.join(plan.remove) or '-')}; "
-        f"{verb} restore {_escape(', '.join(plan.restore) or '-')}"
-    )
-    for line in plan.pins_removed:
-        con.print(f"{verb} remove the pin {_escape(line)} from conda-meta/pinned")
-    for spec in plan.specs_restored:
-        con.print(f"{verb} {_escape(spec)} in conda's requested specs (history)")
-    if plan.missing:
-        missing = _escape(", ".join(plan.missing))
-        con.print(f"not in the snapshot's backup: {missing} (from the package cache, else the channel)")
+    for line in summary.restore_lines(plan, done=not dry_run):
+        con.print(_escape(line))
 
 
 def snapshots_text(snapshots: list[SnapshotInfo], *, out: Output | None = None) -> None:
@@ -476,7 +467,7 @@ def snapshots_text(snapshots: list[SnapshotInfo], *, out: Output | None = None) 
     if not snapshots:
         con.print("no condafix snapshots in this environment")
     for snap in snapshots:
-        con.print(f"{_escape(snap.id)}  {snap.state:<12} {snap.packages} packages  {_escape(snap.reason)}")
+        con.print(f"{_escape(snap.id)}  {snap.state:<12} {plural(snap.packages, 'package')}  {_escape(snap.reason)}")
 
 
 def outcome(result: Any, *, as_json: bool, out: Output | None = None) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from condafix.findings import RANK, Finding, Severity, Status
+from condafix.progress_view import plural
 
 
 def status_of(findings: Iterable[Finding]) -> Status:
@@ -64,16 +65,82 @@ def _lock(run: Any) -> tuple[Finding, ...]:
     return tuple(out)
 
 
+def move_text(move: Any) -> str:
+    """One package a rollback moves, with its versions: ``cuda-cudart 12.4.131 -> 12.9.86``,
+    ``numba-cuda 0.4.0 (removed)``, ``libfoo 1.2 (put back)``; builds too when the version stays."""
+    if move.to_version is None:
+        return f"{move.name} {move.from_version} (removed)"
+    if move.from_version is None:
+        return f"{move.name} {move.to_version} (put back)"
+    same = move.from_version == move.to_version
+    before = f"{move.from_version} {move.from_build}" if same else move.from_version
+    after = f"{move.to_version} {move.to_build}" if same else move.to_version
+    return f"{move.name} {before} -> {after}"
+
+
+UNDONE = "already undone: every package condafix changed is back as it was"
+#: why a requested spec still goes after ``conda install --revision N`` (real conda 26.7.1 keeps it,
+#: and its next ``conda install`` moves the env back to it: tests/test_conda_rollback.py)
+KEPT_SPEC = "conda keeps it through `conda install --revision`, and its next install {} the fix back"
+
+
+def restore_lines(plan: Any, *, done: bool) -> list[str]:
+    """The rollback's words, for the text view (after the later changes it names itself)."""
+    if plan.already_undone and not plan.has_work:
+        return [f"snapshot {plan.snapshot}: {UNDONE}; nothing to do"]
+    if not plan.has_work:
+        return [f"the environment already matches snapshot {plan.snapshot}: nothing to do"]
+    out = []
+    if plan.already_undone:
+        out.append(f"snapshot {plan.snapshot}: {UNDONE}; what is left of condafix's change:")
+    elif plan.packages:
+        verb = "put back" if done else "would put back"
+        out.append(f"snapshot {plan.snapshot}: {verb} {plural(len(plan.packages), 'package')} as before the change:")
+        out += [f"  {move_text(m)}" for m in plan.packages]
+    else:
+        out.append(f"snapshot {plan.snapshot}:")
+    out += [_pin_words(pin, done) for pin in plan.pins_removed]
+    for spec in plan.specs_restored:
+        kept = KEPT_SPEC.format("would have brought" if done else "would bring")
+        out.append(_spec_words(spec, done) + (f": {kept}" if plan.already_undone else ""))
+    if plan.missing:
+        missing = ", ".join(plan.missing)
+        out.append(f"not in the snapshot's backup: {missing} (from the package cache, else the channel)")
+    return out
+
+
+def _pin_words(pin: str, done: bool) -> str:
+    return f"{'removed' if done else 'would remove'} the pin {pin} from conda-meta/pinned"
+
+
+def _spec_words(spec: str, done: bool) -> str:
+    """``remove X`` / ``restore X`` (``RestorePlan.specs_restored``) in words."""
+    action, _sp, what = spec.partition(" ")
+    verb = {"remove": "removed", "restore": "restored"}.get(action, action) if done else f"would {action}"
+    where = "from" if action == "remove" else "in"
+    return f"{verb} {what} {where} conda's requested specs (history)"
+
+
 def _restore(plan: Any, *, done: bool) -> tuple[Finding, ...]:
-    verb = ("removed", "restored") if done else ("would remove", "would restore")
-    out = [_f("rollback-remove", "info", f"{verb[0]} {name}", component=name) for name in plan.remove] + [
-        _f("rollback-restore", "info", f"{verb[1]} {name}", component=name) for name in plan.restore
+    verb = "rolled back" if done else "would roll back"
+    out = [
+        _f(
+            "rollback-remove" if m.to_version is None else "rollback-restore",
+            "info",
+            f"{verb} {move_text(m)}",
+            component=m.name,
+        )
+        for m in plan.packages
     ]
+    out += [_f("rollback-pin", "info", _pin_words(pin, done)) for pin in plan.pins_removed]
+    out += [_f("rollback-spec", "info", _spec_words(spec, done)) for spec in plan.specs_restored]
     out += [
         _f("rollback-missing", "error", f"{name}: no backup and not in any cache", component=name)
         for name in plan.missing
     ]
     out += [_f("rollback-later-change", "warning", f"changed after condafix's change: {c}") for c in plan.later_changes]
+    if plan.already_undone:
+        out.insert(0, _f("rollback-already-undone", "ok", UNDONE + ("" if plan.has_work else "; nothing to do")))
     return tuple(out) or (_f("rollback-nothing", "ok", "nothing to roll back"),)
 
 
@@ -86,7 +153,7 @@ def findings_for(view: str, result: Any) -> tuple[Finding, ...]:
         return _plan(result)
     if view == "applied":
         applied = result.applied
-        message = f"changed {applied.changes} package(s) through {applied.via}; snapshot {applied.snapshot}"
+        message = f"changed {plural(applied.changes, 'package')} through {applied.via}; snapshot {applied.snapshot}"
         return (_f("applied", "ok", message),)
     if view == "env":
         return _env_file(result)

@@ -30,6 +30,7 @@ from condafix.knowledge.cuda import CudaVersion
 from condafix.plan import blocking
 from condafix.plan.blocking import Blocker, Family
 from condafix.plan.solver import Backend, InstallRequest, Record, SolveFailed
+from condafix.progress_view import plural
 from condafix.schema import to_jsonable
 
 Status = Literal["change", "nothing-to-do", "blocked"]
@@ -350,7 +351,7 @@ def plan(
             attempts.append(SolveAttempt(pin=pins[0], solved=False, detail=_first_lines(failed.message)))
             continue
         attempts.append(SolveAttempt(pin=pins[0], solved=True, detail="solved"))
-        progress.end(step, f"solved with {pins[0]} ({number} of {len(candidates)} candidates tried)")
+        progress.end(step, f"solved with {pins[0]} ({number} of {plural(len(candidates), 'candidate')} tried)")
         reason = f"newest {family} <= CUDA {target_cuda} that solves with the rest of the env: {candidate}"
         return solved_plan(reason, pins, specs, solved)
     if to_try:
