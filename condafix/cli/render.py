@@ -399,9 +399,15 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
         for column in ("env", "platform", "CUDA", "from", "verdict", "why"):
             table.add_column(column)
         for env in report.envs:
-            verdict = f"[{styles[env.verdict]}]{env.verdict}[/]"
-            table.add_row(e(env.env), e(env.platform), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
+            verdict = f"[{styles[env.verdict]}]{e(env.runs or env.verdict)}[/]"  # pixi: in pixi's own words
+            where = env.platform if env.lock_platform in (None, env.platform) else f"{env.platform} ({env.lock_platform})"
+            table.add_row(e(env.env), e(where), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
         con.print(table)
+        checks = [env.check for env in report.envs if env.check and env.runs != "runs as resolved"]
+        if checks:
+            con.print(f"pixi's own check for CUDA {e(report.target_cuda)}, on any machine:")
+            for check in dict.fromkeys(checks):
+                con.print(f"  {e(check)}")
         for env in report.envs:
             if env.pypi_cuda and env.cuda:
                 con.print(

@@ -28,7 +28,15 @@ from condafix.files.envfile import (
     find_template,
     solver_label,
 )
-from condafix.files.pixiplatforms import RichPlatform, applies, bound_platforms, move_platform, rich_platforms
+from condafix.files.pixiplatforms import (
+    DeclaredPlatform,
+    RichPlatform,
+    applies,
+    bound_platforms,
+    declared_platforms,
+    move_platform,
+    rich_platforms,
+)
 from condafix.knowledge.cuda import CudaVersion
 
 if TYPE_CHECKING:
@@ -425,3 +433,9 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
         if found:
             out[str(env)] = max(found)
     return out
+
+
+def manifest_platforms(raw: str, name: str) -> list[DeclaredPlatform]:
+    """The platforms pixi solves the manifest for, as pixi names them (pixi.lock's aliases map back to these)."""
+    root, _prefix = _root(_load(raw, name), name)
+    return declared_platforms(root, _table(root, "workspace") or _table(root, "project") or {})

@@ -143,3 +143,66 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[
                     )
                 )
     return edits
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclaredPlatform:
+    """A platform as pixi names it: a workspace entry, or one pixi migrates from ``[system-requirements]``."""
+
+    name: str
+    subdir: str
+    cuda: CudaVersion | None  # the __cuda it is solved with; None: no __cuda
+
+
+def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
+    """The rich entry pixi migrates a plain subdir with ``[system-requirements]`` into (``__cuda`` is off osx)."""
+    entry = {"platform": subdir}
+    libc = sysreq.get("libc")
+    glibc = libc.get("version") if isinstance(libc, dict) and libc.get("family", "glibc") == "glibc" else libc
+    keys = {"cuda": sysreq.get("cuda"), "glibc": glibc, "linux": sysreq.get("linux"), "archspec": sysreq.get("archspec")}
+    for key, value in keys.items():
+        if isinstance(value, str) and not (subdir.startswith("osx") and key == "cuda"):
+            if key == "cuda" or subdir.startswith("linux"):
+                entry[key] = value
+    return entry
+
+
+def declared_platforms(root: Any, meta: Any) -> list[DeclaredPlatform]:
+    """Every platform pixi solves this manifest for, named as pixi names it (to match pixi.lock's aliases)."""
+    listed = meta.get("platforms", []) if isinstance(meta, dict) else []
+    out: list[DeclaredPlatform] = []
+
+    def add(entry: Any) -> None:
+        subdir = str(entry.get("platform") or entry.get("name") or "")
+        cuda = entry.get("cuda")
+        raw = cuda.get("driver") if isinstance(cuda, dict) else cuda if cuda is not None else entry.get("__cuda")
+        version = str(raw).split("=", 1)[0].strip() if isinstance(raw, str) else ""
+        try:
+            parsed = CudaVersion.parse(version if "." in version else f"{version}.0") if version else None
+        except Exception:
+            parsed = None
+        name = str(entry.get("name") or synthesized_name(entry))
+        if all(p.name != name for p in out):
+            out.append(DeclaredPlatform(name=name, subdir=subdir, cuda=parsed))
+
+    plain = [str(p) for p in listed if isinstance(p, str)]
+    if len(plain) < len(listed):  # rich entries: pixi keeps the list as written (no migration)
+        for entry in listed:
+            add({"platform": entry} if isinstance(entry, str) else entry)
+        return out
+    features = root.get("feature") if isinstance(root, dict) else None
+    scopes = [(root, None)] + [
+        (node, bound_platforms(node)) for node in (features or {}).values() if isinstance(node, dict)
+    ]
+    base = root.get("system-requirements") if isinstance(root, dict) else None
+    for node, bound in scopes:
+        own = node.get("system-requirements")
+        sysreq = {**(base if isinstance(base, dict) else {}), **(own if isinstance(own, dict) else {})}
+        if node is not root and not isinstance(own, dict):
+            continue
+        for subdir in bound or plain:
+            add(_sysreq_entry(str(subdir), sysreq) if sysreq else {"platform": str(subdir)})
+    for subdir in plain:  # the subdirs no scope migrated stay bare
+        if all(p.subdir != subdir for p in out):
+            add({"platform": subdir})
+    return out
