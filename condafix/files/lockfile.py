@@ -1,8 +1,8 @@
 """``condafix lock``: the CUDA each locked env holds, per platform, against the target driver.
 
-Reads pixi.lock (every format version rattler reads: 3 to 7; pixi's own verdicts in ``pixilock``), conda-lock.yml (version 1) and
-``@EXPLICIT`` files. Lockfiles are never rewritten: the report says which manifest pin to change
-(the same group rules as ``condafix env``) and what to re-lock with. The locked CUDA is the
+Reads pixi.lock (every format version rattler reads: 3 to 7; pixi's own verdicts in ``pixilock``),
+conda-lock.yml (version 1) and ``@EXPLICIT`` files. Lockfiles are never rewritten: the report says
+which manifest pin to change (the same group rules as ``condafix env``) and what to re-lock with. The locked CUDA is the
 ``cuda-version`` record's, else ``cudatoolkit``'s, else ``pytorch-cuda``'s, else the CUDA that a
 pytorch / jaxlib / cupy / tensorflow build string names, else a CTK component's.
 """
@@ -314,6 +314,9 @@ def _change(old: str, new: str) -> str:
     if not old:
         return f"add {new}"
     head = new.partition(" = ")[0]
+    if "] platforms: " in new:  # a rich platform or a feature's reference to one: say the table once
+        head, _, rest = new.partition(": ")
+        return f"{old} -> {rest}" if old.startswith(head + ": ") else f"{old} -> {new}"
     if head and old.startswith(head + " = "):
         return f"{old} -> {new[len(head) + 3 :]}"
     return f"{old} -> {new}"
@@ -361,7 +364,7 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
     if pixi is not None:
         from condafix.files.pixilock import pixi_verdicts
 
-        judged = pixi_verdicts(judged, pixi, path, target)
+        judged = pixi_verdicts(judged, pixi, pixi_manifest(path), target, judge)
     verdicts = {e.verdict for e in judged}
     status: Literal["ok", "warning", "mismatch"] = (
         "mismatch" if "mismatch" in verdicts else "warning" if "warning" in verdicts else "ok"
@@ -404,7 +407,8 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
 
 def _drift_pin(env: LockedEnv) -> str:
     """The pin that keeps a drifted env on its declared CUDA: the major across majors, else major.minor."""
-    said = CudaVersion.parse(env.declared if "." in (env.declared or "") else f"{env.declared}.0")
+    declared = env.declared or "0"
+    said = CudaVersion.parse(declared if "." in declared else f"{declared}.0")
     held = CudaVersion.parse(env.cuda or "0.0")
     return str(said.major) if held.major != said.major else str(said)
 

@@ -353,7 +353,8 @@ def _numbered(edits: list[Edit], text: str) -> list[Edit]:
         header, _, rest = edit.new.partition("] ")
         if rest.startswith("platforms: "):  # a rich platform: the line holding its entry (or the name)
             needle = rest[len("platforms: ") :].strip("'")
-            found = next((n + 1 for n, line in enumerate(lines) if needle in line), 0)
+            top = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), 0)  # its own table's
+            found = next((n + 1 for n in range(top, len(lines)) if needle in lines[n]), 0)
             out.append(replace(edit, line=found))
             continue
         key = rest.split(" ", 1)[0]

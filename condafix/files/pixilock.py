@@ -21,7 +21,7 @@ has each env here, judged against the target driver:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,12 +85,16 @@ def _shown(cuda: CudaVersion) -> str:
 
 
 def pixi_verdicts(
-    judged: Sequence[LockedEnv], lock: PixiLock, lock_path: Path, target: CudaVersion
+    judged: Sequence[LockedEnv],
+    lock: PixiLock,
+    manifest: Path | None,
+    target: CudaVersion,
+    judge: Callable[[str, str, list[tuple[str, str, str]], list[str], CudaVersion], LockedEnv],
 ) -> tuple[LockedEnv, ...]:
-    """Each env in pixi's vocabulary, its platform under the manifest's name (see the module docstring)."""
-    from condafix.files.lockfile import judge, pixi_manifest
+    """Each env in pixi's vocabulary, its platform under the manifest's name (see the module docstring).
 
-    manifest = pixi_manifest(lock_path)
+    ``judge`` is lockfile's: the lock judged again against the CUDA the manifest declares (drift).
+    """
     declared: dict[str, CudaVersion] = {}
     platforms: list[DeclaredPlatform] = []
     if manifest is not None:
@@ -152,7 +156,9 @@ def _verdict(
     if env.verdict == "no-cuda":
         return replace(base, check=None)
     if env.verdict == "mismatch":
-        why = f"{env.reason}; pixi's own check passes (no locked package depends on a newer __cuda): it fails at run time"
+        why = (
+            f"{env.reason}; pixi's own check passes (no locked package depends on a newer __cuda): it fails at run time"
+        )
         return replace(base, runs="cannot run", reason=why)
     if env.verdict == "warning":
         return replace(base, runs="runs only by accident", reason=env.reason)

@@ -159,11 +159,16 @@ def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
     entry = {"platform": subdir}
     libc = sysreq.get("libc")
     glibc = libc.get("version") if isinstance(libc, dict) and libc.get("family", "glibc") == "glibc" else libc
-    keys = {"cuda": sysreq.get("cuda"), "glibc": glibc, "linux": sysreq.get("linux"), "archspec": sysreq.get("archspec")}
+    keys = {
+        "cuda": sysreq.get("cuda"),
+        "glibc": glibc,
+        "linux": sysreq.get("linux"),
+        "archspec": sysreq.get("archspec"),
+    }
     for key, value in keys.items():
-        if isinstance(value, str) and not (subdir.startswith("osx") and key == "cuda"):
-            if key == "cuda" or subdir.startswith("linux"):
-                entry[key] = value
+        on_subdir = not subdir.startswith("osx") if key == "cuda" else subdir.startswith("linux")
+        if isinstance(value, str) and on_subdir:
+            entry[key] = value
     return entry
 
 

@@ -91,7 +91,7 @@ def read_pixi_lock(path: Path) -> PixiLock:
         raise
     except BaseException as exc:  # rattler's parse errors, and pyo3's PanicException (a BaseException)
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ValueError(" / ".join(lines[:2]) or type(exc).__name__) from None
+        raise ValueError(f"py-rattler {_rattler_version()}: {' / '.join(lines[:2]) or type(exc).__name__}") from None
     envs = []
     depends: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
     for env_name, env in lock.environments():
@@ -109,6 +109,16 @@ def read_pixi_lock(path: Path) -> PixiLock:
         for p in lock.platforms()
     )
     return PixiLock(envs=tuple(envs), platforms=platforms, cuda_depends=depends)
+
+
+def _rattler_version() -> str:
+    """The py-rattler that read the lock: which lock formats it knows is its version's, so errors name it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("py-rattler")
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 def _is_cuda_spec(spec: str) -> bool:
