@@ -375,3 +375,41 @@ def test_fuzzed_rich_platforms_never_crash(platforms: list[object], deps: dict[s
     assert result.changed == (new != text)
     again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
     assert not again.changed or not result.changed
+
+
+def test_targets_select_as_pixi_does_and_follow_a_renamed_platform(channel: Path) -> None:
+    """`[target.<key>]`: a subdir, a family (linux, unix, win, osx), a glob or a platform's name (pixi's
+    TargetSelector); the rich platform's name is synthesized, so its target tables are renamed with it."""
+    raw = (
+        '[workspace]\nchannels = ["conda-forge"]\n'
+        'platforms = [{ platform = "linux-64", cuda = "12.9" }, "osx-arm64"]\n\n'
+        '[dependencies]\npython = "3.12.*"\nnumba-cuda = "*"\n\n'
+        '[target.osx.dependencies]\nonly-on-macos = "*"\n\n'
+        '[target.linux-64-cuda-12-9.dependencies]  # the GPU nodes\ncuda-version = "12.9.*"\n\n'
+        '[target.linux-64-cuda-12-9.tasks]\ntrain = "python train.py"\n'
+    )
+    result, new = plan_manifest(
+        raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+    )
+    assert result.status == "change", result.reason
+    assert _changed(raw, new) == [
+        'platforms = [{ platform = "linux-64", cuda = "12.4" }, "osx-arm64"]',
+        "[target.linux-64-cuda-12-4.dependencies]  # the GPU nodes",
+        'cuda-version = "12.4.*"',
+        "[target.linux-64-cuda-12-4.tasks]",
+    ]
+    assert [e.line for e in result.edits if e.reason == "follows the renamed platform"] == [12]  # once a table
+    gpu_only = raw.replace('cuda-version = "12.9.*"\n', 'cuda-version = "12.9.*"\nnot-on-any-channel = "*"\n')
+    variants = [raw + f'\n[target.{key}.dependencies]\nnot-on-any-channel = "*"\n' for key in ("linux", '"linux-*"')]
+    for missing in [gpu_only, *variants]:  # each table is in the linux-64 solve, so the check fails
+        refused, same = plan_manifest(
+            missing, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+        )
+        assert refused.status == "refused" and same == missing, refused.reason
+    elsewhere = raw.replace('only-on-macos = "*"', 'not-on-any-channel = "*"')  # [target.osx]: not in it
+    assert (
+        plan_manifest(
+            elsewhere, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+        )[0].status
+        == "change"
+    )

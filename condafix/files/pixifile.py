@@ -35,7 +35,10 @@ from condafix.files.pixiplatforms import (
     bound_platforms,
     declared_platforms,
     move_platform,
+    rename_targets,
+    renamed_header,
     rich_platforms,
+    target_applies,
 )
 from condafix.knowledge.cuda import CudaVersion
 
@@ -200,6 +203,7 @@ def plan_manifest(
     solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
     meta_where = f"[{prefix}{'workspace' if _table(root, 'workspace') is not None else 'project'}] platforms"
     rich = rich_platforms(meta, meta_where, name)
+    on_solve = [p.name for p in declared_platforms(root, meta) if p.subdir == solve_platform]
     scopes = [_scope(root, "default", prefix, name, rich, solve_platform)]
     for feature, node in (_table(root, "feature") or {}).items():
         if isinstance(node, dict):
@@ -253,7 +257,11 @@ def plan_manifest(
             def render(
                 moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
             ) -> list[str]:
-                out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
+                out = [
+                    _spec(d, moves.get(i))
+                    for i, d in enumerate(scope.deps)
+                    if d.platform is None or target_applies(d.platform, solve_platform, on_solve)
+                ]
                 return [*out, f"{add[0]} {add[1]}.*"] if add else out
 
             lookup, check, _where = channel_check(
@@ -301,7 +309,7 @@ def plan_manifest(
             edits.append(Edit(line=0, old=said, new=f'{where} cuda = "{text}"', reason="moves with the group"))
         for platform in scope.rich:  # the platform it is solved on says the same CUDA as its pins
             if platform.cuda > cuda:
-                edits += move_platform(platform, cuda, root)
+                edits += move_platform(platform, cuda, root, prefix)
                 noted.add(id(platform.entry))
         reasons.append(f"{scope.name}: {decision.reason}")
     for platform in rich:  # the rest, once each: no scope with CUDA packages moved them
@@ -318,7 +326,8 @@ def plan_manifest(
     if edits:
         import tomlkit
 
-        new_raw = tomlkit.dumps(doc)
+        new_raw = rename_targets(tomlkit.dumps(doc), edits)
+        edits = [replace(e, new=renamed_header(e.new, edits)) for e in edits]
     diff = "".join(
         difflib.unified_diff(
             raw.splitlines(keepends=True), new_raw.splitlines(keepends=True), fromfile=f"a/{name}", tofile=f"b/{name}"
@@ -351,14 +360,17 @@ def _numbered(edits: list[Edit], text: str) -> list[Edit]:
     out = []
     for edit in edits:
         header, _, rest = edit.new.partition("] ")
+        if not rest and edit.new.startswith("[") and edit.new.endswith("]"):  # a renamed [target.<name>] table
+            out.append(replace(edit, line=next((n + 1 for n, x in enumerate(lines) if x.startswith(edit.new[:-1])), 0)))
+            continue
         if rest.startswith("platforms: "):  # a rich platform: the line holding its entry (or the name)
             needle = rest[len("platforms: ") :].strip("'")
-            top = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), 0)  # its own table's
+            top = next((n for n, line in enumerate(lines) if line.split("#")[0].strip() == header + "]"), 0)
             found = next((n + 1 for n in range(top, len(lines)) if needle in lines[n]), 0)
             out.append(replace(edit, line=found))
             continue
         key = rest.split(" ", 1)[0]
-        start = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), -1)
+        start = next((n for n, line in enumerate(lines) if line.split("#")[0].strip() == header + "]"), -1)
         found = next(
             (n + 1 for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith((key + " ", key + "="))),
             0,

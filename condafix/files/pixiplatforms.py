@@ -7,6 +7,7 @@ entry's CUDA keeps its form and renames the references that used the synthesized
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,8 +110,11 @@ def applies(platform: RichPlatform, names: list[str] | None) -> bool:
     return names is None or str(explicit or synthesized_name(platform.entry)) in names
 
 
-def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[Edit]:
-    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it."""
+def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any, prefix: str = "") -> list[Edit]:
+    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it.
+
+    A ``[target.<old name>]`` table is renamed in the text (``rename_targets``): tomlkit has no public rename.
+    """
     old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
     version, eq, build = platform.raw.partition("=")
     platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
@@ -126,6 +130,12 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[
     if platform.entry.get("name") or new_name == old_name:
         return edits
     features = root.get("feature") if isinstance(root, dict) else None
+    for where, node in [("", root), *((f"feature.{f}.", n) for f, n in (features or {}).items())]:
+        targets = node.get("target") if isinstance(node, dict) else None
+        if isinstance(targets, dict) and old_name in targets:  # `[target.<name>]` selects that platform only
+            said = f"[{prefix}{where}target.{old_name}]"
+            new = f"[{prefix}{where}target.{new_name}]"
+            edits.append(Edit(line=0, old=said, new=new, reason="follows the renamed platform"))
     for feature, node in (features if isinstance(features, dict) else {}).items():
         names = node.get("platforms") if isinstance(node, dict) else None
         if not isinstance(names, list):
@@ -133,15 +143,9 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[
         for index, value in enumerate(names):
             if str(value) == old_name:
                 names[index] = new_name
-                said = f"[feature.{feature}] platforms: {old_name!r}"
-                edits.append(
-                    Edit(
-                        line=0,
-                        old=said,
-                        new=f"[feature.{feature}] platforms: {new_name!r}",
-                        reason="follows the renamed platform",
-                    )
-                )
+                table = f"[{prefix}feature.{feature}] platforms"
+                said, new = f"{table}: {old_name!r}", f"{table}: {new_name!r}"
+                edits.append(Edit(line=0, old=said, new=new, reason="follows the renamed platform"))
     return edits
 
 
@@ -211,3 +215,41 @@ def declared_platforms(root: Any, meta: Any) -> list[DeclaredPlatform]:
         if all(p.subdir != subdir for p in out):
             add({"platform": subdir})
     return out
+
+
+def _target_renames(edits: Sequence[Edit]) -> list[tuple[str, str]]:
+    return [(e.old[:-1], e.new[:-1]) for e in edits if e.old.startswith("[") and "target." in e.old and e.old != e.new]
+
+
+def renamed_header(text: str, edits: Sequence[Edit]) -> str:
+    """``text`` (a header line, or an edit's ``[table] key = …``) under the renamed ``[target.<name>]`` tables."""
+    for old, new in _target_renames(edits):
+        if text.startswith((old + "]", old + ".")):
+            return new + text[len(old) :]
+    return text
+
+
+def rename_targets(text: str, edits: Sequence[Edit]) -> str:
+    """Apply the ``[target.<name>]`` renames ``move_platform`` decided to the header lines of the written text."""
+    return "".join(renamed_header(line, edits) for line in text.splitlines(keepends=True))
+
+
+_FAMILIES = {
+    "linux": ("linux",),
+    "unix": ("linux", "osx", "emscripten", "wasi", "zos"),
+    "win": ("win",),
+    "osx": ("osx",),
+}
+
+
+def target_applies(key: str, subdir: str, names: Sequence[str]) -> bool:
+    """Does ``[target.<key>]`` apply to the solve on ``subdir``? pixi's selectors: a subdir (every platform on
+    it), a family (linux, unix, win, osx), a glob, or a platform's name (``names``: those on ``subdir``)."""
+    from fnmatch import fnmatchcase
+
+    families = _FAMILIES.get(key)
+    if families is not None:
+        return subdir.split("-", 1)[0] in families
+    if any(c in key for c in "*?["):
+        return any(fnmatchcase(n, key) for n in [subdir, *names])
+    return key == subdir or key in names
