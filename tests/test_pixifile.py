@@ -413,3 +413,34 @@ def test_targets_select_as_pixi_does_and_follow_a_renamed_platform(channel: Path
         )[0].status
         == "change"
     )
+
+
+def test_env_notes_say_what_pixi_makes_of_each_platform_on_this_driver() -> None:
+    """pixi's outcomes (crates/pixi_core/src/workspace/virtual_packages.rs): as resolved, by accident, or none
+    of the declared platforms satisfied (`missing virtual packages: __cuda >= 13`, errors.rs)."""
+    result, _new = plan_manifest((PIXI / "rich.pixi.toml").read_text(), "pixi.toml", CudaVersion.parse("12.4"))
+    moved = [e.reason for e in result.edits if "__cuda moves" in e.reason]
+    assert moved == [
+        "the platform's __cuda moves with the group to CUDA 12.4 (as declared (__cuda 12.9), pixi runs it on a CUDA "
+        "12.4 driver at best only by accident)",
+        "the platform's __cuda moves with the group to CUDA 12.4 (as declared (__cuda 12.8), pixi runs it on a CUDA "
+        "12.4 driver at best only by accident)",
+    ]
+    (note,) = [n.message for n in result.notes if 'cuda = "13"' in n.message]
+    assert (
+        "pixi: cannot run here as declared: `CONDA_OVERRIDE_CUDA=12.4 pixi install` finds no declared platform this "
+        "driver satisfies (missing virtual packages: __cuda >= 13): reported, not rewritten"
+    ) in note
+
+
+def test_system_requirements_beside_a_rich_platform_say_that_pixi_stops_there() -> None:
+    """pixi's migration refuses the mix (crates/pixi_manifest/src/toml/manifest.rs); condafix reads both."""
+    rich = '[workspace]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n'
+    plain = '[workspace]\nplatforms = ["linux-64", { name = "osx-arm64" }]\n\n'  # no virtual packages: still plain
+    sysreq = '[system-requirements]\ncuda = "12.9"\n\n[dependencies]\ncuda-version = "12.9.*"\n'
+    for head, stops in ((rich, True), (plain, False)):
+        result, new = plan_manifest(head + sysreq, "pixi.toml", CudaVersion.parse("12.4"))
+        said = [n.message for n in result.notes if "stops on this manifest" in n.message]
+        assert bool(said) == stops and 'cuda = "12.4"' in new and "[system-requirements]" in new
+    alone, _ = plan_manifest(rich + '[dependencies]\ncuda-version = "12.9.*"\n', "pixi.toml", CudaVersion.parse("12.4"))
+    assert not [n for n in alone.notes if "stops on this manifest" in n.message]

@@ -35,9 +35,11 @@ from condafix.files.pixiplatforms import (
     bound_platforms,
     declared_platforms,
     move_platform,
+    pixi_words,
     rename_targets,
     renamed_header,
     rich_platforms,
+    sysreq_beside_rich,
     target_applies,
 )
 from condafix.knowledge.cuda import CudaVersion
@@ -234,7 +236,7 @@ def plan_manifest(
             for platform in too_new:  # every platform it is solved on needs a newer driver: a fact, not a failure
                 reported.append(
                     f"{scope.name}: {platform.shown()} needs a CUDA {platform.cuda.major} driver and this one "
-                    f"supports CUDA {target}: reported, not rewritten"
+                    f"supports CUDA {target}; {pixi_words(platform.cuda, target)}: reported, not rewritten"
                 )
                 noted.add(id(platform.entry))
             continue
@@ -243,7 +245,8 @@ def plan_manifest(
             where = (scope.system_cuda or scopes[0].system_cuda or (None, "system-requirements"))[1]
             reported.append(
                 f"{scope.name}: {where} cuda = {_raw_system_cuda(scope, scopes[0])!r} needs a CUDA "
-                f"{sysreq.major} driver and this one supports CUDA {target}: reported, not rewritten"
+                f"{sysreq.major} driver and this one supports CUDA {target}; {pixi_words(sysreq, target)}: "
+                "reported, not rewritten"
             )
             continue
         if not any(kinds):
@@ -319,8 +322,10 @@ def plan_manifest(
             said = f"needs a CUDA {platform.cuda.major} driver and this one supports CUDA {target}"
         else:
             said = f"declares CUDA {platform.cuda}, newer than the driver's CUDA {target}; no CUDA pin moves with it"
-        reported.append(f"{platform.shown()} {said}: reported, not rewritten")
+        reported.append(f"{platform.shown()} {said}; {pixi_words(platform.cuda, target)}: reported, not rewritten")
     notes += [Note(line=None, spec="", message=r) for r in reported + refused]
+    if (conflict := sysreq_beside_rich(root, meta)) is not None:
+        notes.append(Note(line=None, spec="", message=conflict))
     notes += _pypi_notes(root, target)
     new_raw = raw
     if edits:

@@ -115,7 +115,7 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any, prefix: 
 
     A ``[target.<old name>]`` table is renamed in the text (``rename_targets``): tomlkit has no public rename.
     """
-    old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
+    old_shown, old_name, before = platform.shown(), synthesized_name(platform.entry), platform.cuda
     version, eq, build = platform.raw.partition("=")
     platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
     edits = [
@@ -123,7 +123,7 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any, prefix: 
             line=0,
             old=old_shown,
             new=platform.shown(),
-            reason=f"the platform's __cuda moves with the group to CUDA {cuda}",
+            reason=f"the platform's __cuda moves with the group to CUDA {cuda} ({pixi_words(before, cuda)})",
         )
     ]
     new_name = synthesized_name(platform.entry)
@@ -253,3 +253,41 @@ def target_applies(key: str, subdir: str, names: Sequence[str]) -> bool:
     if any(c in key for c in "*?["):
         return any(fnmatchcase(n, key) for n in [subdir, *names])
     return key == subdir or key in names
+
+
+def pixi_words(declared: CudaVersion, target: CudaVersion) -> str:
+    """What pixi makes of a platform declaring ``__cuda`` ``declared`` on a ``target`` driver, in its own terms.
+
+    pixi installs for the first declared platform the machine satisfies; with none, for one whose lock the
+    machine meets "by accident", else it stops listing the missing virtual packages (``__cuda >= 13``).
+    """
+    shown = str(declared.major) if declared.minor == 0 else str(declared)
+    if declared <= target:
+        return f"pixi runs it as resolved on a CUDA {target} driver"
+    if declared.major > target.major:
+        return (
+            f"pixi: cannot run here as declared: `CONDA_OVERRIDE_CUDA={target} pixi install` finds no declared "
+            f"platform this driver satisfies (missing virtual packages: __cuda >= {shown})"
+        )
+    return f"as declared (__cuda {shown}), pixi runs it on a CUDA {target} driver at best only by accident"
+
+
+def sysreq_beside_rich(root: Any, meta: Any) -> str | None:
+    """pixi >= 0.71 refuses ``[system-requirements]`` once a platform declares virtual packages (or a name of
+    its own): condafix still reads both, and says so in pixi's words (crates/pixi_manifest/src/toml/manifest.rs)."""
+    listed = meta.get("platforms", []) if isinstance(meta, dict) else []
+    rich = [
+        e
+        for e in listed
+        if isinstance(e, dict) and str(e.get("name") or synthesized_name(e)) != e.get("platform", e.get("name"))
+    ]
+    features = root.get("feature") if isinstance(root, dict) else None
+    nodes = [root, *((features or {}).values())]
+    tables = [n.get("system-requirements") for n in nodes if isinstance(n, dict)]
+    if not rich or not any(isinstance(t, dict) and t for t in tables):
+        return None
+    return (
+        "pixi (>= 0.71) stops on this manifest: '… uses `[system-requirements]` but the workspace declares "
+        "per-platform virtual packages; remove the system-requirements table and declare the constraints on the "
+        "platforms instead'; condafix reads and moves both and writes neither anew"
+    )
