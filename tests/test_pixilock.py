@@ -170,3 +170,16 @@ def test_manifest_platforms_migrate_system_requirements_as_pixi_does() -> None:
         '[environments]\ncuda = ["cuda"]\n'
     )
     assert {p.name for p in manifest_platforms(feature, "pixi.toml")} == {"linux-64-cuda-12-0", "osx-64", "linux-64"}
+
+
+@pytest.mark.parametrize(
+    ("target", "unmet"),
+    [("11.8", "c"), ("12.4", "d"), ("12.8", None), ("13.0", "c")],
+)
+def test_pixis_install_check_matches_the_whole_spec(target: str, unmet: str | None) -> None:
+    """A bound either way counts, as rattler matches it; a bare `__cuda` asks only for a driver."""
+    from condafix.files.pixilock import unmet_cuda
+
+    depends = [("a", "__cuda <14"), ("b", "__cuda"), ("c", "__cuda >=12,<13"), ("d", "__cuda >=12.8")]
+    found = unmet_cuda(depends, CudaVersion.parse(target))
+    assert (found[0] if found else None) == unmet

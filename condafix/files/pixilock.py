@@ -20,7 +20,6 @@ has each env here, judged against the target driver:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from condafix.backends.rattler.grammar import LockPlatform, PixiLock
     from condafix.files.lockfile import LockedEnv
     from condafix.files.pixiplatforms import DeclaredPlatform
-
-_LOWER = re.compile(r"(?:>=|==|>|=|~=)?\s*(\d+(?:\.\d+)*)")
 
 
 def _version(text: str) -> CudaVersion | None:
@@ -69,15 +66,16 @@ def lock_names(platforms: Sequence[LockPlatform], declared: Sequence[DeclaredPla
     return out
 
 
-def needed_cuda(depends: Sequence[tuple[str, str]]) -> tuple[CudaVersion, str, str] | None:
-    """The newest ``__cuda`` a locked package depends on: (version, package, spec); a bare ``__cuda`` is 0.0."""
-    found = []
+def unmet_cuda(depends: Sequence[tuple[str, str]], target: CudaVersion) -> tuple[str, str] | None:
+    """The first (package, spec) whose ``__cuda`` requirement a ``target`` driver does not meet: pixi's
+    ``unmet_requirements``, the match done by rattler's version spec (``>=12.8``, ``>=12,<13``; bare: any)."""
+    from condafix.backends.rattler.grammar import version_matches
+
     for package, spec in depends:
-        match = _LOWER.search(spec.strip()[len("__cuda") :])
-        version = _version(match.group(1)) if match else CudaVersion(major=0, minor=0)
-        if version is not None:
-            found.append((version, package, spec))
-    return max(found, default=None)
+        wanted = spec.strip()[len("__cuda") :].strip()
+        if wanted and not version_matches(wanted, str(target)):
+            return package, spec
+    return None
 
 
 def _shown(cuda: CudaVersion) -> str:
@@ -119,7 +117,7 @@ def pixi_verdicts(
         if resolved is None and not (by_key.get(key) and by_key[key].virtual_packages):
             resolved = said  # before format 7, pixi solved with the declared CUDA (system-requirements)
         conda, pypi = records.get((env.env, key), ([], []))
-        need = needed_cuda(lock.cuda_depends.get((env.env, key), ()))
+        need = unmet_cuda(lock.cuda_depends.get((env.env, key), ()), target)
         at_declared = judge(env.env, key, conda, pypi, said) if said is not None and env.cuda else None
         out.append(
             _verdict(env, name=name, resolved=resolved, said=said, need=need, at_declared=at_declared, target=target)
@@ -133,7 +131,7 @@ def _verdict(
     name: str,
     resolved: CudaVersion | None,
     said: CudaVersion | None,
-    need: tuple[CudaVersion, str, str] | None,
+    need: tuple[str, str] | None,
     at_declared: LockedEnv | None,
     target: CudaVersion,
 ) -> LockedEnv:
@@ -145,10 +143,10 @@ def _verdict(
         resolved_cuda=str(resolved) if resolved is not None else None,
         check=f"CONDA_OVERRIDE_CUDA={target} pixi install --frozen -e {env.env}",
     )
-    if need is not None and need[0] > target:
+    if need is not None:
         why = (
-            f"{need[1]} depends on '{need[2]}' and this driver provides __cuda {target}: pixi install stops "
-            f"(\"Virtual package '{need[2]}' does not match any of the available virtual packages\")"
+            f"{need[0]} depends on '{need[1]}' and this driver provides __cuda {target}: pixi install stops "
+            f"(\"Virtual package '{need[1]}' does not match any of the available virtual packages\")"
         )
         if env.verdict == "mismatch":
             why += f"; {env.reason}"
