@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from condafix.files.lockfile import LockError, check_file
 from condafix.knowledge.cuda import CudaVersion
@@ -183,3 +185,35 @@ def test_pixis_install_check_matches_the_whole_spec(target: str, unmet: str | No
     depends = [("a", "__cuda <14"), ("b", "__cuda"), ("c", "__cuda >=12,<13"), ("d", "__cuda >=12.8")]
     found = unmet_cuda(depends, CudaVersion.parse(target))
     assert (found[0] if found else None) == unmet
+
+
+platform_entries = st.lists(
+    st.sampled_from(["linux-64", "osx-arm64", "win-64"])
+    | st.fixed_dictionaries(
+        {"platform": st.sampled_from(["linux-64", "osx-arm64", "", "nonsense"])},
+        optional={
+            "name": st.sampled_from(["cuda-linux-64", "p1", "linux-64", ""]),
+            "cuda": st.sampled_from(["12", "12.9", "13", "x", ""])
+            | st.fixed_dictionaries({}, optional={"driver": st.sampled_from(["12.9", "q"]), "arch": st.just("8.0")}),
+            "__cuda": st.sampled_from(["12", "12.9=0", "bad"]),
+        },
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(platforms=platform_entries, sysreq=st.sampled_from([None, "12", "13.0", "x"]))
+def test_fuzzed_manifests_beside_a_v7_lock_give_a_report(
+    tmp_path: Path, platforms: list[object], sysreq: str | None
+) -> None:
+    import tomlkit
+
+    doc: dict[str, object] = {"workspace": {"channels": ["conda-forge"], "platforms": platforms}}
+    if sysreq is not None:
+        doc["system-requirements"] = {"cuda": sysreq}
+    (tmp_path / "pixi.toml").write_text(tomlkit.dumps(doc))
+    (tmp_path / "pixi.lock").write_bytes((LOCKS / "pixi-v7/pixi.lock").read_bytes())
+    report = check_file(tmp_path / "pixi.lock", CudaVersion.parse("12.4"))
+    assert {e.lock_platform for e in report.envs} == {"linux-64", "p1", "p2", "p3"}
+    assert all(e.runs in (None, "runs as resolved", "runs only by accident", "cannot run") for e in report.envs)
