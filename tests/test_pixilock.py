@@ -217,3 +217,14 @@ def test_fuzzed_manifests_beside_a_v7_lock_give_a_report(
     report = check_file(tmp_path / "pixi.lock", CudaVersion.parse("12.4"))
     assert {e.lock_platform for e in report.envs} == {"linux-64", "p1", "p2", "p3"}
     assert all(e.runs in (None, "runs as resolved", "runs only by accident", "cannot run") for e in report.envs)
+
+
+def test_aliases_match_on_every_virtual_package_not_only_cuda(tmp_path: Path) -> None:
+    """Two linux-64 platforms with __cuda 12.9, one with __cuda_arch 8.0: p2 is the one with the arch."""
+    manifest = (LOCKS / "pixi-v7/pixi.toml").read_text()
+    twin = '  { name = "h100", platform = "linux-64", cuda = "12.9" },\n'
+    (tmp_path / "pixi.toml").write_text(manifest.replace('  "linux-64",\n', '  "linux-64",\n' + twin, 1))
+    (tmp_path / "pixi.lock").write_bytes((LOCKS / "pixi-v7/pixi.lock").read_bytes())
+    report = check_file(tmp_path / "pixi.lock", CudaVersion.parse("12.9"))
+    assert {e.platform for e in report.envs if e.lock_platform == "p2"} == {"linux-64-cuda-12-9-cuda-arch-8-0"}
+    assert {e.platform for e in report.envs if e.lock_platform == "p1"} == {"cuda-linux-64"}

@@ -3,7 +3,7 @@
 Lock format 7 (pixi >= 0.71) keys rich platforms by aliases (``p1``, ``p2``, numbered in the manifest's
 order) and records the virtual packages each was solved with (``__cuda=12``); pixi maps an alias back to
 the manifest platform by identity (subdir and declared virtual packages), and so does this module, by
-subdir and ``__cuda``. pixi's check of a machine (``classify_run_platform``) has three outcomes, and so
+subdir and virtual packages. pixi's check of a machine (``classify_run_platform``) has three outcomes, and so
 has each env here, judged against the target driver:
 
 - runs as resolved: the locked CUDA runs on this driver and the lock was solved for no more than it gives;
@@ -52,15 +52,18 @@ def platform_cuda(platform: LockPlatform) -> CudaVersion | None:
 
 
 def lock_names(platforms: Sequence[LockPlatform], declared: Sequence[DeclaredPlatform]) -> dict[str, str]:
-    """Lock key -> the manifest's name for it, only where exactly one declared platform has its identity."""
+    """Lock key -> the manifest's name for it, only where exactly one declared platform has its identity
+    (subdir and virtual packages beyond the subdir's defaults), as pixi's ``align_platform_names`` renames."""
+    from condafix.files.pixiplatforms import lock_identity
+
     names = {d.name for d in declared}
     keys = {p.name for p in platforms}
     out: dict[str, str] = {}
     for platform in platforms:
         if platform.name in names:
             continue
-        cuda = platform_cuda(platform)
-        same = [d for d in declared if d.subdir == platform.subdir and d.cuda == cuda]
+        mine = lock_identity(platform.subdir, platform.virtual_packages)
+        same = [d for d in declared if d.subdir == platform.subdir and d.identity == mine]
         if len(same) == 1 and same[0].name not in keys:
             out[platform.name] = same[0].name
     return out

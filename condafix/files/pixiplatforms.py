@@ -156,6 +156,58 @@ class DeclaredPlatform:
     name: str
     subdir: str
     cuda: CudaVersion | None  # the __cuda it is solved with; None: no __cuda
+    identity: frozenset[tuple[str, str]] = frozenset()  # its virtual packages beyond the subdir's defaults
+
+
+_ARCHSPEC = {"64": "x86_64", "aarch64": "aarch64", "arm64": "m1", "ppc64le": "ppc64le"}
+_FRIENDLY_OF = {"__cuda": "cuda", "__cuda_arch": "cuda_arch", "__archspec": "archspec", "__glibc": "glibc"}
+_FRIENDLY_OF |= {"__linux": "linux", "__osx": "macos", "__win": "windows"}
+
+
+def _norm(version: str) -> str:
+    """``12.0`` and ``12`` are one conda version: the identity compares them alike."""
+    parts = version.strip().split(".")
+    while len(parts) > 1 and parts[-1] == "0":
+        parts.pop()
+    return ".".join(parts)
+
+
+def identity(subdir: str, packages: dict[str, str]) -> frozenset[tuple[str, str]]:
+    """A platform's identity as pixi matches lock entries to the manifest (``platform_rename.rs``): its
+    virtual packages (friendly keys: ``cuda``, ``cuda_arch``, ``glibc``, …) minus the subdir's defaults."""
+    family, _, arch = subdir.partition("-")
+    defaults = {**_SUBDIR_DEFAULTS.get(family, {}), "windows": "10", "archspec": _ARCHSPEC.get(arch, "")}
+    return frozenset(
+        (key, _norm(value) if key != "archspec" else value)
+        for key, value in packages.items()
+        if key != "unix" and (_norm(value) if key != "archspec" else value) != _norm(defaults.get(key, "\0"))
+    )
+
+
+def lock_identity(subdir: str, virtual_packages: Sequence[str]) -> frozenset[tuple[str, str]]:
+    """``identity`` of a lock platform from its ``__name=version[=build]`` strings (format 7)."""
+    packages = {}
+    for text in virtual_packages:
+        name, _, rest = text.strip().partition("=")
+        version, _, build = rest.partition("=")
+        packages[_FRIENDLY_OF.get(name, name.lstrip("_"))] = build if name == "__archspec" else version
+    return identity(subdir, packages)
+
+
+def _entry_identity(subdir: str, entry: Any) -> frozenset[tuple[str, str]]:
+    packages: dict[str, str] = {}
+    for key, value in entry.items():
+        key = str(key)
+        if key == "cuda" and isinstance(value, dict):
+            packages.update(
+                {k: str(v) for k, v in (("cuda", value.get("driver")), ("cuda_arch", value.get("arch"))) if v}
+            )
+        elif key in ("cuda", "archspec", "glibc", "linux", "macos", "osx", "windows"):
+            packages["macos" if key == "osx" else key] = str(value)
+        elif key.startswith("__"):
+            version, _, build = str(value).partition("=")
+            packages[_FRIENDLY_OF.get(key, key.lstrip("_"))] = build if key == "__archspec" else version
+    return identity(subdir, packages)
 
 
 def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
@@ -169,8 +221,8 @@ def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
         "linux": sysreq.get("linux"),
         "archspec": sysreq.get("archspec"),
     }
-    for key, value in keys.items():
-        on_subdir = not subdir.startswith("osx") if key == "cuda" else subdir.startswith("linux")
+    for key, value in keys.items():  # glibc and linux are linux-only; cuda is off osx; archspec anywhere
+        on_subdir = {"cuda": not subdir.startswith("osx"), "archspec": True}.get(key, subdir.startswith("linux"))
         if isinstance(value, str) and on_subdir:
             entry[key] = value
     return entry
@@ -192,7 +244,7 @@ def declared_platforms(root: Any, meta: Any) -> list[DeclaredPlatform]:
             parsed = None
         name = str(entry.get("name") or synthesized_name(entry))
         if all(p.name != name for p in out):
-            out.append(DeclaredPlatform(name=name, subdir=subdir, cuda=parsed))
+            out.append(DeclaredPlatform(name=name, subdir=subdir, cuda=parsed, identity=_entry_identity(subdir, entry)))
 
     plain = [str(p) for p in listed if isinstance(p, str)]
     if len(plain) < len(listed):  # rich entries: pixi keeps the list as written (no migration)
