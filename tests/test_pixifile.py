@@ -444,3 +444,21 @@ def test_system_requirements_beside_a_rich_platform_say_that_pixi_stops_there() 
         assert bool(said) == stops and 'cuda = "12.4"' in new and "[system-requirements]" in new
     alone, _ = plan_manifest(rich + '[dependencies]\ncuda-version = "12.9.*"\n', "pixi.toml", CudaVersion.parse("12.4"))
     assert not [n for n in alone.notes if "stops on this manifest" in n.message]
+
+
+def test_write_renames_the_target_tables_and_a_second_run_has_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "pixi.toml"
+    raw = (
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n'
+        '[feature.gpu.target.linux-64-cuda-12-9.dependencies]\ncuda-version = "12.9.*"\nnumba-cuda = "*"\n\n'
+        '[environments]\ngpu = ["gpu"]\n'
+    )
+    path.write_text(raw)
+    assert run(str(path), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    assert _changed(raw, path.read_text()) == [
+        'platforms = [{ platform = "linux-64", cuda = "12.4" }]',
+        "[feature.gpu.target.linux-64-cuda-12-4.dependencies]",
+        'cuda-version = "12.4.*"',
+    ]
+    assert (tmp_path / "pixi.toml.bak").read_text() == raw
+    assert run(str(path), "--cuda", "12.4", "--offline", "--check").returncode == 0
