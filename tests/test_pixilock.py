@@ -228,3 +228,11 @@ def test_aliases_match_on_every_virtual_package_not_only_cuda(tmp_path: Path) ->
     report = check_file(tmp_path / "pixi.lock", CudaVersion.parse("12.9"))
     assert {e.platform for e in report.envs if e.lock_platform == "p2"} == {"linux-64-cuda-12-9-cuda-arch-8-0"}
     assert {e.platform for e in report.envs if e.lock_platform == "p1"} == {"cuda-linux-64"}
+
+
+def test_before_format_7_the_env_was_solved_with_its_declared_cuda() -> None:
+    """A v6 key is the subdir; pixi solved `cuda12` with its feature's `[system-requirements] cuda = "12"`."""
+    report = check_file(LOCKS / "pixi-v6/pixi.lock", CudaVersion.parse("12.4"))
+    got = {(e.env, e.platform): (e.lock_platform, e.resolved_cuda) for e in report.envs}
+    assert got[("cuda12", "linux-64")] == ("linux-64", "12.0")
+    assert got[("torch", "linux-64")] == ("linux-64", None)  # no CUDA declared for it

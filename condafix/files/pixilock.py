@@ -114,11 +114,12 @@ def pixi_verdicts(
     for env in judged:
         key = env.platform
         name = names.get(key, key)
-        mine = next((p for p in platforms if p.name == name), None)
-        resolved = platform_cuda(by_key[key]) if key in by_key else None
-        said = mine.cuda if mine is not None and mine.cuda is not None else declared.get(env.env)
-        if resolved is None and not (by_key.get(key) and by_key[key].virtual_packages):
-            resolved = said  # before format 7, pixi solved with the declared CUDA (system-requirements)
+        if by_key.get(key) is not None and by_key[key].virtual_packages:  # format 7: the lock says what it used
+            mine = next((p for p in platforms if p.name == name), None)
+            resolved = platform_cuda(by_key[key])
+            said = mine.cuda if mine is not None else declared.get(env.env)  # the platform's own, when known
+        else:  # before 7 the key is a subdir: pixi solved the env with its declared CUDA (system-requirements)
+            resolved = said = declared.get(env.env)
         conda, pypi = records.get((env.env, key), ([], []))
         need = unmet_cuda(lock.cuda_depends.get((env.env, key), ()), target)
         at_declared = judge(env.env, key, conda, pypi, said) if said is not None and env.cuda else None
