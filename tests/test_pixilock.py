@@ -172,6 +172,9 @@ def test_manifest_platforms_migrate_system_requirements_as_pixi_does() -> None:
         '[environments]\ncuda = ["cuda"]\n'
     )
     assert {p.name for p in manifest_platforms(feature, "pixi.toml")} == {"linux-64-cuda-12-0", "osx-64", "linux-64"}
+    macos = '[workspace]\nplatforms = ["linux-64", "osx-arm64"]\n\n[system-requirements]\nmacos = "12.0"\n'
+    # crates/pixi/tests/integration_rust/lock_v6_platform_tests.rs: "osx-arm64-macos-12-0", linux-64 stays bare
+    assert {p.name for p in manifest_platforms(macos, "pixi.toml")} == {"linux-64", "osx-arm64-macos-12-0"}
 
 
 @pytest.mark.parametrize(

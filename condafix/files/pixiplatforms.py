@@ -220,9 +220,11 @@ def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
         "glibc": glibc,
         "linux": sysreq.get("linux"),
         "archspec": sysreq.get("archspec"),
+        "macos": sysreq.get("macos"),
     }
-    for key, value in keys.items():  # glibc and linux are linux-only; cuda is off osx; archspec anywhere
-        on_subdir = {"cuda": not subdir.startswith("osx"), "archspec": True}.get(key, subdir.startswith("linux"))
+    for key, value in keys.items():  # glibc and linux are linux-only, macos osx-only; cuda is off osx
+        only = {"cuda": not subdir.startswith("osx"), "archspec": True, "macos": subdir.startswith("osx")}
+        on_subdir = only.get(key, subdir.startswith("linux"))
         if isinstance(value, str) and on_subdir:
             entry[key] = value
     return entry
