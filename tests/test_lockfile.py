@@ -255,7 +255,8 @@ def test_relock_drift_past_the_declared_major_is_a_warning_even_when_the_driver_
     report = check_file(lock, CudaVersion.parse("13.4"))
     (env,) = report.envs
     assert (env.cuda, env.verdict, env.declared) == ("13.3", "warning", "12")
-    assert "declares CUDA 12 (system-requirements) but the lock holds CUDA 13.3" in env.reason
+    assert "the manifest declares CUDA 12 but the lock holds CUDA 13.3" in env.reason
+    assert env.runs == "runs only by accident" and env.resolved_cuda == "12.0"  # v6: solved with the declared CUDA
     assert report.check_exit_code == 1 and report.relock == "pixi lock"
     assert any('pin cuda-version = "12.*"' in line for line in report.fix)
     old_driver = check_file(lock, CudaVersion.parse("12.4"))

@@ -375,3 +375,90 @@ def test_fuzzed_rich_platforms_never_crash(platforms: list[object], deps: dict[s
     assert result.changed == (new != text)
     again, _ = plan_manifest(new, "pixi.toml", CudaVersion.parse("12.4"))
     assert not again.changed or not result.changed
+
+
+def test_targets_select_as_pixi_does_and_follow_a_renamed_platform(channel: Path) -> None:
+    """`[target.<key>]`: a subdir, a family (linux, unix, win, osx), a glob or a platform's name (pixi's
+    TargetSelector); the rich platform's name is synthesized, so its target tables are renamed with it."""
+    raw = (
+        '[workspace]\nchannels = ["conda-forge"]\n'
+        'platforms = [{ platform = "linux-64", cuda = "12.9" }, "osx-arm64"]\n\n'
+        '[dependencies]\npython = "3.12.*"\nnumba-cuda = "*"\n\n'
+        '[target.osx.dependencies]\nonly-on-macos = "*"\n\n'
+        '[target.linux-64-cuda-12-9.dependencies]  # the GPU nodes\ncuda-version = "12.9.*"\n\n'
+        '[target.linux-64-cuda-12-9.tasks]\ntrain = "python train.py"\n'
+    )
+    result, new = plan_manifest(
+        raw, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+    )
+    assert result.status == "change", result.reason
+    assert _changed(raw, new) == [
+        'platforms = [{ platform = "linux-64", cuda = "12.4" }, "osx-arm64"]',
+        "[target.linux-64-cuda-12-4.dependencies]  # the GPU nodes",
+        'cuda-version = "12.4.*"',
+        "[target.linux-64-cuda-12-4.tasks]",
+    ]
+    assert [e.line for e in result.edits if e.reason == "follows the renamed platform"] == [12]  # once a table
+    gpu_only = raw.replace('cuda-version = "12.9.*"\n', 'cuda-version = "12.9.*"\nnot-on-any-channel = "*"\n')
+    variants = [raw + f'\n[target.{key}.dependencies]\nnot-on-any-channel = "*"\n' for key in ("linux", '"linux-*"')]
+    for missing in [gpu_only, *variants]:  # each table is in the linux-64 solve, so the check fails
+        refused, same = plan_manifest(
+            missing, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+        )
+        assert refused.status == "refused" and same == missing, refused.reason
+    elsewhere = raw.replace('only-on-macos = "*"', 'not-on-any-channel = "*"')  # [target.osx]: not in it
+    assert (
+        plan_manifest(
+            elsewhere, "pixi.toml", CudaVersion.parse("12.4"), channels=[channel.as_uri()], backend=rattler()
+        )[0].status
+        == "change"
+    )
+
+
+def test_env_notes_say_what_pixi_makes_of_each_platform_on_this_driver() -> None:
+    """pixi's outcomes (crates/pixi_core/src/workspace/virtual_packages.rs): as resolved, by accident, or none
+    of the declared platforms satisfied (`missing virtual packages: __cuda >= 13`, errors.rs)."""
+    result, _new = plan_manifest((PIXI / "rich.pixi.toml").read_text(), "pixi.toml", CudaVersion.parse("12.4"))
+    moved = [e.reason for e in result.edits if "__cuda moves" in e.reason]
+    assert moved == [
+        "the platform's __cuda moves with the group to CUDA 12.4 (as declared (__cuda 12.9), pixi runs it on a CUDA "
+        "12.4 driver at best only by accident)",
+        "the platform's __cuda moves with the group to CUDA 12.4 (as declared (__cuda 12.8), pixi runs it on a CUDA "
+        "12.4 driver at best only by accident)",
+    ]
+    (note,) = [n.message for n in result.notes if 'cuda = "13"' in n.message]
+    assert (
+        "pixi: cannot run here as declared: `CONDA_OVERRIDE_CUDA=12.4 pixi install` finds no declared platform this "
+        "driver satisfies (missing virtual packages: __cuda >= 13): reported, not rewritten"
+    ) in note
+
+
+def test_system_requirements_beside_a_rich_platform_say_that_pixi_stops_there() -> None:
+    """pixi's migration refuses the mix (crates/pixi_manifest/src/toml/manifest.rs); condafix reads both."""
+    rich = '[workspace]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n'
+    plain = '[workspace]\nplatforms = ["linux-64", { name = "osx-arm64" }]\n\n'  # no virtual packages: still plain
+    sysreq = '[system-requirements]\ncuda = "12.9"\n\n[dependencies]\ncuda-version = "12.9.*"\n'
+    for head, stops in ((rich, True), (plain, False)):
+        result, new = plan_manifest(head + sysreq, "pixi.toml", CudaVersion.parse("12.4"))
+        said = [n.message for n in result.notes if "stops on this manifest" in n.message]
+        assert bool(said) == stops and 'cuda = "12.4"' in new and "[system-requirements]" in new
+    alone, _ = plan_manifest(rich + '[dependencies]\ncuda-version = "12.9.*"\n', "pixi.toml", CudaVersion.parse("12.4"))
+    assert not [n for n in alone.notes if "stops on this manifest" in n.message]
+
+
+def test_write_renames_the_target_tables_and_a_second_run_has_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "pixi.toml"
+    raw = (
+        '[workspace]\nchannels = ["conda-forge"]\nplatforms = [{ platform = "linux-64", cuda = "12.9" }]\n\n'
+        '[feature.gpu.target.linux-64-cuda-12-9.dependencies]\ncuda-version = "12.9.*"\nnumba-cuda = "*"\n\n'
+        '[environments]\ngpu = ["gpu"]\n'
+    )
+    path.write_text(raw)
+    assert run(str(path), "--cuda", "12.4", "--offline", "--write").returncode == 0
+    assert _changed(raw, path.read_text()) == [
+        'platforms = [{ platform = "linux-64", cuda = "12.4" }]',
+        "[feature.gpu.target.linux-64-cuda-12-4.dependencies]",
+        'cuda-version = "12.4.*"',
+    ]
+    assert (tmp_path / "pixi.toml.bak").read_text() == raw
+    assert run(str(path), "--cuda", "12.4", "--offline", "--check").returncode == 0

@@ -400,10 +400,13 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
         table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
         for column in ("env", "platform", "CUDA", "from", "verdict", "why"):
             table.add_column(column)
-        for env in report.envs:
-            verdict = f"[{styles[env.verdict]}]{env.verdict}[/]"
-            table.add_row(e(env.env), e(env.platform), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
+        for env in report.envs:  # pixi: its verdict in pixi's words, its platform as the manifest names it
+            where = env.platform + (f" ({env.lock_platform})" if env.lock_platform not in (None, env.platform) else "")
+            verdict = f"[{styles[env.verdict]}]{e(env.runs or env.verdict)}[/]"
+            table.add_row(e(env.env), e(where), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
         con.print(table)
+        if checks := dict.fromkeys(e(env.check) for env in report.envs if env.check and env.runs != "runs as resolved"):
+            con.print(f"pixi's own check for CUDA {e(report.target_cuda)}, on any machine:\n  " + "\n  ".join(checks))
         for env in report.envs:
             if env.pypi_cuda and env.cuda:
                 con.print(

@@ -1,8 +1,8 @@
 """``condafix lock``: the CUDA each locked env holds, per platform, against the target driver.
 
-Reads pixi.lock (every format version rattler reads: 3 to 6), conda-lock.yml (version 1) and
-``@EXPLICIT`` files. Lockfiles are never rewritten: the report says which manifest pin to change
-(the same group rules as ``condafix env``) and what to re-lock with. The locked CUDA is the
+Reads pixi.lock (every format version rattler reads: 3 to 7; pixi's own verdicts in ``pixilock``),
+conda-lock.yml (version 1) and ``@EXPLICIT`` files. Lockfiles are never rewritten: the report says
+which manifest pin to change (the same group rules as ``condafix env``) and what to re-lock with. The locked CUDA is the
 ``cuda-version`` record's, else ``cudatoolkit``'s, else ``pytorch-cuda``'s, else the CUDA that a
 pytorch / jaxlib / cupy / tensorflow build string names, else a CTK component's.
 """
@@ -10,14 +10,17 @@ pytorch / jaxlib / cupy / tensorflow build string names, else a CTK component's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from condafix.errors import CondafixError, UsageError
 from condafix.files import cudagroup
 from condafix.knowledge.cuda import CudaVersion, knowledge
+
+if TYPE_CHECKING:
+    from condafix.backends.rattler.grammar import PixiLock
 
 Verdict = Literal["ok", "no-cuda", "warning", "mismatch"]
 Format = Literal["pixi.lock", "conda-lock", "explicit"]
@@ -45,7 +48,11 @@ class LockedEnv:
     reason: str
     jit_users: tuple[str, ...] = ()
     pypi_cuda: tuple[str, ...] = ()
-    declared: str | None = None  # pixi: the CUDA the manifest declares when the lock drifted past its major
+    declared: str | None = None  # pixi: the CUDA the manifest declares when the lock holds one it could not run
+    runs: str | None = None  # pixi: "runs as resolved", "runs only by accident" or "cannot run" (pixilock)
+    lock_platform: str | None = None  # pixi: the platform's key in pixi.lock (a format-7 alias such as p1)
+    resolved_cuda: str | None = None  # pixi: the __cuda the lock was solved with (format 7, else the manifest's)
+    check: str | None = None  # pixi: its own check of this env for the target driver (CONDA_OVERRIDE_CUDA=…)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,8 +168,8 @@ def read_conda_lock(doc: dict[str, Any], name: str) -> list[tuple[str, str, Lock
     return out
 
 
-def read_lockfile(path: Path) -> tuple[Format, list[tuple[str, str, Locked, list[str]]]]:
-    """Detect the format and read every (env, platform); one clear line on bad input."""
+def read_lockfile(path: Path) -> tuple[Format, list[tuple[str, str, Locked, list[str]]], PixiLock | None]:
+    """Detect the format and read every (env, platform), and a pixi.lock's platforms; one clear line on bad input."""
     import yaml
 
     name = str(path)
@@ -175,7 +182,7 @@ def read_lockfile(path: Path) -> tuple[Format, list[tuple[str, str, Locked, list
     except OSError as exc:
         raise UsageError(f"{name}: {exc.strerror or exc}") from None
     if any(line.strip() == "@EXPLICIT" for line in text.splitlines()):
-        return "explicit", read_explicit(text, name)
+        return "explicit", read_explicit(text, name), None
     try:
         doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
@@ -188,13 +195,14 @@ def read_lockfile(path: Path) -> tuple[Format, list[tuple[str, str, Locked, list
         from condafix.backends.rattler.grammar import read_pixi_lock
 
         try:
-            return "pixi.lock", read_pixi_lock(path)
+            lock = read_pixi_lock(path)
         except ValueError as exc:
             raise LockError(
                 f"{name}: not a pixi.lock rattler can read (version {doc.get('version')!r}): {exc}"
             ) from None
+        return "pixi.lock", list(lock.envs), lock
     if isinstance(doc, dict) and "package" in doc and "metadata" in doc:
-        return "conda-lock", read_conda_lock(doc, name)
+        return "conda-lock", read_conda_lock(doc, name), None
     raise LockError(f"{name}: not a lockfile (pixi.lock, conda-lock.yml or an @EXPLICIT file)")
 
 
@@ -270,34 +278,7 @@ def judge(env: str, platform: str, records: Locked, pypi: Sequence[str], target:
 # ---------------------------------------------------------------- fixes
 
 
-def _declared(lock: Path) -> dict[str, CudaVersion]:
-    """The manifest's declared CUDA per environment (none when there is no readable manifest)."""
-    manifest = _pixi_manifest(lock)
-    if manifest is None:
-        return {}
-    from condafix.files.pixifile import declared_cuda
-
-    try:
-        return declared_cuda(manifest.read_text(encoding="utf-8"), str(manifest))
-    except (CondafixError, OSError):
-        return {}
-
-
-def _drift(env: LockedEnv, declared: dict[str, CudaVersion]) -> LockedEnv:
-    """A lock holding a newer CUDA major than its environment declares (relock drift) is at least a warning."""
-    said = declared.get(env.env)
-    if said is None or env.cuda is None or CudaVersion.parse(env.cuda).major <= said.major:
-        return env
-    shown = str(said.major) if said.minor == 0 else str(said)
-    why = (
-        f"the manifest declares CUDA {shown} (system-requirements) but the lock holds CUDA {env.cuda}: "
-        f"a relock moved it to a newer major; {env.reason}"
-    )
-    verdict: Verdict = "mismatch" if env.verdict == "mismatch" else "warning"
-    return replace(env, verdict=verdict, reason=why, declared=shown)
-
-
-def _pixi_manifest(lock: Path) -> Path | None:
+def pixi_manifest(lock: Path) -> Path | None:
     for candidate in (lock.with_name("pixi.toml"), lock.with_name("pyproject.toml")):
         try:
             if candidate.is_file() and (candidate.name == "pixi.toml" or "[tool.pixi" in candidate.read_text()):
@@ -333,6 +314,9 @@ def _change(old: str, new: str) -> str:
     if not old:
         return f"add {new}"
     head = new.partition(" = ")[0]
+    if "] platforms: " in new:  # a rich platform or a feature's reference to one: say the table once
+        head, _, rest = new.partition(": ")
+        return f"{old} -> {rest}" if old.startswith(head + ": ") else f"{old} -> {new}"
     if head and old.startswith(head + " = "):
         return f"{old} -> {new[len(head) + 3 :]}"
     return f"{old} -> {new}"
@@ -343,7 +327,7 @@ def _fix(
 ) -> tuple[str | None, list[str], str | None]:
     """(manifest, lines saying which pin to change, the re-lock command)."""
     if fmt == "pixi.lock":
-        manifest = _pixi_manifest(path)
+        manifest = pixi_manifest(path)
         relock = "pixi lock"
         if manifest is None:
             return None, [f'pin cuda-version = "{target}.*" in the manifest of each env listed, then re-lock'], relock
@@ -372,14 +356,15 @@ def _fix(
 
 def check_file(path: Path, target: CudaVersion) -> LockReport:
     """Judge every env and platform of one lockfile; never writes."""
-    fmt, envs = read_lockfile(path)
+    fmt, envs, pixi = read_lockfile(path)
     judged = tuple(
         judge(env, platform, records, pypi, target)
         for env, platform, records, pypi in sorted(envs, key=lambda e: e[:2])
     )
-    if fmt == "pixi.lock":
-        declared = _declared(path)
-        judged = tuple(_drift(e, declared) for e in judged)
+    if pixi is not None:
+        from condafix.files.pixilock import pixi_verdicts
+
+        judged = pixi_verdicts(judged, pixi, pixi_manifest(path), target, judge)
     verdicts = {e.verdict for e in judged}
     status: Literal["ok", "warning", "mismatch"] = (
         "mismatch" if "mismatch" in verdicts else "warning" if "warning" in verdicts else "ok"
@@ -398,12 +383,13 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
         manifest, fix, relock = _fix(fmt, path, sources, target, platforms)
         drifted = [e for e in judged if e.declared]
         if drifted and all(e.declared or e.verdict in ("ok", "no-cuda") for e in judged):
-            majors = sorted({e.declared.split(".")[0] for e in drifted if e.declared})
+            pins = sorted({_drift_pin(e) for e in drifted})
             fix = [
-                f'{manifest or "the manifest"}: pin cuda-version = "{m}.*" in the dependencies of '
-                f"{', '.join(sorted({e.env for e in drifted}))} to keep the declared CUDA {m}, or raise "
-                "[system-requirements] cuda to the major the lock now holds"
-                for m in majors
+                f'{manifest or "the manifest"}: pin cuda-version = "{pin}.*" in the dependencies of '
+                f"{', '.join(sorted({e.env for e in drifted if _drift_pin(e) == pin}))} to keep the declared "
+                f"CUDA {pin}, or raise the CUDA the manifest declares (the platform's cuda, or "
+                "[system-requirements] cuda) to the one the lock now holds"
+                for pin in pins
             ]
             relock = "pixi lock"
     label = {"pixi.lock": "pixi.lock", "conda-lock": "conda-lock v1", "explicit": "@EXPLICIT"}[fmt]
@@ -417,6 +403,14 @@ def check_file(path: Path, target: CudaVersion) -> LockReport:
         fix=tuple(fix),
         relock=relock,
     )
+
+
+def _drift_pin(env: LockedEnv) -> str:
+    """The pin that keeps a drifted env on its declared CUDA: the major across majors, else major.minor."""
+    declared = env.declared or "0"
+    said = CudaVersion.parse(declared if "." in declared else f"{declared}.0")
+    held = CudaVersion.parse(env.cuda or "0.0")
+    return str(said.major) if held.major != said.major else str(said)
 
 
 def default_files() -> list[str]:

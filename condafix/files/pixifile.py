@@ -28,7 +28,20 @@ from condafix.files.envfile import (
     find_template,
     solver_label,
 )
-from condafix.files.pixiplatforms import RichPlatform, applies, bound_platforms, move_platform, rich_platforms
+from condafix.files.pixiplatforms import (
+    DeclaredPlatform,
+    RichPlatform,
+    applies,
+    bound_platforms,
+    declared_platforms,
+    move_platform,
+    pixi_words,
+    rename_targets,
+    renamed_header,
+    rich_platforms,
+    sysreq_beside_rich,
+    target_applies,
+)
 from condafix.knowledge.cuda import CudaVersion
 
 if TYPE_CHECKING:
@@ -192,6 +205,7 @@ def plan_manifest(
     solve_platform = "linux-64" if "linux-64" in platforms or not platforms else platforms[0]
     meta_where = f"[{prefix}{'workspace' if _table(root, 'workspace') is not None else 'project'}] platforms"
     rich = rich_platforms(meta, meta_where, name)
+    on_solve = [p.name for p in declared_platforms(root, meta) if p.subdir == solve_platform]
     scopes = [_scope(root, "default", prefix, name, rich, solve_platform)]
     for feature, node in (_table(root, "feature") or {}).items():
         if isinstance(node, dict):
@@ -222,7 +236,7 @@ def plan_manifest(
             for platform in too_new:  # every platform it is solved on needs a newer driver: a fact, not a failure
                 reported.append(
                     f"{scope.name}: {platform.shown()} needs a CUDA {platform.cuda.major} driver and this one "
-                    f"supports CUDA {target}: reported, not rewritten"
+                    f"supports CUDA {target}; {pixi_words(platform.cuda, target)}: reported, not rewritten"
                 )
                 noted.add(id(platform.entry))
             continue
@@ -231,7 +245,8 @@ def plan_manifest(
             where = (scope.system_cuda or scopes[0].system_cuda or (None, "system-requirements"))[1]
             reported.append(
                 f"{scope.name}: {where} cuda = {_raw_system_cuda(scope, scopes[0])!r} needs a CUDA "
-                f"{sysreq.major} driver and this one supports CUDA {target}: reported, not rewritten"
+                f"{sysreq.major} driver and this one supports CUDA {target}; {pixi_words(sysreq, target)}: "
+                "reported, not rewritten"
             )
             continue
         if not any(kinds):
@@ -245,7 +260,11 @@ def plan_manifest(
             def render(
                 moves: dict[int, cudagroup.Move], add: tuple[str, str] | None, scope: Scope = scope
             ) -> list[str]:
-                out = [_spec(d, moves.get(i)) for i, d in enumerate(scope.deps) if d.platform in (None, solve_platform)]
+                out = [
+                    _spec(d, moves.get(i))
+                    for i, d in enumerate(scope.deps)
+                    if d.platform is None or target_applies(d.platform, solve_platform, on_solve)
+                ]
                 return [*out, f"{add[0]} {add[1]}.*"] if add else out
 
             lookup, check, _where = channel_check(
@@ -293,7 +312,7 @@ def plan_manifest(
             edits.append(Edit(line=0, old=said, new=f'{where} cuda = "{text}"', reason="moves with the group"))
         for platform in scope.rich:  # the platform it is solved on says the same CUDA as its pins
             if platform.cuda > cuda:
-                edits += move_platform(platform, cuda, root)
+                edits += move_platform(platform, cuda, root, prefix)
                 noted.add(id(platform.entry))
         reasons.append(f"{scope.name}: {decision.reason}")
     for platform in rich:  # the rest, once each: no scope with CUDA packages moved them
@@ -303,14 +322,17 @@ def plan_manifest(
             said = f"needs a CUDA {platform.cuda.major} driver and this one supports CUDA {target}"
         else:
             said = f"declares CUDA {platform.cuda}, newer than the driver's CUDA {target}; no CUDA pin moves with it"
-        reported.append(f"{platform.shown()} {said}: reported, not rewritten")
+        reported.append(f"{platform.shown()} {said}; {pixi_words(platform.cuda, target)}: reported, not rewritten")
     notes += [Note(line=None, spec="", message=r) for r in reported + refused]
+    if (conflict := sysreq_beside_rich(root, meta)) is not None:
+        notes.append(Note(line=None, spec="", message=conflict))
     notes += _pypi_notes(root, target)
     new_raw = raw
     if edits:
         import tomlkit
 
-        new_raw = tomlkit.dumps(doc)
+        new_raw = rename_targets(tomlkit.dumps(doc), edits)
+        edits = [replace(e, new=renamed_header(e.new, edits)) for e in edits]
     diff = "".join(
         difflib.unified_diff(
             raw.splitlines(keepends=True), new_raw.splitlines(keepends=True), fromfile=f"a/{name}", tofile=f"b/{name}"
@@ -343,13 +365,17 @@ def _numbered(edits: list[Edit], text: str) -> list[Edit]:
     out = []
     for edit in edits:
         header, _, rest = edit.new.partition("] ")
+        if not rest and edit.new.startswith("[") and edit.new.endswith("]"):  # a renamed [target.<name>] table
+            out.append(replace(edit, line=next((n + 1 for n, x in enumerate(lines) if x.startswith(edit.new[:-1])), 0)))
+            continue
         if rest.startswith("platforms: "):  # a rich platform: the line holding its entry (or the name)
             needle = rest[len("platforms: ") :].strip("'")
-            found = next((n + 1 for n, line in enumerate(lines) if needle in line), 0)
+            top = next((n for n, line in enumerate(lines) if line.split("#")[0].strip() == header + "]"), 0)
+            found = next((n + 1 for n in range(top, len(lines)) if needle in lines[n]), 0)
             out.append(replace(edit, line=found))
             continue
         key = rest.split(" ", 1)[0]
-        start = next((n for n, line in enumerate(lines) if line.strip() == header + "]"), -1)
+        start = next((n for n, line in enumerate(lines) if line.split("#")[0].strip() == header + "]"), -1)
         found = next(
             (n + 1 for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith((key + " ", key + "="))),
             0,
@@ -425,3 +451,9 @@ def declared_cuda(raw: str, name: str) -> dict[str, CudaVersion]:
         if found:
             out[str(env)] = max(found)
     return out
+
+
+def manifest_platforms(raw: str, name: str) -> list[DeclaredPlatform]:
+    """The platforms pixi solves the manifest for, as pixi names them (pixi.lock's aliases map back to these)."""
+    root, _prefix = _root(_load(raw, name), name)
+    return declared_platforms(root, _table(root, "workspace") or _table(root, "project") or {})

@@ -7,6 +7,7 @@ entry's CUDA keeps its form and renames the references that used the synthesized
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +110,12 @@ def applies(platform: RichPlatform, names: list[str] | None) -> bool:
     return names is None or str(explicit or synthesized_name(platform.entry)) in names
 
 
-def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[Edit]:
-    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it."""
-    old_shown, old_name = platform.shown(), synthesized_name(platform.entry)
+def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any, prefix: str = "") -> list[Edit]:
+    """Lower a rich platform's CUDA to the group's, keeping its form; rename the features' references to it.
+
+    A ``[target.<old name>]`` table is renamed in the text (``rename_targets``): tomlkit has no public rename.
+    """
+    old_shown, old_name, before = platform.shown(), synthesized_name(platform.entry), platform.cuda
     version, eq, build = platform.raw.partition("=")
     platform.holder[platform.key] = (str(cuda) if "." in version else str(cuda.major)) + eq + build
     edits = [
@@ -119,13 +123,19 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[
             line=0,
             old=old_shown,
             new=platform.shown(),
-            reason=f"the platform's __cuda moves with the group to CUDA {cuda}",
+            reason=f"the platform's __cuda moves with the group to CUDA {cuda} ({pixi_words(before, cuda)})",
         )
     ]
     new_name = synthesized_name(platform.entry)
     if platform.entry.get("name") or new_name == old_name:
         return edits
     features = root.get("feature") if isinstance(root, dict) else None
+    for where, node in [("", root), *((f"feature.{f}.", n) for f, n in (features or {}).items())]:
+        targets = node.get("target") if isinstance(node, dict) else None
+        if isinstance(targets, dict) and old_name in targets:  # `[target.<name>]` selects that platform only
+            said = f"[{prefix}{where}target.{old_name}]"
+            new = f"[{prefix}{where}target.{new_name}]"
+            edits.append(Edit(line=0, old=said, new=new, reason="follows the renamed platform"))
     for feature, node in (features if isinstance(features, dict) else {}).items():
         names = node.get("platforms") if isinstance(node, dict) else None
         if not isinstance(names, list):
@@ -133,13 +143,205 @@ def move_platform(platform: RichPlatform, cuda: CudaVersion, root: Any) -> list[
         for index, value in enumerate(names):
             if str(value) == old_name:
                 names[index] = new_name
-                said = f"[feature.{feature}] platforms: {old_name!r}"
-                edits.append(
-                    Edit(
-                        line=0,
-                        old=said,
-                        new=f"[feature.{feature}] platforms: {new_name!r}",
-                        reason="follows the renamed platform",
-                    )
-                )
+                table = f"[{prefix}feature.{feature}] platforms"
+                said, new = f"{table}: {old_name!r}", f"{table}: {new_name!r}"
+                edits.append(Edit(line=0, old=said, new=new, reason="follows the renamed platform"))
     return edits
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclaredPlatform:
+    """A platform as pixi names it: a workspace entry, or one pixi migrates from ``[system-requirements]``."""
+
+    name: str
+    subdir: str
+    cuda: CudaVersion | None  # the __cuda it is solved with; None: no __cuda
+    identity: frozenset[tuple[str, str]] = frozenset()  # its virtual packages beyond the subdir's defaults
+
+
+_ARCHSPEC = {"64": "x86_64", "aarch64": "aarch64", "arm64": "m1", "ppc64le": "ppc64le"}
+_FRIENDLY_OF = {"__cuda": "cuda", "__cuda_arch": "cuda_arch", "__archspec": "archspec", "__glibc": "glibc"}
+_FRIENDLY_OF |= {"__linux": "linux", "__osx": "macos", "__win": "windows"}
+
+
+def _norm(version: str) -> str:
+    """``12.0`` and ``12`` are one conda version: the identity compares them alike."""
+    parts = version.strip().split(".")
+    while len(parts) > 1 and parts[-1] == "0":
+        parts.pop()
+    return ".".join(parts)
+
+
+def identity(subdir: str, packages: dict[str, str]) -> frozenset[tuple[str, str]]:
+    """A platform's identity as pixi matches lock entries to the manifest (``platform_rename.rs``): its
+    virtual packages (friendly keys: ``cuda``, ``cuda_arch``, ``glibc``, …) minus the subdir's defaults."""
+    family, _, arch = subdir.partition("-")
+    defaults = {**_SUBDIR_DEFAULTS.get(family, {}), "windows": "10", "archspec": _ARCHSPEC.get(arch, "")}
+    return frozenset(
+        (key, _norm(value) if key != "archspec" else value)
+        for key, value in packages.items()
+        if key != "unix" and (_norm(value) if key != "archspec" else value) != _norm(defaults.get(key, "\0"))
+    )
+
+
+def lock_identity(subdir: str, virtual_packages: Sequence[str]) -> frozenset[tuple[str, str]]:
+    """``identity`` of a lock platform from its ``__name=version[=build]`` strings (format 7)."""
+    packages = {}
+    for text in virtual_packages:
+        name, _, rest = text.strip().partition("=")
+        version, _, build = rest.partition("=")
+        packages[_FRIENDLY_OF.get(name, name.lstrip("_"))] = build if name == "__archspec" else version
+    return identity(subdir, packages)
+
+
+def _entry_identity(subdir: str, entry: Any) -> frozenset[tuple[str, str]]:
+    packages: dict[str, str] = {}
+    for key, value in entry.items():
+        key = str(key)
+        if key == "cuda" and isinstance(value, dict):
+            packages.update(
+                {k: str(v) for k, v in (("cuda", value.get("driver")), ("cuda_arch", value.get("arch"))) if v}
+            )
+        elif key in ("cuda", "archspec", "glibc", "linux", "macos", "osx", "windows"):
+            packages["macos" if key == "osx" else key] = str(value)
+        elif key.startswith("__"):
+            version, _, build = str(value).partition("=")
+            packages[_FRIENDLY_OF.get(key, key.lstrip("_"))] = build if key == "__archspec" else version
+    return identity(subdir, packages)
+
+
+def _sysreq_entry(subdir: str, sysreq: Any) -> dict[str, str]:
+    """The rich entry pixi migrates a plain subdir with ``[system-requirements]`` into (``__cuda`` is off osx)."""
+    entry = {"platform": subdir}
+    libc = sysreq.get("libc")
+    glibc = libc.get("version") if isinstance(libc, dict) and libc.get("family", "glibc") == "glibc" else libc
+    keys = {
+        "cuda": sysreq.get("cuda"),
+        "glibc": glibc,
+        "linux": sysreq.get("linux"),
+        "archspec": sysreq.get("archspec"),
+        "macos": sysreq.get("macos"),
+    }
+    for key, value in keys.items():  # glibc and linux are linux-only, macos osx-only; cuda is off osx
+        only = {"cuda": not subdir.startswith("osx"), "archspec": True, "macos": subdir.startswith("osx")}
+        on_subdir = only.get(key, subdir.startswith("linux"))
+        if isinstance(value, str) and on_subdir:
+            entry[key] = value
+    return entry
+
+
+def declared_platforms(root: Any, meta: Any) -> list[DeclaredPlatform]:
+    """Every platform pixi solves this manifest for, named as pixi names it (to match pixi.lock's aliases)."""
+    listed = meta.get("platforms", []) if isinstance(meta, dict) else []
+    out: list[DeclaredPlatform] = []
+
+    def add(entry: Any) -> None:
+        subdir = str(entry.get("platform") or entry.get("name") or "")
+        cuda = entry.get("cuda")
+        raw = cuda.get("driver") if isinstance(cuda, dict) else cuda if cuda is not None else entry.get("__cuda")
+        version = str(raw).split("=", 1)[0].strip() if isinstance(raw, str) else ""
+        try:
+            parsed = CudaVersion.parse(version if "." in version else f"{version}.0") if version else None
+        except Exception:
+            parsed = None
+        name = str(entry.get("name") or synthesized_name(entry))
+        if all(p.name != name for p in out):
+            out.append(DeclaredPlatform(name=name, subdir=subdir, cuda=parsed, identity=_entry_identity(subdir, entry)))
+
+    plain = [str(p) for p in listed if isinstance(p, str)]
+    if len(plain) < len(listed):  # rich entries: pixi keeps the list as written (no migration)
+        for entry in listed:
+            add({"platform": entry} if isinstance(entry, str) else entry)
+        return out
+    features = root.get("feature") if isinstance(root, dict) else None
+    scopes = [(root, None)] + [
+        (node, bound_platforms(node)) for node in (features or {}).values() if isinstance(node, dict)
+    ]
+    base = root.get("system-requirements") if isinstance(root, dict) else None
+    for node, bound in scopes:
+        own = node.get("system-requirements")
+        sysreq = {**(base if isinstance(base, dict) else {}), **(own if isinstance(own, dict) else {})}
+        if node is not root and not isinstance(own, dict):
+            continue
+        for subdir in bound or plain:
+            add(_sysreq_entry(str(subdir), sysreq) if sysreq else {"platform": str(subdir)})
+    for subdir in plain:  # the subdirs no scope migrated stay bare
+        if all(p.subdir != subdir for p in out):
+            add({"platform": subdir})
+    return out
+
+
+def _target_renames(edits: Sequence[Edit]) -> list[tuple[str, str]]:
+    return [(e.old[:-1], e.new[:-1]) for e in edits if e.old.startswith("[") and "target." in e.old and e.old != e.new]
+
+
+def renamed_header(text: str, edits: Sequence[Edit]) -> str:
+    """``text`` (a header line, or an edit's ``[table] key = …``) under the renamed ``[target.<name>]`` tables."""
+    for old, new in _target_renames(edits):
+        if text.startswith((old + "]", old + ".")):
+            return new + text[len(old) :]
+    return text
+
+
+def rename_targets(text: str, edits: Sequence[Edit]) -> str:
+    """Apply the ``[target.<name>]`` renames ``move_platform`` decided to the header lines of the written text."""
+    return "".join(renamed_header(line, edits) for line in text.splitlines(keepends=True))
+
+
+_FAMILIES = {
+    "linux": ("linux",),
+    "unix": ("linux", "osx", "emscripten", "wasi", "zos"),
+    "win": ("win",),
+    "osx": ("osx",),
+}
+
+
+def target_applies(key: str, subdir: str, names: Sequence[str]) -> bool:
+    """Does ``[target.<key>]`` apply to the solve on ``subdir``? pixi's selectors: a subdir (every platform on
+    it), a family (linux, unix, win, osx), a glob, or a platform's name (``names``: those on ``subdir``)."""
+    from fnmatch import fnmatchcase
+
+    families = _FAMILIES.get(key)
+    if families is not None:
+        return subdir.split("-", 1)[0] in families
+    if any(c in key for c in "*?["):
+        return any(fnmatchcase(n, key) for n in [subdir, *names])
+    return key == subdir or key in names
+
+
+def pixi_words(declared: CudaVersion, target: CudaVersion) -> str:
+    """What pixi makes of a platform declaring ``__cuda`` ``declared`` on a ``target`` driver, in its own terms.
+
+    pixi installs for the first declared platform the machine satisfies; with none, for one whose lock the
+    machine meets "by accident", else it stops listing the missing virtual packages (``__cuda >= 13``).
+    """
+    shown = str(declared.major) if declared.minor == 0 else str(declared)
+    if declared <= target:
+        return f"pixi runs it as resolved on a CUDA {target} driver"
+    if declared.major > target.major:
+        return (
+            f"pixi: cannot run here as declared: `CONDA_OVERRIDE_CUDA={target} pixi install` finds no declared "
+            f"platform this driver satisfies (missing virtual packages: __cuda >= {shown})"
+        )
+    return f"as declared (__cuda {shown}), pixi runs it on a CUDA {target} driver at best only by accident"
+
+
+def sysreq_beside_rich(root: Any, meta: Any) -> str | None:
+    """pixi >= 0.71 refuses ``[system-requirements]`` once a platform declares virtual packages (or a name of
+    its own): condafix still reads both, and says so in pixi's words (crates/pixi_manifest/src/toml/manifest.rs)."""
+    listed = meta.get("platforms", []) if isinstance(meta, dict) else []
+    rich = [
+        e
+        for e in listed
+        if isinstance(e, dict) and str(e.get("name") or synthesized_name(e)) != e.get("platform", e.get("name"))
+    ]
+    features = root.get("feature") if isinstance(root, dict) else None
+    nodes = [root, *((features or {}).values())]
+    tables = [n.get("system-requirements") for n in nodes if isinstance(n, dict)]
+    if not rich or not any(isinstance(t, dict) and t for t in tables):
+        return None
+    return (
+        "pixi (>= 0.71) stops on this manifest: '… uses `[system-requirements]` but the workspace declares "
+        "per-platform virtual packages; remove the system-requirements table and declare the constraints on the "
+        "platforms instead'; condafix reads and moves both and writes neither anew"
+    )
