@@ -386,22 +386,33 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
 
 
 def lock_text(run: LockRun, *, out: Output | None = None) -> None:
-    """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock."""
-    from rich.table import Table
+    """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock.
 
-    con = console(out=out)
-    e = _escape
+    ``cli.plain``'s table, as doctor's and the plan's: no line ends in padding (rich's table padded every
+    line to its widest, so each one ended in spaces)."""
+    from condafix.cli import plain
+
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     con.print(f"[bold]Target[/]   CUDA {run.target_cuda} (from {e(run.target_source)})")
     styles = {"ok": "green", "no-cuda": "dim", "warning": "yellow", "mismatch": "bold red"}
     for report in run.reports:
         con.print(f"\n[bold]{e(report.path)}[/] ({e(report.format)})")
-        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
-        for column in ("env", "platform", "CUDA", "from", "verdict", "why"):
-            table.add_column(column)
-        for env in report.envs:
-            verdict = f"[{styles[env.verdict]}]{env.verdict}[/]"
-            table.add_row(e(env.env), e(env.platform), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
-        con.print(table)
+        rows = [
+            (
+                e(env.env),
+                e(env.platform),
+                env.cuda or "-",
+                e(env.cuda_from or "-"),
+                f"[{styles[env.verdict]}]{env.verdict}[/]",
+                e(env.reason),
+            )
+            for env in report.envs
+        ]
+        con.table(("env", "platform", "CUDA", "from", "verdict", "why"), rows)
         for env in report.envs:
             if env.pypi_cuda and env.cuda:
                 con.print(
@@ -415,6 +426,7 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
             con.print(f"  [bold cyan]{e(report.relock)}[/]")
         style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
         con.print(f"status: [{style}]{report.status}[/]")
+    con.flush()
 
 
 def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:
