@@ -387,9 +387,7 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
 
 def lock_text(run: LockRun, *, out: Output | None = None) -> None:
     """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock.
-
-    ``cli.plain``'s table, as doctor's and the plan's: no line ends in padding (rich's table padded every
-    line to its widest, so each one ended in spaces)."""
+    ``cli.plain``'s table, as doctor's and the plan's: rich's padded every line to its widest."""
     from condafix.cli import plain
 
     con = plain.Console(cast(IO[str], _out(out).stdout))
@@ -401,17 +399,10 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
     styles = {"ok": "green", "no-cuda": "dim", "warning": "yellow", "mismatch": "bold red"}
     for report in run.reports:
         con.print(f"\n[bold]{e(report.path)}[/] ({e(report.format)})")
-        rows = [
-            (
-                e(env.env),
-                e(env.platform),
-                env.cuda or "-",
-                e(env.cuda_from or "-"),
-                f"[{styles[env.verdict]}]{env.verdict}[/]",
-                e(env.reason),
-            )
-            for env in report.envs
-        ]
+        rows = []
+        for v in report.envs:
+            cells = [e(c) for c in (v.env, v.platform, v.cuda or "-", v.cuda_from or "-", v.reason)]
+            rows.append((*cells[:4], f"[{styles[v.verdict]}]{v.verdict}[/]", cells[4]))
         con.table(("env", "platform", "CUDA", "from", "verdict", "why"), rows)
         for env in report.envs:
             if env.pypi_cuda and env.cuda:
