@@ -294,9 +294,11 @@ def rollback(
 @app.command("env")
 @_guard("env", _json_flag)
 def env_file(
-    file: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Argument(help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin)."),
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(
+            help="environment.yml or pixi.toml/pyproject.toml files (default ./environment.yml; - for stdin)."
+        ),
     ] = None,
     cuda: TargetCudasOpt = None,
     driver: TargetDriversOpt = None,
@@ -314,13 +316,54 @@ def env_file(
     solver: SolverOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
-    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write)."""
-    from condafix.cli import commands
+    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write).
+
+    Several files (pre-commit passes every staged one): one verdict each, in order, and the worst exit."""
+    from condafix.cli import commands, render
     from condafix.files import envfile
 
     solver = _solver(solver)
+    paths = files or [envfile.default_file()]
+    if len(paths) > 1 and as_json:
+        raise UsageError(f"--json takes one file (got {len(paths)}): run condafix env --json once per file")
+    if len(paths) > 1 and "-" in paths:
+        raise UsageError("- (stdin) cannot be combined with other files")
+    if len(paths) > 1:  # a bad -c, --cuda or --driver is said once, not once per file
+        from condafix.cli.inputs import check_channels
 
-    path = file or envfile.default_file()
+        check_channels(channel or [])
+        if cuda or driver or drivers_file:
+            commands.target_cuda(cudas=cuda or [], drivers=driver or [], drivers_file=drivers_file, env=os.environ)
+    worst = 0
+    for path in paths:
+        args = (cuda, driver, drivers_file, write, check, channel, offline, allow_major, solver, as_json)
+        try:
+            worst = max(worst, _env_one(path, *args))
+        except CondafixError as exc:  # this file's problem (missing, not an env file, a template): the next one runs
+            if len(paths) == 1:
+                raise
+            named = exc.summary if exc.summary.startswith(path) else f"{path}: {exc.summary}"
+            render.print_error("env", CondafixError(summary=named, hints=exc.hints, exit_code=exc.exit_code), False)
+            worst = max(worst, exc.exit_code)
+    return worst
+
+
+def _env_one(
+    path: str,
+    cuda: list[str] | None,
+    driver: list[str] | None,
+    drivers_file: Path | None,
+    write: bool,
+    check: bool,
+    channel: list[str] | None,
+    offline: bool,
+    allow_major: bool,
+    solver: str,
+    as_json: bool,
+) -> int:
+    from condafix.cli import commands
+    from condafix.files import envfile
+
     raw, source_name = envfile.read_source(path)
     outcome = commands.env_file(
         path=path,
