@@ -65,11 +65,12 @@ def _records_of(root: Path) -> dict[str, dict[str, Any]]:
 def _revision_names(revision: condameta.Revision, kept: frozenset[str] = frozenset()) -> set[str]:
     """The names a revision moves; a ``+`` of a record in ``kept`` (installed before and after, unchanged) moves
     nothing: conda's first revision in an empty history lists the whole env so (rattler, pixi, micromamba)."""
-    return {
-        _name_of(dist)
-        for line in revision.lines
-        if line[:1] in "+-" and not (line[0] == "+" and (dist := line[1:].split("::")[-1]) in kept)
-    }
+    names = set()
+    for line in revision.lines:
+        dist = line[1:].split("::")[-1]
+        if line[:1] == "-" or (line[:1] == "+" and dist not in kept):
+            names.add(_name_of(dist))
+    return names
 
 
 def _kept(prefix: Path, snapshot: Path) -> frozenset[str]:
