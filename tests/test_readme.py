@@ -76,8 +76,11 @@ def normalise(text: str, demo: Path) -> str:
 def shell_env(demo: Path) -> dict[str, str]:
     """What a new user's shell holds after the demo's exports: nothing of the developer's own settings."""
     bindir = str(Path(sys.executable).parent)
-    keep = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "LC_ALL", "TMPDIR")}
-    return {**keep, "PATH": f"{bindir}:/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200", **exports(demo)}
+    home = demo / "home"  # no ~/.condarc of the developer's
+    home.mkdir(exist_ok=True)
+    keep = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR")}
+    base = {"HOME": str(home), "PATH": f"{bindir}:/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200"}
+    return {**keep, **base, **exports(demo)}
 
 
 def run_block(block: Block, demo: Path) -> list[str]:
