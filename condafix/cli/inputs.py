@@ -15,8 +15,8 @@ def check_channels(channels: Sequence[str]) -> None:
     for channel in channels:
         if "://" not in channel:
             continue  # a channel name: conda's channel_alias makes the URL
-        parts = urlsplit(channel)
         try:
+            parts = urlsplit(channel)  # raises ValueError for a broken IPv6 host (`http://[::1/chan`)
             parts.port  # noqa: B018  (raises ValueError for a port out of range)
             host = parts.hostname or ""
             if (host and not host.replace(".", "").isascii()) or any(
