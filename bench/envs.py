@@ -66,16 +66,20 @@ def requested_specs(records: list[gen.Rec]) -> list[str]:
     nothing else in the env depends on, as an env built by ``conda install`` calls would record."""
     needed = {d.split()[0] for rec in records for d in rec.depends}
     leaves = sorted(r.name for r in records if r.name not in needed and r.name not in ("python", "numba-cuda"))
-    return [f"python={gen.ENV_PYTHON}", "numba-cuda", *leaves]
+    asked = ["numba-cuda"] if any(r.name == "numba-cuda" for r in records) else []
+    return [f"python={gen.ENV_PYTHON}", *asked, *leaves]
 
 
-def write_env(prefix: Path, size: int) -> list[gen.Rec]:
-    """Write ``prefix/conda-meta`` for the env of ``size`` packages (replacing what was there)."""
+def write_env(prefix: Path, size: int, *, without: tuple[str, ...] = ()) -> list[gen.Rec]:
+    """Write ``prefix/conda-meta`` for the env of ``size`` packages less ``without`` (replacing what was there).
+
+    ``without=("numba-cuda",)`` leaves numba's own ``numba.cuda``, which hands PTX to the driver's JIT: condafix
+    then has a pin to plan (numba-cuda 0.25 links through nvJitLink into SASS, and the env needs nothing)."""
     if prefix.exists():
         shutil.rmtree(prefix)
     meta = prefix / "conda-meta"
     meta.mkdir(parents=True)
-    records = env_records(size)
+    records = [r for r in env_records(size) if r.name not in without]
     specs = requested_specs(records)
     requested = {s.split("=")[0]: s for s in specs}
     lines = [f"==> {CREATED} <==", f"# cmd: conda create -n {prefix.name} {' '.join(specs)}", "# conda version: 26.7.1"]

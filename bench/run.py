@@ -14,8 +14,10 @@ What it does, all on this machine and offline:
    --cuda 12.4`` against the same solve as a bare py-rattler script (``bench/bare_solve.py``), warm
    and cold; real conda 26.7.1 ``install --dry-run`` of the same pin with the ``libmamba``,
    ``rattler`` and ``classic`` solvers, and ``condafix cuda --solver conda`` (condafix installed
-   beside conda) with each; for start-up ``python -c pass``, ``condafix --help``, ``condafix
-   doctor``, ``numba -s`` and ``env-doctor check``, plus an ``-X importtime`` attribution;
+   beside conda) with each; real micromamba 2.8.1 ``install --dry-run`` of the same pin beside
+   ``condafix cuda --via micromamba`` (a dry run: the plan, and the check that micromamba is there);
+   for start-up ``python -c pass``, ``condafix --help``, ``condafix doctor``, ``numba -s`` and
+   ``env-doctor check``, plus an ``-X importtime`` attribution;
 4. reports the median wall time, CPU time and peak RSS of each whole process, ratios, and the
    targets of issue 16, as a markdown table (``--out``) and optionally in the README.
 
@@ -24,7 +26,8 @@ zstandard and py-rattler for the channels and envs; any ``python`` starts the be
 when the python it was started with lacks them); condafix built from this checkout as ``pip
 install .`` installs it (reinstalled when the source changes); plain conda from
 ``../shared/wheels``; conda with condafix beside it (conda's rattler solver pins py-rattler 0.26,
-which condafix accepts); numba and env-doctor from PyPI.
+which condafix accepts); numba and env-doctor from PyPI. micromamba is ``$CONDAFIX_TEST_MICROMAMBA`` (what
+``.ci/run`` unpacks), else ``../shared/micromamba``'s tarball unpacked there once.
 """
 
 from __future__ import annotations
@@ -184,6 +187,27 @@ def peers_bin() -> Path | None:
     return venv / "bin" if _pip(python, "numba", "env-doctor") else None
 
 
+MICROMAMBA_TAR = ROOT.parent / "shared" / "micromamba" / "micromamba-2.8.1-linux-64.tar.xz"
+
+
+def micromamba_exe() -> Path | None:
+    """Real micromamba 2.8.1: ``$CONDAFIX_TEST_MICROMAMBA``, else ``../shared/micromamba``'s tarball, unpacked once."""
+    given = os.environ.get("CONDAFIX_TEST_MICROMAMBA")
+    if given and Path(given).is_file():
+        return Path(given)
+    exe = WORK / "micromamba" / "micromamba-2.8.1-linux-64" / "bin" / "micromamba"
+    if exe.is_file():
+        return exe
+    tar = Path(os.environ.get("CONDAFIX_MICROMAMBA_TAR") or MICROMAMBA_TAR)
+    if not tar.is_file():
+        say(f"no micromamba (CONDAFIX_TEST_MICROMAMBA unset, no {tar}): micromamba is left out")
+        return None
+    say(f"unpacking {tar.name} (once)")
+    exe.parents[2].mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xJf", str(tar), "-C", str(exe.parents[2])], check=True)
+    return exe if exe.is_file() else None
+
+
 def condafix_has_conda_solver(exe: Path) -> bool:
     done = subprocess.run([str(exe), "cuda", "--help"], capture_output=True, text=True)
     return "--solver" in done.stdout
@@ -341,6 +365,7 @@ class Tools:
     conda: Path | None  # plain conda 26.7.1 (no condafix plugin)
     conda_condafix: Path | None  # conda with condafix beside it (`condafix cuda --solver conda`)
     peers: Path | None
+    micromamba: Path | None = None  # real micromamba 2.8.1 (`--via micromamba`)
 
 
 def plan_cases(block: Block, url: str, prefix: Path, tools: Tools) -> list[Case]:
@@ -391,6 +416,59 @@ def conda_cases(
             pkgs = {"CONDA_PKGS_DIRS": str(caches / f"condafix-conda-{solver}-{key}")}
             cases.append(Case(block.name, f"condafix via conda {solver}", argv, {**conda_env, **pkgs}))
     return cases
+
+
+JIT_ENV = ("numba-cuda",)  # left out of the 10-package env for the micromamba rows (envs.write_env says why)
+
+
+def micromamba_cases(block: Block, url: str, prefix: Path, tools: Tools) -> list[Case]:
+    """micromamba's own `install --dry-run` of the pin beside `condafix cuda --via micromamba` (a dry run).
+
+    ``prefix`` is the env10 less numba-cuda (``JIT_ENV``): a PTX-JIT user, so condafix plans the same pin that
+    micromamba is asked for (with numba-cuda 0.25 and its nvJitLink condafix has nothing to do)."""
+    if tools.micromamba is None:
+        return []
+    env = {k: v for k, v in base_env().items() if not k.startswith("MAMBA")}
+    env["CONDA_OVERRIDE_CUDA"] = gen.TARGET_CUDA
+    key = f"{block.size}-{block.fmt}-{block.env_size}"
+    caches = WORK / "caches"
+    own = [str(tools.micromamba), "install", "--dry-run", "-y", "-p", str(prefix), "--override-channels", "-c", url]
+    own.append(f"cuda-version={gen.TARGET_CUDA}")
+    via = [str(tools.python.parent / "condafix"), "cuda", "-p", str(prefix), "-c", url, "--cuda", gen.TARGET_CUDA]
+    via += ["--via", "micromamba"]
+    via_env = {**env, "MAMBA_EXE": str(tools.micromamba), "CONDAFIX_CACHE_DIR": str(caches / f"condafix-mm-{key}")}
+    return [
+        Case(block.name, "micromamba", own, {**env, "MAMBA_ROOT_PREFIX": str(caches / f"micromamba-{key}")}),
+        Case(block.name, "condafix via micromamba", via, via_env),
+    ]
+
+
+def micromamba_table(mamba: dict[Block, list[Case]], stats: dict[int, dict[str, int]]) -> list[str]:
+    """The rows of micromamba's dry run beside condafix's ``--via micromamba`` dry run, per block."""
+    if not mamba:
+        return []
+    lines = [
+        "",
+        "The same pin with real micromamba 2.8.1 (`micromamba install --dry-run -p ENV --override-channels -c URL "
+        "cuda-version=12.4`, `CONDA_OVERRIDE_CUDA=12.4`) and `condafix cuda -p ENV -c URL --cuda 12.4 --via "
+        "micromamba` (a dry run: condafix's plan; micromamba runs only with --apply); warm caches. ENV is the "
+        "10-package env less numba-cuda (numba's own numba.cuda JITs PTX through the driver), so both plan the "
+        "same five downgrades.",
+        "",
+        "| channel | env | micromamba --dry-run | condafix --via micromamba | via ÷ micromamba, time "
+        "| via ÷ micromamba, RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for block, cases in mamba.items():
+        got = {c.label: c for c in cases}
+        own, via = got.get("micromamba"), got.get("condafix via micromamba")
+        records = stats[block.size]["records"]
+        lines.append(
+            f"| {records / 1000:.0f}k {block.fmt} | {block.env_size} | {_cell(own)} | {_cell(via)} "
+            f"| {fmt_x(via.median() if via else None, own.median() if own else None)} "
+            f"| {fmt_x(via.rss() if via else None, own.rss() if own else None)} |"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------- report
@@ -477,7 +555,7 @@ def import_breakdown(python: Path, args: list[str], runs: int = 7) -> dict[str, 
 def report(
     start: list[Case], fast: dict[Block, list[Case]], slow: dict[Block, list[Case]], stats: dict[int, dict[str, int]],
     args: argparse.Namespace, tools: Tools, rounds: dict[str, int], took: float, imports: dict[str, dict[str, float]],
-    big: list[Case] | None = None,
+    big: list[Case] | None = None, mamba: dict[Block, list[Case]] | None = None,
 ) -> str:  # fmt: skip
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
@@ -563,6 +641,7 @@ def report(
                     f"| {fmt_x(via.rss() if via else None, conda.rss() if conda else None)} "
                     f"| {fmt_x(conda.median() if conda else None, mine)} |"
                 )
+    lines += micromamba_table(mamba or {}, stats)
     lines += ["", *targets(start, fast, slow, big or [])]
     return "\n".join(lines) + "\n"
 
@@ -664,6 +743,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, help="planning rounds (default 5 at the smallest size, 3 above; quick 2)")
     parser.add_argument("--no-conda", action="store_true", help="leave real conda out")
     parser.add_argument("--no-peers", action="store_true", help="leave numba and env-doctor out")
+    parser.add_argument("--no-micromamba", action="store_true", help="leave real micromamba out")
     parser.add_argument("--out", type=Path, default=None, help="markdown table (default WORK/results.md)")
     parser.add_argument("--readme", action="store_true", help="also replace the README's generated section")
     parser.add_argument("--which-python", action="store_true", help="print the python that runs the bench and exit")
@@ -686,7 +766,8 @@ def main() -> int:
     via = None if args.no_conda else conda_condafix_python()
     if via and not condafix_has_conda_solver(via.parent / "condafix"):
         via = None
-    tools = Tools(python, conda, via, None if args.no_peers else peers_bin())
+    mm = None if args.no_micromamba else micromamba_exe()
+    tools = Tools(python, conda, via, None if args.no_peers else peers_bin(), mm)
     stats: dict[int, dict[str, int]] = {}
     for size in sizes:
         say(f"channel {gen.scale_label(size)}: generating (cached after the first run)")
@@ -694,6 +775,8 @@ def main() -> int:
     prefixes = {n: WORK / "envs" / f"env{n}" for n in (10, 300)}
     for n, prefix in prefixes.items():
         envs.write_env(prefix, n)
+    jit_prefix = WORK / "envs" / "env10-jit"
+    envs.write_env(jit_prefix, 10, without=JIT_ENV)
     big_prefix = WORK / "envs" / f"env{envs.BIG_ENV // 1000}k"
     say(f"an env of {envs.BIG_ENV} records (written once)")
     envs.write_big_env(big_prefix, envs.BIG_ENV)
@@ -708,6 +791,7 @@ def main() -> int:
     fast: dict[Block, list[Case]] = {}
     big: list[Case] = []
     slow: dict[Block, list[Case]] = {}
+    mamba: dict[Block, list[Case]] = {}
     try:
         say("start-up")
         start = startup_cases(python, tools.peers)
@@ -739,6 +823,15 @@ def main() -> int:
                 say(f"{block.name}, conda: {len(cases)} commands × {rounds} rounds")
                 measured(cases, rounds)
                 slow[block] = cases
+        for size in sizes if tools.micromamba else []:
+            for fmt in ("sharded", "mono"):
+                block = Block(size, fmt, 10 - len(JIT_ENV))
+                url = f"{server.url}/channel-{size}-v{gen.GENERATOR_VERSION}/{fmt}"
+                cases = micromamba_cases(block, url, jit_prefix, tools)
+                rounds = conda_rounds if size == min(sizes) else 1
+                say(f"{block.name}, micromamba: {len(cases)} commands × {rounds} rounds")
+                measured(cases, rounds)
+                mamba[block] = cases
     finally:
         server.close()
     all_rounds = {
@@ -747,11 +840,12 @@ def main() -> int:
         "plan": args.runs or (2 if args.quick else 3),
         "conda": conda_rounds,
     }
-    table = report(start, fast, slow, stats, args, tools, all_rounds, time.perf_counter() - began, imports, big)
+    took = time.perf_counter() - began
+    table = report(start, fast, slow, stats, args, tools, all_rounds, took, imports, big, mamba)
     out = args.out or WORK / "results.md"
     out.write_text(table)
     every = [*start, *big, *(c for cases in fast.values() for c in cases)]
-    every += [c for cases in slow.values() for c in cases]
+    every += [c for cases in (*slow.values(), *mamba.values()) for c in cases]
     raw = [
         {"group": c.group, "label": c.label, "argv": c.argv, "samples": [x.__dict__ for x in c.samples]}
         | {"failure": c.failure}

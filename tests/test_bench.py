@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import os
+import re
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -117,3 +120,50 @@ def test_sharded_channel_solves_with_py_rattler(served: str, generated: Path, tm
     assert _solve(served, prefix, tmp_path / "cache") == cold
     mono = _solve((generated / "mono").as_uri(), prefix, tmp_path / "cache-mono")
     assert mono == cold
+
+
+MICROMAMBA = os.environ.get("CONDAFIX_TEST_MICROMAMBA", "")
+
+
+@pytest.mark.parametrize("fmt", ["sharded", "mono"])
+def test_micromamba_rows_run_both_dry_runs_of_the_same_pin(
+    fmt: str, generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/run.py's micromamba rows, once, on the small channel over HTTP: micromamba's own dry run and condafix's
+    ``--via micromamba`` dry run both exit 0 and plan cuda-version 12.4, the env is untouched, the table has the row."""
+    if not MICROMAMBA:
+        pytest.skip("real micromamba not unpacked (.ci/run does it; set CONDAFIX_TEST_MICROMAMBA)")
+    import run as bench_run
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(bench_run, "WORK", tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    prefix = tmp_path / "env10-jit"
+    envs.write_env(prefix, 10, without=bench_run.JIT_ENV)
+    before = tree_digest(prefix)
+    server = serve.Server(("127.0.0.1", 0), functools.partial(serve.Handler, directory=str(generated)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{fmt}"
+        tools = bench_run.Tools(Path(sys.executable), None, None, None, Path(MICROMAMBA))
+        block = bench_run.Block(SIZE, fmt, 9)
+        cases = bench_run.micromamba_cases(block, url, prefix, tools)
+        assert [c.label for c in cases] == ["micromamba", "condafix via micromamba"]
+        bench_run.run_rounds(cases, 1)
+        assert [(len(c.samples), c.failure) for c in cases] == [(1, None), (1, None)]
+        own, via = (subprocess.run(c.argv, env=c.env, capture_output=True, text=True, timeout=300) for c in cases)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert own.returncode == 0 and "Dry run" in own.stdout, own.stdout + own.stderr
+    assert re.search(r"\+ cuda-version\s+12\.4\s", own.stdout), own.stdout
+    assert via.returncode == 0 and 'cuda-version=12.4"' in via.stdout and "dry run: nothing was changed" in via.stdout
+    moved = {"cuda-cudart", "cuda-nvrtc", "cuda-nvvm-impl", "cuda-version", "libnvjitlink"}
+    assert {n for n in moved if re.search(rf"^downgrade\s+{n}\s", via.stdout, re.M)} == moved  # micromamba's five too
+    assert all(re.search(rf"\+ {n}\s+12\.4", own.stdout) for n in moved), own.stdout
+    assert tree_digest(prefix) == before
+    table = bench_run.micromamba_table({block: cases}, {SIZE: {"records": SIZE}})
+    row = next(line for line in table if line.startswith(f"| {SIZE // 1000}k {fmt} | 9 |"))
+    assert "failed" not in row and row.count("×") == 2, row

@@ -115,3 +115,54 @@ def test_bench_starts_from_a_python_without_msgpack(tmp_path: Path) -> None:
     runner = done.stdout.strip()
     assert runner == str(tmp_path / "condafix-bench" / "bench-venv" / "bin" / "python")
     assert subprocess.run([runner, "-c", "import msgpack, zstandard, rattler"]).returncode == 0
+
+
+@pytest.mark.parametrize("state", ["missing", "empty", "other-wheels"])
+def test_conda_venv_without_wheels_says_one_line_naming_the_setting(tmp_path: Path, state: str) -> None:
+    """A clone outside this layout has no ../shared/wheels: before, `cd: ../shared/wheels: No such file or
+    directory` from inside the script, and the README's `$(bash .ci/conda-venv)` went on with an empty path."""
+    wheels = tmp_path / "wheels"
+    if state != "missing":
+        wheels.mkdir()
+    if state == "other-wheels":
+        (wheels / "libmambapy-2.8.1-cp311-cp311-manylinux_2_36_x86_64.whl").write_bytes(b"x")
+    clone = _checkout(tmp_path, "clone")
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "CONDAFIX_WHEELS": str(wheels)}
+    done = subprocess.run(["bash", str(clone / ".ci" / "conda-venv")], capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "CONDAFIX_WHEELS" in lines[0] and str(wheels) in lines[0], done.stderr
+    assert not (tmp_path / "tmp").exists()  # nothing was built
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_conda_package_without_wheels_says_one_line_naming_the_setting(tmp_path: Path, state: str) -> None:
+    wheels = tmp_path / "wheels"
+    if state == "empty":
+        wheels.mkdir()
+    env = {**os.environ, "CONDAFIX_WHEELS": str(wheels)}
+    argv = [
+        sys.executable,
+        str(ROOT / ".ci" / "conda-package"),
+        str(tmp_path / "out"),
+        "--conda-python",
+        sys.executable,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "CONDAFIX_WHEELS" in lines[0] and str(wheels) in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_conda_package_with_an_empty_conda_python_says_one_line(tmp_path: Path) -> None:
+    """`--conda-python "$(bash .ci/conda-venv)"` after conda-venv failed: before, a FileNotFoundError traceback."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "conda-26.7.1-py3-none-any.whl").write_bytes(b"x")
+    env = {**os.environ, "CONDAFIX_WHEELS": str(wheels)}
+    argv = [sys.executable, str(ROOT / ".ci" / "conda-package"), str(tmp_path / "out"), "--conda-python", ""]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--conda-python" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr

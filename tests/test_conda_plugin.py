@@ -224,3 +224,23 @@ def test_standalone_condafix_cuda_takes_conda_cudas_solver_names(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["solver"] == "conda (classic)"
+
+
+def test_conda_doctor_fix_on_an_env_with_an_empty_history_is_not_another_tool(
+    plugged: RealConda, tmp_path: Path, user_condarc: dict[str, str]
+) -> None:
+    """An env rattler, pixi or micromamba made has an empty conda-meta/history: conda's first revision then lists
+    every installed package as `+` (it has nothing to diff against). condafix took that for another tool's change
+    ("error: another tool changed … history revision 1: conda doctor --fix cuda …") after its own fix went in."""
+    from .envs import install_env
+
+    prefix = install_env(plugged.channel, tmp_path / "env", BROKEN_SPECS, cuda="12.9", cache=tmp_path / "cache")
+    assert (prefix / "conda-meta" / "history").read_text() == ""
+    done = plugged.run("doctor", "--fix", "cuda", "-p", str(prefix), "--yes", env=user_condarc, check=False)
+    assert "another tool" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "applied 5 changes with conda (libmamba)" in done.stdout, done.stdout
+    assert plugged.installed(prefix)["cuda-version"] == "12.4"
+    assert plugged.history(prefix).requested["cuda-version"] == "cuda-version=12.4"
+    rollback = plugged.run("cuda", "-p", str(prefix), "--rollback", "--yes", check=False)
+    assert rollback.returncode == 0 and "--force" not in rollback.stdout + rollback.stderr, rollback.stderr
+    assert plugged.installed(prefix)["cuda-version"] == "12.9"

@@ -510,3 +510,36 @@ def test_write_leaves_every_file_that_needs_no_change_byte_identical(target: str
         assert path.read_bytes() == original, name
         assert not (tmp_path / f"{name}.bak").exists(), name
         assert outcome.code == (2 if outcome.result.status == "refused" else 0)
+
+
+def test_several_files_one_verdict_each_and_the_worst_exit(tmp_path: Path) -> None:
+    """pre-commit passes every staged file in one call: before, typer refused the second ('Got unexpected extra
+    argument'). Each file gets its own verdict, in order; a missing one is its own error line; the exit is the worst."""
+    fits = tmp_path / "fits.yml"
+    fits.write_text("dependencies:\n  - cuda-version=11.4\n")
+    moves = tmp_path / "moves.yml"
+    moves.write_bytes((FILES / "pytorch-1.12-cudatoolkit-dev.yml").read_bytes())
+    refused = tmp_path / "refused.yml"
+    refused.write_bytes((FILES / "cuda-metapackage.yml").read_bytes())
+    common = ("--driver", "470.82.01", "--offline", "--check")
+    done = run("fits.yml", "moves.yml", *common, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # moves.yml would change
+    assert done.stdout.index("fits.yml: nothing to change") < done.stdout.index("+++ b/moves.yml")
+    done = run("fits.yml", "moves.yml", "refused.yml", "gone.yml", *common, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "+++ b/moves.yml" in done.stdout and "refused: refused.yml" in done.stdout
+    assert done.stderr == "error: gone.yml: no such file\n"
+    assert run("fits.yml", "fits.yml", *common, cwd=tmp_path).returncode == 0
+    assert moves.read_bytes() == (FILES / "pytorch-1.12-cudatoolkit-dev.yml").read_bytes()  # --check wrote nothing
+
+
+def test_several_files_refuse_json_and_stdin_and_say_a_bad_driver_once(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yml", tmp_path / "b.yml"
+    for f in (a, b):
+        f.write_text("dependencies:\n  - cuda-version=12.4\n")
+    done = run(str(a), str(b), "--cuda", "12.4", "--json")
+    assert done.returncode == 2 and "--json takes one file" in json.loads(done.stdout)["error"]["summary"]
+    done = run(str(a), "-", "--cuda", "12.4", stdin="dependencies: []\n")
+    assert done.returncode == 2 and "- (stdin) cannot be combined" in done.stderr
+    done = run(str(a), str(b), "--driver", "abc")
+    assert done.returncode == 2 and done.stderr.count("abc") == 1, done.stderr

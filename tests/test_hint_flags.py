@@ -38,6 +38,7 @@ PRINTED_BY: dict[str, tuple[str, ...]] = {
     "cli/app.py:_ui": ("condafix cuda", "condafix rollback"),
     "cli/app.py:confirm": ("condafix cuda", "condafix rollback"),
     "cli/app.py:_solver": ("condafix cuda", "condafix env"),
+    "cli/app.py:env_file": ("condafix env",),
     "cli/app.py:_say_dropped_proxies": ("condafix",),
     "cli/app.py:usage_error": ("condafix",),  # "try `condafix cuda --help`" after a usage error
     "cli/conda_cuda.py:_one_line_errors": ("conda cuda",),  # "try `conda cuda --help`"

@@ -276,3 +276,36 @@ def test_a_ctrl_c_during_the_install_is_told_through_the_lent_notify_and_undone(
     assert told == ["interrupted: stopping the downloads, then undoing the change"]
     assert capsys.readouterr().err == ""  # nothing of its own on stderr
     assert digest(prefix, history=True) == before
+
+
+@pytest.mark.parametrize(
+    ("via", "variable", "other"),
+    [
+        ("micromamba", "MAMBA_EXE", "CONDA_EXE"),
+        ("mamba", "MAMBA_EXE", "CONDA_EXE"),
+        ("conda", "CONDA_EXE", "MAMBA_EXE"),
+    ],
+)
+def test_via_tool_not_found_names_the_variable_it_checked(
+    via: str, variable: str, other: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, every --via said `(nor in $CONDA_EXE/$MAMBA_EXE)`, though micromamba's lookup reads only $MAMBA_EXE."""
+    from condafix.backends.tool import find_tool
+    from condafix.errors import CondafixError
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    monkeypatch.delenv("MAMBA_EXE", raising=False)
+    with pytest.raises(CondafixError) as unset:
+        find_tool(via)
+    assert f"${variable}" in unset.value.summary and f"${other}" not in unset.value.summary
+    monkeypatch.setenv(variable, str(tmp_path / "gone" / via))
+    with pytest.raises(CondafixError) as stale:
+        find_tool(via)
+    assert str(tmp_path / "gone" / via) in stale.value.summary and stale.value.exit_code == 2
+    tool = tmp_path / "bin" / via
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv(variable, str(tool))
+    assert find_tool(via) == str(tool)

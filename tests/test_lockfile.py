@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -298,3 +299,20 @@ def test_default_files_and_no_target_without_a_driver(tmp_path: Path) -> None:
         [sys.executable, "-m", "condafix", "lock"], capture_output=True, text=True, cwd=tmp_path, env=env, check=False
     )
     assert guess.returncode == 2 and "will not guess" in guess.stderr and "--cuda" in guess.stderr
+
+
+@pytest.mark.parametrize("force_color", ["", "1"])
+def test_lock_table_lines_end_without_padding(force_color: str) -> None:
+    """rich's table padded every row to the widest line, so each ended in spaces (seen in a copied README)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", "FORCE_COLOR": force_color}
+    done = subprocess.run(
+        [sys.executable, "-m", "condafix", "lock", str(LOCKS / "pixi-v6/pixi.lock"), "--cuda", "12.4"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).splitlines()
+    assert done.returncode == 0 and any(line.startswith("env ") for line in lines), done.stdout
+    padded = [line for line in lines if line != line.rstrip()]
+    assert not padded, padded

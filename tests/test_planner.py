@@ -228,3 +228,14 @@ def test_a_package_the_history_does_not_request_is_never_removed(installed_env: 
     assert plan.status == "change"
     assert set(by_name(plan)) == {"cuda-version", "cuda-nvvm-impl", "cuda-nvrtc", "cuda-cudart", "libnvjitlink"}
     assert all(c.action != "remove" for c in plan.changes)
+
+
+@pytest.mark.parametrize("channel", ["http://user:s3cret@[::1/chan", "https://[::1", "http://[v1.x/chan"])
+def test_cli_channel_check_refuses_a_broken_ipv6_host_in_one_line(channel: str) -> None:
+    """`-c http://user:pw@[::1/chan`: urlsplit's ValueError was outside the check's try, so `condafix cuda` ended in
+    an internal error (found by the full leak matrix, CONDAFIX_LEAK_FULL=1)."""
+    from condafix.cli.inputs import check_channels
+
+    with pytest.raises(UsageError, match="not a usable channel URL") as info:
+        check_channels([channel])
+    assert "s3cret" not in info.value.summary

@@ -23,14 +23,14 @@ def find_tool(via: str) -> str:
     """The env's own manager: $CONDA_EXE / $MAMBA_EXE first, then PATH. Exit 2 before anything starts."""
     if via not in VIA_TOOLS:
         raise CondafixError(summary=f"--via must be one of {', '.join(VIA_TOOLS)} (got {via!r})", hints=(), exit_code=2)
-    hinted = os.environ.get("CONDA_EXE") if via == "conda" else os.environ.get("MAMBA_EXE")
+    variable = "CONDA_EXE" if via == "conda" else "MAMBA_EXE"  # the one variable each manager's shell hook sets
+    hinted = os.environ.get(variable)
     if hinted and Path(hinted).name.startswith(via) and os.access(hinted, os.X_OK):
         return hinted
     found = shutil.which(via)
     if found is None:
-        raise CondafixError(
-            summary=f"--via {via}: {via} is not on PATH (nor in $CONDA_EXE/$MAMBA_EXE)", hints=(), exit_code=2
-        )
+        said = f"${variable} is {hinted!r}, not an executable {via}" if hinted else f"nor in ${variable}"
+        raise CondafixError(summary=f"--via {via}: {via} is not on PATH ({said})", hints=(), exit_code=2)
     return found
 
 

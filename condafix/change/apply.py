@@ -156,7 +156,9 @@ def apply_change(
                 raise KeyboardInterrupt
             phase[0] = "the change is installed; condafix is finishing it (pins, conda's history)"
             found = foreign_records(prefix, snapshot, _read_json(snapshot / "meta.json"))
-            others = [text for _name, text in found] + foreign_revisions(prefix, _read_json(snapshot / "meta.json"))
+            others = [text for _name, text in found] + foreign_revisions(
+                prefix, snapshot, _read_json(snapshot / "meta.json")
+            )
             scrub_records(prefix, _new_records(prefix, snapshot))
             _drop_cache_tag(prefix, snapshot)
             if change.history is not None:
@@ -272,7 +274,7 @@ def _undo_history(
     path = condameta.history_path(prefix)
     if not (path.is_file() and not path.is_symlink() and isinstance(size, int) and path.stat().st_size > size):
         return
-    if not others and not foreign_revisions(prefix, meta) and tail_revisions(prefix, meta) <= 1:
+    if not others and not foreign_revisions(prefix, snapshot, meta) and tail_revisions(prefix, meta) <= 1:
         with open(path, "r+b") as out:
             out.truncate(size)
         return

@@ -62,8 +62,20 @@ def _records_of(root: Path) -> dict[str, dict[str, Any]]:
     return {p.name: _read_json(p) for p in condameta.record_paths(root)}
 
 
-def _revision_names(revision: condameta.Revision) -> set[str]:
-    return {_name_of(line[1:].split("::")[-1]) for line in revision.lines if line[:1] in "+-"}
+def _revision_names(revision: condameta.Revision, kept: frozenset[str] = frozenset()) -> set[str]:
+    """The names a revision moves; a ``+`` of a record in ``kept`` (installed before and after, unchanged) moves
+    nothing: conda's first revision in an empty history lists the whole env so (rattler, pixi, micromamba)."""
+    names = set()
+    for line in revision.lines:
+        dist = line[1:].split("::")[-1]
+        if line[:1] == "-" or (line[:1] == "+" and dist not in kept):
+            names.add(_name_of(dist))
+    return names
+
+
+def _kept(prefix: Path, snapshot: Path) -> frozenset[str]:
+    """``name-version-build`` of the records both at snapshot time and now."""
+    return frozenset(f.removesuffix(".json") for f in _records_of(snapshot).keys() & _records_of(prefix).keys())
 
 
 def revisions_before(meta: Mapping[str, Any], text: str) -> int:
@@ -76,16 +88,17 @@ def revisions_before(meta: Mapping[str, Any], text: str) -> int:
     return len(condameta.parse_history(head).revisions)
 
 
-def foreign_revisions(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
+def foreign_revisions(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[str]:
     """History revisions written after the snapshot that move a package condafix's change does not."""
     text = condameta.history_text(prefix)
     own = own_names(meta)
     revisions = condameta.parse_history(text).revisions
     since = revisions_before(meta, text)
+    kept = _kept(prefix, snapshot)
     return [
         f"history revision {n}: {_short(rev.command)}"
         for n, rev in enumerate(revisions[since:], since + 1)
-        if _revision_names(rev) - own
+        if _revision_names(rev, kept) - own
     ]
 
 
@@ -106,7 +119,7 @@ def tail_revisions(prefix: Path, meta: Mapping[str, Any]) -> int:
 def foreign_changes(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[str]:
     """What another tool changed since the snapshot: records of packages condafix's change does not
     move (added, replaced or removed) and history revisions that move them."""
-    return [text for _name, text in foreign_records(prefix, snapshot, meta)] + foreign_revisions(prefix, meta)
+    return [text for _name, text in foreign_records(prefix, snapshot, meta)] + foreign_revisions(prefix, snapshot, meta)
 
 
 def foreign_records(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[tuple[str, str]]:

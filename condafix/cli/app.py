@@ -179,23 +179,6 @@ def doctor(
     return _emit(outcome, as_json)
 
 
-def _read_text(text: str | None, file: Path | None) -> str:
-    if text is not None and file is not None:
-        raise UsageError("pass the error as TEXT or with -f FILE, not both")
-    if file is not None:
-        if str(file) == "-":
-            return sys.stdin.read()
-        try:
-            return file.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
-    if text is not None:
-        return text
-    if sys.stdin.isatty():
-        raise UsageError("no error text given (pass TEXT, -f FILE, or pipe it on stdin)")
-    return sys.stdin.read()
-
-
 @_command()
 @_guard("explain", _json_flag)
 def explain(
@@ -214,10 +197,10 @@ def explain(
     as_json: JsonOpt = False,
 ) -> int:
     """Explain a CUDA error message: which side is newer, both CUDA versions, and the fix."""
-    from condafix.cli import commands
+    from condafix.cli import commands, inputs
 
     outcome = commands.explain(
-        text=_read_text(text, file),
+        text=inputs.read_text(text, file),
         cuda=cuda,
         driver=driver,
         no_detect=no_detect,
@@ -347,11 +330,11 @@ def rollback(
 @_command("env")
 @_guard("env", _json_flag)
 def env_file(
-    file: Annotated[
-        Optional[str],  # noqa: UP045
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
         typer.Argument(
-            metavar="[FILE]",
-            help="environment.yml or pixi.toml/pyproject.toml (default ./environment.yml; - for stdin).",
+            metavar="[FILE]...",
+            help="environment.yml or pixi.toml/pyproject.toml files (default ./environment.yml; - for stdin).",
         ),
     ] = None,
     cuda: TargetCudasOpt = None,
@@ -372,30 +355,55 @@ def env_file(
     solver: SolverOpt = "auto",
     as_json: JsonOpt = False,
 ) -> int:
-    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write)."""
-    from condafix.cli import commands
+    """Move the CUDA pins of environment.yml or a pixi manifest as one group (a diff unless --write).
+
+    Several files (pre-commit passes every staged one): one verdict each, in order, and the worst exit."""
+    from condafix.cli import commands, render
     from condafix.files import envfile
 
     solver = _solver(solver)
+    paths = files or [envfile.default_file()]
+    if len(paths) > 1 and as_json:
+        raise UsageError(f"--json takes one file (got {len(paths)}): run condafix env --json once per file")
+    if len(paths) > 1 and "-" in paths:
+        raise UsageError("- (stdin) cannot be combined with other files")
+    if len(paths) > 1:  # a bad -c, --cuda or --driver is said once, not once per file
+        from condafix.cli.inputs import check_channels
 
-    path = file or envfile.default_file()
-    raw, source_name = envfile.read_source(path)
-    outcome = commands.env_file(
-        path=path,
-        raw=raw,
-        source_name=source_name,
-        cudas=cuda or [],
-        drivers=driver or [],
-        drivers_file=drivers_file,
-        write=write,
-        check=check,
-        channels=channel or [],
-        offline=offline,
-        allow_major=allow_major,
-        solver=solver,  # type: ignore[arg-type]
-        ui=_ui(as_json),
-    )
-    return _emit(outcome, as_json)
+        check_channels(channel or [])
+        if cuda or driver or drivers_file:
+            commands.target_cuda(cudas=cuda or [], drivers=driver or [], drivers_file=drivers_file, env=os.environ)
+
+    def one(path: str) -> int:
+        raw, source_name = envfile.read_source(path)
+        outcome = commands.env_file(
+            path=path,
+            raw=raw,
+            source_name=source_name,
+            cudas=cuda or [],
+            drivers=driver or [],
+            drivers_file=drivers_file,
+            write=write,
+            check=check,
+            channels=channel or [],
+            offline=offline,
+            allow_major=allow_major,
+            solver=solver,  # type: ignore[arg-type]
+            ui=_ui(as_json),
+        )
+        return _emit(outcome, as_json)
+
+    worst = 0
+    for path in paths:
+        try:
+            worst = max(worst, one(path))
+        except CondafixError as exc:  # this file's problem (missing, not an env file, a template): the next one runs
+            if len(paths) == 1:
+                raise
+            named = exc.summary if exc.summary.startswith(path) else f"{path}: {exc.summary}"
+            render.print_error("env", CondafixError(summary=named, hints=exc.hints, exit_code=exc.exit_code), False)
+            worst = max(worst, exc.exit_code)
+    return worst
 
 
 @_command("lock")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from condafix.errors import UsageError
 
@@ -15,8 +17,8 @@ def check_channels(channels: Sequence[str]) -> None:
     for channel in channels:
         if "://" not in channel:
             continue  # a channel name: conda's channel_alias makes the URL
-        parts = urlsplit(channel)
         try:
+            parts = urlsplit(channel)  # raises ValueError for a broken IPv6 host (`http://[::1/chan`)
             parts.port  # noqa: B018  (raises ValueError for a port out of range)
             host = parts.hostname or ""
             if (host and not host.replace(".", "").isascii()) or any(
@@ -31,3 +33,21 @@ def _redacted(url: str) -> str:
     from condafix.env.condarc import strip_credentials
 
     return strip_credentials(url)
+
+
+def read_text(text: str | None, file: Path | None) -> str:
+    """explain's input: TEXT, -f FILE (- for stdin) or a pipe; never a wait on a terminal."""
+    if text is not None and file is not None:
+        raise UsageError("pass the error as TEXT or with -f FILE, not both")
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        try:
+            return file.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if text is not None:
+        return text
+    if sys.stdin.isatty():
+        raise UsageError("no error text given (pass TEXT, -f FILE, or pipe it on stdin)")
+    return sys.stdin.read()

@@ -388,23 +388,25 @@ def envfile_text(result: EnvFileResult, *, out: Output | None = None) -> None:
 
 
 def lock_text(run: LockRun, *, out: Output | None = None) -> None:
-    """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock."""
-    from rich.table import Table
+    """Per lockfile: a table of env, platform, locked CUDA and verdict; then the manifest pin and the re-lock.
+    ``cli.plain``'s table, as doctor's and the plan's: rich's padded every line to its widest."""
+    from condafix.cli import plain
 
-    con = console(out=out)
-    e = _escape
+    con = plain.Console(cast(IO[str], _out(out).stdout))
+
+    def e(text: object) -> str:
+        return plain.escape(redact(str(text)))
+
     con.print(f"[bold]Target[/]   CUDA {run.target_cuda} (from {e(run.target_source)})")
     styles = {"ok": "green", "no-cuda": "dim", "warning": "yellow", "mismatch": "bold red"}
     for report in run.reports:
         con.print(f"\n[bold]{e(report.path)}[/] ({e(report.format)})")
-        table = Table(show_edge=False, box=None, padding=(0, 2), pad_edge=False)
-        for column in ("env", "platform", "CUDA", "from", "verdict", "why"):
-            table.add_column(column)
+        rows = []
         for env in report.envs:  # pixi: its verdict in pixi's words, its platform as the manifest names it
             where = env.platform + (f" ({env.lock_platform})" if env.lock_platform not in (None, env.platform) else "")
             verdict = f"[{styles[env.verdict]}]{e(env.runs or env.verdict)}[/]"
-            table.add_row(e(env.env), e(where), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason))
-        con.print(table)
+            rows.append((e(env.env), e(where), env.cuda or "-", e(env.cuda_from or "-"), verdict, e(env.reason)))
+        con.table(("env", "platform", "CUDA", "from", "verdict", "why"), rows)
         if checks := dict.fromkeys(e(env.check) for env in report.envs if env.check and env.runs != "runs as resolved"):
             con.print(f"pixi's own check for CUDA {e(report.target_cuda)}, on any machine:\n  " + "\n  ".join(checks))
         for env in report.envs:
@@ -420,6 +422,7 @@ def lock_text(run: LockRun, *, out: Output | None = None) -> None:
             con.print(f"  [bold cyan]{e(report.relock)}[/]")
         style = {"ok": "green", "warning": "yellow", "mismatch": "bold red"}[report.status]
         con.print(f"status: [{style}]{report.status}[/]")
+    con.flush()
 
 
 def proxy_text(report: ProxyReport, *, out: Output | None = None) -> None:

@@ -385,7 +385,12 @@ def strip_credentials(url: str) -> str:
 
     Everything condafix writes to disk goes through this: conda keeps tokens in its own store.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a broken IPv6 host (`http://u:p@[::1/x`): no parts to keep, so the text redactor's answer
+        from condafix.redact import redact
+
+        return redact(url)
     if not parts.scheme or not parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[-1]
