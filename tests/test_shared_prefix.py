@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,19 +106,23 @@ def test_conda_install_during_apply_is_never_undone(
         assert done.returncode == 0, done.stderr
         assert (prefix / "conda-meta" / "cuda-version-12.9-h0_3.json").is_file()
         _zlib_kept(real_conda, prefix)
+    _OUTCOMES["race: both kept" if "cuda-version-12.4-h0_3.json" in names else "race: condafix's undone"] += 1
+    print(f"\nrace round {round_}: libzlib kept, outcomes so far {dict(_OUTCOMES)}")
 
 
+@pytest.mark.parametrize("round_", range(ROUNDS))
 def test_rollback_of_a_killed_apply_refuses_after_a_conda_install(
-    real_conda: RealConda, installed_env: Callable[..., Path], cold_env: dict[str, str], channel: Path
+    real_conda: RealConda, installed_env: Callable[..., Path], cold_env: dict[str, str], channel: Path, round_: int
 ) -> None:
     """SIGKILL mid-apply, then `conda install`: the unfinished snapshot gets the later-changes check."""
-    prefix = installed_env(BROKEN, cuda="12.9", name="killed")
+    prefix = installed_env(BROKEN, cuda="12.9", name=f"killed-{round_}")
     _conda_install_zlib(real_conda, prefix, offline=False)
     with slow_server(channel, Pace(chunk=32, delay=0.1)) as url:
         child = subprocess.Popen(
             _apply(prefix, url), env=cold_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         _wait_for(prefix / "conda-meta" / "condafix" / "journal.json", child)
+        time.sleep(0.3 * (round_ % 4))  # the long run kills at several points of the downloads (~1.7 s)
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=60)
     assert snapshot.pending(prefix) is not None
@@ -137,3 +142,8 @@ def test_rollback_of_a_killed_apply_refuses_after_a_conda_install(
     assert "libzlib" not in real_conda.history(prefix).requested
     assert (prefix / "conda-meta" / "cuda-version-12.9-h0_3.json").is_file()
     assert snapshot.pending(prefix) is None
+    _OUTCOMES["kill: refused, then forced"] += 1
+    print(f"\nkill round {round_}: libzlib kept until --force, outcomes so far {dict(_OUTCOMES)}")
+
+
+_OUTCOMES: Counter[str] = Counter()
