@@ -58,10 +58,6 @@ def scope(meta: Mapping[str, Any], *, force: bool = False) -> Scope:
     )
 
 
-def _records_of(root: Path) -> dict[str, dict[str, Any]]:
-    return {p.name: _read_json(p) for p in condameta.record_paths(root)}
-
-
 def _revision_names(revision: condameta.Revision) -> set[str]:
     return {_name_of(line[1:].split("::")[-1]) for line in revision.lines if line[:1] in "+-"}
 
@@ -110,22 +106,33 @@ def foreign_changes(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> li
 
 
 def foreign_records(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, what happened) for each package another tool installed, replaced or removed since the snapshot."""
+    """(name, what happened) for each package another tool installed, replaced or removed since the snapshot.
+
+    A record file in both is the same build (conda names it ``name-version-build``) and is never read:
+    only the files that differ are, so a 200 MB record the change does not touch is not parsed twice."""
     own = own_names(meta)
-    saved = _records_of(snapshot)
-    current = _records_of(prefix)
-    saved_by_name = {str(r.get("name")): f for f, r in saved.items()}
+    saved_files = {p.name: p for p in condameta.record_paths(snapshot)}
+    current_files = {p.name: p for p in condameta.record_paths(prefix)}
+    added = {f: _read_json(p) for f, p in current_files.items() if f not in saved_files}
+    gone = {f: _read_json(p) for f, p in saved_files.items() if f not in current_files}
+
+    def name(file: str, record: Mapping[str, Any] | None) -> str:
+        return str((record or {}).get("name") or _name_of(file))
+
+    saved_by_name = {name(f, gone.get(f)): f for f in saved_files}
     found: list[tuple[str, str]] = []
-    for file, record in sorted(current.items()):
-        name = str(record.get("name") or _name_of(file))
-        if file in saved or name in own:
+    for file, record in sorted(added.items()):
+        if name(file, record) in own:
             continue
-        was = saved_by_name.get(name)
+        was = saved_by_name.get(name(file, record))
         old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
-        found.append((name, f"{name} {old} -> {record.get('version')} {record.get('build')}"))
-    names_now = {str(r.get("name") or _name_of(f)) for f, r in current.items()}
-    for file, record in sorted(saved.items()):
-        name = str(record.get("name") or _name_of(file))
-        if file not in current and name not in own and name not in names_now:
-            found.append((name, f"{name} {record.get('version')} {record.get('build')} removed"))
+        found.append(
+            (name(file, record), f"{name(file, record)} {old} -> {record.get('version')} {record.get('build')}")
+        )
+    names_now = {name(f, added.get(f)) for f in current_files}
+    for file, record in sorted(gone.items()):
+        if name(file, record) not in own and name(file, record) not in names_now:
+            found.append(
+                (name(file, record), f"{name(file, record)} {record.get('version')} {record.get('build')} removed")
+            )
     return found
