@@ -147,3 +147,40 @@ def test_rollback_of_a_killed_apply_refuses_after_a_conda_install(
 
 
 _OUTCOMES: Counter[str] = Counter()
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_through_the_plugin_a_conda_install_during_apply_survives_the_rollback(
+    real_conda: RealConda, tmp_path: Path, channel: Path, round_: int
+) -> None:
+    """`conda cuda --apply` (conda's own transaction) downloads slowly while `conda install libzlib` finishes:
+    condafix never counts libzlib as its own, so `conda cuda --rollback --yes` (no --force) keeps it."""
+    plugin = subprocess.run([real_conda.python, "-c", "import condafix.conda_plugin"], capture_output=True, check=False)
+    if plugin.returncode != 0:
+        pytest.skip("condafix is not installed in conda's venv (.ci/conda-venv does it)")
+    from .realconda import BROKEN_SPECS
+
+    prefix = real_conda.create(tmp_path / "env", BROKEN_SPECS, solver="libmamba", cuda="12.4")
+    _conda_install_zlib(real_conda, prefix, offline=False)
+    cold = real_conda.env(cuda="12.4", CONDA_PKGS_DIRS=str(tmp_path / "cold-pkgs"))  # its downloads are slow
+    with slow_server(channel, Pace(chunk=16, delay=0.3)) as url:
+        apply = [real_conda.python, "-m", "conda", "cuda", "-p", str(prefix), "--apply", "--yes", "-c", url]
+        child = subprocess.Popen(apply, env=cold, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=real_conda.root)  # fmt: skip
+        _wait_for(prefix / "conda-meta" / "condafix" / "journal.json", child)
+        _conda_install_zlib(real_conda, prefix)
+        out, err = child.communicate(timeout=300)
+    said = out + err
+    assert "Traceback" not in said and "panicked" not in said, said
+    assert child.returncode in (0, 4), said
+    _zlib_kept(real_conda, prefix)  # in conda's history too: conda's own revision read it as removed
+    if child.returncode == 4:  # stopped with both changes kept: the message names the other one
+        assert "another tool changed" in said and "libzlib" in said, said
+    if real_conda.installed(prefix)["cuda-version"] == "12.4":  # condafix's change is in: take it back
+        done = real_conda.run("cuda", "--rollback", "-p", str(prefix), "--yes", check=False, env=cold)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert real_conda.installed(prefix)["cuda-version"] in ("12.9", "13.0")
+    _zlib_kept(real_conda, prefix)  # record, files, history revision and requested spec, with no --force
+    assert snapshot.pending(prefix) is None
+    _OUTCOMES[f"plugin race: apply exit {child.returncode}"] += 1
+    print(f"\nplugin race round {round_}: libzlib kept, outcomes so far {dict(_OUTCOMES)}")

@@ -27,6 +27,7 @@ from condafix.change.condafiles import (
     dist_str,
     history_state,
     plan_pin_edits,
+    record_others,
 )
 from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller, guarding
 from condafix.change.lock import _deferred_signals, prefix_lock
@@ -162,6 +163,7 @@ def apply_change(
             if change.history is not None:
                 command, removed, added, specs = change.history
                 append_history(prefix, command, removed, added, update_specs=specs)
+            record_others(prefix, [name for name, _text in found])  # no other tool's package reads as removed
             _state, revisions = history_state(_history_text(prefix))
             records = sorted(p.name for p in condameta.record_paths(prefix))
             after = {"records": records, "history_revisions": revisions}
