@@ -326,9 +326,9 @@ def apply(
         edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=matches)) if pin else ()
         config = _config()
         by_name = {r.name: r for r in request.records}
-        old = _records(prefix)
-        dists = _current_dists(prefix, config)
-        removed = [dists[old[m.name][0].name] for m in request.moves if m.from_version and m.name in old]
+        old = {name: path.name for name, (path, _record) in _records(prefix).items()}  # the files, not the
+        dists = _current_dists(prefix, config)  # contents: a 200 MB record is not held while read again
+        removed = [dists[old[m.name]] for m in request.moves if m.from_version and m.name in old]
         added_records = [by_name[m.name] for m in request.moves if m.to_version and m.name in by_name]
         added = [dist_str(_record_dict(r), config) for r in added_records]
         return Change(
