@@ -251,14 +251,14 @@ def _old_format_specs(text: str) -> list[str]:
     return specs
 
 
-_QUOTED = re.compile(r"""[ \t]*(?:'([^'\\\n\x00]*)'|"([^"\\\n\x00]*)")[ \t]*([,\]])""")
+_QUOTED = re.compile(r"""[ \t]*(?:'([^'\\\n\x00\ud800-\udfff]*)'|"([^"\\\n\x00\ud800-\udfff]*)")[ \t]*([,\]])""")
 _CLOSE = re.compile(r"[ \t]*\]")
 
 
 def _quoted_list(text: str) -> list[str] | None:
     """The list conda writes (``repr`` of plain strings, no escapes) read without building an AST:
     ``ast.literal_eval`` of 250k specs peaks near 90 times the line's size. None for anything else
-    (prefixes, escapes, concatenation...): ``literal_eval`` reads those exactly as conda does."""
+    (prefixes, escapes, concatenation, a lone surrogate...): ``literal_eval`` reads those exactly as conda does."""
     if not text.endswith("]"):
         return None
     items: list[str] = []
