@@ -69,17 +69,10 @@ def _condarc_values(env: Mapping[str, str]) -> tuple[list[tuple[str, str, str]],
     for path in condarc.search_path(env, condarc.root_prefix(env)):
         if not path.is_file():
             continue
-        data = condarc.read_file(path)
-        if data is None:
-            problems.append(
-                _finding(
-                    "condarc_invalid",
-                    "warning",
-                    str(path),
-                    f"{path} is not valid YAML (or not UTF-8); conda will fail to read it",
-                    "fix or remove the file",
-                )
-            )
+        try:
+            data = condarc.read_file(path)
+        except condarc.CondarcError as exc:
+            problems.append(condarc.finding(exc))
             continue
         servers = data.get("proxy_servers")
         if isinstance(servers, dict):

@@ -19,6 +19,7 @@ from condafix.change import lock as lock_mod
 from condafix.change import safety, snapshot
 
 BROKEN = ["numba-cuda", "python 3.12.3.*", "numpy 2.0.0.*"]
+ROUNDS = int(os.environ.get("CONDAFIX_TEST_ROUNDS", "0"))  # the long run (=20): at least that many kills per kind
 
 
 def state_digest(prefix: Path) -> dict[str, str]:
@@ -217,17 +218,20 @@ def test_kill_trials(installed_env: Callable[..., Path], cli_env: dict[str, str]
     new = state_digest(probe)
     outcomes: Counter[str] = Counter()
     trials = 0
+    steps = max(12, ROUNDS)
+    history = (template / "conda-meta" / "history").read_bytes()
     for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM):
-        for step in range(12):
+        for step in range(steps):
             trials += 1
             prefix = tmp_path / f"trial-{sig.name}-{step}"
             shutil.copytree(template, prefix, symlinks=True)
             child = subprocess.Popen(
                 apply_cmd(prefix, "--yes"), env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
             )
-            time.sleep(duration * (0.4 + 0.7 * step / 12))  # start-up takes the first half
+            time.sleep(duration * (0.4 + 0.7 * step / steps))  # start-up takes the first half
             child.send_signal(sig)
             child.wait(timeout=60)
+            assert (prefix / "conda-meta" / "history").read_bytes().startswith(history), (sig, step)  # never cut
             now = state_digest(prefix)
             if now == old and snapshot.pending(prefix) is None:
                 outcomes["old"] += 1
@@ -239,6 +243,7 @@ def test_kill_trials(installed_env: Callable[..., Path], cli_env: dict[str, str]
                 assert "interrupted condafix change" in doctor.stdout
                 assert run(rollback_cmd(prefix, "--yes"), cli_env).returncode == 0
                 assert state_digest(prefix) == old
+                assert (prefix / "conda-meta" / "history").read_bytes().startswith(history), (sig, step)
                 outcomes["recovered by rollback"] += 1
             assert not (safety.state_dir(prefix) / "lock").exists() or sig == signal.SIGKILL
     print(f"\nkill trials: {trials}, outcomes: {dict(outcomes)}, apply took {duration:.2f} s")

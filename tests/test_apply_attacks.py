@@ -21,7 +21,7 @@ import pytest
 
 from condafix.change import safety, snapshot
 
-from .test_apply import BROKEN, apply_cmd, rollback_cmd, run, state_digest
+from .test_apply import BROKEN, ROUNDS, apply_cmd, rollback_cmd, run, state_digest
 
 
 @pytest.fixture
@@ -145,15 +145,18 @@ def test_kill_trials_during_rollback(env12: Path, cli_env: dict[str, str], tmp_p
     assert run(rollback_cmd(probe, "--yes"), cli_env).returncode == 0
     duration = time.monotonic() - started
     outcomes: Counter[str] = Counter()
-    for step in range(14):
+    steps = max(14, ROUNDS)
+    history = (env12 / "conda-meta" / "history").read_bytes()  # with condafix's revision: a rollback appends
+    for step in range(steps):
         prefix = tmp_path / f"trial-{step}"
         shutil.copytree(env12, prefix, symlinks=True)
         child = subprocess.Popen(
             rollback_cmd(prefix, "--yes"), env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(duration * (0.6 + 0.5 * step / 14))  # start-up is most of it: aim at the restore
+        time.sleep(duration * (0.6 + 0.5 * step / steps))  # start-up is most of it: aim at the restore
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
+        assert (prefix / "conda-meta" / "history").read_bytes().startswith(history), step  # never cut
         now = state_digest(prefix)
         if snapshot.pending(prefix) is None and now in (old, new):
             outcomes["old" if now == old else "new"] += 1
@@ -165,8 +168,8 @@ def test_kill_trials_during_rollback(env12: Path, cli_env: dict[str, str], tmp_p
         assert again.returncode == 0, again.stderr
         assert state_digest(prefix) == old and snapshot.pending(prefix) is None
         outcomes["completed by a second rollback"] += 1
-    print(f"\nrollback kill trials: {dict(outcomes)}, rollback took {duration:.2f} s")
-    assert sum(outcomes.values()) == 14
+    print(f"\nrollback kill trials: {steps}, outcomes: {dict(outcomes)}, rollback took {duration:.2f} s")
+    assert sum(outcomes.values()) == steps
 
 
 _HOLDER = """

@@ -93,3 +93,88 @@ def test_an_unusable_channel_url_is_one_clear_line(
     _one_clear_line(done, (2,))
     assert "not a usable channel URL" in done.stderr
     assert state_digest(prefix) == before and envfile.read_text() == "dependencies:\n  - cuda-version=12.9\n"
+
+
+# ---------------------------------------------------------------- a condarc conda cannot read
+
+UNREADABLE = {
+    "not UTF-8": b"channels:\n  - conda-forge\n# \xff\xfe\n",
+    "not YAML": b"channels: [conda-forge\n  - nvidia: x: y\n",
+}
+
+
+def _unreadable_condarc(tmp_path: Path, env: dict[str, str], where: str, content: str) -> tuple[dict[str, str], Path]:
+    """``~/.condarc`` or ``$CONDARC`` holding bytes conda cannot read."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    rc = home / ".condarc" if where == "~/.condarc" else tmp_path / "extra" / "condarc.yml"
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    rc.write_bytes(UNREADABLE[content])
+    env = {k: v for k, v in env.items() if not k.startswith(("CONDA_", "CONDARC", "MAMBA", "XDG"))}
+    env["HOME"] = str(home)
+    if where == "$CONDARC":
+        env["CONDARC"] = str(rc)
+    return env, rc
+
+
+@pytest.mark.parametrize("content", sorted(UNREADABLE))
+def test_real_conda_stops_on_a_condarc_it_cannot_read(tmp_path: Path, content: str) -> None:
+    """What condafix matches: conda 26.7.1 itself fails on such a file (an unexpected-error report)."""
+    import os
+
+    python = os.environ.get("CONDAFIX_TEST_CONDA_PYTHON", "")
+    if not python:
+        pytest.skip("real conda not installed (run .ci/conda-venv and set CONDAFIX_TEST_CONDA_PYTHON)")
+    env, rc = _unreadable_condarc(tmp_path, dict(os.environ), "~/.condarc", content)
+    env["CONDA_PKGS_DIRS"] = str(tmp_path / "pkgs")
+    done = subprocess.run(
+        [python, "-m", "conda", "config", "--show", "channels"], capture_output=True, text=True, env=env, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout
+    assert ("UnicodeDecodeError" if content == "not UTF-8" else "ParserError") in done.stderr, done.stderr[-2000:]
+    assert str(rc) in done.stderr or content == "not UTF-8"  # conda names the file only for a YAML error
+
+
+@pytest.mark.parametrize("content", sorted(UNREADABLE))
+@pytest.mark.parametrize("where", ["~/.condarc", "$CONDARC"])
+@pytest.mark.parametrize("command", ["cuda", "env"])
+def test_a_condarc_conda_cannot_read_stops_cuda_and_env(
+    installed_env: Callable[..., Path], cli_env: dict[str, str], tmp_path: Path, where: str, content: str,
+    command: str,
+) -> None:  # fmt: skip
+    prefix = installed_env(BROKEN, cuda="12.9")
+    env, rc = _unreadable_condarc(tmp_path, cli_env, where, content)
+    before = state_digest(prefix)
+    envfile = tmp_path / "environment.yml"
+    envfile.write_text("dependencies:\n  - cuda-version=12.9\n")
+    if command == "cuda":
+        done = run(apply_cmd(prefix, "--yes"), env)
+    else:
+        done = run([sys.executable, "-m", "condafix", "env", str(envfile), "--cuda", "12.4", "--write"], env)
+    _one_clear_line(done, (2,))
+    first = done.stderr.splitlines()[0]
+    assert str(rc) in first and ("not UTF-8" in first if content == "not UTF-8" else "invalid YAML" in first), first
+    assert "conda cannot read" in first
+    assert state_digest(prefix) == before and not (prefix / "conda-meta" / "condafix").exists()
+    assert envfile.read_text() == "dependencies:\n  - cuda-version=12.9\n"
+    assert not list(tmp_path.glob("environment.yml.bak*"))
+
+
+@pytest.mark.parametrize("content", sorted(UNREADABLE))
+def test_doctor_and_proxy_name_a_condarc_conda_cannot_read(
+    installed_env: Callable[..., Path], cli_env: dict[str, str], tmp_path: Path, content: str
+) -> None:
+    prefix = installed_env(BROKEN, cuda="12.9")
+    env, rc = _unreadable_condarc(tmp_path, cli_env, "$CONDARC", content)
+    doctor = run([sys.executable, "-m", "condafix", "doctor", "-p", str(prefix), "--cuda", "12.4", "--json"], env)
+    proxy = run([sys.executable, "-m", "condafix", "proxy", "--json", "--no-connect"], env)
+    for done in (doctor, proxy):
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+        found = [f for f in json.loads(done.stdout)["result"]["findings"] if f["code"] == "condarc_invalid"]
+        assert [f["component"] for f in found] == [str(rc)], done.stdout
+        assert "conda cannot read" in found[0]["message"] and found[0]["severity"] == "warning"
+    # doctor still diagnosed the env: its CUDA parts are judged against the driver as without the file
+    assert json.loads(doctor.stdout)["result"]["verdicts"], doctor.stdout
+    text = run([sys.executable, "-m", "condafix", "doctor", "-p", str(prefix), "--cuda", "12.4"], env)
+    assert str(rc) in text.stdout and "Traceback" not in text.stderr, text.stdout + text.stderr

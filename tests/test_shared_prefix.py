@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,19 +106,23 @@ def test_conda_install_during_apply_is_never_undone(
         assert done.returncode == 0, done.stderr
         assert (prefix / "conda-meta" / "cuda-version-12.9-h0_3.json").is_file()
         _zlib_kept(real_conda, prefix)
+    _OUTCOMES["race: both kept" if "cuda-version-12.4-h0_3.json" in names else "race: condafix's undone"] += 1
+    print(f"\nrace round {round_}: libzlib kept, outcomes so far {dict(_OUTCOMES)}")
 
 
+@pytest.mark.parametrize("round_", range(ROUNDS))
 def test_rollback_of_a_killed_apply_refuses_after_a_conda_install(
-    real_conda: RealConda, installed_env: Callable[..., Path], cold_env: dict[str, str], channel: Path
+    real_conda: RealConda, installed_env: Callable[..., Path], cold_env: dict[str, str], channel: Path, round_: int
 ) -> None:
     """SIGKILL mid-apply, then `conda install`: the unfinished snapshot gets the later-changes check."""
-    prefix = installed_env(BROKEN, cuda="12.9", name="killed")
+    prefix = installed_env(BROKEN, cuda="12.9", name=f"killed-{round_}")
     _conda_install_zlib(real_conda, prefix, offline=False)
     with slow_server(channel, Pace(chunk=32, delay=0.1)) as url:
         child = subprocess.Popen(
             _apply(prefix, url), env=cold_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         _wait_for(prefix / "conda-meta" / "condafix" / "journal.json", child)
+        time.sleep(0.3 * (round_ % 4))  # the long run kills at several points of the downloads (~1.7 s)
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=60)
     assert snapshot.pending(prefix) is not None
@@ -137,3 +142,45 @@ def test_rollback_of_a_killed_apply_refuses_after_a_conda_install(
     assert "libzlib" not in real_conda.history(prefix).requested
     assert (prefix / "conda-meta" / "cuda-version-12.9-h0_3.json").is_file()
     assert snapshot.pending(prefix) is None
+    _OUTCOMES["kill: refused, then forced"] += 1
+    print(f"\nkill round {round_}: libzlib kept until --force, outcomes so far {dict(_OUTCOMES)}")
+
+
+_OUTCOMES: Counter[str] = Counter()
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_through_the_plugin_a_conda_install_during_apply_survives_the_rollback(
+    real_conda: RealConda, tmp_path: Path, channel: Path, round_: int
+) -> None:
+    """`conda cuda --apply` (conda's own transaction) downloads slowly while `conda install libzlib` finishes:
+    condafix never counts libzlib as its own, so `conda cuda --rollback --yes` (no --force) keeps it."""
+    plugin = subprocess.run([real_conda.python, "-c", "import condafix.conda_plugin"], capture_output=True, check=False)
+    if plugin.returncode != 0:
+        pytest.skip("condafix is not installed in conda's venv (.ci/conda-venv does it)")
+    from .realconda import BROKEN_SPECS
+
+    prefix = real_conda.create(tmp_path / "env", BROKEN_SPECS, solver="libmamba", cuda="12.4")
+    _conda_install_zlib(real_conda, prefix, offline=False)
+    cold = real_conda.env(cuda="12.4", CONDA_PKGS_DIRS=str(tmp_path / "cold-pkgs"))  # its downloads are slow
+    with slow_server(channel, Pace(chunk=16, delay=0.3)) as url:
+        apply = [real_conda.python, "-m", "conda", "cuda", "-p", str(prefix), "--apply", "--yes", "-c", url]
+        child = subprocess.Popen(apply, env=cold, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=real_conda.root)  # fmt: skip
+        _wait_for(prefix / "conda-meta" / "condafix" / "journal.json", child)
+        _conda_install_zlib(real_conda, prefix)
+        out, err = child.communicate(timeout=300)
+    said = out + err
+    assert "Traceback" not in said and "panicked" not in said, said
+    assert child.returncode in (0, 4), said
+    _zlib_kept(real_conda, prefix)  # in conda's history too: conda's own revision read it as removed
+    if child.returncode == 4:  # stopped with both changes kept: the message names the other one
+        assert "another tool changed" in said and "libzlib" in said, said
+    if real_conda.installed(prefix)["cuda-version"] == "12.4":  # condafix's change is in: take it back
+        done = real_conda.run("cuda", "--rollback", "-p", str(prefix), "--yes", check=False, env=cold)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert real_conda.installed(prefix)["cuda-version"] in ("12.9", "13.0")
+    _zlib_kept(real_conda, prefix)  # record, files, history revision and requested spec, with no --force
+    assert snapshot.pending(prefix) is None
+    _OUTCOMES[f"plugin race: apply exit {child.returncode}"] += 1
+    print(f"\nplugin race round {round_}: libzlib kept, outcomes so far {dict(_OUTCOMES)}")

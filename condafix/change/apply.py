@@ -27,6 +27,7 @@ from condafix.change.condafiles import (
     dist_str,
     history_state,
     plan_pin_edits,
+    record_others,
 )
 from condafix.change.installer import Installer, InstallRequest, Move, Record, Reinstaller, guarding
 from condafix.change.lock import _deferred_signals, prefix_lock
@@ -164,6 +165,7 @@ def apply_change(
             if change.history is not None:
                 command, removed, added, specs = change.history
                 append_history(prefix, command, removed, added, update_specs=specs)
+            record_others(prefix, [name for name, _text in found])  # no other tool's package reads as removed
             _state, revisions = history_state(_history_text(prefix))
             records = sorted(p.name for p in condameta.record_paths(prefix))
             after = {"records": records, "history_revisions": revisions}
@@ -326,9 +328,9 @@ def apply(
         edits = tuple(plan_pin_edits(prefix, pins, replace=replace_pin, spec_matches=matches)) if pin else ()
         config = _config()
         by_name = {r.name: r for r in request.records}
-        old = _records(prefix)
-        dists = _current_dists(prefix, config)
-        removed = [dists[old[m.name][0].name] for m in request.moves if m.from_version and m.name in old]
+        old = {name: path.name for name, (path, _record) in _records(prefix).items()}  # the files, not the
+        dists = _current_dists(prefix, config)  # contents: a 200 MB record is not held while read again
+        removed = [dists[old[m.name]] for m in request.moves if m.from_version and m.name in old]
         added_records = [by_name[m.name] for m in request.moves if m.to_version and m.name in by_name]
         added = [dist_str(_record_dict(r), config) for r in added_records]
         return Change(

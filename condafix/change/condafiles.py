@@ -83,6 +83,29 @@ def append_history(
         os.fsync(out.fileno())
 
 
+def record_others(prefix: Path, names: Sequence[str], config: Any = None) -> bool:
+    """conda's ``History.update`` for the packages another tool changed during condafix's change: conda
+    in the plugin's process writes its revision from the records it read before, so a package another
+    install linked meanwhile reads as removed. One revision puts the history's state back to the records
+    on disk for those names (the next conda command would write the same). True when one was written."""
+    wanted = set(names)
+    if not wanted:
+        return False
+    state, _revisions = history_state(_history_text(prefix))
+    on_disk = {
+        dist.split("::", 1)[-1]: dist
+        for file, dist in _current_dists(prefix, config or _config()).items()
+        if file.removesuffix(".json").rsplit("-", 2)[0] in wanted
+    }
+    in_state = {line.split("::", 1)[-1]: line for line in state}
+    removed = [line for key, line in in_state.items() if key.rsplit("-", 2)[0] in wanted and key not in on_disk]
+    added = [dist for key, dist in on_disk.items() if key not in in_state]
+    if not removed and not added:
+        return False
+    append_history(prefix, "condafix: another tool's packages as they are on disk", removed, added)
+    return True
+
+
 def _one_line(text: str) -> str:
     """A history line stays one line: a newline in a prefix path must not start a fake revision."""
     return "".join(f"\\x{ord(c):02x}" if c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else c for c in text)

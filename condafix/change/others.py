@@ -58,10 +58,6 @@ def scope(meta: Mapping[str, Any], *, force: bool = False) -> Scope:
     )
 
 
-def _records_of(root: Path) -> dict[str, dict[str, Any]]:
-    return {p.name: _read_json(p) for p in condameta.record_paths(root)}
-
-
 def _revision_names(revision: condameta.Revision, kept: frozenset[str] = frozenset()) -> set[str]:
     """The names a revision moves; a ``+`` of a record in ``kept`` (installed before and after, unchanged) moves
     nothing: conda's first revision in an empty history lists the whole env so (rattler, pixi, micromamba)."""
@@ -74,8 +70,9 @@ def _revision_names(revision: condameta.Revision, kept: frozenset[str] = frozens
 
 
 def _kept(prefix: Path, snapshot: Path) -> frozenset[str]:
-    """``name-version-build`` of the records both at snapshot time and now."""
-    return frozenset(f.removesuffix(".json") for f in _records_of(snapshot).keys() & _records_of(prefix).keys())
+    """``name-version-build`` of the records both at snapshot time and now (their file names: no record is read)."""
+    saved = {p.name for p in condameta.record_paths(snapshot)}
+    return frozenset(p.name.removesuffix(".json") for p in condameta.record_paths(prefix) if p.name in saved)
 
 
 def revisions_before(meta: Mapping[str, Any], text: str) -> int:
@@ -123,22 +120,33 @@ def foreign_changes(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> li
 
 
 def foreign_records(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, what happened) for each package another tool installed, replaced or removed since the snapshot."""
+    """(name, what happened) for each package another tool installed, replaced or removed since the snapshot.
+
+    A record file in both is the same build (conda names it ``name-version-build``) and is never read:
+    only the files that differ are, so a 200 MB record the change does not touch is not parsed twice."""
     own = own_names(meta)
-    saved = _records_of(snapshot)
-    current = _records_of(prefix)
-    saved_by_name = {str(r.get("name")): f for f, r in saved.items()}
+    saved_files = {p.name: p for p in condameta.record_paths(snapshot)}
+    current_files = {p.name: p for p in condameta.record_paths(prefix)}
+    added = {f: _read_json(p) for f, p in current_files.items() if f not in saved_files}
+    gone = {f: _read_json(p) for f, p in saved_files.items() if f not in current_files}
+
+    def name(file: str, record: Mapping[str, Any] | None) -> str:
+        return str((record or {}).get("name") or _name_of(file))
+
+    saved_by_name = {name(f, gone.get(f)): f for f in saved_files}
     found: list[tuple[str, str]] = []
-    for file, record in sorted(current.items()):
-        name = str(record.get("name") or _name_of(file))
-        if file in saved or name in own:
+    for file, record in sorted(added.items()):
+        if name(file, record) in own:
             continue
-        was = saved_by_name.get(name)
+        was = saved_by_name.get(name(file, record))
         old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
-        found.append((name, f"{name} {old} -> {record.get('version')} {record.get('build')}"))
-    names_now = {str(r.get("name") or _name_of(f)) for f, r in current.items()}
-    for file, record in sorted(saved.items()):
-        name = str(record.get("name") or _name_of(file))
-        if file not in current and name not in own and name not in names_now:
-            found.append((name, f"{name} {record.get('version')} {record.get('build')} removed"))
+        found.append(
+            (name(file, record), f"{name(file, record)} {old} -> {record.get('version')} {record.get('build')}")
+        )
+    names_now = {name(f, added.get(f)) for f in current_files}
+    for file, record in sorted(gone.items()):
+        if name(file, record) not in own and name(file, record) not in names_now:
+            found.append(
+                (name(file, record), f"{name(file, record)} {record.get('version')} {record.get('build')} removed")
+            )
     return found

@@ -97,7 +97,7 @@ def doctor(
     """Driver CUDA vs the env's CUDA parts: verdict per component and the fix to run."""
     from condafix.detect import driver as driver_mod
     from condafix.diagnose import verdict
-    from condafix.env import envinfo
+    from condafix.env import condarc, envinfo
 
     ui = ui or Ui()
     env = envinfo.inspect_env(name=name, path=prefix, env=ui.env)
@@ -114,8 +114,9 @@ def doctor(
         from condafix.change import snapshot
 
         unfinished = snapshot.pending(Path(env.prefix))
+    setup = tuple(condarc.finding(e) for e in condarc.unreadable(ui.env))  # named, and doctor still runs
     report = verdict.diagnose(
-        info, env, envinfo.system_toolkit(), probed, unfinished=unfinished, env_vars=ui.env
+        info, env, envinfo.system_toolkit(), probed, unfinished=unfinished, env_vars=ui.env, setup=setup
     )  # env_vars: CUPY_COMPILE_WITH_PTX changes CuPy's compile path
     return Outcome(kind="doctor", result=report, code=report.check_exit_code if check else 0)
 
@@ -235,10 +236,12 @@ def cuda(
     ``inside_conda``: called from a conda plugin hook, so conda's context is already configured.
     """
     from condafix.backends import choice
+    from condafix.env import condarc
     from condafix.plan import planner
 
     check_channels(channels)
     ui = ui or Ui()
+    condarc.refuse_unreadable(ui.env)  # conda's configuration: one conda cannot read is one line, exit 2
     if via is not None:
         from condafix.backends import tool
 
@@ -370,11 +373,13 @@ def env_file(
     Exit code: 0 fits or changed, 1 ``--check`` and it would change, 2 refused (the reason says why).
     """
     from condafix.backends import choice
+    from condafix.env import condarc
     from condafix.files import envfile
     from condafix.knowledge.cuda import CudaVersion
 
     check_channels(channels)
     ui = ui or Ui()
+    condarc.refuse_unreadable(ui.env)  # conda's configuration: one conda cannot read is one line, exit 2
 
     def plan(cuda: CudaVersion, backend: Any) -> tuple[Any, str]:
         if is_pixi_manifest(source_name, raw):

@@ -359,15 +359,18 @@ def diagnose(
     unfinished: str | None = None,
     env_vars: Mapping[str, str] | None = None,
     host: Host | None = None,
+    setup: tuple[Finding, ...] = (),
 ) -> DoctorReport:
     """Compare every CUDA part of the env with the driver, through each consumer's compile path; with
-    ``env_vars`` or ``host``, through the files each consumer loads (``cp.loaded_libraries``)."""
+    ``env_vars`` or ``host``, through the files each consumer loads (``cp.loaded_libraries``). ``setup``:
+    what is wrong outside the env that the report must still name (a condarc conda cannot read)."""
     jit_names = tuple(c.name for c in env.jit_consumers)
     target = driver.cuda_version
     libraries = cp.loaded_libraries(env, env_vars, probe.libraries if probe else (), host)
     paths = compile_paths(env, target, gpu_arch=driver.cuda_arch, env_vars=env_vars, libraries=libraries)
     verdicts = tuple(_judge(c, target, paths, env.prefix) for c in env.components)
     findings = _driver_findings(driver, env, toolkit) + _arch_findings(driver, env) + _probe_findings(probe, paths)
+    findings += setup
     if unfinished:
         findings.append(
             Finding(

@@ -11,10 +11,11 @@ file that is not UTF-8 or not what conda writes is one :class:`~condafix.errors.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,13 +156,12 @@ def records_by_name(prefix: Path, *, strict: bool = True) -> dict[str, tuple[Pat
 # ---------------------------------------------------------------- history
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Revision:
     """One ``==> date <==`` block of ``conda-meta/history``, read as conda's ``History.parse`` reads it."""
 
     date: str
     lines: frozenset[str]  # the package lines: ``+dist``/``-dist`` in a diff, else the full state
-    comments: tuple[str, ...]
     command: str | None  # the text after ``# cmd:`` (conda splits it into argv)
     conda_version: str | None
     action: str | None  # ``install``/``update``/``create``/``remove``/``uninstall``/``neutered``...
@@ -195,6 +195,15 @@ class History:
     def states(self) -> list[frozenset[str]]:
         """conda's ``construct_states``: the package set after each revision."""
         out: list[frozenset[str]] = []
+        self._replay(lambda current: out.append(frozenset(current)))
+        return out
+
+    def state(self) -> frozenset[str]:
+        """The package set the last revision leaves (empty without revisions): one replay in place, not
+        a set per revision (250k revisions that each add a package would hold 31 billion entries)."""
+        return frozenset(self._replay(lambda _current: None))
+
+    def _replay(self, each: Callable[[set[str]], None]) -> set[str]:
         current: set[str] = set()
         for rev in self.revisions:
             if not rev.is_diff:
@@ -207,13 +216,8 @@ class History:
                         current.add(line[1:])
                     else:
                         raise InspectError(f"{META}/history, revision {rev.date}: did not expect {line!r}")
-            out.append(frozenset(current))
-        return out
-
-    def state(self) -> frozenset[str]:
-        """The package set the last revision leaves (empty without revisions)."""
-        states = self.states()
-        return states[-1] if states else frozenset()
+            each(current)
+        return current
 
     def requested_specs(self, installed: Sequence[str] | None = None) -> dict[str, str]:
         """conda's ``get_requested_specs_map``: spec per package name after replaying every request;
@@ -247,8 +251,38 @@ def _old_format_specs(text: str) -> list[str]:
     return specs
 
 
+_QUOTED = re.compile(r"""[ \t]*(?:'([^'\\\n\x00\ud800-\udfff]*)'|"([^"\\\n\x00\ud800-\udfff]*)")[ \t]*([,\]])""")
+_CLOSE = re.compile(r"[ \t]*\]")
+
+
+def _quoted_list(text: str) -> list[str] | None:
+    """The list conda writes (``repr`` of plain strings, no escapes) read without building an AST:
+    ``ast.literal_eval`` of 250k specs peaks near 90 times the line's size. None for anything else
+    (prefixes, escapes, concatenation, a lone surrogate...): ``literal_eval`` reads those exactly as conda does."""
+    if not text.endswith("]"):
+        return None
+    items: list[str] = []
+    pos, end = 1, len(text)
+    if _CLOSE.fullmatch(text, pos):
+        return items
+    while pos < end:
+        m = _QUOTED.match(text, pos)
+        if m is None:
+            return None
+        items.append(m.group(1) if m.group(1) is not None else m.group(2))
+        pos = m.end()
+        if m.group(3) == "]":
+            return items if pos == end else None
+        if _CLOSE.fullmatch(text, pos):  # a trailing comma
+            return items
+    return None
+
+
 def _spec_list(text: str, origin: str) -> list[str]:
-    if text.startswith("["):
+    quoted = _quoted_list(text) if text.startswith("[") else None
+    if quoted is not None:
+        specs = quoted
+    elif text.startswith("["):
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
@@ -281,24 +315,33 @@ def _revision(date: str, lines: set[str], comments: list[str], number: int) -> R
                 fields["remove_specs"] = specs
             elif specs and action == "neutered":
                 fields["neutered_specs"] = specs
-    return Revision(date=date, lines=frozenset(lines), comments=tuple(comments), **fields)
+    return Revision(date=date, lines=frozenset(lines), **fields)  # the comment lines are read, not kept
 
 
+@functools.lru_cache(maxsize=1)
 def parse_history(text: str) -> History:
     """``conda-meta/history`` text as conda reads it: lines stripped, blanks skipped, anything before
-    the first ``==> date <==`` ignored, ``#`` lines are a revision's comments, the rest its packages."""
-    blocks: list[tuple[str, set[str], list[str]]] = []
+    the first ``==> date <==`` ignored, ``#`` lines are a revision's comments, the rest its packages.
+
+    Cached by the text (the result is frozen): an apply reads the history some eight times, and a
+    history of 250k revisions took seconds each; a changed file is a different text, parsed anew."""
+    revisions: list[Revision] = []
+    block: tuple[str, set[str], list[str]] | None = None  # the revision being read: made one when it ends
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
         if m := _SEPARATOR.match(line):
-            blocks.append((m.group(1), set(), []))
-        elif line.startswith("#") and blocks:
-            blocks[-1][2].append(line)
-        elif blocks:
-            blocks[-1][1].add(line)
-    return History(revisions=tuple(_revision(d, s, c, n) for n, (d, s, c) in enumerate(blocks, 1)))
+            if block is not None:
+                revisions.append(_revision(*block, len(revisions) + 1))
+            block = (m.group(1), set(), [])
+        elif line.startswith("#") and block is not None:
+            block[2].append(line)
+        elif block is not None:
+            block[1].add(line)
+    if block is not None:
+        revisions.append(_revision(*block, len(revisions) + 1))
+    return History(revisions=tuple(revisions))
 
 
 def history_path(prefix: Path) -> Path:

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from condafix.errors import Hint, UsageError
+from condafix.findings import Finding
+
 DEFAULT_ALIAS = "https://conda.anaconda.org"
 
 
@@ -82,22 +85,36 @@ def _drop_in(directory: Path) -> list[Path]:
         return []
 
 
+class CondarcError(UsageError):
+    """A condarc conda cannot read: not UTF-8 or not YAML. conda 26.7.1 stops on it (an unexpected-error
+    report, exit 1, for every command), so condafix never plans or writes with a configuration conda lacks."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        hint = Hint(code="fix_condarc", text=f"fix or remove {path}: every conda command fails on it")
+        super().__init__(f"{path}: {why}; conda cannot read its configuration either", (hint,))
+        self.path = path
+
+
 def _load_yaml(path: Path) -> Any:
     """A condarc parsed as conda parses it (ruamel.yaml round-trip, so ``#!final``/``#!top`` comments
-    survive): the mapping, {} when empty or unreadable, None when not YAML or not UTF-8 (conda skips it)."""
+    survive): the mapping, {} when empty or unreadable; :class:`CondarcError` when not UTF-8 or not YAML."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CondarcError(path, f"not UTF-8 text (byte {exc.start})") from None
     except OSError:
         return {}
     try:
         data = YAML(typ="rt").load(text)
-    except (YAMLError, RecursionError, ValueError):
-        return None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+        raise CondarcError(path, f"invalid YAML ({exc.problem or exc.context}, at {where})") from None
+    except (YAMLError, RecursionError, ValueError) as exc:
+        raise CondarcError(path, f"invalid YAML ({type(exc).__name__})") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -112,20 +129,50 @@ def _plain(value: Any) -> Any:
 
 
 def _files(env: Mapping[str, str], root: Path | None) -> list[tuple[Path, Any]]:
-    """Every condarc conda reads, parsed (ruamel's commented mapping); a file that is not YAML is skipped."""
+    """Every condarc conda reads, parsed (ruamel's commented mapping); one conda cannot read is left out
+    here (doctor and rollback still run) and named by :func:`unreadable` (``condafix cuda``/``env`` refuse)."""
     found = []
     for path in search_path(env, root):
         if path.is_file():
-            data = _load_yaml(path)
-            if data is not None:
-                found.append((path, data))
+            try:
+                found.append((path, _load_yaml(path)))
+            except CondarcError:
+                continue
     return found
 
 
-def read_file(path: Path) -> dict[str, Any] | None:
-    """One condarc's mapping as plain values ({} when empty or unreadable); None when not YAML or not UTF-8."""
-    data = _load_yaml(path)
-    return None if data is None else _plain(data)
+def read_file(path: Path) -> dict[str, Any]:
+    """One condarc's mapping as plain values ({} when empty or unreadable); :class:`CondarcError` when
+    conda cannot read it."""
+    return dict(_plain(_load_yaml(path)))
+
+
+def unreadable(env: Mapping[str, str] | None = None) -> list[CondarcError]:
+    """The condarc files on conda's search path that conda cannot read, each as the error naming it."""
+    env = os.environ if env is None else env
+    errors = []
+    for path in search_path(env, root_prefix(env)):
+        if path.is_file():
+            try:
+                _load_yaml(path)
+            except CondarcError as exc:
+                errors.append(exc)
+    return errors
+
+
+def refuse_unreadable(env: Mapping[str, str] | None = None) -> None:
+    """For the commands that plan or write with conda's configuration: the first unreadable condarc
+    is one line (exit 2) before anything is read or changed."""
+    errors = unreadable(env)
+    if errors:
+        raise errors[0]
+
+
+def finding(error: CondarcError) -> Finding:
+    """The one :class:`Finding` for a condarc conda cannot read (doctor and proxy still run)."""
+    return Finding(
+        code="condarc_invalid", severity="warning", message=error.summary, hints=error.hints, component=str(error.path)
+    )
 
 
 def files(env: Mapping[str, str] | None = None) -> list[tuple[Path, dict[str, Any]]]:

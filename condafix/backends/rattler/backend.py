@@ -139,6 +139,7 @@ class RattlerBackend:
 
         def install(step: Step) -> None:
             originals = {f"{r.name.normalized}-{r.version}-{r.build}.json": str(r.url) for r in natives}
+            before = install_rb.record_stamps(prefix)
             try:
                 install_rb.install(
                     install_rb.prefer_cached(natives), prefix, read_prefix_records(prefix), request.specs, step
@@ -146,7 +147,7 @@ class RattlerBackend:
             finally:  # prefer_cached points a record at conda's cache; the backend's records stay as solved
                 for record in natives:
                     record.url = originals[f"{record.name.normalized}-{record.version}-{record.build}.json"]
-            install_rb.keep_channel_urls(prefix, originals)
+            install_rb.keep_channel_urls(prefix, originals, before)
 
         return Installer(
             label="rattler",

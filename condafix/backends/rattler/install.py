@@ -26,6 +26,7 @@ from condafix import progress, proxy
 from condafix.backends.rattler.net import cache_dir, client, net_limits
 from condafix.change.installer import Reinstaller, before_writing, cancel_requested
 from condafix.change.safety import _atomic_write, _read_json
+from condafix.env import condameta
 from condafix.errors import CondafixError, Hint
 
 
@@ -361,13 +362,25 @@ def reinstaller() -> Reinstaller:
     return Reinstaller(label="rattler", unavailable=unavailable, reinstall=reinstall)
 
 
-def keep_channel_urls(prefix: Path, urls: Mapping[str, str]) -> None:
+def record_stamps(prefix: Path) -> dict[str, tuple[int, int]]:
+    """Record file name -> (size, mtime ns): which records an install wrote, without reading any."""
+    stamps = {}
+    for path in condameta.record_paths(prefix):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            stamps[path.name] = (info.st_size, info.st_mtime_ns)
+    return stamps
+
+
+def keep_channel_urls(prefix: Path, urls: Mapping[str, str], before: Mapping[str, tuple[int, int]]) -> None:
     """Records installed from conda's package cache keep their channel URL (conda reads the channel from it).
 
-    ``urls``: record file name -> the channel URL; only those files are read."""
+    ``urls``: record file name -> the channel URL; only those files the install wrote (their stamp is
+    not ``before``'s) are read, so a 200 MB record of a package the change leaves is never parsed."""
+    now = record_stamps(prefix)
     for name, url in sorted(urls.items()):
         path = prefix / "conda-meta" / name
-        if not path.is_file():
+        if not path.is_file() or name not in now or now[name] == before.get(name):
             continue
         record = _read_json(path)
         if url and record.get("url") != url:
