@@ -42,11 +42,18 @@ def _fits(rec: gen.Rec) -> bool:
     return True
 
 
+# numba-cuda 0.25 links through nvJitLink into SASS: an env holding it needs no pin (issue 21's pin rule), and
+# condafix would have nothing to plan. The bench envs leave it out: numba's own ``numba.cuda`` hands PTX to the
+# driver's JIT, so every tool (condafix, conda, micromamba, the bare solve) plans the same cuda-version move.
+LEFT_OUT = ("numba-cuda",)
+
+
 def env_names(size: int) -> list[str]:
+    """The env's package names: ``size`` is its name (env10, env300), less :data:`LEFT_OUT`."""
     if size == 10:
-        return list(gen.ENV10)
+        return [n for n in gen.ENV10 if n not in LEFT_OUT]
     names = [n.name for n in gen.core_names() if n.name not in gen.NOT_IN_ENV]
-    return list(dict.fromkeys([*gen.ENV10, *names, *gen.ENV_CUDA_NAMES]))
+    return [n for n in dict.fromkeys([*gen.ENV10, *names, *gen.ENV_CUDA_NAMES]) if n not in LEFT_OUT]
 
 
 def env_records(size: int) -> list[gen.Rec]:
@@ -70,16 +77,13 @@ def requested_specs(records: list[gen.Rec]) -> list[str]:
     return [f"python={gen.ENV_PYTHON}", *asked, *leaves]
 
 
-def write_env(prefix: Path, size: int, *, without: tuple[str, ...] = ()) -> list[gen.Rec]:
-    """Write ``prefix/conda-meta`` for the env of ``size`` packages less ``without`` (replacing what was there).
-
-    ``without=("numba-cuda",)`` leaves numba's own ``numba.cuda``, which hands PTX to the driver's JIT: condafix
-    then has a pin to plan (numba-cuda 0.25 links through nvJitLink into SASS, and the env needs nothing)."""
+def write_env(prefix: Path, size: int) -> list[gen.Rec]:
+    """Write ``prefix/conda-meta`` for the env named ``size`` (replacing what was there)."""
     if prefix.exists():
         shutil.rmtree(prefix)
     meta = prefix / "conda-meta"
     meta.mkdir(parents=True)
-    records = [r for r in env_records(size) if r.name not in without]
+    records = env_records(size)
     specs = requested_specs(records)
     requested = {s.split("=")[0]: s for s in specs}
     lines = [f"==> {CREATED} <==", f"# cmd: conda create -n {prefix.name} {' '.join(specs)}", "# conda version: 26.7.1"]

@@ -368,6 +368,24 @@ class Tools:
     micromamba: Path | None = None  # real micromamba 2.8.1 (`--via micromamba`)
 
 
+def check_plans(cases: list[Case]) -> None:
+    """Every condafix plan the bench times must be a change, found by a solve: an env that needs no pin is a
+    verdict without a solve, and its ratio against a solve would say nothing (issue 21's pin rule made the old
+    envs such). Runs each once, untimed, with ``--json``; stops the bench with the case named otherwise."""
+    for case in cases:
+        if not case.label.startswith("condafix") or case.label.endswith("cold"):
+            continue
+        done = subprocess.run([*case.argv, "--json"], env=case.env, capture_output=True, text=True, check=False)
+        try:
+            status = json.loads(done.stdout)["result"]["status"]
+        except (ValueError, KeyError, TypeError):
+            status = f"no plan (exit {done.returncode}: {done.stderr.strip()[-300:]})"
+        if status != "change":
+            raise SystemExit(
+                f"bench: {case.group} / {case.label} plans {status!r}, not a change: its timing means nothing"
+            )
+
+
 def plan_cases(block: Block, url: str, prefix: Path, tools: Tools) -> list[Case]:
     """condafix's default (rattler) plan against a bare py-rattler solve, warm and cold."""
     env = base_env()
@@ -418,14 +436,11 @@ def conda_cases(
     return cases
 
 
-JIT_ENV = ("numba-cuda",)  # left out of the 10-package env for the micromamba rows (envs.write_env says why)
-
-
 def micromamba_cases(block: Block, url: str, prefix: Path, tools: Tools) -> list[Case]:
     """micromamba's own `install --dry-run` of the pin beside `condafix cuda --via micromamba` (a dry run).
 
-    ``prefix`` is the env10 less numba-cuda (``JIT_ENV``): a PTX-JIT user, so condafix plans the same pin that
-    micromamba is asked for (with numba-cuda 0.25 and its nvJitLink condafix has nothing to do)."""
+    ``prefix`` is the env10, a PTX-JIT user (``envs.LEFT_OUT`` says why): condafix plans the pin micromamba is
+    asked for."""
     if tools.micromamba is None:
         return []
     env = {k: v for k, v in base_env().items() if not k.startswith("MAMBA")}
@@ -775,8 +790,6 @@ def main() -> int:
     prefixes = {n: WORK / "envs" / f"env{n}" for n in (10, 300)}
     for n, prefix in prefixes.items():
         envs.write_env(prefix, n)
-    jit_prefix = WORK / "envs" / "env10-jit"
-    envs.write_env(jit_prefix, 10, without=JIT_ENV)
     big_prefix = WORK / "envs" / f"env{envs.BIG_ENV // 1000}k"
     say(f"an env of {envs.BIG_ENV} records (written once)")
     envs.write_big_env(big_prefix, envs.BIG_ENV)
@@ -808,6 +821,7 @@ def main() -> int:
                     block = Block(size, fmt, env_size)
                     url = f"{server.url}/channel-{size}-v{gen.GENERATOR_VERSION}/{fmt}"
                     cases = plan_cases(block, url, prefixes[env_size], tools)
+                    check_plans(cases)
                     say(f"{block.name}: {len(cases)} commands × {rounds} rounds")
                     measured(cases, rounds)
                     fast[block] = cases
@@ -819,15 +833,17 @@ def main() -> int:
             for block, solvers, via_solvers in schedule(sizes, args.quick):
                 url = f"{server.url}/channel-{block.size}-v{gen.GENERATOR_VERSION}/{block.fmt}"
                 cases = conda_cases(block, url, prefixes[block.env_size], tools, solvers, via_solvers)
+                check_plans(cases)
                 rounds = conda_rounds if block.size == min(sizes) else 1
                 say(f"{block.name}, conda: {len(cases)} commands × {rounds} rounds")
                 measured(cases, rounds)
                 slow[block] = cases
         for size in sizes if tools.micromamba else []:
             for fmt in ("sharded", "mono"):
-                block = Block(size, fmt, 10 - len(JIT_ENV))
+                block = Block(size, fmt, 10)
                 url = f"{server.url}/channel-{size}-v{gen.GENERATOR_VERSION}/{fmt}"
-                cases = micromamba_cases(block, url, jit_prefix, tools)
+                cases = micromamba_cases(block, url, prefixes[10], tools)
+                check_plans(cases)
                 rounds = conda_rounds if size == min(sizes) else 1
                 say(f"{block.name}, micromamba: {len(cases)} commands × {rounds} rounds")
                 measured(cases, rounds)

@@ -139,8 +139,8 @@ def test_micromamba_rows_run_both_dry_runs_of_the_same_pin(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(bench_run, "WORK", tmp_path / "work")
     (tmp_path / "work").mkdir()
-    prefix = tmp_path / "env10-jit"
-    envs.write_env(prefix, 10, without=bench_run.JIT_ENV)
+    prefix = tmp_path / "env10"
+    envs.write_env(prefix, 10)
     before = tree_digest(prefix)
     server = serve.Server(("127.0.0.1", 0), functools.partial(serve.Handler, directory=str(generated)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -148,7 +148,7 @@ def test_micromamba_rows_run_both_dry_runs_of_the_same_pin(
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{fmt}"
         tools = bench_run.Tools(Path(sys.executable), None, None, None, Path(MICROMAMBA))
-        block = bench_run.Block(SIZE, fmt, 9)
+        block = bench_run.Block(SIZE, fmt, 10)
         cases = bench_run.micromamba_cases(block, url, prefix, tools)
         assert [c.label for c in cases] == ["micromamba", "condafix via micromamba"]
         bench_run.run_rounds(cases, 1)
@@ -165,5 +165,36 @@ def test_micromamba_rows_run_both_dry_runs_of_the_same_pin(
     assert all(re.search(rf"\+ {n}\s+12\.4", own.stdout) for n in moved), own.stdout
     assert tree_digest(prefix) == before
     table = bench_run.micromamba_table({block: cases}, {SIZE: {"records": SIZE}})
-    row = next(line for line in table if line.startswith(f"| {SIZE // 1000}k {fmt} | 9 |"))
+    row = next(line for line in table if line.startswith(f"| {SIZE // 1000}k {fmt} | 10 |"))
     assert "failed" not in row and row.count("×") == 2, row
+
+
+def test_the_bench_times_only_plans_that_solve(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """env10 is a PTX-JIT env, so condafix's plan is a change found by a solve; a plan that is nothing to do
+    (here: the env's own CUDA 12.9 as the target) stops the bench, naming the case, before anything is timed."""
+    import run as bench_run
+
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(bench_run, "WORK", tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    prefix = tmp_path / "env10"
+    records = envs.write_env(prefix, 10)
+    assert "numba-cuda" not in {r.name for r in records} and "numba" in {r.name for r in records}
+    server = serve.Server(("127.0.0.1", 0), functools.partial(serve.Handler, directory=str(generated)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/sharded"
+        tools = bench_run.Tools(Path(sys.executable), None, None, None, None)
+        cases = bench_run.plan_cases(bench_run.Block(SIZE, "sharded", 10), url, prefix, tools)
+        bench_run.check_plans(cases)
+        own = [c for c in cases if c.label == "condafix cuda"]
+        own[0].argv[own[0].argv.index("--cuda") + 1] = "12.9"
+        with pytest.raises(SystemExit, match="condafix cuda plans 'nothing-to-do', not a change"):
+            bench_run.check_plans(own)
+    finally:
+        server.shutdown()
+        server.server_close()
