@@ -81,7 +81,7 @@ def test_doctor_json_is_the_dataclasses(make_prefix: Callable[..., Path]) -> Non
     prefix = make_prefix(CUDA12_ENV)
     done = run("doctor", "-p", str(prefix), "--cuda", "12.4", "--json", "--check")
     doc = json.loads(done.stdout)
-    assert doc["schema"] == "condafix/doctor/v2" and doc["exit_code"] == done.returncode == 2
+    assert doc["schema"] == "condafix/doctor/v3" and doc["exit_code"] == done.returncode == 2
     # the keys are pinned by tests/test_schemas.py; here the values a user reads
     assert doc["result"]["fix"]["pins"] == ["cuda-version=12.4"]
     assert doc["result"]["driver"]["cuda"] == "12.4" and doc["result"]["env_cuda"] == "12.9"

@@ -93,7 +93,7 @@ def test_conda_cuda_applies_with_condarc_channels(
     prefix = broken_env(plugged, tmp_path)
     done = plugged.run("cuda", "-p", str(prefix), "--apply", "--yes", "--json", "--solver", solver, env=user_condarc)
     doc = json.loads(done.stdout)
-    assert doc["schema"] == "condafix/cuda/v2"
+    assert doc["schema"] == "condafix/cuda/v3"
     plan = doc["result"]["plan"]
     assert plan["solver"] == f"conda ({solver})" and plan["channels"] == [plugged.channel_url]
     assert doc["result"]["applied"]["via"] == f"conda ({solver})"
@@ -201,7 +201,7 @@ def test_conda_cuda_takes_the_pin_and_rollback_flags_its_hints_name(
     assert plugged.installed(prefix)["cuda-version"] == "12.4"
     listed = plugged.run("cuda", "--rollback", "--list", "-p", str(prefix), "--json", env=user_condarc)
     assert (
-        json.loads(listed.stdout)["schema"] == "condafix/rollback/v2" and len(json.loads(listed.stdout)["result"]) == 1
+        json.loads(listed.stdout)["schema"] == "condafix/rollback/v3" and len(json.loads(listed.stdout)["result"]) == 1
     )
     plugged.run("install", "-p", str(prefix), "-y", "--override-channels", "-c", plugged.channel_url, "numpy=2.1.0")
     refused = plugged.run("cuda", "--rollback", "-p", str(prefix), "--yes", check=False, env=user_condarc)

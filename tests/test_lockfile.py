@@ -150,7 +150,7 @@ def test_cli_table_json_check_codes_and_files_untouched(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     doc = json.loads(run(str(LOCKS / "pixi-v5/pixi.lock"), "--driver", "470.82.01", "--json", "--check").stdout)
-    assert doc["schema"] == "condafix/lock/v2" and doc["exit_code"] == 2
+    assert doc["schema"] == "condafix/lock/v3" and doc["exit_code"] == 2
     assert doc["result"]["target_cuda"] == "11.4"
     envs = doc["result"]["reports"][0]["envs"]
     assert {(e["env"], e["platform"], e["verdict"]) for e in envs if e["env"] == "cpu"} == {

@@ -121,7 +121,7 @@ def test_json_plan_validates_against_the_dataclasses(installed_env: Callable[...
         check=False,
     )
     doc = json.loads(done.stdout)
-    assert doc["schema"] == "condafix/cuda/v2" and done.returncode == 0
+    assert doc["schema"] == "condafix/cuda/v3" and done.returncode == 0
     result = doc["result"]
     fields = {f.name for f in dataclasses.fields(planner.Plan) if f.metadata.get("json", True)}
     assert set(result) == fields

@@ -3,7 +3,7 @@
 Each document comes from a real run of the command on real fixtures (an env on disk, a local channel,
 a lockfile, a paste). Its key paths (``result.fix.pins[]``, lists as ``[]``) must equal the list on disk:
 adding, removing or renaming a key fails here, so a schema change is a deliberate edit of that list
-and of the schema version (``condafix/<command>/v2``). Values are not compared: other tests own them.
+and of the schema version (``condafix/<command>/v3``). Values are not compared: other tests own them.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_key_paths_see_a_renamed_key() -> None:
 def test_doctor(make_prefix: Callable[..., Path]) -> None:
     prefix = make_prefix(SEED_ENV)
     doc = condafix("doctor", "-p", str(prefix), "--cuda", "11.4", "--json")
-    check("doctor", doc, "condafix/doctor/v2")
+    check("doctor", doc, "condafix/doctor/v3")
     # the seed env (toolkit 11.7 on an 11.4 driver) is a mismatch: the one vocabulary calls it an error
     assert doc["result"]["status"] == "mismatch" and doc["status"] == "error"
     assert {f["severity"] for f in doc["findings"]} <= {"ok", "info", "warning", "error"}
@@ -79,23 +79,23 @@ def test_doctor(make_prefix: Callable[..., Path]) -> None:
 
 def test_explain() -> None:
     text = (FIXTURES / "errors" / "numba-seed-7.7-7.4.txt").read_text()
-    check("explain", condafix("explain", "--no-detect", "--json", stdin=text), "condafix/explain/v2")
+    check("explain", condafix("explain", "--no-detect", "--json", stdin=text), "condafix/explain/v3")
 
 
 def test_proxy(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.update(HOME=str(tmp_path), HTTPS_PROXY="http://127.0.0.1:9", XDG_CONFIG_HOME=str(tmp_path / "x"))
-    check("proxy", condafix("proxy", "--json", "--no-connect", env=env), "condafix/proxy/v2")
+    check("proxy", condafix("proxy", "--json", "--no-connect", env=env), "condafix/proxy/v3")
 
 
 def test_lock() -> None:
     lock = FIXTURES / "lockfiles" / "conda-lock" / "conda-lock.yml"
-    check("lock", condafix("lock", str(lock), "--cuda", "12.4", "--json"), "condafix/lock/v2")
+    check("lock", condafix("lock", str(lock), "--cuda", "12.4", "--json"), "condafix/lock/v3")
 
 
 def test_error_document(tmp_path: Path) -> None:
     doc = condafix("doctor", "-p", str(tmp_path / "nowhere"), "--json")
-    check("error", doc, "condafix/doctor/v2")
+    check("error", doc, "condafix/doctor/v3")
     assert doc["status"] == "error"
 
 
@@ -107,17 +107,17 @@ def broken_env(installed_env: Callable[..., Path]) -> Path:
 def test_cuda_plan_apply_and_rollback(broken_env: Path, cli_env: dict[str, str]) -> None:
     prefix = str(broken_env)
     plan = condafix("cuda", "-p", prefix, "--cuda", "12.4", "--json", env=cli_env)
-    check("cuda-plan", plan, "condafix/cuda/v2")
+    check("cuda-plan", plan, "condafix/cuda/v3")
     # every command speaks the one vocabulary: a plan that changes the env is a warning, each move a finding
     assert plan["result"]["status"] == "change" and plan["status"] == "warning"
     moved = {f["component"]: f["message"] for f in plan["findings"] if f["code"] == "plan-downgrade"}
     assert moved["cuda-version"] == "cuda-version 12.9 -> 12.4"
     applied = condafix("cuda", "-p", prefix, "--cuda", "12.4", "--apply", "--yes", "--json", env=cli_env)
-    check("cuda-applied", applied, "condafix/cuda/v2")
+    check("cuda-applied", applied, "condafix/cuda/v3")
     assert applied["status"] == "ok" and [f["code"] for f in applied["findings"]] == ["applied"]
     listed = condafix("rollback", "-p", prefix, "--list", "--json", env=cli_env)
-    check("rollback-list", listed, "condafix/rollback/v2")
+    check("rollback-list", listed, "condafix/rollback/v3")
     preview = condafix("rollback", "-p", prefix, "--dry-run", "--json", env=cli_env)
-    check("rollback-preview", preview, "condafix/rollback/v2")
+    check("rollback-preview", preview, "condafix/rollback/v3")
     done = condafix("rollback", "-p", prefix, "--yes", "--json", env=cli_env)
-    check("rollback-done", done, "condafix/rollback/v2")
+    check("rollback-done", done, "condafix/rollback/v3")

@@ -27,7 +27,7 @@ from condafix.redact import RedactingWriter, redact, redact_json
 from condafix.schema import to_jsonable
 
 #: the version of every ``--json`` document (v2: ``status`` and ``findings`` in the envelope)
-SCHEMA_VERSION = "v2"
+SCHEMA_VERSION = "v3"
 
 if TYPE_CHECKING:
     from rich.console import Console
