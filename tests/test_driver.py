@@ -298,6 +298,7 @@ def test_a_field_nvidia_smi_could_not_read_is_no_driver_version() -> None:
         ("h200-580.159.04-q.txt", driver.parse_smi_query_text),
         ("h100-580.159.04-query.xml", driver.parse_smi_xml),
         ("t4x2-535.104.05-query-full.xml", driver.parse_smi_xml),
+        ("h200-580.159.04-q.xml", driver.parse_smi_xml),  # nvidia-smi -q -x, captured on the H200 on 2026-12-03
     ],
 )
 @pytest.mark.parametrize("preface", ["", BENCH_PREFACE])

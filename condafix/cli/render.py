@@ -70,7 +70,7 @@ class Output:
         return Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True, width=width)
 
     def json(self, kind: str, payload: object, exit_code: int, findings: tuple[Finding, ...] = ()) -> None:
-        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v2", ...}``, every string redacted.
+        """One JSON document on stdout: ``{"schema": "condafix/<kind>/v3", ...}``, every string redacted.
 
         v2: every document carries ``status`` (ok, warning, error: its worst finding) and ``findings``.
         """
