@@ -8,6 +8,7 @@ what kind it is (``fix_kind``), "info" meaning not enough information plus the e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from condafix.diagnose.facts import Facts
@@ -65,6 +66,25 @@ def made(
         driver_cuda=driver_cuda, ptx=ptx, driver_ptx=driver_ptx, lines=lines, fixes=fixes, fix_kind=fix_kind,
         component=component or family.component, culprit=culprit,
     )  # fmt: skip
+
+
+def fixed(
+    *,
+    newer: Newer = "neither",
+    lines: tuple[str, ...],
+    fixes: tuple[str, ...],
+    fix_kind: FixKind,
+    culprit: str,
+    component: str | None = None,
+) -> Callable[[Family, re.Match[str], Facts, str], Explanation]:
+    """The builder of a family whose explanation does not depend on the paste: its words, said as they are."""
+
+    def build(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
+        return made(
+            family, newer=newer, lines=lines, fixes=fixes, fix_kind=fix_kind, culprit=culprit, component=component
+        )
+
+    return build
 
 
 def cudas_for_ptx(ptx: CudaVersion) -> tuple[CudaVersion, ...]:
@@ -423,20 +443,21 @@ def ptxas_arch(family: Family, match: re.Match[str], facts: Facts, text: str) ->
     return made(family, newer="driver", lines=lines, fixes=fixes, fix_kind="path", culprit="ptxas")
 
 
-def ptxas_failed(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+ptxas_failed = fixed(
+    newer="unknown",
+    lines=(
         "a ptxas binary (Triton's, or the toolkit's on Windows) exited with an error and its message is not "
         "in the paste",
         "without that message the cause is unknown: a PTX version, an unknown --gpu-name, or a crash",
-    )
-    fixes = (
+    ),
+    fixes=(
         "not enough information: run the ptxas command from the traceback by hand to see its message, "
         "and `ptxas --version` (`where ptxas` on Windows); then pass both to condafix explain",
-    )
-    return Explanation(
-        recognised=True, family=family.code, title=family.title, newer="unknown", lines=lines, fixes=fixes,
-        fix_kind="info", component="ptxas", culprit="unknown",
-    )  # fmt: skip
+    ),
+    fix_kind="info",
+    culprit="unknown",
+    component="ptxas",
+)
 
 
 def triton_table(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:

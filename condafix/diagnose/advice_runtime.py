@@ -15,6 +15,7 @@ from condafix.diagnose.advice import (
     cuda_for_sm,
     driver_from_facts,
     fact_sm,
+    fixed,
     is_pip,
     made,
     pin_lines,
@@ -330,17 +331,19 @@ def library_skew(family: Family, match: re.Match[str], facts: Facts, text: str) 
 # ---------------------------------------------------------------- solvers
 
 
-def classic_unsat(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+classic_unsat = fixed(
+    lines=(
         "conda's classic solver lists every virtual package (__cuda, __glibc) among the 'incompatible' features "
         "whenever it finds no solution: __cuda is rarely the cause",
         "the real conflict is elsewhere in the specs",
-    )
-    fixes = (
+    ),
+    fixes=(
         "not enough information: solve again with libmamba to see the real conflict: conda install "
         "--solver=libmamba … (the default since conda 23.10), then `condafix explain` that message",
-    )
-    return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="info", culprit="spec")
+    ),
+    fix_kind="info",
+    culprit="spec",
+)
 
 
 _NEED = re.compile(r"__cuda ?>=? ?(\d{1,2}(?:\.\d{1,2})?)")
@@ -393,70 +396,81 @@ def solver(family: Family, match: re.Match[str], facts: Facts, text: str) -> Exp
     return made(family, newer="driver", lines=lines, fixes=fixes, fix_kind="override", culprit="host")
 
 
-def pixi_virtual_missing(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+pixi_virtual_missing = fixed(
+    lines=(
         "pixi found no __cuda on this machine (no NVIDIA driver here: CI runner, login node, Docker build) but the "
         "environment requires one",
         "nothing is wrong with the manifest's CUDA or with a driver elsewhere",
-    )
-    fixes = (
+    ),
+    fixes=(
         "for the solve/install on this machine: CONDA_OVERRIDE_CUDA=<the GPU machine's driver CUDA, e.g. 12.0> "
         "pixi install",
         "or give GPU-less machines their own environment without the cuda requirement",
-    )
-    return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="override", culprit="host")
+    ),
+    fix_kind="override",
+    culprit="host",
+)
 
 
-def pixi_no_cuda(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+pixi_no_cuda = fixed(
+    lines=(
         "pixi solves against the manifest's declared system requirements, not the machine: a CUDA build "
         "(`*cuda*`) needs __cuda, and this manifest declares no CUDA for the environment",
         "not the driver: pixi does not look at the machine's __cuda for a manifest without it",
-    )
-    fixes = (
+    ),
+    fixes=(
         'declare it in the manifest: [system-requirements] cuda = "12" (pixi < 0.71), or the cuda entry of the '
         "workspace platform (rich platforms, pixi >= 0.71), for the environments that need CUDA",
-    )
-    return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="manifest", culprit="spec")
+    ),
+    fix_kind="manifest",
+    culprit="spec",
+)
 
 
-def pixi_platform_mismatch(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines: tuple[str, ...] = (
+pixi_platform_mismatch = fixed(
+    newer="unknown",
+    lines=(
         "pixi compares the machine's virtual packages (__cuda, __glibc) with each platform the environment "
         "declares; none matched here",
         "either this machine's driver CUDA is older than the platforms ask for, or it has no __cuda at all",
-    )
-    fixes: tuple[str, ...] = (
+    ),
+    fixes=(
         "not enough information: run `pixi info` (its Virtual packages list __cuda) and compare it with the "
         "cuda of the workspace platforms; an older __cuda needs a driver upgrade or a platform for it, none needs "
         "CONDA_OVERRIDE_CUDA or a CPU platform",
-    )
-    return made(family, newer="unknown", lines=lines, fixes=fixes, fix_kind="info", culprit="host")
+    ),
+    fix_kind="info",
+    culprit="host",
+)
 
 
-def build_glob(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+build_glob = fixed(
+    lines=(
         "the requested build-string glob matches no package in these channels for this platform",
         "the solver never got to __cuda: not the driver",
-    )
-    fixes = (
+    ),
+    fixes=(
         "check what exists: `conda search 'NAME=VERSION=*cuda*' -c CHANNEL` for this platform, then fix the glob "
         "(a leading `*`, the channel that has the build, or a platform that has CUDA builds)",
-    )
-    return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="spec", culprit="spec")
+    ),
+    fix_kind="spec",
+    culprit="spec",
+)
 
 
-def solver_conflict(family: Family, match: re.Match[str], facts: Facts, text: str) -> Explanation:
-    lines = (
+solver_conflict = fixed(
+    lines=(
         "the conflict is between packages: a CUDA pin or build (pytorch-cuda, cudatoolkit, cuda-version) the env "
         "or the request holds, against another one",
         "no __cuda in the conflict tree: not the driver",
-    )
-    fixes = (
+    ),
+    fixes=(
         "relax or remove the package that holds the other CUDA (e.g. `conda remove cudatoolkit` when moving to "
         "cuda-version 12+; ask for pytorch and pytorch-cuda of one CUDA together)",
-    )
-    return made(family, newer="neither", lines=lines, fixes=fixes, fix_kind="spec", culprit="spec")
+    ),
+    fix_kind="spec",
+    culprit="spec",
+)
 
 
 _PROXY_HOST = re.compile(r"Failed to resolve '([A-Za-z0-9.\-]{1,253})'|host='([A-Za-z0-9.\-]{1,253})'")
