@@ -113,7 +113,7 @@ def apply_change(
             "pin_edits": [{"added": e.added, "replaced": e.replaced} for e in change.pin_edits],
             "linking": list(change.linking),
             "caches": list(change.caches),
-            "moving": sorted(set(change.moving) | set(touched) | {_name_of(d) for d in change.linking}),
+            "moving": sorted(set(change.moving) | set(touched) | {condameta.dist_name(d) for d in change.linking}),
         }
         try:
             snapshot = create_snapshot(
@@ -211,10 +211,6 @@ def _note_moved(snapshot: Path, names: Sequence[str]) -> None:
     have = meta.get("moving")
     have = have if isinstance(have, list) else []
     _update_meta(snapshot, moving=sorted({*(str(n) for n in have), *names}))
-
-
-def _name_of(dist: str) -> str:
-    return dist.rsplit("-", 2)[0]
 
 
 def _undo_after_failure(
@@ -367,7 +363,7 @@ def apply(
 def _check_plan_current(prefix: Path, moves: Sequence[Move]) -> None:
     """The env must still hold what the plan was made from (another change may have landed meanwhile)."""
     present = {p.name.removesuffix(".json") for p in condameta.record_paths(prefix)}
-    names = {n.rsplit("-", 2)[0] for n in present}
+    names = {condameta.dist_name(n) for n in present}
     stale = [
         m.name
         for m in moves

@@ -95,10 +95,10 @@ def record_others(prefix: Path, names: Sequence[str], config: Any = None) -> boo
     on_disk = {
         dist.split("::", 1)[-1]: dist
         for file, dist in _current_dists(prefix, config or _config()).items()
-        if file.removesuffix(".json").rsplit("-", 2)[0] in wanted
+        if condameta.dist_name(file) in wanted
     }
     in_state = {line.split("::", 1)[-1]: line for line in state}
-    removed = [line for key, line in in_state.items() if key.rsplit("-", 2)[0] in wanted and key not in on_disk]
+    removed = [line for key, line in in_state.items() if condameta.dist_name(key) in wanted and key not in on_disk]
     added = [dist for key, dist in on_disk.items() if key not in in_state]
     if not removed and not added:
         return False

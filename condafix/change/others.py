@@ -18,11 +18,6 @@ from condafix.change.safety import _read_json
 from condafix.env import condameta
 
 
-def _name_of(stem: str) -> str:
-    """``name-version-build`` (``.json`` optional) -> ``name``."""
-    return stem.removesuffix(".json").rsplit("-", 2)[0]
-
-
 def own_names(meta: Mapping[str, Any]) -> set[str]:
     """The package names condafix's change moves: its own transaction (``moving``), else the plan's
     touched and linked packages (snapshots written before ``moving`` was kept)."""
@@ -31,7 +26,7 @@ def own_names(meta: Mapping[str, Any]) -> set[str]:
     backed = meta.get("backed_up")
     names |= {n for n in backed if isinstance(n, str)} if isinstance(backed, list) else set()
     linking = meta.get("linking")
-    names |= {_name_of(d) for d in linking if isinstance(d, str)} if isinstance(linking, list) else set()
+    names |= {condameta.dist_name(d) for d in linking if isinstance(d, str)} if isinstance(linking, list) else set()
     return names
 
 
@@ -65,7 +60,7 @@ def _revision_names(revision: condameta.Revision, kept: frozenset[str] = frozens
     for line in revision.lines:
         dist = line[1:].split("::")[-1]
         if line[:1] == "-" or (line[:1] == "+" and dist not in kept):
-            names.add(_name_of(dist))
+            names.add(condameta.dist_name(dist))
     return names
 
 
@@ -131,7 +126,7 @@ def foreign_records(prefix: Path, snapshot: Path, meta: Mapping[str, Any]) -> li
     gone = {f: _read_json(p) for f, p in saved_files.items() if f not in current_files}
 
     def name(file: str, record: Mapping[str, Any] | None) -> str:
-        return str((record or {}).get("name") or _name_of(file))
+        return str((record or {}).get("name") or condameta.dist_name(file))
 
     saved_by_name = {name(f, gone.get(f)): f for f in saved_files}
     found: list[tuple[str, str]] = []

@@ -69,7 +69,7 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
         return []
     expected = set(after.get("records", []))
     current = {p.name: p for p in condameta.record_paths(prefix)}
-    by_name_then = {str(_name_of(f)): f for f in expected}
+    by_name_then = {str(condameta.dist_name(f)): f for f in expected}
     found = []
     for file, path in current.items():
         if file in expected:
@@ -79,7 +79,11 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
         old = " ".join(was.removesuffix(".json").rsplit("-", 2)[1:]) if was else "(not installed)"
         found.append(f"{record.get('name')} {old} -> {record.get('version')} {record.get('build')}")
     names_now = {str(_read_json(p).get("name")) for p in current.values()}
-    found += [f"{_name_of(f)} removed" for f in sorted(expected - set(current)) if _name_of(f) not in names_now]
+    found += [
+        f"{condameta.dist_name(f)} removed"
+        for f in sorted(expected - set(current))
+        if condameta.dist_name(f) not in names_now
+    ]
     _state, revisions = history_state(_history_text(prefix))
     since = int(after.get("history_revisions", revisions))
     if revisions > since:
@@ -88,12 +92,8 @@ def later_changes(prefix: Path, meta: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _name_of(file: str) -> str:
-    return file.removesuffix(".json").rsplit("-", 2)[0]
-
-
 def _own(path: Path, own: Scope) -> bool:
-    return str(_read_json(path).get("name") or _name_of(path.name)) in own
+    return str(_read_json(path).get("name") or condameta.dist_name(path.name)) in own
 
 
 def restore_plan(

@@ -234,6 +234,12 @@ class History:
         return specs
 
 
+def dist_name(stem: str) -> str:
+    """Package name of a record's ``name-version-build`` (a conda-meta file name, ``.json`` optional, or a
+    history dist without its channel): names may hold dashes, version and build never do."""
+    return stem.removesuffix(".json").rsplit("-", 2)[0]
+
+
 def spec_name(spec: str) -> str:
     """Package name of a MatchSpec string (``conda-forge::cuda-version=12.4`` -> cuda-version)."""
     text = spec.strip().split("::")[-1]
