@@ -128,17 +128,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _files(env: Mapping[str, str], root: Path | None) -> list[tuple[Path, Any]]:
-    """Every condarc conda reads, parsed (ruamel's commented mapping); one conda cannot read is left out
-    here (doctor and rollback still run) and named by :func:`unreadable` (``condafix cuda``/``env`` refuse)."""
-    found = []
+def _scan(env: Mapping[str, str], root: Path | None) -> tuple[list[tuple[Path, Any]], list[CondarcError]]:
+    """Every condarc conda reads, parsed (ruamel's commented mapping), and those conda cannot read, each as
+    the error naming it: :func:`files` leaves those out (doctor and rollback still run), :func:`unreadable`
+    names them (``condafix cuda``/``env`` refuse)."""
+    found, errors = [], []
     for path in search_path(env, root):
         if path.is_file():
             try:
                 found.append((path, _load_yaml(path)))
-            except CondarcError:
-                continue
-    return found
+            except CondarcError as exc:
+                errors.append(exc)
+    return found, errors
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -150,14 +151,7 @@ def read_file(path: Path) -> dict[str, Any]:
 def unreadable(env: Mapping[str, str] | None = None) -> list[CondarcError]:
     """The condarc files on conda's search path that conda cannot read, each as the error naming it."""
     env = os.environ if env is None else env
-    errors = []
-    for path in search_path(env, root_prefix(env)):
-        if path.is_file():
-            try:
-                _load_yaml(path)
-            except CondarcError as exc:
-                errors.append(exc)
-    return errors
+    return _scan(env, root_prefix(env))[1]
 
 
 def refuse_unreadable(env: Mapping[str, str] | None = None) -> None:
@@ -178,7 +172,7 @@ def finding(error: CondarcError) -> Finding:
 def files(env: Mapping[str, str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """(path, contents) of every condarc conda reads here, lowest priority first: the one reader."""
     env = os.environ if env is None else env
-    return [(path, _plain(data)) for path, data in _files(env, root_prefix(env))]
+    return [(path, _plain(data)) for path, data in _scan(env, root_prefix(env))[0]]
 
 
 def _list(value: object) -> list[str]:
@@ -195,7 +189,7 @@ def load(env: Mapping[str, str] | None = None) -> CondaConfig:
     """Env vars beat files; among files the later (more specific) one wins, lists keep every entry."""
     env = os.environ if env is None else env
     root = root_prefix(env)
-    sources = _files(env, root)
+    sources = _scan(env, root)[0]
     files = [_plain(data) for _path, data in sources]
     home = Path(env.get("HOME") or Path.home())
 
